@@ -1,0 +1,407 @@
+"""The agent: connects to the hub on ``/agent``, registers its printers, takes jobs
+into the spool, prints them, and reports back through the spool's outbox.
+
+It reconnects with backoff whenever the hub goes away and then registers its
+printers again; the hub answers by redelivering whatever is unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import secrets
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import socketio
+
+from pm_agent.printer_port import PrinterPort, open_port
+from pm_agent.printer_uri import PrinterSpec
+from pm_agent.printer_worker import PrinterWorker
+from pm_agent.spool import JobSpool
+from pm_hub.protocol import AgentEvent, ErrorCode, HubEvent, Namespace, error_ack, ok_ack
+
+log = logging.getLogger(__name__)
+
+NS = Namespace.AGENT
+VERSION = "0.1.0"
+
+
+class AgentAuthError(Exception):
+    """The hub refused this agent's license key or device id."""
+
+
+def load_device_id(data_dir: Path) -> str:
+    """A stable id for this machine's agent, created once in the data dir."""
+    path = data_dir / "agent-device-id"
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = f"{platform.node() or 'agent'}-{secrets.token_hex(6)}"
+    path.write_text(value + "\n")
+    return value
+
+
+@dataclass
+class LinkHealth:
+    """Latency and loss of the agent's link to the hub, from ``health:ping`` acks."""
+
+    window: int = 40
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=40))
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=40))
+    reconnects: int = 0
+    connected_since: float | None = None
+    started: float = field(default_factory=time.time)
+
+    def record(self, latency_ms: float | None) -> None:
+        self.outcomes.append(latency_ms is not None)
+        if latency_ms is not None:
+            self.latencies.append(latency_ms)
+
+    def summary(self) -> dict[str, Any]:
+        lat = list(self.latencies)
+        sent = len(self.outcomes)
+        return {
+            "latency_last_ms": round(lat[-1], 2) if lat else None,
+            "latency_avg_ms": round(statistics.fmean(lat), 2) if lat else None,
+            "latency_p95_ms": round(sorted(lat)[max(0, int(len(lat) * 0.95) - 1)], 2)
+            if lat
+            else None,
+            "packet_loss": round(1 - sum(self.outcomes) / sent, 4) if sent else 0.0,
+            "reconnects": self.reconnects,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        hub_url: str,
+        license_key: str,
+        data_dir: Path,
+        printers: list[PrinterSpec],
+        device_id: str | None = None,
+        name: str | None = None,
+        poll_interval: float = 2.0,
+        ping_interval: float = 15.0,
+        spool_synchronous: str = "FULL",
+        ports: dict[str, PrinterPort] | None = None,
+    ) -> None:
+        self.hub_url = hub_url.rstrip("/")
+        self.license_key = license_key
+        self.data_dir = data_dir
+        self.device_id = device_id or load_device_id(data_dir)
+        self.name = name or platform.node() or "agent"
+        self.poll_interval = poll_interval
+        self.ping_interval = ping_interval
+        self.spool = JobSpool(data_dir / "agent-spool.sqlite", synchronous=spool_synchronous)
+        self.health = LinkHealth()
+        self.sio = socketio.AsyncClient(
+            reconnection=True,
+            reconnection_attempts=0,
+            reconnection_delay=0.5,
+            reconnection_delay_max=10,
+            randomization_factor=0.3,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.workers: list[PrinterWorker] = []
+        self.by_printer_id: dict[int, PrinterWorker] = {}
+        self._specs = printers
+        self._ports = ports or {}
+        self._outbox_wake = asyncio.Event()
+        self._registered = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._last_connect_error: Any = None
+        self._setup_handlers()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return NS in self.sio.namespaces
+
+    async def start(self) -> None:
+        """Open the spool, start the printer workers, connect (retrying until it works)."""
+        await asyncio.to_thread(self.spool.open)
+        recovered = await self.spool.recover_interrupted()
+        for job in recovered:
+            log.warning("job %s was interrupted while printing; marked failed", job.job_id)
+        for spec in self._specs:
+            port = self._ports.get(spec.uri) or open_port(spec)
+            worker = PrinterWorker(
+                spec,
+                port,
+                self.spool,
+                on_status=self._report_status,
+                on_outbox=self._outbox_wake.set,
+                poll_interval=self.poll_interval,
+            )
+            self.workers.append(worker)
+            worker.start()
+        self._tasks = [
+            asyncio.create_task(self._outbox_loop(), name="agent:outbox"),
+            asyncio.create_task(self._ping_loop(), name="agent:ping"),
+            asyncio.create_task(self._expiry_loop(), name="agent:expiry"),
+        ]
+        await self._connect_first()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.sio.disconnect()
+        except Exception:
+            pass
+        await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
+        await asyncio.to_thread(self.spool.close)
+
+    async def _connect_first(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.sio.connect(
+                    self.hub_url,
+                    namespaces=[NS],
+                    auth={
+                        "license_key": self.license_key,
+                        "device_id": self.device_id,
+                        "name": self.name,
+                        "version": VERSION,
+                        "hostname": platform.node(),
+                    },
+                    transports=["websocket"],
+                    wait_timeout=10,
+                )
+                return
+            except socketio.exceptions.ConnectionError as exc:
+                error = self._last_connect_error
+                if isinstance(error, dict) and (
+                    error.get("message") == ErrorCode.AUTH_FAILED
+                    or (error.get("data") or {}).get("code") == ErrorCode.AUTH_FAILED
+                ):
+                    detail = (error.get("data") or {}).get("message", "refused")
+                    raise AgentAuthError(f"hub refused this agent: {detail}") from exc
+                log.warning("cannot reach hub at %s (%s); retrying in %.1fs", self.hub_url, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+    # -- socket events -----------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _setup_handlers(self) -> None:
+        sio = self.sio
+
+        @sio.on("connect", namespace=NS)
+        async def on_connect() -> None:
+            if self.health.connected_since is not None:
+                self.health.reconnects += 1
+            self.health.connected_since = time.time()
+            log.info("connected to hub %s", self.hub_url)
+            self._spawn(self._after_connect())
+
+        @sio.on("disconnect", namespace=NS)
+        async def on_disconnect(reason: Any = None) -> None:
+            self._registered.clear()
+            self.health.connected_since = None
+            log.warning("disconnected from hub (%s); reconnecting", reason)
+
+        @sio.on("connect_error", namespace=NS)
+        async def on_connect_error(data: Any = None) -> None:
+            self._last_connect_error = data
+
+        @sio.on(HubEvent.PRINT_JOB, namespace=NS)
+        async def on_print_job(data: Any = None) -> dict[str, Any]:
+            return await self._accept_job(data)
+
+        @sio.on(HubEvent.PRINTER_TEST, namespace=NS)
+        async def on_printer_test(data: Any = None) -> dict[str, Any]:
+            if not isinstance(data, dict) or not isinstance(data.get("correlation_id"), str):
+                return error_ack(ErrorCode.INVALID_PAYLOAD, "correlation_id is required")
+            worker = self.by_printer_id.get(data.get("printer_id"))  # type: ignore[arg-type]
+            if worker is None:
+                return error_ack(ErrorCode.NOT_FOUND, "this agent has no such printer")
+            self._spawn(self._run_test(worker, data["correlation_id"]))
+            return ok_ack()
+
+        @sio.on(HubEvent.JOB_CANCEL, namespace=NS)
+        async def on_job_cancel(data: Any = None) -> dict[str, Any]:
+            if not isinstance(data, dict) or not isinstance(data.get("job_id"), int):
+                return error_ack(ErrorCode.INVALID_PAYLOAD, "job_id is required")
+            job = await self.spool.finish(
+                data["job_id"],
+                "cancelled",
+                error_code="cancelled",
+                error_message=str(data.get("reason") or "cancelled by an operator")[:300],
+                only_from=("pending",),
+            )
+            if job is not None:
+                self._outbox_wake.set()
+                return ok_ack(cancelled=True, status="cancelled")
+            current = await self.spool.get(data["job_id"])
+            return ok_ack(cancelled=False, status=current.state if current else "unknown")
+
+    async def _after_connect(self) -> None:
+        await self._flush_outbox()
+        await self._register_printers()
+
+    async def _register_printers(self) -> None:
+        for worker in self.workers:
+            if not self.connected:
+                return
+            try:
+                ack = await self.sio.call(
+                    AgentEvent.PRINTER_DISCOVERED, worker.describe(), namespace=NS, timeout=10
+                )
+            except Exception as exc:
+                log.warning("could not register %s: %s", worker.spec.name, exc)
+                continue
+            if isinstance(ack, dict) and ack.get("ok"):
+                worker.printer_id = int(ack["printer_id"])
+                self.by_printer_id[worker.printer_id] = worker
+                worker.wake()
+            else:
+                log.error("hub refused printer %s: %s", worker.spec.name, ack)
+        self._registered.set()
+
+    async def _report_status(self, worker: PrinterWorker) -> None:
+        log.info("printer %s is %s", worker.spec.name, worker.status)
+        if worker.printer_id is None or not self.connected:
+            return
+        try:
+            await self.sio.emit(
+                AgentEvent.PRINTER_STATUS,
+                {"printer_id": worker.printer_id, "status": worker.status, "flags": worker.flags},
+                namespace=NS,
+            )
+        except Exception as exc:
+            log.debug("status report for %s not sent: %s", worker.spec.name, exc)
+        if worker.ready:
+            worker.wake()
+
+    async def _accept_job(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("job"), dict):
+            return error_ack(ErrorCode.INVALID_PAYLOAD, "job is required")
+        job = data["job"]
+        job_id, printer_id = job.get("id"), job.get("printer_id")
+        if not isinstance(job_id, int) or not isinstance(printer_id, int):
+            return error_ack(ErrorCode.INVALID_PAYLOAD, "job.id and job.printer_id are required")
+        if not isinstance(job.get("document"), dict):
+            return error_ack(ErrorCode.INVALID_PAYLOAD, "job.document is required")
+        worker = self.by_printer_id.get(printer_id)
+        if worker is None:
+            return error_ack(ErrorCode.NOT_FOUND, f"this agent has no printer {printer_id}")
+        spooled, new = await self.spool.accept(job)
+        if new:
+            worker.wake()
+        elif spooled.state in ("completed", "failed", "expired", "cancelled"):
+            # Already done: answer with the outcome so the hub can close the job.
+            outcome = spooled.result_payload()
+            outcome["ok"] = True  # the delivery is fine; "status" carries the outcome
+            return outcome
+        return ok_ack(status="dispatched" if spooled.state == "pending" else spooled.state)
+
+    async def _run_test(self, worker: PrinterWorker, correlation_id: str) -> None:
+        try:
+            result = await worker.print_test_page()
+        except Exception as exc:
+            log.exception("[%s] test print failed", correlation_id)
+            result = {"ok": False, "error": {"code": "internal", "message": str(exc)}}
+        result.update(correlation_id=correlation_id, printer_id=worker.printer_id)
+        try:
+            await self.sio.emit(AgentEvent.PRINTER_TEST_RESULT, result, namespace=NS)
+        except Exception as exc:
+            log.warning("[%s] test result not delivered: %s", correlation_id, exc)
+
+    # -- outbox ------------------------------------------------------------------------
+
+    async def _outbox_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._outbox_wake.wait(), 5.0)
+            except TimeoutError:
+                pass
+            self._outbox_wake.clear()
+            if self.connected:
+                try:
+                    await self._flush_outbox()
+                except Exception:
+                    log.exception("outbox flush failed")
+
+    async def _flush_outbox(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.connected:
+            items = await self.spool.outbox(limit=200)
+            if not items:
+                return
+            futures: list[asyncio.Future[Any]] = []
+            for item in items:
+                fut: asyncio.Future[Any] = loop.create_future()
+
+                def settle(*args: Any, f: asyncio.Future[Any] = fut) -> None:
+                    if not f.done():
+                        f.set_result(args[0] if args else None)
+
+                await self.sio.emit(item.event, item.payload, namespace=NS, callback=settle)
+                futures.append(fut)
+            done, _ = await asyncio.wait(futures, timeout=15)
+            delivered = []
+            for item, fut in zip(items, futures, strict=True):
+                if fut not in done:
+                    continue
+                ack = fut.result()
+                if isinstance(ack, dict) and (
+                    ack.get("ok")
+                    or (ack.get("error") or {}).get("code")
+                    in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.INVALID_PAYLOAD)
+                ):
+                    if not ack.get("ok"):
+                        log.warning("hub refused %s %s: %s", item.event, item.payload, ack)
+                    delivered.append(item.id)
+            await self.spool.outbox_done(delivered)
+            if len(delivered) < len(items):
+                return  # the rest waits for the next round (timeout or disconnect)
+
+    # -- health ------------------------------------------------------------------------
+
+    async def ping(self) -> float | None:
+        started = time.perf_counter()
+        try:
+            await self.sio.call(
+                AgentEvent.HEALTH_PING, {"t": time.time()}, namespace=NS, timeout=5
+            )
+        except Exception:
+            self.health.record(None)
+            return None
+        latency = (time.perf_counter() - started) * 1000
+        self.health.record(latency)
+        return latency
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            if self.connected:
+                await self.ping()
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                if await self.spool.expire_due():
+                    self._outbox_wake.set()
+            except Exception:
+                log.exception("spool expiry failed")

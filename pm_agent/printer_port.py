@@ -1,0 +1,172 @@
+"""Talking to one printer device: send bytes, ask its real-time status (DLE EOT).
+
+Everything here blocks; callers run it on the printer's own worker thread, never
+on the event loop. A network printer keeps one socket open between jobs and is
+reconnected when it stopped accepting or the connection broke.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any, Protocol
+
+from pm_agent.escpos_status import STATUS_QUERIES, StatusReport, decode_status
+
+log = logging.getLogger(__name__)
+
+ALL_STATUS_QUERIES = b"".join(STATUS_QUERIES[n] for n in (1, 2, 3, 4))
+
+
+class PrinterUnreachable(Exception):
+    """Could not reach the printer; nothing was sent (safe to retry)."""
+
+
+class PrinterIOError(Exception):
+    """The connection broke while sending; part of the data may have been printed."""
+
+
+class PrinterPort(Protocol):
+    """What the agent needs from a printer connection (TCP, USB, serial, file)."""
+
+    description: str
+
+    def query_status(self) -> StatusReport | None:
+        """The printer's status, or None when it does not answer status queries."""
+        ...
+
+    def write(self, data: bytes, *, confirm_timeout: float) -> StatusReport | None:
+        """Send ``data``; then wait until the printer has taken it (status barrier)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TcpPrinterPort:
+    """An ESC/POS printer on a raw TCP port (9100)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float = 3.0,
+        status_timeout: float = 1.5,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.description = f"tcp://{host}:{port}"
+        self.connect_timeout = connect_timeout
+        self.status_timeout = status_timeout
+        self._sock: socket.socket | None = None
+
+    def _connection(self) -> socket.socket:
+        if self._sock is None:
+            try:
+                sock = socket.create_connection(
+                    (self.host, self.port), timeout=self.connect_timeout
+                )
+            except OSError as exc:
+                raise PrinterUnreachable(f"{self.description}: {exc.strerror or exc}") from exc
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sock = sock
+        return self._sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+
+    def _read_exact(self, sock: socket.socket, count: int, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        data = b""
+        while len(data) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(count - len(data))
+            except TimeoutError:
+                return None
+            if not chunk:
+                raise ConnectionResetError("printer closed the connection")
+            data += chunk
+        return data
+
+    def _ask_status(self, sock: socket.socket, timeout: float) -> StatusReport | None:
+        sock.settimeout(self.connect_timeout)
+        sock.sendall(ALL_STATUS_QUERIES)
+        answer = self._read_exact(sock, 4, timeout)
+        if answer is None:
+            # No answer: drop the socket so a late answer cannot be misread later.
+            self.close()
+            return None
+        try:
+            return decode_status(answer[0], answer[1], answer[2], answer[3])
+        except ValueError:
+            self.close()
+            log.warning("%s answered status with garbage %r", self.description, answer)
+            return None
+
+    def query_status(self) -> StatusReport | None:
+        for attempt in (1, 2):
+            sock = self._connection()
+            try:
+                return self._ask_status(sock, self.status_timeout)
+            except OSError as exc:
+                # A kept-open socket may have gone stale; reconnect once before giving up.
+                self.close()
+                if attempt == 2:
+                    raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+        return None  # pragma: no cover
+
+    def write(self, data: bytes, *, confirm_timeout: float = 30.0) -> StatusReport | None:
+        sock = self._connection()
+        try:
+            sock.settimeout(self.connect_timeout + len(data) / 50_000)
+            sock.sendall(data)
+            return self._ask_status(sock, confirm_timeout)
+        except OSError as exc:
+            self.close()
+            raise PrinterIOError(f"{self.description}: connection lost while printing ({exc})") from exc
+
+
+class FilePrinterPort:
+    """A file or device node (``file:///dev/usb/lp0``): bytes appended, no status."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = f"file://{path}"
+
+    def query_status(self) -> StatusReport | None:
+        import os
+
+        directory = os.path.dirname(self.path) or "."
+        if not os.path.exists(self.path) and not os.access(directory, os.W_OK):
+            raise PrinterUnreachable(f"{self.description}: cannot write there")
+        return None
+
+    def write(self, data: bytes, *, confirm_timeout: float = 30.0) -> StatusReport | None:
+        try:
+            with open(self.path, "ab") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def open_port(spec: Any) -> PrinterPort:
+    """The port for a :class:`~pm_agent.printer_uri.PrinterSpec`."""
+    if spec.scheme == "tcp":
+        return TcpPrinterPort(spec.host, spec.port)
+    if spec.scheme == "file":
+        return FilePrinterPort(spec.path)
+    raise ValueError(f"{spec.uri}: {spec.scheme} printers are not supported yet")

@@ -1,0 +1,237 @@
+"""One printer as the agent drives it: a status poller and a print loop that takes
+jobs from the spool in order, each doing device I/O on the printer's own thread
+(so a stuck printer never holds up another)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from pm_agent.escpos_status import StatusReport
+from pm_agent.printer_port import PrinterIOError, PrinterPort, PrinterUnreachable
+from pm_agent.printer_uri import PrinterSpec
+from pm_agent.render import render_document, render_test_page
+from pm_agent.spool import JobSpool, SpooledJob
+from pm_hub.protocol import PROBLEM_PRINTER_STATUSES
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Longest wait between attempts at a job whose printer is not ready.
+MAX_RETRY_DELAY = 10.0
+
+
+class PrinterWorker:
+    def __init__(
+        self,
+        spec: PrinterSpec,
+        port: PrinterPort,
+        spool: JobSpool,
+        *,
+        on_status: Callable[[PrinterWorker], Awaitable[None]],
+        on_outbox: Callable[[], None],
+        poll_interval: float = 2.0,
+        columns: int = 42,
+    ) -> None:
+        self.spec = spec
+        self.port = port
+        self.spool = spool
+        self.on_status = on_status
+        self.on_outbox = on_outbox
+        self.poll_interval = poll_interval
+        self.columns = columns
+        self.printer_id: int | None = None
+        self.status = "unknown"
+        self.flags: dict[str, bool] = {}
+        self.status_supported = True
+        self.jobs_printed = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"printer:{spec.name}")
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = False
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    async def io(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._poll_loop(), name=f"poll:{self.spec.name}"),
+            asyncio.create_task(self._print_loop(), name=f"print:{self.spec.name}"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.io(self.port.close)
+        self._executor.shutdown(wait=False)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def describe(self) -> dict[str, Any]:
+        """What the hub is told in ``printer:discovered``."""
+        return {
+            "name": self.spec.name,
+            "address": self.spec.uri,
+            "identity": self.spec.uri,
+            "kind": self.spec.kind,
+            "station": self.spec.station,
+            "status_supported": self.status_supported,
+            "status": self.status,
+            "flags": self.flags,
+        }
+
+    @property
+    def ready(self) -> bool:
+        return self.status not in PROBLEM_PRINTER_STATUSES
+
+    # -- status -------------------------------------------------------------------------
+
+    async def refresh_status(self) -> str:
+        """Ask the printer; report a change. Returns the status."""
+        try:
+            report: StatusReport | None = await self.io(self.port.query_status)
+        except PrinterUnreachable as exc:
+            status, flags = "offline", {"unreachable": True}
+            if self.status != "offline":
+                log.warning("printer %s unreachable: %s", self.spec.name, exc)
+        else:
+            if report is None:
+                # Reachable but silent to DLE EOT: say so instead of pretending online.
+                self.status_supported = False
+                status, flags = "unknown", {"status_unsupported": True}
+            else:
+                self.status_supported = True
+                status, flags = report.status, {k: v for k, v in report.flags.items() if v}
+        if (status, flags) != (self.status, self.flags):
+            self.status, self.flags = status, flags
+            await self.on_status(self)
+        return status
+
+    async def _poll_loop(self) -> None:
+        while True:
+            if not self._busy:
+                try:
+                    await self.refresh_status()
+                except Exception:
+                    log.exception("status poll of %s failed", self.spec.name)
+            await asyncio.sleep(self.poll_interval)
+
+    # -- printing -----------------------------------------------------------------------
+
+    async def _print_loop(self) -> None:
+        delay = 0.5
+        while True:
+            job = await self.spool.next_pending(self.printer_id) if self.printer_id else None
+            if job is None:
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            try:
+                retry = await self._process(job)
+            except Exception:
+                log.exception("job %s on %s failed unexpectedly", job.job_id, self.spec.name)
+                await self.spool.finish(
+                    job.job_id,
+                    "failed",
+                    error_code="internal",
+                    error_message="the agent hit an internal error printing this job",
+                )
+                self.on_outbox()
+                retry = False
+            if retry:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                delay = min(delay * 2, MAX_RETRY_DELAY)
+            else:
+                delay = 0.5
+
+    async def _process(self, job: SpooledJob) -> bool:
+        """Try to print one job; True means "not now, try again later"."""
+        if job.expires_at is not None and job.expires_at <= time.time():
+            await self.spool.finish(
+                job.job_id,
+                "expired",
+                error_code="expired",
+                error_message=f"not printed: waited past its expiry on {self.spec.name}",
+            )
+            self.on_outbox()
+            return False
+        self._busy = True
+        try:
+            status = await self.refresh_status()
+            if status in PROBLEM_PRINTER_STATUSES:
+                return True
+            started = await self.spool.start_printing(job.job_id)
+            if started is None:
+                return False  # cancelled meanwhile
+            self.on_outbox()
+            payload = job.payload
+            try:
+                data = await self.io(self._render, payload)
+            except Exception as exc:
+                await self.spool.finish(
+                    job.job_id,
+                    "failed",
+                    error_code="render_error",
+                    error_message=f"could not lay out the document: {exc}",
+                )
+                self.on_outbox()
+                return False
+            try:
+                after = await self.io(self.port.write, data, 60.0)
+            except (PrinterUnreachable, PrinterIOError) as exc:
+                log.warning("job %s on %s: %s; will retry", job.job_id, self.spec.name, exc)
+                await self.spool.back_to_pending(job.job_id)
+                await self.refresh_status()
+                return True
+            await self.spool.finish(job.job_id, "completed")
+            self.jobs_printed += 1
+            self.on_outbox()
+            if after is not None:
+                flags = {k: v for k, v in after.flags.items() if v}
+                if (after.status, flags) != (self.status, self.flags):
+                    self.status, self.flags = after.status, flags
+                    await self.on_status(self)
+            return False
+        finally:
+            self._busy = False
+
+    def _render(self, payload: dict[str, Any]) -> bytes:
+        document = payload.get("document") or {}
+        data = render_document(document, columns=self.columns, header=payload.get("header"))
+        copies = int(payload.get("copies") or 1)
+        return data * max(1, min(copies, 10))
+
+    async def print_test_page(self) -> dict[str, Any]:
+        """The test page for ``printer:test``: ok, or an error saying why not."""
+        started = time.monotonic()
+        self._busy = True
+        try:
+            status = await self.refresh_status()
+            if status in PROBLEM_PRINTER_STATUSES:
+                return {
+                    "ok": False,
+                    "error": {"code": status, "message": f"printer is {status.replace('_', ' ')}"},
+                }
+            data = render_test_page(
+                printer_name=self.spec.name, address=self.spec.uri, columns=self.columns
+            )
+            try:
+                await self.io(self.port.write, data, 30.0)
+            except (PrinterUnreachable, PrinterIOError) as exc:
+                return {"ok": False, "error": {"code": "offline", "message": str(exc)}}
+            return {"ok": True, "duration_ms": round((time.monotonic() - started) * 1000, 2)}
+        finally:
+            self._busy = False

@@ -1,0 +1,320 @@
+"""The agent's job spool: every job the agent accepted, on disk before the hub hears "ok".
+
+A job is printed from here, never straight from the socket. Finished job ids are
+remembered (for ``retention`` seconds), so a job the hub sends again after a crash
+or a reconnect is answered with its known outcome and not printed twice. What the
+agent owes the hub (status changes, results) waits in an ``outbox`` table written
+in the same transaction as the state change, and is delivered in order until the
+hub acknowledges it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from pm_hub.protocol import AgentEvent
+from pm_hub.store.database import Database
+
+FINAL = ("completed", "failed", "expired", "cancelled")
+SPOOL_VERSION = 1
+
+
+def _prepare(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS spool_jobs (
+            job_id INTEGER PRIMARY KEY,
+            printer_id INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            expires_at REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            started_at REAL,
+            finished_at REAL,
+            error_code TEXT,
+            error_message TEXT
+        )"""
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS spool_jobs_pending ON spool_jobs (printer_id, state, job_id)"
+    )
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(f"PRAGMA user_version = {SPOOL_VERSION}")
+
+
+@dataclass
+class SpooledJob:
+    job_id: int
+    printer_id: int
+    state: str
+    payload: dict[str, Any]
+    expires_at: float | None
+    attempts: int
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> SpooledJob:
+        return cls(
+            job_id=row["job_id"],
+            printer_id=row["printer_id"],
+            state=row["state"],
+            payload=json.loads(row["payload"]),
+            expires_at=row["expires_at"],
+            attempts=row["attempts"],
+            error_code=row["error_code"],
+            error_message=row["error_message"],
+        )
+
+    def result_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "job_id": self.job_id,
+            "ok": self.state == "completed",
+            "status": self.state,
+            "attempts": self.attempts,
+        }
+        if self.state != "completed":
+            payload["error"] = {
+                "code": self.error_code or self.state,
+                "message": self.error_message or self.state,
+            }
+        return payload
+
+
+@dataclass
+class OutboxItem:
+    id: int
+    event: str
+    payload: dict[str, Any]
+
+
+def _outbox(db: sqlite_utils.Database, event: str, payload: dict[str, Any]) -> None:
+    db.execute(
+        "INSERT INTO outbox (event, payload, created_at) VALUES (?, ?, ?)",
+        (event, json.dumps(payload), time.time()),
+    )
+
+
+def _get(db: sqlite_utils.Database, job_id: int) -> SpooledJob | None:
+    row = db.execute("SELECT * FROM spool_jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return SpooledJob.from_row(row) if row else None
+
+
+class JobSpool:
+    def __init__(self, path: Path, *, synchronous: str = "FULL", retention: float = 7 * 86400):
+        self.db = Database(path, synchronous=synchronous, readers=1)
+        self.retention = retention
+
+    def open(self) -> None:
+        """Blocking: open the file (call from a thread or before the loop runs)."""
+        self.db.start(_prepare)
+
+    def close(self) -> None:
+        self.db.close()
+
+    async def accept(self, job: dict[str, Any]) -> tuple[SpooledJob, bool]:
+        """Store a job from the hub; returns (job as spooled, newly accepted)."""
+        job_id = int(job["id"])
+
+        def write(db: sqlite_utils.Database) -> tuple[SpooledJob, bool]:
+            existing = _get(db, job_id)
+            if existing is not None:
+                return existing, False
+            db.execute(
+                "INSERT INTO spool_jobs (job_id, printer_id, state, payload, received_at, "
+                "expires_at) VALUES (?, ?, 'pending', ?, ?, ?)",
+                (
+                    job_id,
+                    int(job["printer_id"]),
+                    json.dumps(job),
+                    time.time(),
+                    job.get("expires_at"),
+                ),
+            )
+            spooled = _get(db, job_id)
+            assert spooled is not None
+            return spooled, True
+
+        return await self.db.write(write)
+
+    async def start_printing(self, job_id: int) -> SpooledJob | None:
+        """pending -> printing (with the attempt counted); None if it is not pending."""
+
+        def write(db: sqlite_utils.Database) -> SpooledJob | None:
+            cur = db.execute(
+                "UPDATE spool_jobs SET state = 'printing', attempts = attempts + 1, "
+                "started_at = ? WHERE job_id = ? AND state = 'pending'",
+                (time.time(), job_id),
+            )
+            if not cur.rowcount:
+                return None
+            job = _get(db, job_id)
+            assert job is not None
+            _outbox(
+                db,
+                AgentEvent.PRINT_JOB_STATUS,
+                {"job_id": job_id, "status": "printing", "attempts": job.attempts},
+            )
+            return job
+
+        return await self.db.write(write)
+
+    async def back_to_pending(self, job_id: int) -> None:
+        """Nothing reached the printer: the job may be tried again."""
+        await self.db.write(
+            lambda db: db.execute(
+                "UPDATE spool_jobs SET state = 'pending' WHERE job_id = ? AND state = 'printing'",
+                (job_id,),
+            )
+        )
+
+    async def finish(
+        self,
+        job_id: int,
+        state: str,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        only_from: tuple[str, ...] = ("pending", "printing"),
+    ) -> SpooledJob | None:
+        """End a job and queue its result for the hub; None if it was not in ``only_from``."""
+        assert state in FINAL
+
+        def write(db: sqlite_utils.Database) -> SpooledJob | None:
+            marks = ",".join("?" * len(only_from))
+            cur = db.execute(
+                f"UPDATE spool_jobs SET state = ?, finished_at = ?, error_code = ?, "
+                f"error_message = ? WHERE job_id = ? AND state IN ({marks})",
+                (state, time.time(), error_code, error_message, job_id, *only_from),
+            )
+            if not cur.rowcount:
+                return None
+            job = _get(db, job_id)
+            assert job is not None
+            _outbox(db, AgentEvent.PRINT_JOB_RESULT, job.result_payload())
+            return job
+
+        return await self.db.write(write)
+
+    async def get(self, job_id: int) -> SpooledJob | None:
+        return await self.db.read(lambda db: _get(db, job_id))
+
+    async def next_pending(self, printer_id: int) -> SpooledJob | None:
+        """The oldest job of this printer that still has to print."""
+
+        def read(db: sqlite_utils.Database) -> SpooledJob | None:
+            row = db.execute(
+                "SELECT * FROM spool_jobs WHERE printer_id = ? AND state = 'pending' "
+                "ORDER BY job_id LIMIT 1",
+                (printer_id,),
+            ).fetchone()
+            return SpooledJob.from_row(row) if row else None
+
+        return await self.db.read(read)
+
+    async def pending_counts(self) -> dict[int, int]:
+        def read(db: sqlite_utils.Database) -> dict[int, int]:
+            rows = db.execute(
+                "SELECT printer_id, COUNT(*) FROM spool_jobs "
+                "WHERE state IN ('pending', 'printing') GROUP BY printer_id"
+            ).fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        return await self.db.read(read)
+
+    async def recover_interrupted(self) -> list[SpooledJob]:
+        """At start: a job left ``printing`` by a crash may or may not have come out.
+
+        Printing it again could print it twice, so it ends ``failed`` with a reason an
+        operator can act on (reprint if the ticket is missing)."""
+
+        def write(db: sqlite_utils.Database) -> list[SpooledJob]:
+            rows = db.execute("SELECT job_id FROM spool_jobs WHERE state = 'printing'").fetchall()
+            ended = []
+            for (job_id,) in rows:
+                db.execute(
+                    "UPDATE spool_jobs SET state = 'failed', finished_at = ?, "
+                    "error_code = 'interrupted', error_message = ? WHERE job_id = ?",
+                    (
+                        time.time(),
+                        "the agent stopped while this job was printing; check the printer "
+                        "and reprint if the ticket is missing",
+                        job_id,
+                    ),
+                )
+                job = _get(db, job_id)
+                assert job is not None
+                _outbox(db, AgentEvent.PRINT_JOB_RESULT, job.result_payload())
+                ended.append(job)
+            return ended
+
+        return await self.db.write(write)
+
+    async def outbox(self, limit: int = 200) -> list[OutboxItem]:
+        def read(db: sqlite_utils.Database) -> list[OutboxItem]:
+            rows = db.execute(
+                "SELECT id, event, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+            return [OutboxItem(r[0], r[1], json.loads(r[2])) for r in rows]
+
+        return await self.db.read(read)
+
+    async def outbox_done(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        await self.db.write(lambda db: db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", ids))
+
+    async def prune(self, now: float | None = None) -> int:
+        """Forget finished jobs older than the retention (their ids can no longer come back)."""
+        cutoff = (now or time.time()) - self.retention
+
+        def write(db: sqlite_utils.Database) -> int:
+            cur = db.execute(
+                "DELETE FROM spool_jobs WHERE state IN ('completed','failed','expired','cancelled') "
+                "AND finished_at < ?",
+                (cutoff,),
+            )
+            return cur.rowcount
+
+        return await self.db.write(write)
+
+    async def expire_due(self, now: float | None = None) -> list[SpooledJob]:
+        """End every waiting job whose expiry passed (whatever printer it is for)."""
+        cutoff = time.time() if now is None else now
+
+        def write(db: sqlite_utils.Database) -> list[SpooledJob]:
+            rows = db.execute(
+                "SELECT job_id FROM spool_jobs WHERE state = 'pending' AND expires_at IS NOT NULL "
+                "AND expires_at <= ?",
+                (cutoff,),
+            ).fetchall()
+            ended = []
+            for (job_id,) in rows:
+                db.execute(
+                    "UPDATE spool_jobs SET state = 'expired', finished_at = ?, "
+                    "error_code = 'expired', error_message = ? WHERE job_id = ?",
+                    (time.time(), "not printed: waited past its expiry", job_id),
+                )
+                job = _get(db, job_id)
+                assert job is not None
+                _outbox(db, AgentEvent.PRINT_JOB_RESULT, job.result_payload())
+                ended.append(job)
+            return ended
+
+        return await self.db.write(write)

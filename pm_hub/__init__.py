@@ -1,0 +1,3 @@
+"""PrinterMaster branch hub: aiohttp + python-socketio, SQLite, JWT."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""Settings for the hub and the agent: defaults < TOML file < ``PM_*`` env < command line."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def default_data_dir() -> Path:
+    """``$PM_DATA_DIR``, else ``$XDG_DATA_HOME/printermaster``, else ``~/.local/share/...``."""
+    env = os.environ.get("PM_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "printermaster"
+
+
+@dataclass
+class HubSettings:
+    """Everything the hub can be told. Each field is also ``PM_<NAME>`` in the env."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    """Where the SQLite file, the JWT secret and the local agent's spool live."""
+    host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0 to accept agents and operators from the LAN)."""
+    port: int = 3001
+    """TCP port for Socket.IO and HTTP."""
+    company_mode: bool = False
+    """Run as a company hub that aggregates branch hubs."""
+    branch_name: str | None = None
+    """Name of this branch (shown in the dashboard); stored on first start."""
+    request_timeout: float = 15.0
+    """Seconds an operator waits for an agent's answer before ``timeout``."""
+    stale_after: float = 60.0
+    """Seconds after which finished or abandoned correlation entries are dropped."""
+    sqlite_synchronous: str = "FULL"
+    """SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL is faster."""
+    mdns: bool = False
+    """Advertise the hub as ``_printermaster._tcp.local.``."""
+    max_payload_bytes: int = 2 * 1024 * 1024
+    """Largest Socket.IO message or HTTP body accepted."""
+    job_expiry_seconds: float = 600.0
+    """Default time a job may wait before it ends ``expired`` instead of printing stale."""
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "hub.sqlite"
+
+
+_TYPES = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}
+
+
+def _convert(value: Any, type_name: str) -> Any:
+    base = type_name.replace(" | None", "").strip()
+    if value is None:
+        return None
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    if base == "Path":
+        return Path(str(value)).expanduser()
+    return _TYPES[base](value)
+
+
+def load_settings(
+    *, config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> HubSettings:
+    """Build settings from a TOML file (``[hub]`` table or top level), env and overrides."""
+    values: dict[str, Any] = {}
+    known = {f.name: str(f.type) for f in fields(HubSettings)}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"cannot read config {config_file}: {exc}") from exc
+        table = data.get("hub", data)
+        for key, value in table.items():
+            if key in known:
+                values[key] = _convert(value, known[key])
+    for name, type_name in known.items():
+        env = os.environ.get(f"PM_{name.upper()}")
+        if env is not None:
+            values[name] = _convert(env, type_name)
+    for key, value in (overrides or {}).items():
+        if value is not None and key in known:
+            values[key] = _convert(value, known[key])
+    return HubSettings(**values)

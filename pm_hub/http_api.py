@@ -1,0 +1,162 @@
+"""HTTP API: the ``/ops`` operations under ``/api/v1`` with ``Authorization: Bearer JWT``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from pm_hub.auth import AuthError, Principal
+from pm_hub.operations import Operations
+from pm_hub.protocol import ErrorCode, ProtocolError, error_ack
+from pm_hub.protocol.errors import HTTP_STATUS
+
+if TYPE_CHECKING:
+    from pm_hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+Route = Callable[[web.Request, Principal], Awaitable[dict[str, Any]]]
+
+
+def _json(payload: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(payload, status=status, dumps=lambda o: json.dumps(o, default=str))
+
+
+def _error(code: ErrorCode, message: str) -> web.Response:
+    return _json(error_ack(code, message), status=HTTP_STATUS[code])
+
+
+def _int_param(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    try:
+        return int(raw)
+    except ValueError:
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"{name} must be an integer") from None
+
+
+async def _body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return {}
+    try:
+        return await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be JSON") from None
+
+
+def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> None:
+    def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaitable[Any]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer "):
+                return _error(ErrorCode.AUTH_FAILED, "missing Authorization: Bearer <token>")
+            try:
+                principal = hub.verify_token(header[7:].strip())
+            except AuthError as exc:
+                return _error(ErrorCode.AUTH_FAILED, str(exc))
+            try:
+                result = await route(request, principal)
+            except ProtocolError as exc:
+                return _json(exc.to_ack(), status=HTTP_STATUS.get(exc.code, 400))
+            except web.HTTPException:
+                raise
+            except Exception:
+                log.exception("HTTP %s %s failed", request.method, request.path)
+                return _error(ErrorCode.INTERNAL, "internal error; the hub logged it")
+            if not result.get("ok", True):
+                code = ErrorCode(result["error"]["code"])
+                return _json(result, status=HTTP_STATUS.get(code, 400))
+            return _json(result, status=status)
+
+        return handler
+
+    def query(request: web.Request) -> dict[str, Any]:
+        return {k: v for k, v in request.query.items()}
+
+    async def healthz(request: web.Request) -> web.Response:
+        return _json(
+            {
+                "ok": True,
+                "version": _version(),
+                "uptime_s": round(time.time() - hub.started_at, 1),
+                "agents_connected": len(hub.agents),
+                "printers": len(hub.printers),
+                "branch": {"id": hub.branch_id, "name": hub.branch_name},
+            }
+        )
+
+    async def list_printers(request: web.Request, p: Principal) -> dict[str, Any]:
+        data: dict[str, Any] = query(request)
+        return await operations.list_printers(p, data)
+
+    async def get_printer(request: web.Request, p: Principal) -> dict[str, Any]:
+        return await operations.get_printer(p, {"printer_id": _int_param(request, "printer_id")})
+
+    async def patch_printer(request: web.Request, p: Principal) -> dict[str, Any]:
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be a JSON object")
+        return await operations.configure_printer(
+            p, {**body, "printer_id": _int_param(request, "printer_id")}
+        )
+
+    async def test_printer(request: web.Request, p: Principal) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        def on_result(result: dict[str, Any]) -> None:
+            if not outcome.done():
+                outcome.set_result(result)
+
+        await operations.test_printer(
+            p, {"printer_id": _int_param(request, "printer_id")}, on_result=on_result
+        )
+        result = await outcome
+        if result["ok"]:
+            return {"ok": True, "result": result}
+        error = result.get("error") or {}
+        code = error.get("code")
+        return {
+            "ok": False,
+            "error": {
+                "code": code if code in set(ErrorCode) else ErrorCode.INTERNAL.value,
+                "message": error.get("message", "test print failed"),
+            },
+            "result": result,
+        }
+
+    async def submit_job(request: web.Request, p: Principal) -> dict[str, Any]:
+        return await operations.submit_job(p, await _body(request))
+
+    async def list_jobs(request: web.Request, p: Principal) -> dict[str, Any]:
+        return await operations.list_jobs(p, query(request))
+
+    async def get_job(request: web.Request, p: Principal) -> dict[str, Any]:
+        with_doc = request.query.get("document") in ("1", "true", "yes")
+        return await operations.get_job(
+            p, {"job_id": _int_param(request, "job_id"), "document": with_doc}
+        )
+
+    async def list_agents(request: web.Request, p: Principal) -> dict[str, Any]:
+        return await operations.list_agents(p, {})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/printers", authed(list_printers))
+    app.router.add_get("/api/v1/printers/{printer_id}", authed(get_printer))
+    app.router.add_patch("/api/v1/printers/{printer_id}", authed(patch_printer))
+    app.router.add_post("/api/v1/printers/{printer_id}/test", authed(test_printer))
+    app.router.add_post("/api/v1/jobs", authed(submit_job, status=201))
+    app.router.add_get("/api/v1/jobs", authed(list_jobs))
+    app.router.add_get("/api/v1/jobs/{job_id}", authed(get_job))
+    app.router.add_get("/api/v1/agents", authed(list_agents))
+
+
+def _version() -> str:
+    from pm_hub import __version__
+
+    return __version__

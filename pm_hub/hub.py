@@ -1,0 +1,208 @@
+"""The hub's state: store, credentials, in-flight requests, connected agents and
+the printer cache, plus the helpers that broadcast changes to operator rooms."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from pm_hub import auth
+from pm_hub.config import HubSettings
+from pm_hub.correlation import CorrelationRegistry
+from pm_hub.protocol import ErrorCode, HubEvent, Namespace, ProtocolError
+from pm_hub.store import Database, migrate
+from pm_hub.store import jobs as job_store
+from pm_hub.store import printers as printer_store
+from pm_hub.store import tenants
+from pm_hub.store.records import agent_record, job_record, printer_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentLink:
+    """An agent connected right now."""
+
+    agent_id: int
+    sid: str
+    device_id: str
+    company_id: int
+    branch_id: int
+    connected_at: float = field(default_factory=time.time)
+    printer_ids: set[int] = field(default_factory=set)
+
+
+class Hub:
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.db = Database(settings.db_path, synchronous=settings.sqlite_synchronous)
+        self.registry = CorrelationRegistry(
+            timeout=settings.request_timeout, stale_after=settings.stale_after
+        )
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            cors_allowed_origins="*",
+            max_http_buffer_size=settings.max_payload_bytes,
+            logger=False,
+            engineio_logger=False,
+            ping_interval=20,
+            ping_timeout=20,
+        )
+        self.tokens: auth.TokenIssuer | None = None
+        self.company_id = 1
+        self.branch_id = 1
+        self.branch_name = "Main branch"
+        self.printers: dict[int, dict[str, Any]] = {}
+        self.agents: dict[int, AgentLink] = {}
+        self.agent_by_sid: dict[str, AgentLink] = {}
+        self.operators: dict[str, auth.Principal] = {}
+        self.started_at = time.time()
+        # Set up by pm_hub.server (kept here so handlers reach them through the hub).
+        from pm_hub.dispatch import JobDispatcher
+
+        self.dispatcher = JobDispatcher(self)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.db.start, migrate)
+        secret = await asyncio.to_thread(auth.load_or_create_secret, self.settings.data_dir)
+        self.tokens = auth.TokenIssuer(secret)
+        self.company_id, self.branch_id = await self.db.write(tenants.ensure_default_tenant)
+        if self.settings.branch_name:
+            name = self.settings.branch_name
+            await self.db.write(lambda d: tenants.rename_branch(d, self.branch_id, name))
+        branch = await self.db.read(lambda d: tenants.get_branch(d, self.branch_id))
+        self.branch_name = branch["name"] if branch else self.branch_name
+        await self.db.write(tenants.mark_all_agents_disconnected)
+        agent_ids = {r["agent_id"] for r in await self.db.read(printer_store.all_printers)}
+        for agent_id in agent_ids - {None}:
+            # Nobody is connected yet: what the file says about reachability is stale.
+            await self.db.write(
+                lambda d, a=agent_id: printer_store.mark_agent_printers_offline(d, a)
+            )
+        for row in await self.db.read(printer_store.all_printers):
+            self.printers[row["id"]] = row
+        await self.dispatcher.load()
+        self.registry.start()
+        self.dispatcher.start()
+        log.info(
+            "hub ready: %d printers, %d unfinished jobs, data in %s",
+            len(self.printers),
+            self.dispatcher.active_count(),
+            self.settings.data_dir,
+        )
+
+    async def stop(self) -> None:
+        await self.dispatcher.stop()
+        await self.registry.stop()
+        await asyncio.to_thread(self.db.close)
+
+    # -- credentials ----------------------------------------------------------------
+
+    def verify_token(self, token: Any) -> auth.Principal:
+        assert self.tokens is not None
+        return self.tokens.verify(token)
+
+    async def create_license(self, *, branch_id: int | None = None, label: str | None = None) -> str:
+        key = auth.new_license_key()
+        branch = branch_id or self.branch_id
+        await self.db.write(
+            lambda d: tenants.insert_license(
+                d,
+                key_hash=auth.hash_license_key(key),
+                key_prefix=auth.license_prefix(key),
+                company_id=self.company_id,
+                branch_id=branch,
+                label=label,
+            )
+        )
+        return key
+
+    # -- lookups --------------------------------------------------------------------
+
+    def printer_for(self, principal: auth.Principal, printer_id: Any) -> dict[str, Any]:
+        if isinstance(printer_id, bool) or not isinstance(printer_id, int):
+            raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "printer_id must be an integer")
+        row = self.printers.get(printer_id)
+        if row is None or not principal.sees(row):
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {printer_id} not found")
+        return row
+
+    def agent_for_printer(self, row: dict[str, Any]) -> AgentLink | None:
+        agent_id = row.get("agent_id")
+        link = self.agents.get(agent_id) if agent_id is not None else None
+        if link is None or row["id"] not in link.printer_ids:
+            return None
+        return link
+
+    def printer_view(self, row: dict[str, Any]) -> dict[str, Any]:
+        record = printer_record(row)
+        record["queue"] = self.dispatcher.depth(row["id"])
+        record["agent_connected"] = self.agent_for_printer(row) is not None
+        return record
+
+    # -- broadcasts -------------------------------------------------------------------
+
+    @staticmethod
+    def rooms_for(record: dict[str, Any]) -> list[str]:
+        rooms = [f"company_{record['company_id']}"]
+        if record.get("branch_id") is not None:
+            rooms.append(f"branch_{record['branch_id']}")
+        return rooms
+
+    async def broadcast(self, event: str, record: dict[str, Any]) -> None:
+        try:
+            await self.sio.emit(event, record, to=self.rooms_for(record), namespace=Namespace.OPS)
+        except Exception:  # a broken client socket must not break the caller
+            log.exception("broadcast of %s failed", event)
+
+    async def printer_changed(self, row: dict[str, Any]) -> None:
+        self.printers[row["id"]] = row
+        await self.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(row))
+
+    async def job_changed(self, row: dict[str, Any]) -> None:
+        await self.broadcast(HubEvent.JOB_UPDATE, job_record(row))
+
+    async def agent_changed(self, row: dict[str, Any]) -> None:
+        await self.broadcast(HubEvent.AGENT_UPDATE, agent_record(row))
+
+    # -- agent links ------------------------------------------------------------------
+
+    async def attach_agent(self, link: AgentLink) -> None:
+        old = self.agents.get(link.agent_id)
+        self.agents[link.agent_id] = link
+        self.agent_by_sid[link.sid] = link
+        if old is not None and old.sid != link.sid:
+            # The same device connected again before its old socket timed out.
+            self.agent_by_sid.pop(old.sid, None)
+            log.info("agent %s reconnected; closing its previous connection", link.agent_id)
+            await self.sio.disconnect(old.sid, namespace=Namespace.AGENT)
+
+    async def detach_agent(self, sid: str) -> None:
+        link = self.agent_by_sid.pop(sid, None)
+        if link is None or self.agents.get(link.agent_id) is not link:
+            return
+        del self.agents[link.agent_id]
+        log.info("agent %s disconnected", link.agent_id)
+        for pending in list(self.registry._pending.values()):
+            if pending.resolved_at is None and pending.meta.get("agent_id") == link.agent_id:
+                self.registry.fail(
+                    pending.correlation_id, ErrorCode.OFFLINE, "the agent disconnected"
+                )
+        agent = await self.db.write(lambda d: tenants.set_agent_disconnected(d, link.agent_id))
+        changed = await self.db.write(
+            lambda d: printer_store.mark_agent_printers_offline(d, link.agent_id)
+        )
+        for row in changed:
+            await self.printer_changed(row)
+        if agent is not None:
+            await self.agent_changed(agent)
+
+    async def job_row(self, job_id: int) -> dict[str, Any] | None:
+        return await self.db.read(lambda d: job_store.get_job(d, job_id))

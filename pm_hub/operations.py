@@ -1,0 +1,330 @@
+"""What operators can do, shared by the ``/ops`` Socket.IO namespace and the HTTP API.
+
+Each operation takes the caller's :class:`~pm_hub.auth.Principal` and a payload,
+checks both, and returns the ack dict or raises :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pm_hub.auth import Principal
+from pm_hub.correlation import PendingRequest
+from pm_hub.protocol import (
+    JOB_STATUSES,
+    PROBLEM_PRINTER_STATUSES,
+    ErrorCode,
+    HubEvent,
+    Namespace,
+    ProtocolError,
+    ok_ack,
+)
+from pm_hub.protocol.documents import validate_document
+from pm_hub.protocol.validation import get_float, get_int, get_str, invalid, require_object
+from pm_hub.store import jobs as job_store
+from pm_hub.store import printers as printer_store
+from pm_hub.store import tenants
+from pm_hub.store.records import agent_record, job_record
+
+if TYPE_CHECKING:
+    from pm_hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+TestResultSink = Callable[[dict[str, Any]], Any]
+
+
+def _require_actor(principal: Principal) -> None:
+    if not principal.can_act:
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"role {principal.role} may not do this")
+
+
+class Operations:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    # -- printers ----------------------------------------------------------------------
+
+    async def list_printers(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(payload, allowed=("branch_id", "station", "status"))
+        branch_id = get_int(data, "branch_id")
+        station = get_str(data, "station", max_length=64)
+        status = get_str(data, "status", max_length=32)
+        printers = [
+            self.hub.printer_view(row)
+            for row in self.hub.printers.values()
+            if principal.sees(row)
+            and (branch_id is None or row["branch_id"] == branch_id)
+            and (station is None or row["station"] == station)
+            and (status is None or row["status"] == status)
+        ]
+        printers.sort(key=lambda p: p["id"])
+        return ok_ack(printers=printers)
+
+    async def get_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(payload, allowed=("printer_id",))
+        row = self.hub.printer_for(principal, data.get("printer_id"))
+        history = await self.hub.db.read(lambda d: printer_store.printer_history(d, row["id"]))
+        return ok_ack(printer=self.hub.printer_view(row), history=history)
+
+    async def configure_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(payload, allowed=("printer_id", "name", "station", "paused"))
+        _require_actor(principal)
+        row = self.hub.printer_for(principal, data.get("printer_id"))
+        changes: dict[str, Any] = {}
+        if "name" in data:
+            changes["name"] = get_str(data, "name", required=True, max_length=100)
+        if "station" in data:
+            station = get_str(data, "station", max_length=64)
+            changes["station"] = station.strip().lower() if station else None
+        if "paused" in data:
+            if not isinstance(data["paused"], bool):
+                raise invalid("paused must be true or false")
+            changes["paused"] = int(data["paused"])
+        if not changes:
+            raise invalid("nothing to change: give name, station or paused")
+        updated = await self.hub.db.write(
+            lambda d: printer_store.update_printer_settings(d, row["id"], changes)
+        )
+        if updated is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {row['id']} not found")
+        await self.hub.printer_changed(updated)
+        return ok_ack(printer=self.hub.printer_view(updated))
+
+    async def test_printer(
+        self,
+        principal: Principal,
+        payload: Any,
+        *,
+        on_result: TestResultSink | None = None,
+    ) -> tuple[dict[str, Any], PendingRequest]:
+        """Send a test page; the ack carries the correlation id, the result comes later."""
+        data = require_object(payload, allowed=("printer_id",))
+        _require_actor(principal)
+        row = self.hub.printer_for(principal, data.get("printer_id"))
+        link = self.hub.agent_for_printer(row)
+        if link is None:
+            raise ProtocolError(
+                ErrorCode.OFFLINE, f"printer {row['name']} is not reachable: its agent is offline"
+            )
+        printer_id = row["id"]
+        started = time.monotonic()
+
+        def done(pending: PendingRequest, result: dict[str, Any]) -> Any:
+            completed = {
+                "correlation_id": pending.correlation_id,
+                "printer_id": printer_id,
+                "ok": bool(result.get("ok")),
+                "duration_ms": round((time.monotonic() - started) * 1000, 2),
+            }
+            if not result.get("ok"):
+                completed["error"] = result.get("error") or {
+                    "code": ErrorCode.INTERNAL,
+                    "message": "test print failed",
+                }
+            if on_result is not None:
+                return on_result(completed)
+            return None
+
+        pending = self.hub.registry.register(
+            "test", printer_id=printer_id, agent_id=link.agent_id, on_done=done
+        )
+
+        def delivered(ack: Any = None) -> None:
+            if isinstance(ack, dict) and not ack.get("ok", False):
+                error = ack.get("error") if isinstance(ack.get("error"), dict) else {}
+                self.hub.registry.fail(
+                    pending.correlation_id,
+                    ErrorCode(error.get("code"))
+                    if error.get("code") in set(ErrorCode)
+                    else ErrorCode.INTERNAL,
+                    str(error.get("message", "the agent refused the test print")),
+                )
+
+        await self.hub.sio.emit(
+            HubEvent.PRINTER_TEST,
+            {"correlation_id": pending.correlation_id, "printer_id": printer_id},
+            to=link.sid,
+            namespace=Namespace.AGENT,
+            callback=delivered,
+        )
+        log.info("[%s] test print sent to printer %s", pending.correlation_id, printer_id)
+        return ok_ack(correlation_id=pending.correlation_id, printer_id=printer_id), pending
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def _choose_printer(
+        self, principal: Principal, printer_id: Any, station: str | None
+    ) -> dict[str, Any]:
+        if printer_id is not None:
+            return self.hub.printer_for(principal, printer_id)
+        assert station is not None
+        candidates = sorted(
+            (
+                row
+                for row in self.hub.printers.values()
+                if principal.sees(row) and row["station"] == station
+            ),
+            key=lambda r: r["id"],
+        )
+        if not candidates:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no printer in station {station!r}")
+        for row in candidates:
+            if row["status"] not in PROBLEM_PRINTER_STATUSES and not row["paused"]:
+                return row
+        return candidates[0]
+
+    async def submit_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(
+            payload,
+            allowed=(
+                "printer_id",
+                "station",
+                "document",
+                "copies",
+                "idempotency_key",
+                "expires_in",
+            ),
+        )
+        _require_actor(principal)
+        station = get_str(data, "station", max_length=64)
+        if data.get("printer_id") is None and station is None:
+            raise invalid("give printer_id or station")
+        if data.get("printer_id") is not None and station is not None:
+            raise invalid("give printer_id or station, not both")
+        document = validate_document(data.get("document"))
+        copies = get_int(data, "copies", default=1, minimum=1, maximum=10)
+        key = get_str(data, "idempotency_key", max_length=128)
+        expires_in = get_float(
+            data,
+            "expires_in",
+            default=self.hub.settings.job_expiry_seconds,
+            minimum=1,
+            maximum=7 * 86400,
+        )
+        printer = self._choose_printer(principal, data.get("printer_id"), station)
+        assert expires_in is not None and copies is not None
+        row, created = await self.hub.db.write(
+            lambda d: job_store.insert_job(
+                d,
+                company_id=printer["company_id"],
+                branch_id=printer["branch_id"],
+                printer_id=printer["id"],
+                station=station or printer["station"],
+                document=document,
+                copies=copies,
+                idempotency_key=key,
+                submitted_by=principal.sub,
+                expires_at=time.time() + expires_in,
+            )
+        )
+        if created:
+            self.hub.dispatcher.submitted(row)  # before any await: keeps acceptance order
+            await self.hub.job_changed(row)
+        return ok_ack(job=job_record(row), duplicate=not created)
+
+    async def _visible_job(self, principal: Principal, job_id: Any) -> dict[str, Any]:
+        if isinstance(job_id, bool) or not isinstance(job_id, int):
+            raise invalid("job_id must be an integer")
+        row = await self.hub.job_row(job_id)
+        if row is None or not principal.sees(row):
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"job {job_id} not found")
+        return row
+
+    async def get_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(payload, allowed=("job_id", "document"))
+        row = await self._visible_job(principal, data.get("job_id"))
+        events = await self.hub.db.read(lambda d: job_store.job_events(d, row["id"]))
+        record = job_record(row, with_document=bool(data.get("document")))
+        record["events"] = events
+        return ok_ack(job=record)
+
+    async def list_jobs(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(
+            payload,
+            allowed=("status", "printer_id", "station", "since", "until", "limit", "before_id"),
+        )
+        statuses_raw = data.get("status")
+        statuses: list[str] | None = None
+        if statuses_raw is not None:
+            if isinstance(statuses_raw, str):
+                statuses = [s.strip() for s in statuses_raw.split(",") if s.strip()]
+            elif isinstance(statuses_raw, list) and all(isinstance(s, str) for s in statuses_raw):
+                statuses = list(statuses_raw)
+            else:
+                raise invalid("status must be a string or a list of strings")
+            unknown = [s for s in statuses if s not in JOB_STATUSES]
+            if unknown:
+                raise invalid(f"status must be among {', '.join(JOB_STATUSES)}")
+        printer_id = get_int(data, "printer_id", minimum=1)
+        station = get_str(data, "station", max_length=64)
+        since = get_float(data, "since", minimum=0)
+        until = get_float(data, "until", minimum=0)
+        limit = get_int(data, "limit", default=100, minimum=1, maximum=1000)
+        before_id = get_int(data, "before_id", minimum=1)
+        assert limit is not None
+        rows = await self.hub.db.read(
+            lambda d: job_store.list_jobs(
+                d,
+                company_id=principal.company_id,
+                branch_ids=principal.branch_list,
+                statuses=statuses,
+                printer_id=printer_id,
+                station=station,
+                since=since,
+                until=until,
+                limit=limit,
+                before_id=before_id,
+            )
+        )
+        return ok_ack(jobs=[job_record(r) for r in rows])
+
+    # -- agents ------------------------------------------------------------------------
+
+    async def list_agents(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        require_object(payload)
+        rows = await self.hub.db.read(
+            lambda d: tenants.list_agents(
+                d, company_id=principal.company_id, branch_ids=principal.branch_list
+            )
+        )
+        agents = []
+        for row in rows:
+            record = agent_record(row)
+            record["connected"] = row["id"] in self.hub.agents
+            record["printers"] = sorted(
+                p["id"] for p in self.hub.printers.values() if p["agent_id"] == row["id"]
+            )
+            agents.append(record)
+        return ok_ack(agents=agents)
+
+    async def whoami(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        branches = await self.hub.db.read(
+            lambda d: tenants.list_branches(d, principal.company_id)
+        )
+        visible = [
+            {"id": b["id"], "name": b["name"]} for b in branches if principal.sees_branch(b["id"])
+        ]
+        return ok_ack(
+            sub=principal.sub,
+            role=principal.role,
+            company_id=principal.company_id,
+            branches=visible,
+            hub={
+                "version": _version(),
+                "company_mode": self.hub.settings.company_mode,
+                "branch_id": self.hub.branch_id,
+                "branch_name": self.hub.branch_name,
+                "server_time": time.time(),
+            },
+        )
+
+
+def _version() -> str:
+    from pm_hub import __version__
+
+    return __version__
+

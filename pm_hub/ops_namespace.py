@@ -1,0 +1,94 @@
+"""``/ops``: operators (dashboard, scripts). JWT in the connect ``auth``."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import socketio
+
+from pm_hub.auth import AuthError, Principal
+from pm_hub.handlers import guarded
+from pm_hub.operations import Operations
+from pm_hub.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, error_ack
+
+if TYPE_CHECKING:
+    from pm_hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+def refuse(message: str) -> socketio.exceptions.ConnectionRefusedError:
+    return socketio.exceptions.ConnectionRefusedError(
+        ErrorCode.AUTH_FAILED.value, {"code": ErrorCode.AUTH_FAILED.value, "message": message}
+    )
+
+
+def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
+    sio = hub.sio
+    ns = Namespace.OPS
+    max_bytes = hub.settings.max_payload_bytes
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            principal = hub.verify_token(token)
+        except AuthError as exc:
+            raise refuse(str(exc)) from None
+        if principal.role == "branch":
+            raise refuse("branch tokens connect to /branch, not /ops")
+        if principal.company_id != hub.company_id and not hub.settings.company_mode:
+            raise refuse("token is for another company")
+        await sio.save_session(sid, {"principal": principal}, namespace=ns)
+        hub.operators[sid] = principal
+        for room in principal.rooms():
+            await sio.enter_room(sid, room, namespace=ns)
+        log.info("operator %s (%s) connected", principal.sub, principal.role)
+
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        hub.operators.pop(sid, None)
+
+    sio.on("connect", connect, namespace=ns)
+    sio.on("disconnect", disconnect, namespace=ns)
+
+    def principal_of(sid: str) -> Principal:
+        principal = hub.operators.get(sid)
+        if principal is None:
+            raise ProtocolError(ErrorCode.AUTH_FAILED, "not authenticated")
+        return principal
+
+    def register(event: str, operation: Any) -> None:
+        async def handle(sid: str, payload: Any) -> dict[str, Any]:
+            result: dict[str, Any] = await operation(principal_of(sid), payload)
+            return result
+
+        sio.on(event, guarded(event, handle, max_bytes=max_bytes), namespace=ns)
+
+    register(OpsEvent.PRINTERS_LIST, operations.list_printers)
+    register("printer:get", operations.get_printer)
+    register(OpsEvent.PRINTER_UPDATE_SETTINGS, operations.configure_printer)
+    register(OpsEvent.JOB_SUBMIT, operations.submit_job)
+    register(OpsEvent.JOB_GET, operations.get_job)
+    register(OpsEvent.JOBS_LIST, operations.list_jobs)
+    register(OpsEvent.AGENTS_LIST, operations.list_agents)
+    register(OpsEvent.WHOAMI, operations.whoami)
+
+    async def printer_test(sid: str, payload: Any) -> dict[str, Any]:
+        async def send_result(result: dict[str, Any]) -> None:
+            await sio.emit(HubEvent.PRINTER_TEST_COMPLETED, result, to=sid, namespace=ns)
+
+        ack, _pending = await operations.test_printer(
+            principal_of(sid), payload, on_result=send_result
+        )
+        return ack
+
+    sio.on(
+        OpsEvent.PRINTER_TEST,
+        guarded(OpsEvent.PRINTER_TEST, printer_test, max_bytes=max_bytes),
+        namespace=ns,
+    )
+
+    async def unknown(event: str, sid: str, *args: Any) -> dict[str, Any]:
+        return error_ack(ErrorCode.INVALID_PAYLOAD, f"unknown event {event!r}")
+
+    sio.on("*", unknown, namespace=ns)

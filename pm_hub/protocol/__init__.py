@@ -1,0 +1,34 @@
+"""The wire contract between hub, agents and operators.
+
+Agents and the dashboard import only this package from ``pm_hub``: event names,
+error codes, payload checks and the correlation-id format live here.
+"""
+
+from pm_hub.protocol.correlation_ids import new_correlation_id, parse_correlation_id
+from pm_hub.protocol.errors import ErrorCode, ProtocolError, error_ack, ok_ack
+from pm_hub.protocol.events import AgentEvent, HubEvent, Namespace, OpsEvent
+from pm_hub.protocol.statuses import (
+    ACTIVE_JOB_STATUSES,
+    FINAL_JOB_STATUSES,
+    JOB_STATUSES,
+    PRINTER_STATUSES,
+    PROBLEM_PRINTER_STATUSES,
+)
+
+__all__ = [
+    "ACTIVE_JOB_STATUSES",
+    "FINAL_JOB_STATUSES",
+    "JOB_STATUSES",
+    "PRINTER_STATUSES",
+    "PROBLEM_PRINTER_STATUSES",
+    "AgentEvent",
+    "ErrorCode",
+    "HubEvent",
+    "Namespace",
+    "OpsEvent",
+    "ProtocolError",
+    "error_ack",
+    "new_correlation_id",
+    "ok_ack",
+    "parse_correlation_id",
+]

@@ -1,0 +1,55 @@
+"""Socket.IO namespaces and event names (a contract: see docs/protocol.md)."""
+
+from __future__ import annotations
+
+
+class Namespace:
+    OPS = "/ops"
+    AGENT = "/agent"
+    BRANCH = "/branch"
+
+
+class OpsEvent:
+    """Events an operator (dashboard, script) sends to the hub on ``/ops``."""
+
+    PRINTERS_LIST = "printers:list"
+    PRINTER_TEST = "printer:test"
+    PRINTER_UPDATE_SETTINGS = "printer:configure"
+    JOB_SUBMIT = "job:submit"
+    JOB_CANCEL = "job:cancel"
+    JOB_REPRINT = "job:reprint"
+    JOB_GET = "job:get"
+    JOBS_LIST = "jobs:list"
+    ALERTS_LIST = "alerts:list"
+    ALERT_ACK = "alert:ack"
+    AGENTS_LIST = "agents:list"
+    HEALTH_SUMMARY = "health:summary"
+    WHOAMI = "whoami"
+
+
+class HubEvent:
+    """Events the hub sends: broadcasts to operator rooms and requests to agents."""
+
+    # hub -> /ops rooms
+    PRINTER_UPDATE = "printer:update"
+    JOB_UPDATE = "job:update"
+    AGENT_UPDATE = "agent:update"
+    HEALTH_ALERT = "desktop:health:alert"
+    ALERT_UPDATE = "alert:update"
+    PRINTER_TEST_COMPLETED = "printer:test:completed"
+    # hub -> /agent
+    PRINTER_TEST = "printer:test"
+    PRINT_JOB = "print:job"
+    JOB_CANCEL = "job:cancel"
+
+
+class AgentEvent:
+    """Events an agent sends to the hub on ``/agent``."""
+
+    PRINTER_DISCOVERED = "printer:discovered"
+    PRINTER_STATUS = "printer:status"
+    PRINTER_TEST_RESULT = "printer:test:result"
+    PRINT_JOB_STATUS = "print:job:status"
+    PRINT_JOB_RESULT = "print:job:result"
+    HEALTH_REPORT = "desktop:health:report"
+    HEALTH_PING = "health:ping"

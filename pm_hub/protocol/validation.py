@@ -1,0 +1,131 @@
+"""Small checks for incoming payloads; each failure names the field it is about."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pm_hub.protocol.errors import ErrorCode, ProtocolError
+
+#: Largest JSON payload a handler accepts (a document with an image fits easily).
+MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
+
+
+def invalid(message: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.INVALID_PAYLOAD, message)
+
+
+def require_object(payload: Any, *, allowed: Iterable[str] | None = None) -> dict[str, Any]:
+    """The payload must be a JSON object; with ``allowed`` unknown keys are refused."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise invalid(f"payload must be an object, got {type(payload).__name__}")
+    if allowed is not None:
+        unknown = sorted(set(payload) - set(allowed))
+        if unknown:
+            raise invalid(f"unknown field(s): {', '.join(map(str, unknown))}")
+    return payload
+
+
+def get_int(
+    payload: dict[str, Any],
+    key: str,
+    *,
+    required: bool = False,
+    default: int | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    value = payload.get(key)
+    if value is None:
+        if required:
+            raise invalid(f"{key} is required")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        # Accept integral strings from HTTP query strings and loose clients.
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value.strip())
+        else:
+            raise invalid(f"{key} must be an integer")
+    if minimum is not None and value < minimum:
+        raise invalid(f"{key} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise invalid(f"{key} must be <= {maximum}")
+    return value
+
+
+def get_str(
+    payload: dict[str, Any],
+    key: str,
+    *,
+    required: bool = False,
+    default: str | None = None,
+    max_length: int = 200,
+    choices: Iterable[str] | None = None,
+) -> str | None:
+    value = payload.get(key)
+    if value is None:
+        if required:
+            raise invalid(f"{key} is required")
+        return default
+    if not isinstance(value, str):
+        raise invalid(f"{key} must be a string")
+    if required and not value.strip():
+        raise invalid(f"{key} must not be empty")
+    if len(value) > max_length:
+        raise invalid(f"{key} is longer than {max_length} characters")
+    if choices is not None:
+        options = list(choices)
+        if value not in options:
+            raise invalid(f"{key} must be one of {', '.join(options)}")
+    return value
+
+
+def get_float(
+    payload: dict[str, Any],
+    key: str,
+    *,
+    required: bool = False,
+    default: float | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float | None:
+    value = payload.get(key)
+    if value is None:
+        if required:
+            raise invalid(f"{key} is required")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid(f"{key} must be a number")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise invalid(f"{key} must be a finite number")
+    if minimum is not None and value < minimum:
+        raise invalid(f"{key} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise invalid(f"{key} must be <= {maximum}")
+    return value
+
+
+def get_bool(payload: dict[str, Any], key: str, *, default: bool = False) -> bool:
+    value = payload.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise invalid(f"{key} must be true or false")
+    return value
+
+
+def get_flags(payload: dict[str, Any], key: str = "flags") -> dict[str, bool]:
+    value = payload.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > 32:
+        raise invalid(f"{key} must be an object of at most 32 booleans")
+    flags: dict[str, bool] = {}
+    for name, flag in value.items():
+        if not isinstance(name, str) or len(name) > 40 or not isinstance(flag, bool):
+            raise invalid(f"{key} must map names to true/false")
+        flags[name] = flag
+    return flags

@@ -1,0 +1,84 @@
+"""The hub's aiohttp application: Socket.IO namespaces, HTTP API, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from pm_hub.agent_namespace import setup_agent_namespace
+from pm_hub.config import HubSettings
+from pm_hub.http_api import setup_http_api
+from pm_hub.hub import Hub
+from pm_hub.operations import Operations
+from pm_hub.ops_namespace import setup_ops_namespace
+
+log = logging.getLogger(__name__)
+
+HUB_KEY = web.AppKey("hub", Hub)
+
+
+def create_app(settings: HubSettings) -> web.Application:
+    """Build the application; the hub starts and stops with it (``cleanup_ctx``)."""
+    hub = Hub(settings)
+    app = web.Application(client_max_size=settings.max_payload_bytes)
+    app[HUB_KEY] = hub
+    hub.sio.attach(app)
+    operations = Operations(hub)
+    setup_ops_namespace(hub, operations)
+    setup_agent_namespace(hub)
+    setup_http_api(app, hub, operations)
+
+    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+        await hub.start()
+        yield
+        try:
+            await hub.sio.shutdown()
+        except Exception:
+            log.debug("socket.io shutdown", exc_info=True)
+        await hub.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+@dataclass
+class RunningHub:
+    """A hub listening on a socket (used by ``pm hub``, ``pm up`` and the tests)."""
+
+    app: web.Application
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def hub(self) -> Hub:
+        return self.app[HUB_KEY]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_hub(settings: HubSettings) -> RunningHub:
+    """Start listening on ``settings.host:settings.port`` (port 0 picks a free one)."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(
+            exc.errno, f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from exc
+    port = settings.port
+    server = site._server  # the bound port when 0 was asked for
+    if server is not None and getattr(server, "sockets", None):
+        port = server.sockets[0].getsockname()[1]
+    return RunningHub(app=app, runner=runner, host=settings.host, port=port)

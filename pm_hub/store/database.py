@@ -1,0 +1,184 @@
+"""One SQLite file: a single writer thread that group-commits, and reader threads.
+
+Writes are plain functions queued to the writer thread; the thread runs every
+function waiting in the queue inside one ``BEGIN IMMEDIATE`` transaction (each in
+its own savepoint, so one failing write does not undo the others), commits once
+and only then resolves the callers' futures. A caller that got its result knows
+the write is on disk. Reads run on a small pool of threads with their own
+connections (WAL lets them read while the writer writes). Nothing here blocks
+the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WriteFn = Callable[[sqlite_utils.Database], Any]
+
+#: Most write functions committed together in one transaction.
+MAX_BATCH = 1000
+
+
+def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection in autocommit mode with the pragmas every connection uses."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class _Item:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(self, fn: WriteFn, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop):
+        self.fn = fn
+        self.future = future
+        self.loop = loop
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Database:
+    """The hub's (or agent spool's) SQLite file with a single writer thread."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        synchronous: str = "FULL",
+        readers: int = 2,
+        on_write_latency: Callable[[float], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._on_write_latency = on_write_latency
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self, prepare: Callable[[sqlite_utils.Database], None] | None = None) -> None:
+        """Open the file, run ``prepare`` (migrations) and start the writer thread."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path, synchronous=self._synchronous)
+        if prepare is not None:
+            prepare(sqlite_utils.Database(conn))
+        self._thread = threading.Thread(
+            target=self._writer_loop, args=(conn,), name=f"sqlite-writer:{self.path.name}"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+
+    def close(self) -> None:
+        """Finish queued writes, then stop the writer and the readers."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._readers.shutdown(wait=True)
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn`` in the writer thread inside a transaction; return after commit."""
+        if self._closed or self._thread is None:
+            raise RuntimeError("database is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Item(fn, future, loop))
+        return await future
+
+    def _writer_loop(self, conn: sqlite3.Connection) -> None:
+        db = sqlite_utils.Database(conn)
+        running = True
+        while running:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    running = False
+                    break
+                batch.append(nxt)
+            self._run_batch(conn, db, batch)
+        conn.close()
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, db: sqlite_utils.Database, batch: list[_Item]
+    ) -> None:
+        started = time.perf_counter()
+        outcomes: list[tuple[_Item, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                conn.execute("SAVEPOINT write_fn")
+                try:
+                    result = item.fn(db)
+                except Exception as exc:  # the caller gets it; the others still commit
+                    conn.execute("ROLLBACK TO write_fn")
+                    conn.execute("RELEASE write_fn")
+                    outcomes.append((item, None, exc))
+                else:
+                    conn.execute("RELEASE write_fn")
+                    outcomes.append((item, result, None))
+            conn.execute("COMMIT")
+        except Exception as exc:
+            log.exception("sqlite transaction failed; %d writes rolled back", len(batch))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(item, None, exc) for item in batch]
+        if self._on_write_latency is not None:
+            self._on_write_latency(time.perf_counter() - started)
+        for item, result, error in outcomes:
+            try:
+                item.loop.call_soon_threadsafe(_settle, item.future, result, error)
+            except RuntimeError:  # the caller's loop is gone (shutdown)
+                pass
+
+    # -- reads -----------------------------------------------------------------------
+
+    def _reader(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite_utils.Database(connect(self.path, synchronous=self._synchronous))
+            self._local.db = db
+        return db
+
+    async def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn`` on a reader thread with its own connection."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))

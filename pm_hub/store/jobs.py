@@ -1,0 +1,216 @@
+"""Print jobs and their event trail.
+
+Every status change is written with its time, actor and reason in the same
+transaction as the job row, before anyone is told about it. Status only moves
+forward: ``queued`` < ``dispatched`` < ``printing`` < a final state, and a final
+state never changes, so late or repeated reports (redelivery after a crash) are
+harmless no-ops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import sqlite_utils
+
+from pm_hub.protocol.statuses import FINAL_JOB_STATUSES
+
+_RANK = {"queued": 0, "dispatched": 1, "printing": 2}
+
+
+def rank(status: str) -> int:
+    return 3 if status in FINAL_JOB_STATUSES else _RANK[status]
+
+
+def find_by_idempotency_key(
+    db: sqlite_utils.Database, company_id: int, key: str
+) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT * FROM jobs WHERE company_id = ? AND idempotency_key = ?", (company_id, key)
+    ).fetchone()
+    return dict(row) if row else None
+
+
+def insert_job(
+    db: sqlite_utils.Database,
+    *,
+    company_id: int,
+    branch_id: int,
+    printer_id: int | None,
+    station: str | None,
+    document: dict[str, Any],
+    copies: int,
+    idempotency_key: str | None,
+    submitted_by: str,
+    expires_at: float | None,
+    reprint_of: int | None = None,
+    status: str = "queued",
+    reason: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Insert a job and its first event; returns (row, created). An existing job with
+    the same idempotency key is returned instead of a new one (created=False)."""
+    if idempotency_key is not None:
+        existing = find_by_idempotency_key(db, company_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+    now = time.time()
+    cur = db.execute(
+        """
+        INSERT INTO jobs (company_id, branch_id, printer_id, station, status, document, copies,
+                          idempotency_key, submitted_by, created_at, updated_at, expires_at,
+                          reprint_of, finished_at, error_code, error_message)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            company_id,
+            branch_id,
+            printer_id,
+            station,
+            status,
+            json.dumps(document, separators=(",", ":")),
+            copies,
+            idempotency_key,
+            submitted_by,
+            now,
+            now,
+            expires_at,
+            reprint_of,
+            now if status in FINAL_JOB_STATUSES else None,
+            "no_printer" if status == "failed" else None,
+            reason if status == "failed" else None,
+        ),
+    )
+    job_id = cur.lastrowid
+    db.execute(
+        "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, ?, ?, ?)",
+        (job_id, now, status, submitted_by, reason or "accepted"),
+    )
+    return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()), True
+
+
+def transition(
+    db: sqlite_utils.Database,
+    job_id: int,
+    status: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    attempts: int | None = None,
+    printer_id: int | None = None,
+    allowed_from: frozenset[str] | None = None,
+) -> dict[str, Any] | None:
+    """Move a job forward; returns the new row, or None when nothing changed."""
+    row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        return None
+    current = row["status"]
+    if current in FINAL_JOB_STATUSES:
+        return None
+    if allowed_from is not None and current not in allowed_from:
+        return None
+    if allowed_from is None and rank(status) <= rank(current):
+        return None
+    now = time.time()
+    final = status in FINAL_JOB_STATUSES
+    db.execute(
+        """
+        UPDATE jobs SET status = ?, updated_at = ?, finished_at = ?,
+               error_code = COALESCE(?, error_code), error_message = COALESCE(?, error_message),
+               attempts = COALESCE(?, attempts), printer_id = COALESCE(?, printer_id)
+        WHERE id = ?
+        """,
+        (
+            status,
+            now,
+            now if final else None,
+            error_code,
+            error_message,
+            attempts,
+            printer_id,
+            job_id,
+        ),
+    )
+    db.execute(
+        "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, ?, ?, ?)",
+        (job_id, now, status, actor, reason or error_message),
+    )
+    return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def get_job(db: sqlite_utils.Database, job_id: int) -> dict[str, Any] | None:
+    row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def job_events(db: sqlite_utils.Database, job_id: int) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT at, status, actor, reason FROM job_events WHERE job_id = ? ORDER BY id", (job_id,)
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def list_jobs(
+    db: sqlite_utils.Database,
+    *,
+    company_id: int,
+    branch_ids: list[int] | None,
+    statuses: list[str] | None = None,
+    printer_id: int | None = None,
+    station: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM jobs WHERE company_id = ?"
+    params: list[Any] = [company_id]
+    if branch_ids is not None:
+        sql += f" AND branch_id IN ({','.join('?' * len(branch_ids))})"
+        params.extend(branch_ids)
+    if statuses:
+        sql += f" AND status IN ({','.join('?' * len(statuses))})"
+        params.extend(statuses)
+    if printer_id is not None:
+        sql += " AND printer_id = ?"
+        params.append(printer_id)
+    if station is not None:
+        sql += " AND station = ?"
+        params.append(station)
+    if since is not None:
+        sql += " AND created_at >= ?"
+        params.append(since)
+    if until is not None:
+        sql += " AND created_at < ?"
+        params.append(until)
+    if before_id is not None:
+        sql += " AND id < ?"
+        params.append(before_id)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(limit)
+    return [dict(r) for r in db.execute(sql, params).fetchall()]
+
+
+def active_jobs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every job not yet finished, oldest first (used at start and on agent reconnect)."""
+    rows = db.execute(
+        "SELECT * FROM jobs WHERE status IN ('queued', 'dispatched', 'printing') ORDER BY id"
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def active_jobs_for_printer(db: sqlite_utils.Database, printer_id: int) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT * FROM jobs WHERE printer_id = ? AND status IN ('queued', 'dispatched', 'printing') "
+        "ORDER BY id",
+        (printer_id,),
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def count_by_status(db: sqlite_utils.Database) -> dict[str, int]:
+    rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+    return {r[0]: r[1] for r in rows}

@@ -1,0 +1,238 @@
+"""Versioned schema migrations for the hub database.
+
+Each migration is a function that takes the database at version N-1 and leaves it
+at version N. ``migrate`` applies the missing ones in order, each in its own
+transaction, and records them in ``schema_migrations``; a fresh file and an older
+file both end at ``CURRENT_VERSION``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+log = logging.getLogger(__name__)
+
+
+def _v1_core(db: sqlite_utils.Database) -> None:
+    """Tenants, credentials, agents, printers, jobs and their events."""
+    db.execute(
+        """
+        CREATE TABLE companies (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE branches (
+            id INTEGER PRIMARY KEY,
+            company_id INTEGER NOT NULL REFERENCES companies(id),
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE licenses (
+            id INTEGER PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            key_prefix TEXT NOT NULL,
+            company_id INTEGER NOT NULL REFERENCES companies(id),
+            branch_id INTEGER NOT NULL REFERENCES branches(id),
+            device_id TEXT,
+            label TEXT,
+            created_at REAL NOT NULL,
+            bound_at REAL,
+            revoked_at REAL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE agents (
+            id INTEGER PRIMARY KEY,
+            device_id TEXT NOT NULL UNIQUE,
+            license_id INTEGER REFERENCES licenses(id),
+            company_id INTEGER NOT NULL,
+            branch_id INTEGER NOT NULL,
+            name TEXT,
+            version TEXT,
+            hostname TEXT,
+            connected INTEGER NOT NULL DEFAULT 0,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            last_disconnect REAL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE printers (
+            id INTEGER PRIMARY KEY,
+            company_id INTEGER NOT NULL,
+            branch_id INTEGER NOT NULL REFERENCES branches(id),
+            agent_id INTEGER REFERENCES agents(id),
+            identity TEXT NOT NULL,
+            name TEXT NOT NULL,
+            address TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'network',
+            model TEXT,
+            station TEXT,
+            status TEXT NOT NULL DEFAULT 'unknown',
+            flags TEXT NOT NULL DEFAULT '{}',
+            status_supported INTEGER NOT NULL DEFAULT 1,
+            paused INTEGER NOT NULL DEFAULT 0,
+            last_seen REAL,
+            status_changed_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (branch_id, identity)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            company_id INTEGER NOT NULL,
+            branch_id INTEGER NOT NULL,
+            printer_id INTEGER REFERENCES printers(id),
+            station TEXT,
+            status TEXT NOT NULL,
+            document TEXT NOT NULL,
+            copies INTEGER NOT NULL DEFAULT 1,
+            idempotency_key TEXT,
+            submitted_by TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error_code TEXT,
+            error_message TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            expires_at REAL,
+            finished_at REAL,
+            reprint_of INTEGER REFERENCES jobs(id),
+            failover_from INTEGER REFERENCES printers(id)
+        )"""
+    )
+    db.execute("CREATE INDEX jobs_printer_status ON jobs (printer_id, status, id)")
+    db.execute("CREATE INDEX jobs_branch_created ON jobs (branch_id, created_at)")
+    db.execute("CREATE INDEX jobs_status ON jobs (status)")
+    db.execute(
+        "CREATE UNIQUE INDEX jobs_idempotency ON jobs (company_id, idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL"
+    )
+    db.execute(
+        """
+        CREATE TABLE job_events (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            at REAL NOT NULL,
+            status TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX job_events_job ON job_events (job_id, id)")
+
+
+def _v2_monitoring(db: sqlite_utils.Database) -> None:
+    """Alerts, health samples and printer status history."""
+    db.execute(
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            company_id INTEGER NOT NULL,
+            branch_id INTEGER,
+            kind TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            message TEXT NOT NULL,
+            state TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '{}',
+            opened_at REAL NOT NULL,
+            acknowledged_at REAL,
+            acknowledged_by TEXT,
+            cleared_at REAL,
+            cleared_by TEXT
+        )"""
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX alerts_one_open ON alerts (kind, subject) WHERE state != 'cleared'"
+    )
+    db.execute("CREATE INDEX alerts_branch_state ON alerts (branch_id, state)")
+    db.execute(
+        """
+        CREATE TABLE health_samples (
+            id INTEGER PRIMARY KEY,
+            agent_id INTEGER NOT NULL REFERENCES agents(id),
+            at REAL NOT NULL,
+            resolution TEXT NOT NULL DEFAULT 'raw',
+            latency_ms REAL,
+            latency_max_ms REAL,
+            loss REAL,
+            samples INTEGER NOT NULL DEFAULT 1
+        )"""
+    )
+    db.execute("CREATE INDEX health_samples_agent_at ON health_samples (agent_id, resolution, at)")
+    db.execute(
+        """
+        CREATE TABLE printer_events (
+            id INTEGER PRIMARY KEY,
+            printer_id INTEGER NOT NULL REFERENCES printers(id),
+            at REAL NOT NULL,
+            status TEXT NOT NULL,
+            flags TEXT NOT NULL DEFAULT '{}'
+        )"""
+    )
+    db.execute("CREATE INDEX printer_events_printer ON printer_events (printer_id, id)")
+
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "core tables", _v1_core),
+    (2, "alerts, health samples, printer history", _v2_monitoring),
+]
+CURRENT_VERSION = MIGRATIONS[-1][0]
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if "schema_migrations" not in db.table_names():
+        return 0
+    row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: sqlite_utils.Database, *, target: int = CURRENT_VERSION) -> int:
+    """Bring ``db`` to ``target``; returns how many migrations ran."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    current = schema_version(db)
+    if current > CURRENT_VERSION:
+        raise RuntimeError(
+            f"database schema is version {current}, newer than this program "
+            f"({CURRENT_VERSION}); upgrade PrinterMaster"
+        )
+    ran = 0
+    for version, name, fn in MIGRATIONS:
+        if version <= current or version > target:
+            continue
+        conn = db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(db)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, time.time()),
+            )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("applied migration %d (%s)", version, name)
+        ran += 1
+    return ran

@@ -1,0 +1,156 @@
+"""Printers and their status history."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import sqlite_utils
+
+
+def upsert_printer(
+    db: sqlite_utils.Database,
+    *,
+    company_id: int,
+    branch_id: int,
+    agent_id: int | None,
+    identity: str,
+    name: str,
+    address: str,
+    kind: str,
+    model: str | None,
+    station: str | None,
+    status_supported: bool,
+) -> dict[str, Any]:
+    """Create the printer or refresh the one with the same identity in the branch.
+
+    A printer found again (reconnect, new address) keeps its id, station, name given
+    by the user and history; only where it is reached and by which agent change.
+    """
+    now = time.time()
+    row = db.execute(
+        "SELECT * FROM printers WHERE branch_id = ? AND identity = ?", (branch_id, identity)
+    ).fetchone()
+    if row is None:
+        cur = db.execute(
+            """
+            INSERT INTO printers (company_id, branch_id, agent_id, identity, name, address, kind,
+                                  model, station, status, flags, status_supported, last_seen,
+                                  created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', '{}', ?, ?, ?, ?)
+            """,
+            (
+                company_id,
+                branch_id,
+                agent_id,
+                identity,
+                name,
+                address,
+                kind,
+                model,
+                station,
+                int(status_supported),
+                now,
+                now,
+                now,
+            ),
+        )
+        printer_id = cur.lastrowid
+    else:
+        printer_id = row["id"]
+        db.execute(
+            """
+            UPDATE printers SET agent_id = ?, address = ?, kind = ?, model = COALESCE(?, model),
+                   station = COALESCE(station, ?), status_supported = ?, last_seen = ?,
+                   updated_at = ?
+            WHERE id = ?
+            """,
+            (
+                agent_id,
+                address,
+                kind,
+                model,
+                station,
+                int(status_supported),
+                now,
+                now,
+                printer_id,
+            ),
+        )
+    return dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone())
+
+
+def set_printer_status(
+    db: sqlite_utils.Database, printer_id: int, status: str, flags: dict[str, bool]
+) -> dict[str, Any] | None:
+    """Record a status report; a change is also appended to the printer's history."""
+    now = time.time()
+    row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
+    if row is None:
+        return None
+    flags_json = json.dumps(flags, sort_keys=True)
+    changed = row["status"] != status or row["flags"] != flags_json
+    if changed:
+        db.execute(
+            "UPDATE printers SET status = ?, flags = ?, last_seen = ?, status_changed_at = ?, "
+            "updated_at = ? WHERE id = ?",
+            (status, flags_json, now, now, now, printer_id),
+        )
+        db.execute(
+            "INSERT INTO printer_events (printer_id, at, status, flags) VALUES (?, ?, ?, ?)",
+            (printer_id, now, status, flags_json),
+        )
+    else:
+        db.execute("UPDATE printers SET last_seen = ? WHERE id = ?", (now, printer_id))
+    return dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone())
+
+
+def mark_agent_printers_offline(db: sqlite_utils.Database, agent_id: int) -> list[dict[str, Any]]:
+    """When an agent goes away its printers can no longer be reached: status offline."""
+    now = time.time()
+    rows = db.execute(
+        "SELECT id FROM printers WHERE agent_id = ? AND status != 'offline'", (agent_id,)
+    ).fetchall()
+    changed = []
+    for (printer_id,) in rows:
+        db.execute(
+            "UPDATE printers SET status = 'offline', flags = ?, status_changed_at = ?, "
+            "updated_at = ? WHERE id = ?",
+            (json.dumps({"agent_disconnected": True}), now, now, printer_id),
+        )
+        db.execute(
+            "INSERT INTO printer_events (printer_id, at, status, flags) VALUES (?, ?, 'offline', ?)",
+            (printer_id, now, json.dumps({"agent_disconnected": True})),
+        )
+        changed.append(dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()))
+    return changed
+
+
+def update_printer_settings(
+    db: sqlite_utils.Database, printer_id: int, changes: dict[str, Any]
+) -> dict[str, Any] | None:
+    allowed = {"name", "station", "paused"}
+    sets = {k: v for k, v in changes.items() if k in allowed}
+    if sets:
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        db.execute(
+            f"UPDATE printers SET {assignments}, updated_at = ? WHERE id = ?",
+            (*sets.values(), time.time(), printer_id),
+        )
+    row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def all_printers(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.execute("SELECT * FROM printers ORDER BY id").fetchall()]
+
+
+def printer_history(
+    db: sqlite_utils.Database, printer_id: int, limit: int = 50
+) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT at, status, flags FROM printer_events WHERE printer_id = ? ORDER BY id DESC LIMIT ?",
+        (printer_id, limit),
+    ).fetchall()
+    return [{"at": r["at"], "status": r["status"], "flags": json.loads(r["flags"])} for r in rows]

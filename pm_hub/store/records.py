@@ -1,0 +1,103 @@
+"""Rows to the plain dicts that go on the wire."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+
+def _loads(value: str | None, default: Any) -> Any:
+    if not value:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        return default
+
+
+def printer_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+    r = dict(row)
+    return {
+        "id": r["id"],
+        "name": r["name"],
+        "address": r["address"],
+        "kind": r["kind"],
+        "model": r["model"],
+        "status": r["status"],
+        "flags": _loads(r["flags"], {}),
+        "status_supported": bool(r["status_supported"]),
+        "paused": bool(r["paused"]),
+        "station": r["station"],
+        "branch_id": r["branch_id"],
+        "company_id": r["company_id"],
+        "agent_id": r["agent_id"],
+        "last_seen": r["last_seen"],
+        "status_changed_at": r["status_changed_at"],
+        "created_at": r["created_at"],
+    }
+
+
+def job_record(row: sqlite3.Row | dict[str, Any], *, with_document: bool = False) -> dict[str, Any]:
+    r = dict(row)
+    error = None
+    if r["error_code"]:
+        error = {"code": r["error_code"], "message": r["error_message"] or ""}
+    record = {
+        "id": r["id"],
+        "printer_id": r["printer_id"],
+        "station": r["station"],
+        "status": r["status"],
+        "branch_id": r["branch_id"],
+        "company_id": r["company_id"],
+        "copies": r["copies"],
+        "idempotency_key": r["idempotency_key"],
+        "submitted_by": r["submitted_by"],
+        "attempts": r["attempts"],
+        "error": error,
+        "created_at": r["created_at"],
+        "updated_at": r["updated_at"],
+        "expires_at": r["expires_at"],
+        "finished_at": r["finished_at"],
+        "reprint_of": r["reprint_of"],
+        "failover_from": r["failover_from"],
+    }
+    if with_document:
+        record["document"] = _loads(r["document"], {})
+    return record
+
+
+def agent_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+    r = dict(row)
+    return {
+        "id": r["id"],
+        "device_id": r["device_id"],
+        "name": r["name"],
+        "version": r["version"],
+        "hostname": r["hostname"],
+        "branch_id": r["branch_id"],
+        "company_id": r["company_id"],
+        "connected": bool(r["connected"]),
+        "first_seen": r["first_seen"],
+        "last_seen": r["last_seen"],
+        "last_disconnect": r["last_disconnect"],
+    }
+
+
+def alert_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+    r = dict(row)
+    return {
+        "id": r["id"],
+        "kind": r["kind"],
+        "severity": r["severity"],
+        "subject": r["subject"],
+        "message": r["message"],
+        "state": r["state"],
+        "details": _loads(r["details"], {}),
+        "branch_id": r["branch_id"],
+        "company_id": r["company_id"],
+        "opened_at": r["opened_at"],
+        "acknowledged_at": r["acknowledged_at"],
+        "acknowledged_by": r["acknowledged_by"],
+        "cleared_at": r["cleared_at"],
+    }

@@ -1,0 +1,177 @@
+"""The dashboard's connection to the hub's ``/ops`` namespace.
+
+Plain asyncio, no Textual: it reconnects with backoff (reporting a countdown),
+stops retrying when the token is refused, and hands every hub event to a
+callback. The app turns those into Textual messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+
+from pm_hub.protocol import ErrorCode, HubEvent, Namespace
+
+log = logging.getLogger(__name__)
+
+NS = Namespace.OPS
+FORWARDED_EVENTS = (
+    HubEvent.PRINTER_UPDATE,
+    HubEvent.JOB_UPDATE,
+    HubEvent.AGENT_UPDATE,
+    HubEvent.HEALTH_ALERT,
+    HubEvent.ALERT_UPDATE,
+    HubEvent.PRINTER_TEST_COMPLETED,
+)
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """Where the link stands: connecting, connected, reconnecting, refused."""
+
+    state: str
+    message: str = ""
+    retry_at: float | None = None
+    latency_ms: float | None = None
+
+    @property
+    def retry_in(self) -> int | None:
+        if self.retry_at is None:
+            return None
+        return max(0, round(self.retry_at - time.monotonic()))
+
+
+class HubLinkError(Exception):
+    pass
+
+
+class HubLink:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        on_event: Callable[[str, Any], None],
+        on_state: Callable[[LinkState], None],
+        max_delay: float = 10.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.on_event = on_event
+        self.on_state = on_state
+        self.max_delay = max_delay
+        self.state = LinkState("connecting")
+        self._sio: socketio.AsyncClient | None = None
+        self._lost = asyncio.Event()
+        self._refused: dict[str, Any] | None = None
+
+    def _set(self, state: LinkState) -> None:
+        self.state = state
+        self.on_state(state)
+
+    def _new_client(self) -> socketio.AsyncClient:
+        sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+
+        @sio.on("connect_error", namespace=NS)
+        async def connect_error(data: Any = None) -> None:
+            if isinstance(data, dict):
+                inner = data.get("data") if isinstance(data.get("data"), dict) else {}
+                if data.get("message") == ErrorCode.AUTH_FAILED or inner.get("code") == ErrorCode.AUTH_FAILED:
+                    self._refused = {"message": inner.get("message") or "token refused"}
+
+        @sio.on("disconnect", namespace=NS)
+        async def disconnect(reason: Any = None) -> None:
+            self._lost.set()
+
+        for event in FORWARDED_EVENTS:
+            sio.on(event, self._forwarder(event), namespace=NS)
+        return sio
+
+    def _forwarder(self, event: str) -> Callable[[Any], Any]:
+        async def forward(data: Any = None) -> None:
+            self.on_event(event, data)
+
+        return forward
+
+    @property
+    def connected(self) -> bool:
+        return self._sio is not None and NS in self._sio.namespaces
+
+    async def run(self) -> None:
+        """Connect, and reconnect after every loss, until cancelled or refused."""
+        delay = 0.5
+        while True:
+            self._refused = None
+            self._lost.clear()
+            self._set(LinkState("connecting", f"connecting to {self.url}"))
+            sio = self._new_client()
+            try:
+                await sio.connect(
+                    self.url,
+                    namespaces=[NS],
+                    auth={"token": self.token},
+                    transports=["websocket"],
+                    wait_timeout=5,
+                )
+            except (socketio.exceptions.ConnectionError, ValueError, OSError) as exc:
+                await _quietly_disconnect(sio)
+                if self._refused is not None:
+                    self._set(LinkState("refused", f"the hub refused the token: {self._refused['message']}"))
+                    return
+                retry_at = time.monotonic() + delay
+                self._set(LinkState("reconnecting", f"cannot reach {self.url}: {exc}", retry_at))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+                continue
+            self._sio = sio
+            delay = 0.5
+            self._set(LinkState("connected", f"connected to {self.url}"))
+            try:
+                await self._lost.wait()
+            finally:
+                self._sio = None
+                await _quietly_disconnect(sio)
+            retry_at = time.monotonic() + delay
+            self._set(LinkState("reconnecting", "lost the hub connection", retry_at))
+            await asyncio.sleep(delay)
+
+    async def call(self, event: str, payload: dict[str, Any] | None = None, *, timeout: float = 10) -> dict[str, Any]:
+        """Send a request and return its ack (an error ack if the hub is not reachable)."""
+        sio = self._sio
+        if sio is None or not self.connected:
+            return {"ok": False, "error": {"code": "offline", "message": "not connected to the hub"}}
+        try:
+            ack = await sio.call(event, payload or {}, namespace=NS, timeout=timeout)
+        except socketio.exceptions.TimeoutError:
+            return {"ok": False, "error": {"code": "timeout", "message": f"no answer to {event}"}}
+        except Exception as exc:
+            return {"ok": False, "error": {"code": "offline", "message": str(exc)}}
+        if not isinstance(ack, dict):
+            return {"ok": False, "error": {"code": "internal", "message": "malformed answer"}}
+        return ack
+
+    async def ping(self) -> float | None:
+        started = time.perf_counter()
+        ack = await self.call("whoami", {}, timeout=5)
+        if not ack.get("ok"):
+            return None
+        return (time.perf_counter() - started) * 1000
+
+    async def close(self) -> None:
+        sio = self._sio
+        self._sio = None
+        if sio is not None:
+            await _quietly_disconnect(sio)
+
+
+async def _quietly_disconnect(sio: socketio.AsyncClient) -> None:
+    try:
+        await sio.disconnect()
+    except Exception:
+        pass
