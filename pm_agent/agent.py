@@ -58,6 +58,7 @@ class LinkHealth:
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=40))
     reconnects: int = 0
     connected_since: float | None = None
+    ever_connected: bool = False
     started: float = field(default_factory=time.time)
 
     def record(self, latency_ms: float | None) -> None:
@@ -122,6 +123,7 @@ class Agent:
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._last_connect_error: Any = None
+        self._stopping = False
         self._setup_handlers()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -156,6 +158,7 @@ class Agent:
         await self._connect_first()
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -166,9 +169,22 @@ class Agent:
         await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
         await asyncio.to_thread(self.spool.close)
 
+    async def _reconnect_later(self) -> None:
+        await asyncio.sleep(0.5)
+        # python-socketio retries by itself when the transport dropped; only step
+        # in when it gave up (a clean close from the hub).
+        if self.connected or self._stopping or getattr(self.sio, "_reconnect_task", None):
+            return
+        try:
+            await self._connect_first()
+        except AgentAuthError as exc:
+            log.error("%s; not retrying", exc)
+
     async def _connect_first(self) -> None:
         delay = 0.5
         while True:
+            if self._stopping:
+                return
             try:
                 await self.sio.connect(
                     self.hub_url,
@@ -184,6 +200,14 @@ class Agent:
                     wait_timeout=10,
                 )
                 return
+            except ValueError as exc:
+                # "not in a disconnected state": the old transport is still closing,
+                # or python-socketio's own reconnection is under way.
+                if getattr(self.sio, "_reconnect_task", None) or self.connected:
+                    return
+                log.debug("connect deferred: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
             except socketio.exceptions.ConnectionError as exc:
                 error = self._last_connect_error
                 if isinstance(error, dict) and (
@@ -192,7 +216,9 @@ class Agent:
                 ):
                     detail = (error.get("data") or {}).get("message", "refused")
                     raise AgentAuthError(f"hub refused this agent: {detail}") from exc
-                log.warning("cannot reach hub at %s (%s); retrying in %.1fs", self.hub_url, exc, delay)
+                log.warning(
+                    "cannot reach hub at %s (%s); retrying in %.1fs", self.hub_url, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 15.0)
 
@@ -208,8 +234,9 @@ class Agent:
 
         @sio.on("connect", namespace=NS)
         async def on_connect() -> None:
-            if self.health.connected_since is not None:
+            if self.health.ever_connected:
                 self.health.reconnects += 1
+            self.health.ever_connected = True
             self.health.connected_since = time.time()
             log.info("connected to hub %s", self.hub_url)
             self._spawn(self._after_connect())
@@ -218,7 +245,13 @@ class Agent:
         async def on_disconnect(reason: Any = None) -> None:
             self._registered.clear()
             self.health.connected_since = None
+            if self._stopping:
+                return
             log.warning("disconnected from hub (%s); reconnecting", reason)
+            if reason == sio.reason.SERVER_DISCONNECT:
+                # The hub closed us on purpose (shutdown, restart): python-socketio
+                # does not retry those, so the agent does.
+                self._spawn(self._reconnect_later())
 
         @sio.on("connect_error", namespace=NS)
         async def on_connect_error(data: Any = None) -> None:
@@ -381,9 +414,7 @@ class Agent:
     async def ping(self) -> float | None:
         started = time.perf_counter()
         try:
-            await self.sio.call(
-                AgentEvent.HEALTH_PING, {"t": time.time()}, namespace=NS, timeout=5
-            )
+            await self.sio.call(AgentEvent.HEALTH_PING, {"t": time.time()}, namespace=NS, timeout=5)
         except Exception:
             self.health.record(None)
             return None

@@ -36,7 +36,7 @@ class PrinterPort(Protocol):
         """The printer's status, or None when it does not answer status queries."""
         ...
 
-    def write(self, data: bytes, *, confirm_timeout: float) -> StatusReport | None:
+    def write(self, data: bytes, confirm_timeout: float) -> StatusReport | None:
         """Send ``data``; then wait until the printer has taken it (status barrier)."""
         ...
 
@@ -125,7 +125,7 @@ class TcpPrinterPort:
                     raise PrinterUnreachable(f"{self.description}: {exc}") from exc
         return None  # pragma: no cover
 
-    def write(self, data: bytes, *, confirm_timeout: float = 30.0) -> StatusReport | None:
+    def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
         sock = self._connection()
         try:
             sock.settimeout(self.connect_timeout + len(data) / 50_000)
@@ -133,7 +133,9 @@ class TcpPrinterPort:
             return self._ask_status(sock, confirm_timeout)
         except OSError as exc:
             self.close()
-            raise PrinterIOError(f"{self.description}: connection lost while printing ({exc})") from exc
+            raise PrinterIOError(
+                f"{self.description}: connection lost while printing ({exc})"
+            ) from exc
 
 
 class FilePrinterPort:
@@ -151,7 +153,7 @@ class FilePrinterPort:
             raise PrinterUnreachable(f"{self.description}: cannot write there")
         return None
 
-    def write(self, data: bytes, *, confirm_timeout: float = 30.0) -> StatusReport | None:
+    def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
         try:
             with open(self.path, "ab") as fh:
                 fh.write(data)

@@ -31,7 +31,9 @@ class PrinterSpec:
         return {"tcp": "network", "usb": "usb", "serial": "serial", "file": "file"}[self.scheme]
 
 
-def parse_printer_uri(uri: str, *, name: str | None = None, station: str | None = None) -> PrinterSpec:
+def parse_printer_uri(
+    uri: str, *, name: str | None = None, station: str | None = None
+) -> PrinterSpec:
     """Parse and check one URI; raises ValueError with a message a user can act on."""
     uri = uri.strip()
     parts = urlsplit(uri)
@@ -66,7 +68,9 @@ def parse_printer_uri(uri: str, *, name: str | None = None, station: str | None 
             int(vid, 16)
             int(pid, 16)
         except ValueError:
-            raise ValueError(f"{uri!r}: usb:// needs VID:PID in hex, e.g. usb://04b8:0202") from None
+            raise ValueError(
+                f"{uri!r}: usb:// needs VID:PID in hex, e.g. usb://04b8:0202"
+            ) from None
         if not sep:
             raise ValueError(f"{uri!r}: usb:// needs VID:PID in hex, e.g. usb://04b8:0202")
         return PrinterSpec(

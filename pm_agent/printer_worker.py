@@ -49,7 +49,9 @@ class PrinterWorker:
         self.flags: dict[str, bool] = {}
         self.status_supported = True
         self.jobs_printed = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"printer:{spec.name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"printer:{spec.name}"
+        )
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = False
@@ -110,7 +112,8 @@ class PrinterWorker:
                 status, flags = "unknown", {"status_unsupported": True}
             else:
                 self.status_supported = True
-                status, flags = report.status, {k: v for k, v in report.flags.items() if v}
+                status = report.status
+                flags = {k: v for k, v in report.flags.items() if v}
         if (status, flags) != (self.status, self.flags):
             self.status, self.flags = status, flags
             await self.on_status(self)
@@ -200,7 +203,7 @@ class PrinterWorker:
             self.jobs_printed += 1
             self.on_outbox()
             if after is not None:
-                flags = {k: v for k, v in after.flags.items() if v}
+                flags: dict[str, bool] = {k: v for k, v in after.flags.items() if v}
                 if (after.status, flags) != (self.status, self.flags):
                     self.status, self.flags = after.status, flags
                     await self.on_status(self)

@@ -286,7 +286,8 @@ class JobSpool:
 
         def write(db: sqlite_utils.Database) -> int:
             cur = db.execute(
-                "DELETE FROM spool_jobs WHERE state IN ('completed','failed','expired','cancelled') "
+                "DELETE FROM spool_jobs "
+                "WHERE state IN ('completed', 'failed', 'expired', 'cancelled') "
                 "AND finished_at < ?",
                 (cutoff,),
             )

@@ -146,12 +146,11 @@ def setup_agent_namespace(hub: Hub) -> None:
             )
         )
         if status is not None:
-            row = (
-                await hub.db.write(
-                    lambda d: printer_store.set_printer_status(d, row["id"], status, flags)
-                )
-                or row
+            printer_id = row["id"]
+            updated = await hub.db.write(
+                lambda d: printer_store.set_printer_status(d, printer_id, status, flags)
             )
+            row = updated or row
         link.printer_ids.add(row["id"])
         await hub.printer_changed(row)
         await hub.dispatcher.printer_attached(link, row["id"])

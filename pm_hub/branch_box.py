@@ -41,16 +41,25 @@ async def local_license(hub: Hub) -> str:
     """The license of the agent that runs inside ``pm up``: created once, kept in the
     data dir (mode 600), replaced if the database no longer knows it."""
     path: Path = hub.settings.data_dir / LOCAL_KEY_FILE
-    if path.exists():
-        key = path.read_text().strip()
-        known = await hub.db.read(lambda d: tenants.find_license(d, auth.hash_license_key(key)))
+    existing = await asyncio.to_thread(_read_key, path)
+    if existing:
+        key_hash = auth.hash_license_key(existing)
+        known = await hub.db.read(lambda d: tenants.find_license(d, key_hash))
         if known is not None and known["revoked_at"] is None:
-            return key
+            return existing
     key = await hub.create_license(label="pm up (local agent)")
+    await asyncio.to_thread(_write_key, path, key)
+    return key
+
+
+def _read_key(path: Path) -> str | None:
+    return path.read_text().strip() if path.exists() else None
+
+
+def _write_key(path: Path, key: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
-    return key
 
 
 async def run_up(
@@ -75,7 +84,9 @@ async def run_up(
         )
         for i, printer in enumerate(fleet.printers):
             station = DEMO_STATIONS[i % len(DEMO_STATIONS)]
-            specs.append(parse_printer_spec(f"{printer.name}=tcp://127.0.0.1:{printer.port}#{station}"))
+            specs.append(
+                parse_printer_spec(f"{printer.name}=tcp://127.0.0.1:{printer.port}#{station}")
+            )
             _say(f"simulated printer {printer.name} on tcp://127.0.0.1:{printer.port}")
         _say(f"simulator control on http://127.0.0.1:{fleet.control_port} (pm simctl --help)")
     running = await start_hub(settings)

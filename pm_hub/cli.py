@@ -64,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--printer",
         action="append",
         metavar="[NAME=]URI[#STATION]",
-        help="a printer the agent drives, e.g. Kitchen-1=tcp://10.0.0.5:9100#kitchen "
-        "(repeatable)",
+        help="a printer the agent drives, e.g. Kitchen-1=tcp://10.0.0.5:9100#kitchen (repeatable)",
     )
     p.add_argument("--sim", type=int, default=0, metavar="N", help="also run N simulated printers")
     p.add_argument("--sim-port", type=int, default=9101, help="first simulated printer port")
@@ -80,21 +79,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("agent", help="the agent alone, connecting to a hub")
     _common(p, server=False)
-    p.add_argument("--hub", default=os.environ.get("PM_HUB"), help="hub URL, e.g. http://10.0.0.2:3001")
-    p.add_argument("--license", default=os.environ.get("PM_LICENSE"), help="license key (or PM_LICENSE)")
+    p.add_argument(
+        "--hub", default=os.environ.get("PM_HUB"), help="hub URL, e.g. http://10.0.0.2:3001"
+    )
+    p.add_argument(
+        "--license", default=os.environ.get("PM_LICENSE"), help="license key (or PM_LICENSE)"
+    )
     p.add_argument("--printer", action="append", metavar="[NAME=]URI[#STATION]", help="repeatable")
     p.add_argument("--poll-interval", type=float, default=2.0, help="printer status poll (s)")
     p.add_argument("--name", help="agent name shown to operators (default: host name)")
 
     p = sub.add_parser("tui", help="the terminal dashboard")
-    p.add_argument("--hub", default=os.environ.get("PM_HUB", "http://127.0.0.1:3001"), help="hub URL")
-    p.add_argument("--token", default=os.environ.get("PM_TOKEN"), help="operator token (or PM_TOKEN)")
+    p.add_argument(
+        "--hub", default=os.environ.get("PM_HUB", "http://127.0.0.1:3001"), help="hub URL"
+    )
+    p.add_argument(
+        "--token", default=os.environ.get("PM_TOKEN"), help="operator token (or PM_TOKEN)"
+    )
     p.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "WARNING"))
 
     p = sub.add_parser("demo", help="hub + agent + simulated printers + the dashboard, zero set-up")
     _common(p)
     p.add_argument("--printers", type=int, default=3, help="how many simulated printers")
-    p.add_argument("--headless", action="store_true", help="run the branch box without the dashboard")
+    p.add_argument(
+        "--headless", action="store_true", help="run the branch box without the dashboard"
+    )
 
     from pm_agent.sim import add_sim_arguments, add_simctl_arguments
 
@@ -108,8 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = p.add_subparsers(dest="token_command", metavar="ACTION")
     tsub.required = True
     t = tsub.add_parser("create", help="print a new operator JWT")
-    t.add_argument("--role", required=True, choices=["admin", "manager", "operator", "viewer", "branch"])
-    t.add_argument("--branch", action="append", type=int, help="branch id the token may see (repeatable)")
+    t.add_argument(
+        "--role", required=True, choices=["admin", "manager", "operator", "viewer", "branch"]
+    )
+    t.add_argument(
+        "--branch", action="append", type=int, help="branch id the token may see (repeatable)"
+    )
     t.add_argument("--company", type=int, default=1, help="company id (default 1)")
     t.add_argument("--ttl", default="8h", help="lifetime, e.g. 30m, 8h, 30d (default 8h)")
     t.add_argument("--sub", help="who the token is for (shown in logs and job history)")
@@ -124,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--data-dir", type=Path, help="hub data dir")
 
     p = sub.add_parser("bench", help="load benchmark (prints a table; --json for machines)")
-    p.add_argument("scenarios", nargs="*", help="roundtrip, throughput, fanout, connections, baseline")
+    p.add_argument(
+        "scenarios", nargs="*", help="roundtrip, throughput, fanout, connections, baseline"
+    )
     p.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     p.add_argument("--json", type=Path, help="also write every figure to this file")
     return parser
@@ -192,8 +207,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             print("pm agent: --hub URL is required (or PM_HUB)", file=sys.stderr)
             return 2
         if not args.license:
-            print("pm agent: --license KEY is required (or PM_LICENSE); "
-                  "create one with `pm license create` on the hub", file=sys.stderr)
+            print(
+                "pm agent: --license KEY is required (or PM_LICENSE); "
+                "create one with `pm license create` on the hub",
+                file=sys.stderr,
+            )
             return 2
         settings = _settings(args)
         return _run(
@@ -214,8 +232,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pm_hub.demo import run_demo
 
         settings = _settings(args)
-        return run_demo(settings, printers=args.printers, headless=args.headless,
-                        data_dir_given=args.data_dir is not None)
+        return run_demo(
+            settings,
+            printers=args.printers,
+            headless=args.headless,
+            data_dir_given=args.data_dir is not None,
+        )
     if command == "sim":
         from pm_agent.sim import run_sim
 

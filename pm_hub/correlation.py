@@ -108,7 +108,9 @@ class CorrelationRegistry:
         log.info("request %s timed out after %.1fs", correlation_id, self.timeout)
         self._finish(
             pending,
-            error_ack(ErrorCode.TIMEOUT, "no answer from the agent in time", correlation_id=correlation_id),
+            error_ack(
+                ErrorCode.TIMEOUT, "no answer from the agent in time", correlation_id=correlation_id
+            ),
         )
 
     def _finish(self, pending: PendingRequest, result: dict[str, Any]) -> None:

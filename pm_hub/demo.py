@@ -69,9 +69,15 @@ def _wait_ready(url: str, printers: int, proc: subprocess.Popen[bytes], log: Pat
 
 
 def run_demo(
-    settings: HubSettings, *, printers: int = 3, headless: bool = False, data_dir_given: bool = False
+    settings: HubSettings,
+    *,
+    printers: int = 3,
+    headless: bool = False,
+    data_dir_given: bool = False,
 ) -> int:
-    data_dir = settings.data_dir if data_dir_given else settings.data_dir.parent / "printermaster-demo"
+    data_dir = (
+        settings.data_dir if data_dir_given else settings.data_dir.parent / "printermaster-demo"
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     port = _pick(settings.port)
     sim_port = _pick(9101, printers)

@@ -27,6 +27,7 @@ from pm_hub.protocol import (
     new_correlation_id,
     ok_ack,
 )
+from pm_hub.protocol.errors import error_of
 from pm_hub.protocol.validation import get_int, get_str, require_object
 from pm_hub.store import jobs as job_store
 
@@ -243,14 +244,12 @@ class JobDispatcher:
             else:
                 await self.move(job_id, "dispatched", actor=actor, reason="in the agent's spool")
             return
-        error = ack.get("error") if isinstance(ack.get("error"), dict) else {}
+        error = error_of(ack)
         code = str(error.get("code", "internal"))
         message = str(error.get("message", "agent refused the job"))[:500]
         log.warning("[%s] agent %s refused job %s: %s", cid, link.agent_id, job_id, message)
         if code == ErrorCode.INVALID_PAYLOAD:
-            await self.move(
-                job_id, "failed", actor=actor, error_code=code, error_message=message
-            )
+            await self.move(job_id, "failed", actor=actor, error_code=code, error_message=message)
 
     def _owned(self, link: AgentLink, job_id: int) -> ActiveJob | None:
         job = self.active.get(job_id)
@@ -296,7 +295,7 @@ class JobDispatcher:
         status = data.get("status")
         if status not in ("failed", "expired", "cancelled"):
             status = "failed"
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        error = error_of(data)
         code = str(error.get("code") or status)[:50]
         message = str(error.get("message") or f"job {status} at the agent")[:500]
         await self.move(
@@ -327,11 +326,11 @@ class JobDispatcher:
                 continue
             printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
             agent_here = printer is not None and self.hub.agent_for_printer(printer) is not None
-            if job.status == "queued" and not agent_here:
+            if agent_here:
+                continue  # the agent enforces expiry for jobs it holds
+            grace = EXPIRY_GRACE_SECONDS if job.status == "dispatched" else 0.0
+            if job.status in ("queued", "dispatched") and job.expires_at + grace <= now:
                 due.append(job.id)
-            elif job.status == "dispatched" and not agent_here:
-                if job.expires_at + EXPIRY_GRACE_SECONDS <= now:
-                    due.append(job.id)
         for job_id in due:
             await self.move(
                 job_id,

@@ -15,10 +15,9 @@ from pm_hub import auth
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.protocol import ErrorCode, HubEvent, Namespace, ProtocolError
-from pm_hub.store import Database, migrate
+from pm_hub.store import Database, prepare_hub_db, tenants
 from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
-from pm_hub.store import tenants
 from pm_hub.store.records import agent_record, job_record, printer_record
 
 log = logging.getLogger(__name__)
@@ -70,22 +69,19 @@ class Hub:
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.db.start, migrate)
+        await asyncio.to_thread(self.db.start, prepare_hub_db)
         secret = await asyncio.to_thread(auth.load_or_create_secret, self.settings.data_dir)
         self.tokens = auth.TokenIssuer(secret)
         self.company_id, self.branch_id = await self.db.write(tenants.ensure_default_tenant)
         if self.settings.branch_name:
             name = self.settings.branch_name
-            await self.db.write(lambda d: tenants.rename_branch(d, self.branch_id, name))
+            branch_id = self.branch_id
+            await self.db.write(lambda d: tenants.rename_branch(d, branch_id, name))
         branch = await self.db.read(lambda d: tenants.get_branch(d, self.branch_id))
         self.branch_name = branch["name"] if branch else self.branch_name
         await self.db.write(tenants.mark_all_agents_disconnected)
-        agent_ids = {r["agent_id"] for r in await self.db.read(printer_store.all_printers)}
-        for agent_id in agent_ids - {None}:
-            # Nobody is connected yet: what the file says about reachability is stale.
-            await self.db.write(
-                lambda d, a=agent_id: printer_store.mark_agent_printers_offline(d, a)
-            )
+        # Nobody is connected yet: what the file says about reachability is stale.
+        await self.db.write(printer_store.mark_all_agent_printers_offline)
         for row in await self.db.read(printer_store.all_printers):
             self.printers[row["id"]] = row
         await self.dispatcher.load()
@@ -109,7 +105,9 @@ class Hub:
         assert self.tokens is not None
         return self.tokens.verify(token)
 
-    async def create_license(self, *, branch_id: int | None = None, label: str | None = None) -> str:
+    async def create_license(
+        self, *, branch_id: int | None = None, label: str | None = None
+    ) -> str:
         key = auth.new_license_key()
         branch = branch_id or self.branch_id
         await self.db.write(

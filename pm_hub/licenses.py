@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import sqlite_utils
+
 from pm_hub import auth
-from pm_hub.store import Database, migrate
-from pm_hub.store import tenants
+from pm_hub.store import Database, prepare_hub_db, tenants
 
 
 async def _create(db: Database, branch_id: int | None, label: str | None) -> str:
     key = auth.new_license_key()
 
-    def write(d):  # type: ignore[no-untyped-def]
-        company_id, default_branch = tenants.ensure_default_tenant(d)
+    def write(d: sqlite_utils.Database) -> None:
+        _company, default_branch = tenants.ensure_default_tenant(d)
         branch = branch_id or default_branch
         row = tenants.get_branch(d, branch)
         if row is None:
@@ -37,7 +38,7 @@ def create_license_offline(
 ) -> str:
     """Open the hub's database file (safe while the hub runs: SQLite WAL) and add a key."""
     db = Database(data_dir / "hub.sqlite")
-    db.start(migrate)
+    db.start(prepare_hub_db)
     try:
         return asyncio.run(_create(db, branch_id, label))
     finally:

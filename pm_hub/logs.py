@@ -26,7 +26,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging(level: str = "INFO", *, stream: Any = None, json_format: bool | None = None) -> None:
+def setup_logging(
+    level: str = "INFO", *, stream: Any = None, json_format: bool | None = None
+) -> None:
     stream = stream or sys.stderr
     if json_format is None:
         json_format = not (hasattr(stream, "isatty") and stream.isatty())

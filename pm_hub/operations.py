@@ -23,6 +23,7 @@ from pm_hub.protocol import (
     ok_ack,
 )
 from pm_hub.protocol.documents import validate_document
+from pm_hub.protocol.errors import error_of, known_code
 from pm_hub.protocol.validation import get_float, get_int, get_str, invalid, require_object
 from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
@@ -135,12 +136,10 @@ class Operations:
 
         def delivered(ack: Any = None) -> None:
             if isinstance(ack, dict) and not ack.get("ok", False):
-                error = ack.get("error") if isinstance(ack.get("error"), dict) else {}
+                error = error_of(ack)
                 self.hub.registry.fail(
                     pending.correlation_id,
-                    ErrorCode(error.get("code"))
-                    if error.get("code") in set(ErrorCode)
-                    else ErrorCode.INTERNAL,
+                    known_code(error.get("code")),
                     str(error.get("message", "the agent refused the test print")),
                 )
 
@@ -302,9 +301,7 @@ class Operations:
         return ok_ack(agents=agents)
 
     async def whoami(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        branches = await self.hub.db.read(
-            lambda d: tenants.list_branches(d, principal.company_id)
-        )
+        branches = await self.hub.db.read(lambda d: tenants.list_branches(d, principal.company_id))
         visible = [
             {"id": b["id"], "name": b["name"]} for b in branches if principal.sees_branch(b["id"])
         ]
@@ -327,4 +324,3 @@ def _version() -> str:
     from pm_hub import __version__
 
     return __version__
-

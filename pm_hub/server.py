@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -30,7 +32,7 @@ def create_app(settings: HubSettings) -> web.Application:
     setup_agent_namespace(hub)
     setup_http_api(app, hub, operations)
 
-    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
         yield
         try:
@@ -39,7 +41,17 @@ def create_app(settings: HubSettings) -> web.Application:
             log.debug("socket.io shutdown", exc_info=True)
         await hub.stop()
 
+    async def drop_connections(app: web.Application) -> None:
+        # Close every Engine.IO connection so the web server does not wait on them;
+        # clients see a dropped transport and reconnect to the next hub process.
+        for socket in list(hub.sio.eio.sockets.values()):
+            try:
+                await asyncio.wait_for(socket.close(wait=False), 1.0)
+            except Exception:
+                log.debug("closing a connection at shutdown", exc_info=True)
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(drop_connections)
     return app
 
 
@@ -67,7 +79,7 @@ class RunningHub:
 async def start_hub(settings: HubSettings) -> RunningHub:
     """Start listening on ``settings.host:settings.port`` (port 0 picks a free one)."""
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
     try:
@@ -78,7 +90,7 @@ async def start_hub(settings: HubSettings) -> RunningHub:
             exc.errno, f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
         ) from exc
     port = settings.port
-    server = site._server  # the bound port when 0 was asked for
-    if server is not None and getattr(server, "sockets", None):
-        port = server.sockets[0].getsockname()[1]
+    sockets = getattr(site._server, "sockets", None)  # the bound port when 0 was asked for
+    if sockets:
+        port = sockets[0].getsockname()[1]
     return RunningHub(app=app, runner=runner, host=settings.host, port=port)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
@@ -46,16 +45,17 @@ class PrinterMasterApp(App[int]):
     def __init__(self, *, hub_url: str, token: str) -> None:
         super().__init__()
         self.hub_url = hub_url
-        self.link = HubLink(
-            hub_url,
-            token,
-            on_event=lambda event, data: self.post_message(HubEvent(event, data)),
-            on_state=lambda state: self.post_message(LinkChanged(state)),
-        )
+        self.link = HubLink(hub_url, token, on_event=self._hub_event, on_state=self._link_state)
         self.printers: dict[int, dict[str, Any]] = {}
         self.branch_name = ""
         self.link_state = LinkState("connecting")
         self.latency_ms: float | None = None
+
+    def _hub_event(self, event: str, data: Any) -> None:
+        self.post_message(HubEvent(event, data))
+
+    def _link_state(self, state: LinkState) -> None:
+        self.post_message(LinkChanged(state))
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar")
@@ -90,7 +90,9 @@ class PrinterMasterApp(App[int]):
             banner.remove_class("visible")
             await self.load_everything()
         elif message.state.state == "refused":
-            banner.update(f"{message.state.message}. Make a new one with: pm token create --role admin")
+            banner.update(
+                f"{message.state.message}. Make a new one with: pm token create --role admin"
+            )
             banner.add_class("visible")
         elif message.state.state == "reconnecting":
             banner.update(f"{message.state.message} (showing the last known state)")
@@ -118,7 +120,9 @@ class PrinterMasterApp(App[int]):
                 self.notify(f"Test page printed on {name} ({result.get('duration_ms')} ms)")
             else:
                 error = result.get("error") or {}
-                self.notify(f"Test print on {name} failed: {error.get('message')}", severity="error")
+                self.notify(
+                    f"Test print on {name} failed: {error.get('message')}", severity="error"
+                )
 
     # -- table -------------------------------------------------------------------------
 
@@ -206,7 +210,11 @@ class PrinterMasterApp(App[int]):
             detail.update("No printer selected." if self.printers else "No printers yet.")
             return
         flags = ", ".join(k.replace("_", " ") for k, v in (p.get("flags") or {}).items() if v)
-        since = time.strftime("%H:%M:%S", time.localtime(p["status_changed_at"])) if p.get("status_changed_at") else "?"
+        since = (
+            time.strftime("%H:%M:%S", time.localtime(p["status_changed_at"]))
+            if p.get("status_changed_at")
+            else "?"
+        )
         detail.update(
             Text.assemble(
                 (p["name"], "bold"),
@@ -260,7 +268,10 @@ def run_tui(*, hub_url: str, token: str | None, log_level: str = "WARNING") -> i
         )
         return 2
     if not hub_url.startswith(("http://", "https://")):
-        print(f"pm tui: hub URL must start with http:// or https:// (got {hub_url!r})", file=sys.stderr)
+        print(
+            f"pm tui: hub URL must start with http:// or https:// (got {hub_url!r})",
+            file=sys.stderr,
+        )
         return 2
     logging.getLogger().handlers[:] = []
     logging.getLogger().setLevel(log_level.upper())
@@ -270,5 +281,3 @@ def run_tui(*, hub_url: str, token: str | None, log_level: str = "WARNING") -> i
         print(f"pm tui: {app.link_state.message}", file=sys.stderr)
         return 3
     return result or 0
-
-

@@ -81,8 +81,11 @@ class HubLink:
         @sio.on("connect_error", namespace=NS)
         async def connect_error(data: Any = None) -> None:
             if isinstance(data, dict):
-                inner = data.get("data") if isinstance(data.get("data"), dict) else {}
-                if data.get("message") == ErrorCode.AUTH_FAILED or inner.get("code") == ErrorCode.AUTH_FAILED:
+                inner: dict[str, Any] = data["data"] if isinstance(data.get("data"), dict) else {}
+                if (
+                    data.get("message") == ErrorCode.AUTH_FAILED
+                    or inner.get("code") == ErrorCode.AUTH_FAILED
+                ):
                     self._refused = {"message": inner.get("message") or "token refused"}
 
         @sio.on("disconnect", namespace=NS)
@@ -122,7 +125,11 @@ class HubLink:
             except (socketio.exceptions.ConnectionError, ValueError, OSError) as exc:
                 await _quietly_disconnect(sio)
                 if self._refused is not None:
-                    self._set(LinkState("refused", f"the hub refused the token: {self._refused['message']}"))
+                    self._set(
+                        LinkState(
+                            "refused", f"the hub refused the token: {self._refused['message']}"
+                        )
+                    )
                     return
                 retry_at = time.monotonic() + delay
                 self._set(LinkState("reconnecting", f"cannot reach {self.url}: {exc}", retry_at))
@@ -141,11 +148,16 @@ class HubLink:
             self._set(LinkState("reconnecting", "lost the hub connection", retry_at))
             await asyncio.sleep(delay)
 
-    async def call(self, event: str, payload: dict[str, Any] | None = None, *, timeout: float = 10) -> dict[str, Any]:
+    async def call(
+        self, event: str, payload: dict[str, Any] | None = None, *, timeout: float = 10
+    ) -> dict[str, Any]:
         """Send a request and return its ack (an error ack if the hub is not reachable)."""
         sio = self._sio
         if sio is None or not self.connected:
-            return {"ok": False, "error": {"code": "offline", "message": "not connected to the hub"}}
+            return {
+                "ok": False,
+                "error": {"code": "offline", "message": "not connected to the hub"},
+            }
         try:
             ack = await sio.call(event, payload or {}, namespace=NS, timeout=timeout)
         except socketio.exceptions.TimeoutError:

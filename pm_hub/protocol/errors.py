@@ -54,3 +54,18 @@ def error_ack(code: ErrorCode | str, message: str, **details: Any) -> dict[str, 
     if details:
         error["details"] = details
     return {"ok": False, "error": error}
+
+
+def error_of(ack: Any) -> dict[str, Any]:
+    """The ``error`` object of an ack (empty when there is none or it is malformed)."""
+    if isinstance(ack, dict) and isinstance(ack.get("error"), dict):
+        return ack["error"]
+    return {}
+
+
+def known_code(value: Any, default: ErrorCode = ErrorCode.INTERNAL) -> ErrorCode:
+    """``value`` as an ErrorCode if it is one, else ``default``."""
+    try:
+        return ErrorCode(value)
+    except ValueError:
+        return default

@@ -204,7 +204,8 @@ def active_jobs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 def active_jobs_for_printer(db: sqlite_utils.Database, printer_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
-        "SELECT * FROM jobs WHERE printer_id = ? AND status IN ('queued', 'dispatched', 'printing') "
+        "SELECT * FROM jobs WHERE printer_id = ? "
+        "AND status IN ('queued', 'dispatched', 'printing') "
         "ORDER BY id",
         (printer_id,),
     ).fetchall()

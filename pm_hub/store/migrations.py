@@ -236,3 +236,8 @@ def migrate(db: sqlite_utils.Database, *, target: int = CURRENT_VERSION) -> int:
         log.info("applied migration %d (%s)", version, name)
         ran += 1
     return ran
+
+
+def prepare_hub_db(db: sqlite_utils.Database) -> None:
+    """What the hub runs on its file before the writer thread starts."""
+    migrate(db)

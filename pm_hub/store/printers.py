@@ -120,11 +120,20 @@ def mark_agent_printers_offline(db: sqlite_utils.Database, agent_id: int) -> lis
             (json.dumps({"agent_disconnected": True}), now, now, printer_id),
         )
         db.execute(
-            "INSERT INTO printer_events (printer_id, at, status, flags) VALUES (?, ?, 'offline', ?)",
+            "INSERT INTO printer_events (printer_id, at, status, flags) "
+            "VALUES (?, ?, 'offline', ?)",
             (printer_id, now, json.dumps({"agent_disconnected": True})),
         )
-        changed.append(dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()))
+        changed.append(
+            dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone())
+        )
     return changed
+
+
+def mark_all_agent_printers_offline(db: sqlite_utils.Database) -> int:
+    """At hub start no agent is connected: every agent-driven printer is unreachable."""
+    agent_ids = [r[0] for r in db.execute("SELECT DISTINCT agent_id FROM printers").fetchall()]
+    return sum(len(mark_agent_printers_offline(db, a)) for a in agent_ids if a is not None)
 
 
 def update_printer_settings(
@@ -150,7 +159,8 @@ def printer_history(
     db: sqlite_utils.Database, printer_id: int, limit: int = 50
 ) -> list[dict[str, Any]]:
     rows = db.execute(
-        "SELECT at, status, flags FROM printer_events WHERE printer_id = ? ORDER BY id DESC LIMIT ?",
+        "SELECT at, status, flags FROM printer_events WHERE printer_id = ? "
+        "ORDER BY id DESC LIMIT ?",
         (printer_id, limit),
     ).fetchall()
     return [{"at": r["at"], "status": r["status"], "flags": json.loads(r["flags"])} for r in rows]

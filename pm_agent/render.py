@@ -1,0 +1,223 @@
+"""Turn a job document into ESC/POS bytes with python-escpos.
+
+:func:`render_document` renders the document of DESIGN.md ("Job document")
+through ``escpos.printer.Dummy`` so the bytes are exactly what python-escpos
+would send to a real printer; :func:`render_test_page` builds the page of the
+"test print" action. Rendering is pure CPU work (no I/O); run it off the
+event loop when documents may be large (images).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import logging
+from datetime import datetime
+from typing import Any
+
+from escpos.printer import Dummy
+from PIL import Image as PILImage
+
+from pm_agent.escpos_stream import Cut, decode_all
+from pm_hub.protocol.documents import barcode_payload, validate_document
+
+logger = logging.getLogger(__name__)
+
+#: Width in dots of one Font A character; used when the profile does not say
+#: how wide the paper is.
+DOTS_PER_COLUMN = 12
+TEST_PAGE_TITLE = "PRINTERMASTER TEST PAGE"
+_PRINTING_BLOCKS = frozenset({"text", "line", "feed", "barcode", "qr", "image"})
+_BARCODE_TYPE_A = frozenset({"UPC-A", "UPC-E", "EAN13", "EAN8", "CODE39", "ITF", "NW7", "CODABAR"})
+
+
+def _printer(profile: str | None, columns: int) -> tuple[Any, int]:
+    """A Dummy printer whose profile knows its paper width in dots (so
+    python-escpos neither complains on stdout nor refuses images)."""
+    try:
+        printer = Dummy(profile=profile)
+    except KeyError:
+        raise ValueError(f"unknown printer profile {profile!r}") from None
+    data = copy.deepcopy(printer.profile.profile_data)
+    width = data.setdefault("media", {}).setdefault("width", {})
+    try:
+        max_width = int(width.get("pixels"))
+    except (TypeError, ValueError):
+        max_width = columns * DOTS_PER_COLUMN
+        width["pixels"] = max_width
+    printer.profile.profile_data = data  # instance copy; the class data stays shared
+    return printer, max_width
+
+
+def _text_block(p: Any, block: dict[str, Any]) -> None:
+    styled = {}
+    if block["bold"]:
+        styled["bold"] = True
+    if block["underline"]:
+        styled["underline"] = block["underline"]
+    if block["align"] != "left":
+        styled["align"] = block["align"]
+    sized = block["width"] != 1 or block["height"] != 1
+    if sized:
+        p.set(custom_size=True, width=block["width"], height=block["height"])
+    if styled:
+        p.set(**styled)
+    text = block["text"]
+    p.text(text if text.endswith("\n") else text + "\n")
+    reset: dict[str, Any] = {}
+    if "bold" in styled:
+        reset["bold"] = False
+    if "underline" in styled:
+        reset["underline"] = 0
+    if "align" in styled:
+        reset["align"] = "left"
+    if reset:
+        p.set(**reset)
+    if sized:
+        p.set(custom_size=True, width=1, height=1)
+
+
+def _image_block(p: Any, block: dict[str, Any], max_width: int) -> None:
+    data = base64.b64decode("".join(block["png_base64"].split()))
+    with PILImage.open(io.BytesIO(data)) as opened:
+        opened.load()
+        img = opened.copy()
+    if img.width > max_width:
+        height = max(1, round(img.height * max_width / img.width))
+        img = img.resize((max_width, height))
+    p.set(align="center")
+    p.image(img, impl="bitImageRaster")
+    p.set(align="left")
+
+
+def _barcode_block(p: Any, block: dict[str, Any]) -> None:
+    kind = block["kind"]
+    # _hw_barcode is what Escpos.barcode() calls for printer-drawn barcodes;
+    # calling it directly avoids barcode()'s print() to stdout (which would
+    # scribble over the terminal dashboard).
+    p._hw_barcode(
+        barcode_payload(kind, block["data"]),
+        kind,
+        height=block["height"],
+        width=block["width"],
+        pos="BELOW",
+        font="A",
+        align_ct=True,
+        function_type="A" if kind in _BARCODE_TYPE_A else "B",
+        check=True,
+    )
+    p.set(align="left")
+
+
+def _header(p: Any, header: str) -> None:
+    p.set(align="center", bold=True)
+    p.text(header + "\n")
+    p.set(align="left", bold=False)
+
+
+def render_document(
+    doc: dict[str, Any],
+    *,
+    columns: int = 42,
+    profile: str | None = None,
+    header: str | None = None,
+) -> bytes:
+    """ESC/POS bytes for a job document (validated first).
+
+    The output starts with ``ESC @``, then the optional ``header`` line (bold,
+    centred), then the blocks. A job always ends cut: a full cut is appended
+    unless a cut block follows the last block that prints something. A
+    ``raw_base64`` document is passed through after the header, with a cut
+    appended if its bytes contain none.
+
+    Raises ``ProtocolError`` for an invalid document and ``ValueError`` for an
+    unknown profile.
+    """
+    doc = validate_document(doc)
+    p, max_width = _printer(profile, columns)
+    p.hw("INIT")
+    if header:
+        _header(p, header)
+
+    if "raw_base64" in doc:
+        raw = base64.b64decode("".join(doc["raw_base64"].split()))
+        p._raw(raw)
+        if not any(isinstance(event, Cut) for event in decode_all(raw, profile=profile)):
+            p.cut()
+        return bytes(p.output)
+
+    blocks: list[dict[str, Any]] = doc["blocks"]
+    needs_cut = True
+    for block in blocks:
+        kind = block["type"]
+        if kind in _PRINTING_BLOCKS:
+            needs_cut = True
+        if kind == "text":
+            _text_block(p, block)
+        elif kind == "line":
+            p.text(block["char"] * columns + "\n")
+        elif kind == "feed":
+            p.ln(block["lines"])
+        elif kind == "barcode":
+            _barcode_block(p, block)
+        elif kind == "qr":
+            p.set(align="center")
+            p.qr(block["data"], size=block["size"], native=True)
+            p.set(align="left")
+        elif kind == "image":
+            _image_block(p, block, max_width)
+        elif kind == "cut":
+            p.cut(mode="PART" if block["partial"] else "FULL")
+            needs_cut = False
+        elif kind == "drawer":
+            p.cashdraw(block["pin"])
+    if needs_cut:
+        p.cut()
+    return bytes(p.output)
+
+
+def _ruler(columns: int) -> str:
+    """``....:....1....:....2`` up to ``columns`` characters."""
+    chars = []
+    for i in range(1, columns + 1):
+        if i % 10 == 0:
+            chars.append(str(i // 10 % 10))
+        elif i % 5 == 0:
+            chars.append(":")
+        else:
+            chars.append(".")
+    return "".join(chars)
+
+
+def render_test_page(
+    *,
+    printer_name: str,
+    address: str,
+    columns: int = 42,
+    when: datetime | None = None,
+) -> bytes:
+    """A recognisable test page: title, printer name and address, time, a
+    character ruler as wide as the paper, a few special characters, a cut."""
+    when = when or datetime.now().astimezone()
+    p, _ = _printer(None, columns)
+    p.hw("INIT")
+    p.set(align="center", bold=True)
+    p.set(double_height=True)
+    p.text(TEST_PAGE_TITLE + "\n")
+    p.set(normal_textsize=True)
+    p.set(align="left", bold=False)
+    p.text("=" * columns + "\n")
+    p.text(f"Printer: {printer_name}\n")
+    p.text(f"Address: {address}\n")
+    p.text(f"Time:    {when.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}\n")
+    p.text("-" * columns + "\n")
+    p.text(_ruler(columns) + "\n")
+    p.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789\n")
+    p.text("Accents: àéèç ÄÖÜ äöü ß ñ\n")
+    p.text("-" * columns + "\n")
+    p.set(align="center")
+    p.text("If you can read this, printing works.\n")
+    p.set(align="left")
+    p.cut()
+    return bytes(p.output)

@@ -1,0 +1,90 @@
+"""Shared fixtures: a real hub on 127.0.0.1, simulated printers, a real agent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pm_agent.agent import Agent
+from pm_agent.printer_uri import parse_printer_spec
+from pm_agent.sim import SimulatorFleet
+from pm_hub.config import HubSettings
+from pm_hub.server import RunningHub, start_hub
+from tests.helpers import OpsClient
+
+
+def hub_settings(data_dir: Path, **overrides: Any) -> HubSettings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "host": "127.0.0.1",
+        "port": 0,
+        "request_timeout": 5.0,
+        "sqlite_synchronous": "NORMAL",
+    }
+    values.update(overrides)
+    return HubSettings(**values)
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[RunningHub]:
+    running = await start_hub(hub_settings(tmp_path / "hub"))
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+def admin_token(hub: RunningHub) -> str:
+    assert hub.hub.tokens is not None
+    return hub.hub.tokens.create(role="admin", sub="test-admin")
+
+
+@pytest.fixture
+async def ops(hub: RunningHub, admin_token: str) -> AsyncIterator[OpsClient]:
+    client = await OpsClient(hub.url, admin_token).connect()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def fleet() -> AsyncIterator[SimulatorFleet]:
+    async with SimulatorFleet.start(count=2, names=["Kitchen-1", "Bar"], control_port=None) as f:
+        yield f
+
+
+AgentFactory = Callable[..., Awaitable[Agent]]
+
+
+@pytest.fixture
+async def make_agent(hub: RunningHub, tmp_path: Path) -> AsyncIterator[AgentFactory]:
+    agents: list[Agent] = []
+
+    async def make(
+        printers: list[str], *, name: str = "agent", license_key: str | None = None, **kw: Any
+    ) -> Agent:
+        key = license_key or await hub.hub.create_license()
+        kw.setdefault("poll_interval", 0.2)
+        kw.setdefault("spool_synchronous", "NORMAL")
+        agent = Agent(
+            hub_url=hub.url,
+            license_key=key,
+            data_dir=tmp_path / f"agent-{name}",
+            printers=[parse_printer_spec(p) for p in printers],
+            name=name,
+            **kw,
+        )
+        agents.append(agent)
+        await agent.start()
+        return agent
+
+    yield make
+    for agent in agents:
+        await agent.stop()
+
+
+@pytest.fixture
+async def agent(make_agent: AgentFactory, fleet: SimulatorFleet) -> Agent:
+    specs = [f"{p.name}=tcp://127.0.0.1:{p.port}#kitchen" for p in fleet.printers]
+    return await make_agent(specs)
