@@ -189,11 +189,38 @@ def _v2_monitoring(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX printer_events_printer ON printer_events (printer_id, id)")
 
 
+def _v3_stations(db: sqlite_utils.Database) -> None:
+    """Stations with an ordered list of printers, and default job expiry."""
+    db.execute(
+        """
+        CREATE TABLE stations (
+            id INTEGER PRIMARY KEY,
+            company_id INTEGER NOT NULL,
+            branch_id INTEGER NOT NULL REFERENCES branches(id),
+            name TEXT NOT NULL,
+            default_expiry_s REAL,
+            created_at REAL NOT NULL,
+            UNIQUE (branch_id, name)
+        )"""
+    )
+    db.execute("ALTER TABLE printers ADD COLUMN station_priority INTEGER NOT NULL DEFAULT 100")
+    db.execute("ALTER TABLE printers ADD COLUMN default_expiry_s REAL")
+    # Stations that printers already name become rows of their own.
+    db.execute(
+        """
+        INSERT INTO stations (company_id, branch_id, name, created_at)
+        SELECT DISTINCT company_id, branch_id, station, strftime('%s', 'now')
+        FROM printers WHERE station IS NOT NULL
+        """
+    )
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "core tables", _v1_core),
     (2, "alerts, health samples, printer history", _v2_monitoring),
+    (3, "stations and expiry defaults", _v3_stations),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
