@@ -312,7 +312,9 @@ class Agent:
         self._registered.set()
 
     async def _report_status(self, worker: PrinterWorker) -> None:
-        log.info("printer %s is %s", worker.spec.name, worker.status)
+        if worker.status != worker.last_logged_status:
+            log.info("printer %s is %s", worker.spec.name, worker.status)
+            worker.last_logged_status = worker.status
         if worker.printer_id is None or not self.connected:
             return
         try:

@@ -46,6 +46,7 @@ class PrinterWorker:
         self.columns = columns
         self.printer_id: int | None = None
         self.status = "unknown"
+        self.last_logged_status: str | None = None
         self.flags: dict[str, bool] = {}
         self.status_supported = True
         self.jobs_printed = 0
@@ -55,6 +56,8 @@ class PrinterWorker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = False
+        self._reported_at = 0.0
+        self.heartbeat_interval = 10.0
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -114,8 +117,13 @@ class PrinterWorker:
                 self.status_supported = True
                 status = report.status
                 flags = {k: v for k, v in report.flags.items() if v}
-        if (status, flags) != (self.status, self.flags):
+        now = time.monotonic()
+        if (status, flags) != (self.status, self.flags) or (
+            now - self._reported_at >= self.heartbeat_interval
+        ):
+            # A change, or a heartbeat so the hub knows the printer is still there.
             self.status, self.flags = status, flags
+            self._reported_at = now
             await self.on_status(self)
         return status
 

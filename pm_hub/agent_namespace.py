@@ -174,6 +174,8 @@ def setup_agent_namespace(hub: Hub) -> None:
         if (updated["status"], updated["flags"]) != previous:
             log.info("printer %s is %s", updated["name"], status)
             await hub.printer_changed(updated)
+        else:
+            hub.printer_seen(updated)
         return ok_ack()
 
     async def printer_test_result(sid: str, payload: Any) -> dict[str, Any]:

@@ -91,6 +91,7 @@ async def run_up(
         _say(f"simulator control on http://127.0.0.1:{fleet.control_port} (pm simctl --help)")
     running = await start_hub(settings)
     agent = None
+    traffic: asyncio.Task[None] | None = None
     try:
         key = await local_license(running.hub)
         agent = Agent(
@@ -106,8 +107,14 @@ async def run_up(
             f"branch box up: hub on {running.url}, {len(specs)} printer(s), "
             f"data in {settings.data_dir}"
         )
+        if os.environ.get("PM_DEMO_TRAFFIC") and fleet is not None:
+            from pm_hub.demo_traffic import run_demo_traffic
+
+            traffic = asyncio.create_task(run_demo_traffic(running.hub, fleet))
         await asyncio.Event().wait()
     finally:
+        if traffic is not None:
+            traffic.cancel()
         if agent is not None:
             await agent.stop()
         await running.stop()

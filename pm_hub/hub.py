@@ -60,6 +60,8 @@ class Hub:
         self.agents: dict[int, AgentLink] = {}
         self.agent_by_sid: dict[str, AgentLink] = {}
         self.operators: dict[str, auth.Principal] = {}
+        self._seen: dict[tuple[int, int], set[int]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
         # Set up by pm_hub.server (kept here so handlers reach them through the hub).
         from pm_hub.dispatch import JobDispatcher
@@ -87,6 +89,7 @@ class Hub:
         await self.dispatcher.load()
         self.registry.start()
         self.dispatcher.start()
+        self._tasks.append(asyncio.create_task(self._flush_seen()))
         log.info(
             "hub ready: %d printers, %d unfinished jobs, data in %s",
             len(self.printers),
@@ -95,6 +98,9 @@ class Hub:
         )
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dispatcher.stop()
         await self.registry.stop()
         await asyncio.to_thread(self.db.close)
@@ -163,6 +169,26 @@ class Hub:
     async def printer_changed(self, row: dict[str, Any]) -> None:
         self.printers[row["id"]] = row
         await self.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(row))
+
+    def printer_seen(self, row: dict[str, Any]) -> None:
+        """A status report that changed nothing: batched into ``printers:seen``."""
+        self._seen.setdefault((row["company_id"], row["branch_id"]), set()).add(row["id"])
+
+    async def _flush_seen(self, interval: float = 10.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            pending, self._seen = self._seen, {}
+            now = time.time()
+            for (company_id, branch_id), ids in pending.items():
+                await self.broadcast(
+                    HubEvent.PRINTERS_SEEN,
+                    {
+                        "company_id": company_id,
+                        "branch_id": branch_id,
+                        "at": now,
+                        "printer_ids": sorted(ids),
+                    },
+                )
 
     async def job_changed(self, row: dict[str, Any]) -> None:
         await self.broadcast(HubEvent.JOB_UPDATE, job_record(row))

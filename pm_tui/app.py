@@ -113,6 +113,10 @@ class PrinterMasterApp(App[int]):
     def on_hub_event(self, message: HubEvent) -> None:
         if message.event == Ev.PRINTER_UPDATE and isinstance(message.data, dict):
             self._upsert_printer(message.data)
+        elif message.event == Ev.PRINTERS_SEEN and isinstance(message.data, dict):
+            for printer_id in message.data.get("printer_ids") or []:
+                if printer_id in self.printers:
+                    self.printers[printer_id]["last_seen"] = message.data.get("at")
         elif message.event == Ev.PRINTER_TEST_COMPLETED and isinstance(message.data, dict):
             result = message.data
             name = self.printers.get(result.get("printer_id"), {}).get("name", "printer")  # type: ignore[arg-type]

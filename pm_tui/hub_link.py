@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 NS = Namespace.OPS
 FORWARDED_EVENTS = (
     HubEvent.PRINTER_UPDATE,
+    HubEvent.PRINTERS_SEEN,
     HubEvent.JOB_UPDATE,
     HubEvent.AGENT_UPDATE,
     HubEvent.HEALTH_ALERT,

@@ -32,6 +32,7 @@ class HubEvent:
 
     # hub -> /ops rooms
     PRINTER_UPDATE = "printer:update"
+    PRINTERS_SEEN = "printers:seen"
     JOB_UPDATE = "job:update"
     AGENT_UPDATE = "agent:update"
     HEALTH_ALERT = "desktop:health:alert"
