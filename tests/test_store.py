@@ -1,0 +1,169 @@
+"""The SQLite store: migrations, the group-committing writer, job state rules."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from pm_hub.store import CURRENT_VERSION, Database, migrate, tenants
+from pm_hub.store import jobs as job_store
+from pm_hub.store.database import connect
+from pm_hub.store.migrations import MIGRATIONS, schema_version
+
+EXPECTED_TABLES = {
+    "companies",
+    "branches",
+    "licenses",
+    "agents",
+    "printers",
+    "jobs",
+    "job_events",
+    "alerts",
+    "health_samples",
+    "printer_events",
+    "stations",
+}
+
+
+def columns(db: sqlite_utils.Database) -> dict[str, list[str]]:
+    return {name: [c.name for c in db[name].columns] for name in db.table_names()}
+
+
+def test_fresh_file_ends_at_current_schema(tmp_path: Path) -> None:
+    db = sqlite_utils.Database(connect(tmp_path / "fresh.sqlite"))
+    assert migrate(db) == len(MIGRATIONS)
+    assert schema_version(db) == CURRENT_VERSION
+    assert set(db.table_names()) >= EXPECTED_TABLES
+    assert migrate(db) == 0  # idempotent
+
+
+@pytest.mark.parametrize("start", [v for v, _n, _f in MIGRATIONS[:-1]])
+def test_older_file_is_upgraded_with_its_data(tmp_path: Path, start: int) -> None:
+    """A file left at an older version keeps its rows and ends like a fresh one."""
+    old = sqlite_utils.Database(connect(tmp_path / "old.sqlite"))
+    migrate(old, target=start)
+    company_id, branch_id = tenants.ensure_default_tenant(old)
+    old.execute(
+        "INSERT INTO printers (company_id, branch_id, identity, name, address, station, "
+        "created_at, updated_at) VALUES (?, ?, 'tcp://x:9100', 'Kitchen-1', 'tcp://x:9100', "
+        "'kitchen', 0, 0)",
+        (company_id, branch_id),
+    )
+    assert migrate(old) == CURRENT_VERSION - start
+    fresh = sqlite_utils.Database(connect(tmp_path / "fresh.sqlite"))
+    migrate(fresh)
+    assert columns(old) == columns(fresh)
+    assert [tuple(r) for r in old.execute("SELECT name FROM printers")] == [("Kitchen-1",)]
+    assert [tuple(r) for r in old.execute("SELECT name FROM stations")] == [("kitchen",)]
+
+
+def test_newer_file_is_refused(tmp_path: Path) -> None:
+    db = sqlite_utils.Database(connect(tmp_path / "new.sqlite"))
+    migrate(db)
+    db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+    with pytest.raises(RuntimeError, match="newer than this program"):
+        migrate(db)
+
+
+async def test_writes_are_committed_before_the_caller_hears_back(tmp_path: Path) -> None:
+    """Many concurrent writes commit together; each one is on disk when awaited."""
+    database = Database(tmp_path / "hub.sqlite")
+    await asyncio.to_thread(database.start, migrate)
+    try:
+        company_id, branch_id = await database.write(tenants.ensure_default_tenant)
+
+        async def one(i: int) -> int:
+            row, _ = await database.write(
+                lambda d: job_store.insert_job(
+                    d,
+                    company_id=company_id,
+                    branch_id=branch_id,
+                    printer_id=None,
+                    station="kitchen",
+                    document={"blocks": [{"type": "cut"}]},
+                    copies=1,
+                    idempotency_key=f"k{i}",
+                    submitted_by="t",
+                    expires_at=None,
+                )
+            )
+            # Another connection sees it right away: it is committed.
+            other = sqlite3.connect(tmp_path / "hub.sqlite")
+            try:
+                found = other.execute("SELECT id FROM jobs WHERE id = ?", (row["id"],)).fetchone()
+            finally:
+                other.close()
+            assert found is not None
+            return int(row["id"])
+
+        ids = await asyncio.gather(*(one(i) for i in range(200)))
+        assert sorted(ids) == list(range(1, 201))
+    finally:
+        await asyncio.to_thread(database.close)
+
+
+async def test_a_failing_write_does_not_undo_the_others(tmp_path: Path) -> None:
+    database = Database(tmp_path / "hub.sqlite")
+    await asyncio.to_thread(database.start, migrate)
+    try:
+
+        def boom(d: sqlite_utils.Database) -> None:
+            d.execute("INSERT INTO companies (name, created_at) VALUES ('half', 0)")
+            raise ValueError("nope")
+
+        results = await asyncio.gather(
+            database.write(tenants.ensure_default_tenant),
+            database.write(boom),
+            database.write(lambda d: tenants.ensure_default_tenant(d)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], ValueError)
+        names = await database.read(
+            lambda d: [r[0] for r in d.execute("SELECT name FROM companies").fetchall()]
+        )
+        assert names == ["My restaurant"]  # the failed write left nothing behind
+    finally:
+        await asyncio.to_thread(database.close)
+
+
+def test_job_status_only_moves_forward(tmp_path: Path) -> None:
+    db = sqlite_utils.Database(connect(tmp_path / "j.sqlite"))
+    migrate(db)
+    company_id, branch_id = tenants.ensure_default_tenant(db)
+    row, created = job_store.insert_job(
+        db,
+        company_id=company_id,
+        branch_id=branch_id,
+        printer_id=None,
+        station=None,
+        document={"blocks": [{"type": "cut"}]},
+        copies=1,
+        idempotency_key="same",
+        submitted_by="t",
+        expires_at=None,
+    )
+    assert created
+    again, created_again = job_store.insert_job(
+        db,
+        company_id=company_id,
+        branch_id=branch_id,
+        printer_id=None,
+        station=None,
+        document={"blocks": [{"type": "cut"}]},
+        copies=1,
+        idempotency_key="same",
+        submitted_by="t",
+        expires_at=None,
+    )
+    assert not created_again and again["id"] == row["id"]
+    job_id = row["id"]
+    assert job_store.transition(db, job_id, "printing", actor="a") is not None
+    assert job_store.transition(db, job_id, "dispatched", actor="a") is None  # backwards
+    assert job_store.transition(db, job_id, "completed", actor="a") is not None
+    assert job_store.transition(db, job_id, "failed", actor="a") is None  # final stays final
+    trail = [e["status"] for e in job_store.job_events(db, job_id)]
+    assert trail == ["queued", "printing", "completed"]
