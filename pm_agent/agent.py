@@ -288,6 +288,14 @@ class Agent:
             current = await self.spool.get(data["job_id"])
             return ok_ack(cancelled=False, status=current.state if current else "unknown")
 
+        @sio.on(HubEvent.JOB_RELEASE, namespace=NS)
+        async def on_job_release(data: Any = None) -> dict[str, Any]:
+            if not isinstance(data, dict) or not isinstance(data.get("job_id"), int):
+                return error_ack(ErrorCode.INVALID_PAYLOAD, "job_id is required")
+            released = await self.spool.release(data["job_id"])
+            current = await self.spool.get(data["job_id"])
+            return ok_ack(released=released, status=current.state if current else "unknown")
+
     async def _after_connect(self) -> None:
         await self._flush_outbox()
         await self._register_printers()

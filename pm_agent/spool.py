@@ -133,6 +133,23 @@ class JobSpool:
 
         def write(db: sqlite_utils.Database) -> tuple[SpooledJob, bool]:
             existing = _get(db, job_id)
+            if existing is not None and existing.state == "released":
+                # Handed back to the hub earlier (failover) and now sent again,
+                # possibly for another printer: take it as new.
+                db.execute(
+                    "UPDATE spool_jobs SET state = 'pending', printer_id = ?, payload = ?, "
+                    "expires_at = ?, received_at = ? WHERE job_id = ?",
+                    (
+                        int(job["printer_id"]),
+                        json.dumps(job),
+                        job.get("expires_at"),
+                        time.time(),
+                        job_id,
+                    ),
+                )
+                spooled = _get(db, job_id)
+                assert spooled is not None
+                return spooled, True
             if existing is not None:
                 return existing, False
             db.execute(
@@ -171,6 +188,19 @@ class JobSpool:
                 {"job_id": job_id, "status": "printing", "attempts": job.attempts},
             )
             return job
+
+        return await self.db.write(write)
+
+    async def release(self, job_id: int) -> bool:
+        """Give a job that has not started back to the hub (failover to another
+        printer); nothing is reported for it, the hub already knows."""
+
+        def write(db: sqlite_utils.Database) -> bool:
+            cur = db.execute(
+                "UPDATE spool_jobs SET state = 'released' WHERE job_id = ? AND state = 'pending'",
+                (job_id,),
+            )
+            return bool(cur.rowcount)
 
         return await self.db.write(write)
 

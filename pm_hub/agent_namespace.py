@@ -170,11 +170,11 @@ def setup_agent_namespace(hub: Hub) -> None:
         )
         if updated is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {printer_id} not found")
-        hub.printers[updated["id"]] = updated
         if (updated["status"], updated["flags"]) != previous:
             log.info("printer %s is %s", updated["name"], status)
             await hub.printer_changed(updated)
         else:
+            hub.printers[updated["id"]] = updated
             hub.printer_seen(updated)
         return ok_ack()
 

@@ -27,7 +27,7 @@ from pm_hub.protocol import (
     new_correlation_id,
     ok_ack,
 )
-from pm_hub.protocol.errors import error_of
+from pm_hub.protocol.errors import error_of, known_code
 from pm_hub.protocol.validation import get_int, get_str, require_object
 from pm_hub.store import jobs as job_store
 
@@ -49,6 +49,7 @@ class ActiveJob:
     branch_id: int
     status: str
     expires_at: float | None
+    station: str | None = None
 
 
 class JobDispatcher:
@@ -59,6 +60,8 @@ class JobDispatcher:
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._attaching: dict[int, list[dict[str, Any]]] = {}
+        #: Jobs sent to an agent whose delivery ack has not come back yet.
+        self._in_flight: dict[int, asyncio.Future[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -99,11 +102,24 @@ class JobDispatcher:
                 branch_id=row["branch_id"],
                 status=row["status"],
                 expires_at=row["expires_at"],
+                station=row["station"],
             )
             if row["printer_id"] is not None:
                 self._depth[row["printer_id"]] += 1
         else:
             job.status = row["status"]
+            if job.printer_id != row["printer_id"]:  # moved to another printer
+                if job.printer_id is not None:
+                    self._depth[job.printer_id] -= 1
+                if row["printer_id"] is not None:
+                    self._depth[row["printer_id"]] += 1
+                job.printer_id = row["printer_id"]
+
+    def jobs_waiting_on(self, printer_id: int) -> list[ActiveJob]:
+        """Unfinished jobs of a printer, oldest first."""
+        return sorted(
+            (j for j in self.active.values() if j.printer_id == printer_id), key=lambda j: j.id
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -124,7 +140,7 @@ class JobDispatcher:
             return
         printer = self.hub.printers.get(row["printer_id"])
         link = self.hub.agent_for_printer(printer) if printer else None
-        if link is not None:
+        if link is not None and printer is not None and not printer["paused"]:
             self._enqueue(link, row)
 
     def _enqueue(self, link: AgentLink, row: dict[str, Any]) -> None:
@@ -155,6 +171,9 @@ class JobDispatcher:
             job_id = payload["job"]["id"]
             if job_id not in self.active:
                 continue  # cancelled or expired while waiting to be sent
+            flight = self._in_flight.get(job_id)
+            if flight is None or flight.done():
+                self._in_flight[job_id] = asyncio.get_running_loop().create_future()
             try:
                 await self.hub.sio.emit(
                     HubEvent.PRINT_JOB,
@@ -170,7 +189,8 @@ class JobDispatcher:
 
     async def printer_attached(self, link: AgentLink, printer_id: int) -> None:
         """An agent registered ``printer_id``: send it every unfinished job, oldest first."""
-        if printer_id in self._attaching:
+        printer = self.hub.printers.get(printer_id)
+        if printer_id in self._attaching or printer is None or printer["paused"]:
             return
         self._attaching[printer_id] = []
         try:
@@ -187,12 +207,111 @@ class JobDispatcher:
             self._attaching.pop(printer_id, None)
 
     def agent_detached(self, link: AgentLink) -> None:
+        for job_id, flight in list(self._in_flight.items()):
+            job = self.active.get(job_id)
+            if job is not None and job.printer_id in link.printer_ids and not flight.done():
+                flight.set_result(None)  # that ack will never come
+                del self._in_flight[job_id]
         self._queues.pop(link.sid, None)
         sender = self._senders.pop(link.sid, None)
         if sender is not None:
             sender.cancel()
 
     # -- recording ---------------------------------------------------------------------
+
+    async def ask_agent(
+        self, link: AgentLink, event: str, payload: dict[str, Any], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """A request to an agent; an error ack if it does not answer."""
+        try:
+            ack = await self.hub.sio.call(
+                event, payload, to=link.sid, namespace=Namespace.AGENT, timeout=timeout
+            )
+        except Exception as exc:
+            return {"ok": False, "error": {"code": "offline", "message": f"agent: {exc}"}}
+        return ack if isinstance(ack, dict) else {"ok": False, "error": {"code": "internal"}}
+
+    async def cancel(self, job_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        """Stop a job that has not started printing; returns the job row.
+
+        Raises ProtocolError ``conflict`` when it is printing or finished, ``offline``
+        when the job sits in the spool of an agent that is not connected."""
+        await self.settle_in_flight(job_id)
+        job = self.active.get(job_id)
+        if job is None:
+            row = await self.hub.job_row(job_id)
+            status = row["status"] if row else "unknown"
+            raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is already {status}")
+        if job.status == "printing":
+            raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is printing; too late to cancel")
+        if job.status == "dispatched":
+            printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
+            link = self.hub.agent_for_printer(printer) if printer else None
+            if link is None:
+                raise ProtocolError(
+                    ErrorCode.OFFLINE,
+                    f"job {job_id} is at an agent that is not connected; it cannot be "
+                    "stopped until the agent is back",
+                )
+            ack = await self.ask_agent(
+                link, HubEvent.JOB_CANCEL, {"job_id": job_id, "reason": reason}
+            )
+            if not ack.get("ok"):
+                raise ProtocolError(
+                    known_code(error_of(ack).get("code"), ErrorCode.OFFLINE),
+                    f"the agent could not cancel job {job_id}: {error_of(ack).get('message')}",
+                )
+            if not ack.get("cancelled"):
+                raise ProtocolError(
+                    ErrorCode.CONFLICT,
+                    f"job {job_id} is already {ack.get('status', 'printing')} at the agent",
+                )
+        row = await self.move(
+            job_id,
+            "cancelled",
+            actor=actor,
+            error_code="cancelled",
+            error_message=reason,
+        )
+        if row is None:
+            row = await self.hub.job_row(job_id)
+            assert row is not None
+            if row["status"] != "cancelled":
+                raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is already {row['status']}")
+        return row
+
+    async def reassign(
+        self, job_id: int, printer_id: int, *, failover_from: int | None, actor: str, reason: str
+    ) -> dict[str, Any] | None:
+        """Move a waiting job to another printer (failover); it starts again as queued."""
+        await self.settle_in_flight(job_id)
+        job = self.active.get(job_id)
+        if job is None or job.status not in ("queued", "dispatched"):
+            return None
+        if job.status == "dispatched":
+            printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
+            link = self.hub.agent_for_printer(printer) if printer else None
+            if link is None:
+                return None  # in the spool of an unreachable agent: it stays there
+            ack = await self.ask_agent(link, HubEvent.JOB_RELEASE, {"job_id": job_id})
+            if not ack.get("released"):
+                return None  # started printing meanwhile, or the agent did not answer
+        row = await self.hub.db.write(
+            lambda d: job_store.reassign(
+                d,
+                job_id,
+                printer_id,
+                failover_from=failover_from,
+                actor=actor,
+                reason=reason,
+            )
+        )
+        if row is None:
+            return None
+        self._track(row)
+        await self.hub.job_changed(row)
+        self.submitted(row)
+        return row
 
     async def move(
         self,
@@ -228,13 +347,57 @@ class JobDispatcher:
                     row["status"],
                     f" ({row['error_message']})" if row["error_message"] else "",
                 )
+                await self._job_outcome_alerts(row)
         return row
 
+    async def _job_outcome_alerts(self, row: dict[str, Any]) -> None:
+        printer = self.hub.printers.get(row["printer_id"]) if row["printer_id"] else None
+        if printer is None:
+            return
+        subject = f"printer:{printer['id']}"
+        alerts = self.hub.alerts
+        if row["status"] == "completed":
+            for kind in ("job_failed", "job_expired"):
+                await alerts.clear(kind, subject)
+        elif row["status"] in ("failed", "expired"):
+            kind = "job_failed" if row["status"] == "failed" else "job_expired"
+            await alerts.raise_alert(
+                kind,
+                subject,
+                f"job {row['id']} {row['status']} on {printer['name']}: {row['error_message']}",
+                company_id=row["company_id"],
+                branch_id=row["branch_id"],
+                details={"job_id": row["id"], "printer_id": printer["id"]},
+            )
+
     async def _delivered(self, link: AgentLink, job_id: int, cid: str, ack: Any) -> None:
+        try:
+            await self._record_delivery(link, job_id, cid, ack)
+        finally:
+            flight = self._in_flight.pop(job_id, None)
+            if flight is not None and not flight.done():
+                flight.set_result(None)
+
+    async def settle_in_flight(self, job_id: int, timeout: float = 5.0) -> None:
+        """Wait until a job on its way to an agent has been acknowledged (or given up)."""
+        flight = self._in_flight.get(job_id)
+        if flight is not None and not flight.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(flight), timeout)
+            except TimeoutError:
+                self._in_flight.pop(job_id, None)
+
+    async def _record_delivery(self, link: AgentLink, job_id: int, cid: str, ack: Any) -> None:
         if not isinstance(ack, dict):
             log.warning("[%s] agent %s sent a malformed ack for job %s", cid, link.agent_id, job_id)
             return
         actor = f"agent:{link.agent_id}"
+        if ack.get("ok") and job_id not in self.active and ack.get("status") == "dispatched":
+            # Cancelled or expired while it was on its way: take it back from the spool.
+            await self.ask_agent(
+                link, HubEvent.JOB_CANCEL, {"job_id": job_id, "reason": "cancelled"}
+            )
+            return
         if ack.get("ok"):
             state = ack.get("status") or "dispatched"
             if state in FINAL_JOB_STATUSES:

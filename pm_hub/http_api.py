@@ -145,6 +145,37 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
     async def list_agents(request: web.Request, p: Principal) -> dict[str, Any]:
         return await operations.list_agents(p, {})
 
+    async def cancel_job(request: web.Request, p: Principal) -> dict[str, Any]:
+        body = await _body(request)
+        reason = body.get("reason") if isinstance(body, dict) else None
+        payload: dict[str, Any] = {"job_id": _int_param(request, "job_id")}
+        if reason is not None:
+            payload["reason"] = reason
+        return await operations.cancel_job(p, payload)
+
+    async def reprint_job(request: web.Request, p: Principal) -> dict[str, Any]:
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be a JSON object")
+        return await operations.reprint_job(p, {**body, "job_id": _int_param(request, "job_id")})
+
+    async def list_stations(request: web.Request, p: Principal) -> dict[str, Any]:
+        return await operations.list_stations(p, {})
+
+    async def put_station(request: web.Request, p: Principal) -> dict[str, Any]:
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be a JSON object")
+        return await operations.configure_station(
+            p, {**body, "station": request.match_info["name"]}
+        )
+
+    async def list_alerts(request: web.Request, p: Principal) -> dict[str, Any]:
+        return await operations.list_alerts(p, query(request))
+
+    async def ack_alert(request: web.Request, p: Principal) -> dict[str, Any]:
+        return await operations.ack_alert(p, {"alert_id": _int_param(request, "alert_id")})
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/printers", authed(list_printers))
     app.router.add_get("/api/v1/printers/{printer_id}", authed(get_printer))
@@ -153,7 +184,13 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
     app.router.add_post("/api/v1/jobs", authed(submit_job, status=201))
     app.router.add_get("/api/v1/jobs", authed(list_jobs))
     app.router.add_get("/api/v1/jobs/{job_id}", authed(get_job))
+    app.router.add_post("/api/v1/jobs/{job_id}/cancel", authed(cancel_job))
+    app.router.add_post("/api/v1/jobs/{job_id}/reprint", authed(reprint_job, status=201))
     app.router.add_get("/api/v1/agents", authed(list_agents))
+    app.router.add_get("/api/v1/stations", authed(list_stations))
+    app.router.add_put("/api/v1/stations/{name}", authed(put_station))
+    app.router.add_get("/api/v1/alerts", authed(list_alerts))
+    app.router.add_post("/api/v1/alerts/{alert_id}/ack", authed(ack_alert))
 
 
 def _version() -> str:

@@ -64,9 +64,13 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
         # Set up by pm_hub.server (kept here so handlers reach them through the hub).
+        from pm_hub.alerts import AlertBook
         from pm_hub.dispatch import JobDispatcher
+        from pm_hub.stations import StationRouter
 
         self.dispatcher = JobDispatcher(self)
+        self.router = StationRouter(self)
+        self.alerts = AlertBook(self)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -86,6 +90,8 @@ class Hub:
         await self.db.write(printer_store.mark_all_agent_printers_offline)
         for row in await self.db.read(printer_store.all_printers):
             self.printers[row["id"]] = row
+        await self.router.load()
+        await self.alerts.load()
         await self.dispatcher.load()
         self.registry.start()
         self.dispatcher.start()
@@ -167,8 +173,17 @@ class Hub:
             log.exception("broadcast of %s failed", event)
 
     async def printer_changed(self, row: dict[str, Any]) -> None:
+        """Record a printer's new state, tell operators, then react: alerts, failover."""
+        old = self.printers.get(row["id"])
         self.printers[row["id"]] = row
         await self.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(row))
+        if old is None or old["status"] != row["status"]:
+            await self.alerts.printer_status(row)
+        await self.router.health_changed(old, row)
+        if old is not None and old["paused"] and not row["paused"]:
+            link = self.agent_for_printer(row)
+            if link is not None:
+                await self.dispatcher.printer_attached(link, row["id"])
 
     def printer_seen(self, row: dict[str, Any]) -> None:
         """A status report that changed nothing: batched into ``printers:seen``."""

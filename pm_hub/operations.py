@@ -6,6 +6,7 @@ checks both, and returns the ack dict or raises :class:`ProtocolError`.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from pm_hub.auth import Principal
 from pm_hub.correlation import PendingRequest
 from pm_hub.protocol import (
     JOB_STATUSES,
-    PROBLEM_PRINTER_STATUSES,
     ErrorCode,
     HubEvent,
     Namespace,
@@ -25,10 +25,12 @@ from pm_hub.protocol import (
 from pm_hub.protocol.documents import validate_document
 from pm_hub.protocol.errors import error_of, known_code
 from pm_hub.protocol.validation import get_float, get_int, get_str, invalid, require_object
+from pm_hub.store import alerts as alert_store
 from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
+from pm_hub.store import stations as station_store
 from pm_hub.store import tenants
-from pm_hub.store.records import agent_record, job_record
+from pm_hub.store.records import agent_record, alert_record, job_record
 
 if TYPE_CHECKING:
     from pm_hub.hub import Hub
@@ -72,7 +74,17 @@ class Operations:
         return ok_ack(printer=self.hub.printer_view(row), history=history)
 
     async def configure_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        data = require_object(payload, allowed=("printer_id", "name", "station", "paused"))
+        data = require_object(
+            payload,
+            allowed=(
+                "printer_id",
+                "name",
+                "station",
+                "station_priority",
+                "paused",
+                "default_expiry_s",
+            ),
+        )
         _require_actor(principal)
         row = self.hub.printer_for(principal, data.get("printer_id"))
         changes: dict[str, Any] = {}
@@ -81,12 +93,23 @@ class Operations:
         if "station" in data:
             station = get_str(data, "station", max_length=64)
             changes["station"] = station.strip().lower() if station else None
+        if "station_priority" in data:
+            changes["station_priority"] = get_int(
+                data, "station_priority", required=True, minimum=0, maximum=10_000
+            )
+        if "default_expiry_s" in data:
+            changes["default_expiry_s"] = get_float(
+                data, "default_expiry_s", minimum=1, maximum=7 * 86400
+            )
         if "paused" in data:
             if not isinstance(data["paused"], bool):
                 raise invalid("paused must be true or false")
             changes["paused"] = int(data["paused"])
         if not changes:
-            raise invalid("nothing to change: give name, station or paused")
+            raise invalid(
+                "nothing to change: give name, station, station_priority, paused "
+                "or default_expiry_s"
+            )
         updated = await self.hub.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
         )
@@ -155,33 +178,13 @@ class Operations:
 
     # -- jobs --------------------------------------------------------------------------
 
-    def _choose_printer(
-        self, principal: Principal, printer_id: Any, station: str | None
-    ) -> dict[str, Any]:
-        if printer_id is not None:
-            return self.hub.printer_for(principal, printer_id)
-        assert station is not None
-        candidates = sorted(
-            (
-                row
-                for row in self.hub.printers.values()
-                if principal.sees(row) and row["station"] == station
-            ),
-            key=lambda r: r["id"],
-        )
-        if not candidates:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"no printer in station {station!r}")
-        for row in candidates:
-            if row["status"] not in PROBLEM_PRINTER_STATUSES and not row["paused"]:
-                return row
-        return candidates[0]
-
     async def submit_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(
             payload,
             allowed=(
                 "printer_id",
                 "station",
+                "branch_id",
                 "document",
                 "copies",
                 "idempotency_key",
@@ -197,33 +200,105 @@ class Operations:
         document = validate_document(data.get("document"))
         copies = get_int(data, "copies", default=1, minimum=1, maximum=10)
         key = get_str(data, "idempotency_key", max_length=128)
-        expires_in = get_float(
-            data,
-            "expires_in",
-            default=self.hub.settings.job_expiry_seconds,
-            minimum=1,
-            maximum=7 * 86400,
+        expires_in = get_float(data, "expires_in", minimum=1, maximum=7 * 86400)
+        branch_id = get_int(data, "branch_id", minimum=1)
+        assert copies is not None
+        if station is not None:
+            station = station.strip().lower()
+            printer, primary = self.hub.router.route(principal, station, branch_id)
+        else:
+            printer = primary = self.hub.printer_for(principal, data.get("printer_id"))
+        return await self._accept(
+            principal,
+            printer=printer,
+            primary=primary,
+            station=station,
+            document=document,
+            copies=copies,
+            key=key,
+            expires_in=expires_in,
         )
-        printer = self._choose_printer(principal, data.get("printer_id"), station)
-        assert expires_in is not None and copies is not None
+
+    async def _accept(
+        self,
+        principal: Principal,
+        *,
+        printer: dict[str, Any],
+        primary: dict[str, Any],
+        station: str | None,
+        document: dict[str, Any],
+        copies: int,
+        key: str | None,
+        expires_in: float | None,
+        reprint_of: int | None = None,
+    ) -> dict[str, Any]:
+        """Write the job (on disk before the ack), then hand it to the dispatcher."""
+        if expires_in is None:
+            expires_in = (
+                self.hub.router.default_expiry(printer) or self.hub.settings.job_expiry_seconds
+            )
+        failover_from = primary["id"] if primary["id"] != printer["id"] else None
         row, created = await self.hub.db.write(
             lambda d: job_store.insert_job(
                 d,
                 company_id=printer["company_id"],
                 branch_id=printer["branch_id"],
                 printer_id=printer["id"],
-                station=station or printer["station"],
+                station=station,
                 document=document,
                 copies=copies,
                 idempotency_key=key,
                 submitted_by=principal.sub,
                 expires_at=time.time() + expires_in,
+                reprint_of=reprint_of,
+                failover_from=failover_from,
             )
         )
         if created:
             self.hub.dispatcher.submitted(row)  # before any await: keeps acceptance order
             await self.hub.job_changed(row)
+            if failover_from is not None:
+                await self.hub.router.routed_around(printer, primary)
+        elif not principal.sees(row):
+            raise ProtocolError(ErrorCode.CONFLICT, "idempotency_key already used")
         return ok_ack(job=job_record(row), duplicate=not created)
+
+    async def cancel_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(payload, allowed=("job_id", "reason"))
+        _require_actor(principal)
+        row = await self._visible_job(principal, data.get("job_id"))
+        reason = get_str(data, "reason", max_length=300) or f"cancelled by {principal.sub}"
+        cancelled = await self.hub.dispatcher.cancel(row["id"], actor=principal.sub, reason=reason)
+        return ok_ack(job=job_record(cancelled))
+
+    async def reprint_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        """A new job with the original's document, linked to it by ``reprint_of``."""
+        data = require_object(payload, allowed=("job_id", "idempotency_key", "printer_id"))
+        _require_actor(principal)
+        original = await self._visible_job(principal, data.get("job_id"))
+        key = get_str(data, "idempotency_key", max_length=128)
+        if data.get("printer_id") is not None:
+            printer = primary = self.hub.printer_for(principal, data.get("printer_id"))
+            station = None
+        elif original["station"]:
+            station = original["station"]
+            printer, primary = self.hub.router.route(
+                principal, original["station"], original["branch_id"]
+            )
+        else:
+            station = None
+            printer = primary = self.hub.printer_for(principal, original["printer_id"])
+        return await self._accept(
+            principal,
+            printer=printer,
+            primary=primary,
+            station=station,
+            document=json.loads(original["document"]),
+            copies=original["copies"],
+            key=key,
+            expires_in=None,
+            reprint_of=original["id"],
+        )
 
     async def _visible_job(self, principal: Principal, job_id: Any) -> dict[str, Any]:
         if isinstance(job_id, bool) or not isinstance(job_id, int):
@@ -280,6 +355,127 @@ class Operations:
             )
         )
         return ok_ack(jobs=[job_record(r) for r in rows])
+
+    # -- stations ---------------------------------------------------------------------
+
+    async def list_stations(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        require_object(payload, allowed=("branch_id",))
+        stations = []
+        names = {
+            (p["branch_id"], p["station"])
+            for p in self.hub.printers.values()
+            if p["station"] and principal.sees(p)
+        }
+        names |= {
+            key
+            for key, row in self.hub.router.stations.items()
+            if row["company_id"] == principal.company_id and principal.sees_branch(key[0])
+        }
+        for branch_id, name in sorted(names):
+            row = self.hub.router.stations.get((branch_id, name), {})
+            members = self.hub.router.members(branch_id, name)
+            stations.append(
+                {
+                    "branch_id": branch_id,
+                    "name": name,
+                    "default_expiry_s": row.get("default_expiry_s"),
+                    "printers": [
+                        {"id": p["id"], "name": p["name"], "status": p["status"]} for p in members
+                    ],
+                }
+            )
+        return ok_ack(stations=stations)
+
+    async def configure_station(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        """Set a station's printers in priority order and/or its default job expiry."""
+        data = require_object(
+            payload, allowed=("station", "branch_id", "printer_ids", "default_expiry_s")
+        )
+        _require_actor(principal)
+        name = get_str(data, "station", required=True, max_length=64)
+        assert name is not None
+        name = name.strip().lower()
+        branch_id = get_int(data, "branch_id", minimum=1)
+        printer_ids = data.get("printer_ids")
+        if printer_ids is not None:
+            if not isinstance(printer_ids, list) or len(set(map(str, printer_ids))) != len(
+                printer_ids
+            ):
+                raise invalid("printer_ids must be a list of distinct printer ids")
+            rows = [self.hub.printer_for(principal, pid) for pid in printer_ids]
+            branches = {r["branch_id"] for r in rows}
+            if len(branches) > 1:
+                raise invalid("a station's printers must be in one branch")
+            if branches:
+                branch_id = branch_id or branches.pop()
+        if branch_id is None:
+            branch_id = principal.branch_ids[0] if principal.branch_ids else self.hub.branch_id
+        if not principal.sees_branch(branch_id):
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"branch {branch_id} not found")
+        set_expiry = "default_expiry_s" in data
+        expiry = get_float(data, "default_expiry_s", minimum=1, maximum=7 * 86400)
+        ids = None if printer_ids is None else [int(p) for p in printer_ids]
+        branch = branch_id
+        station, changed = await self.hub.db.write(
+            lambda d: station_store.configure_station(
+                d,
+                company_id=principal.company_id,
+                branch_id=branch,
+                name=name,
+                printer_ids=ids,
+                default_expiry_s=expiry,
+                set_expiry=set_expiry,
+            )
+        )
+        self.hub.router.remember(station)
+        for row in changed:
+            await self.hub.printer_changed(row)
+        result = await self.list_stations(principal, {})
+        match = [s for s in result["stations"] if (s["branch_id"], s["name"]) == (branch, name)]
+        return ok_ack(station=match[0] if match else {"branch_id": branch, "name": name})
+
+    # -- alerts --------------------------------------------------------------------------
+
+    async def list_alerts(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(payload, allowed=("state", "since", "limit"))
+        state = data.get("state")
+        states: list[str] | None = None
+        if isinstance(state, str):
+            states = [s.strip() for s in state.split(",") if s.strip()]
+        elif isinstance(state, list) and all(isinstance(x, str) for x in state):
+            states = list(state)
+        elif state is not None:
+            raise invalid("state must be a string or a list of strings")
+        if states and not set(states) <= {"open", "acknowledged", "cleared"}:
+            raise invalid("state must be among open, acknowledged, cleared")
+        since = get_float(data, "since", minimum=0)
+        limit = get_int(data, "limit", default=200, minimum=1, maximum=1000)
+        assert limit is not None
+        rows = await self.hub.db.read(
+            lambda d: alert_store.list_alerts(
+                d,
+                company_id=principal.company_id,
+                branch_ids=principal.branch_list,
+                states=states,
+                since=since,
+                limit=limit,
+            )
+        )
+        return ok_ack(alerts=[alert_record(r) for r in rows])
+
+    async def ack_alert(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        data = require_object(payload, allowed=("alert_id",))
+        _require_actor(principal)
+        alert_id = get_int(data, "alert_id", required=True, minimum=1)
+        assert alert_id is not None
+        row = await self.hub.db.read(lambda d: alert_store.get_alert(d, alert_id))
+        if row is None or not principal.sees(row):
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"alert {alert_id} not found")
+        if row["state"] == "cleared":
+            raise ProtocolError(ErrorCode.CONFLICT, f"alert {alert_id} is already cleared")
+        record = await self.hub.alerts.acknowledge(alert_id, by=principal.sub)
+        assert record is not None
+        return ok_ack(alert=record)
 
     # -- agents ------------------------------------------------------------------------
 

@@ -70,6 +70,12 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
     register(OpsEvent.JOB_SUBMIT, operations.submit_job)
     register(OpsEvent.JOB_GET, operations.get_job)
     register(OpsEvent.JOBS_LIST, operations.list_jobs)
+    register(OpsEvent.JOB_CANCEL, operations.cancel_job)
+    register(OpsEvent.JOB_REPRINT, operations.reprint_job)
+    register(OpsEvent.STATIONS_LIST, operations.list_stations)
+    register(OpsEvent.STATION_CONFIGURE, operations.configure_station)
+    register(OpsEvent.ALERTS_LIST, operations.list_alerts)
+    register(OpsEvent.ALERT_ACK, operations.ack_alert)
     register(OpsEvent.AGENTS_LIST, operations.list_agents)
     register(OpsEvent.WHOAMI, operations.whoami)
 

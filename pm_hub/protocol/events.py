@@ -23,6 +23,8 @@ class OpsEvent:
     ALERTS_LIST = "alerts:list"
     ALERT_ACK = "alert:ack"
     AGENTS_LIST = "agents:list"
+    STATIONS_LIST = "stations:list"
+    STATION_CONFIGURE = "station:configure"
     HEALTH_SUMMARY = "health:summary"
     WHOAMI = "whoami"
 
@@ -42,6 +44,7 @@ class HubEvent:
     PRINTER_TEST = "printer:test"
     PRINT_JOB = "print:job"
     JOB_CANCEL = "job:cancel"
+    JOB_RELEASE = "job:release"
 
 
 class AgentEvent:

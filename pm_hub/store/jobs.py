@@ -46,6 +46,7 @@ def insert_job(
     submitted_by: str,
     expires_at: float | None,
     reprint_of: int | None = None,
+    failover_from: int | None = None,
     status: str = "queued",
     reason: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
@@ -60,8 +61,8 @@ def insert_job(
         """
         INSERT INTO jobs (company_id, branch_id, printer_id, station, status, document, copies,
                           idempotency_key, submitted_by, created_at, updated_at, expires_at,
-                          reprint_of, finished_at, error_code, error_message)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          reprint_of, failover_from, finished_at, error_code, error_message)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             company_id,
@@ -77,6 +78,7 @@ def insert_job(
             now,
             expires_at,
             reprint_of,
+            failover_from,
             now if status in FINAL_JOB_STATUSES else None,
             "no_printer" if status == "failed" else None,
             reason if status == "failed" else None,
@@ -137,6 +139,34 @@ def transition(
     db.execute(
         "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, ?, ?, ?)",
         (job_id, now, status, actor, reason or error_message),
+    )
+    return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def reassign(
+    db: sqlite_utils.Database,
+    job_id: int,
+    printer_id: int,
+    *,
+    failover_from: int | None,
+    actor: str,
+    reason: str,
+) -> dict[str, Any] | None:
+    """Failover: a waiting job goes back to ``queued`` on another printer.
+    ``failover_from`` is the station primary it stands in for (printed on the ticket),
+    or None when it lands on the primary itself."""
+    row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None or row["status"] not in ("queued", "dispatched"):
+        return None
+    now = time.time()
+    db.execute(
+        "UPDATE jobs SET status = 'queued', printer_id = ?, failover_from = ?, updated_at = ? "
+        "WHERE id = ?",
+        (printer_id, failover_from, now, job_id),
+    )
+    db.execute(
+        "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, 'queued', ?, ?)",
+        (job_id, now, actor, reason),
     )
     return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 

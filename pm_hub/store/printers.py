@@ -139,7 +139,7 @@ def mark_all_agent_printers_offline(db: sqlite_utils.Database) -> int:
 def update_printer_settings(
     db: sqlite_utils.Database, printer_id: int, changes: dict[str, Any]
 ) -> dict[str, Any] | None:
-    allowed = {"name", "station", "paused"}
+    allowed = {"name", "station", "station_priority", "paused", "default_expiry_s"}
     sets = {k: v for k, v in changes.items() if k in allowed}
     if sets:
         assignments = ", ".join(f"{k} = ?" for k in sets)

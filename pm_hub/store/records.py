@@ -29,6 +29,8 @@ def printer_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
         "status_supported": bool(r["status_supported"]),
         "paused": bool(r["paused"]),
         "station": r["station"],
+        "station_priority": r.get("station_priority"),
+        "default_expiry_s": r.get("default_expiry_s"),
         "branch_id": r["branch_id"],
         "company_id": r["company_id"],
         "agent_id": r["agent_id"],

@@ -1,0 +1,132 @@
+"""Raising and clearing alerts, and telling operators.
+
+One open alert per condition and subject (no floods): raising an alert that is
+already open only refreshes its message. Every change is written before it is
+broadcast: ``desktop:health:alert`` when an alert opens, ``alert:update`` when it
+changes, is acknowledged or clears.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pm_hub.protocol import HubEvent
+from pm_hub.store import alerts as alert_store
+from pm_hub.store.records import alert_record
+
+if TYPE_CHECKING:
+    from pm_hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+#: Alert kinds and their severity.
+SEVERITY = {
+    "printer_offline": "critical",
+    "paper_out": "critical",
+    "cover_open": "warning",
+    "paper_low": "info",
+    "printer_error": "critical",
+    "job_failed": "warning",
+    "job_expired": "warning",
+    "failover": "warning",
+    "agent_disconnected": "critical",
+    "latency_high": "warning",
+    "packet_loss_high": "warning",
+}
+
+#: Printer status -> the alert kind it opens.
+PRINTER_STATUS_ALERTS = {
+    "offline": "printer_offline",
+    "paper_out": "paper_out",
+    "cover_open": "cover_open",
+    "paper_low": "paper_low",
+    "error": "printer_error",
+}
+
+
+class AlertBook:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        #: (kind, subject) of every alert not yet cleared, to skip needless writes.
+        self._open: set[tuple[str, str]] = set()
+
+    async def load(self) -> None:
+        rows = await self.hub.db.read(alert_store.open_alerts)
+        self._open = {(r["kind"], r["subject"]) for r in rows}
+
+    def is_open(self, kind: str, subject: str) -> bool:
+        return (kind, subject) in self._open
+
+    async def raise_alert(
+        self,
+        kind: str,
+        subject: str,
+        message: str,
+        *,
+        company_id: int,
+        branch_id: int | None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        severity = SEVERITY.get(kind, "warning")
+        row, what = await self.hub.db.write(
+            lambda d: alert_store.open_alert(
+                d,
+                company_id=company_id,
+                branch_id=branch_id,
+                kind=kind,
+                severity=severity,
+                subject=subject,
+                message=message,
+                details=details or {},
+            )
+        )
+        self._open.add((kind, subject))
+        record = alert_record(row)
+        if what == "opened":
+            log.warning("alert %s: %s", kind, message)
+            await self.hub.broadcast(HubEvent.HEALTH_ALERT, record)
+        elif what == "updated":
+            await self.hub.broadcast(HubEvent.ALERT_UPDATE, record)
+        return record
+
+    async def clear(self, kind: str, subject: str, *, by: str = "hub") -> dict[str, Any] | None:
+        if (kind, subject) not in self._open:
+            return None
+        row = await self.hub.db.write(lambda d: alert_store.clear_alert(d, kind, subject, by=by))
+        self._open.discard((kind, subject))
+        if row is None:
+            return None
+        record = alert_record(row)
+        log.info("alert %s cleared: %s", kind, subject)
+        await self.hub.broadcast(HubEvent.ALERT_UPDATE, record)
+        return record
+
+    async def acknowledge(self, alert_id: int, *, by: str) -> dict[str, Any] | None:
+        row = await self.hub.db.write(lambda d: alert_store.acknowledge_alert(d, alert_id, by=by))
+        if row is None:
+            return None
+        record = alert_record(row)
+        await self.hub.broadcast(HubEvent.ALERT_UPDATE, record)
+        return record
+
+    async def printer_status(self, printer: dict[str, Any]) -> None:
+        """Open the alert that matches the printer's status and clear the others."""
+        subject = f"printer:{printer['id']}"
+        wanted = PRINTER_STATUS_ALERTS.get(printer["status"])
+        for kind in PRINTER_STATUS_ALERTS.values():
+            if kind != wanted:
+                await self.clear(kind, subject)
+        if wanted is not None:
+            words = printer["status"].replace("_", " ")
+            reason = ""
+            if printer["status"] == "offline" and '"agent_disconnected"' in str(printer["flags"]):
+                reason = " (its agent is not connected)"
+            await self.raise_alert(
+                wanted,
+                subject,
+                f"{printer['name']} is {words}{reason}",
+                company_id=printer["company_id"],
+                branch_id=printer["branch_id"],
+                details={"printer_id": printer["id"], "printer": printer["name"]},
+            )
