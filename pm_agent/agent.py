@@ -20,6 +20,9 @@ from typing import Any
 
 import socketio
 
+from pm_agent.discovery import Discovery, DiscoveryConfig, FoundPrinter
+from pm_agent.identity_cache import FILE_NAME as IDENTITY_FILE
+from pm_agent.identity_cache import IdentityCache
 from pm_agent.printer_port import PrinterPort, open_port
 from pm_agent.printer_uri import PrinterSpec
 from pm_agent.printer_worker import PrinterWorker
@@ -95,6 +98,8 @@ class Agent:
         ping_interval: float = 15.0,
         spool_synchronous: str = "FULL",
         ports: dict[str, PrinterPort] | None = None,
+        discovery: DiscoveryConfig | None = None,
+        identify_wait: float = 4.0,
     ) -> None:
         self.hub_url = hub_url.rstrip("/")
         self.license_key = license_key
@@ -124,6 +129,13 @@ class Agent:
         self._background: set[asyncio.Task[Any]] = set()
         self._last_connect_error: Any = None
         self._stopping = False
+        #: Printers found by ``discovery`` are added while the agent runs.
+        self.discovery_config = discovery
+        self.discovery: Discovery | None = None
+        #: How long registration waits for the printers' first answer (identity).
+        self.identify_wait = identify_wait
+        self._identities = IdentityCache(data_dir / IDENTITY_FILE)
+        self._register_lock = asyncio.Lock()
         self._setup_handlers()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -138,27 +150,28 @@ class Agent:
         recovered = await self.spool.recover_interrupted()
         for job in recovered:
             log.warning("job %s was interrupted while printing; marked failed", job.job_id)
+        await asyncio.to_thread(self._identities.load)
         for spec in self._specs:
-            port = self._ports.get(spec.uri) or open_port(spec)
-            worker = PrinterWorker(
-                spec,
-                port,
-                self.spool,
-                on_status=self._report_status,
-                on_outbox=self._outbox_wake.set,
-                poll_interval=self.poll_interval,
-            )
-            self.workers.append(worker)
-            worker.start()
+            self._add_worker(spec, self._ports.get(spec.uri))
         self._tasks = [
             asyncio.create_task(self._outbox_loop(), name="agent:outbox"),
             asyncio.create_task(self._ping_loop(), name="agent:ping"),
             asyncio.create_task(self._expiry_loop(), name="agent:expiry"),
         ]
+        config = self.discovery_config
+        if config is not None and config.enabled:
+            self.discovery = Discovery(
+                config.sources(serial_in_use=self._serial_paths),
+                interval=config.interval,
+                on_found=self.adopt_found,
+            )
+            self.discovery.start()
         await self._connect_first()
 
     async def stop(self) -> None:
         self._stopping = True
+        if self.discovery is not None:
+            await self.discovery.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -301,23 +314,136 @@ class Agent:
         await self._register_printers()
 
     async def _register_printers(self) -> None:
-        for worker in self.workers:
+        await self._wait_first_contact(self.workers)
+        for worker in list(self.workers):
             if not self.connected:
                 return
+            await self._register(worker)
+        self._registered.set()
+
+    async def _wait_first_contact(self, workers: list[PrinterWorker]) -> None:
+        """Give each printer a moment to answer (and tell its serial) so it is
+        registered under its real identity, not first under its address."""
+        waits = [w.first_contact.wait() for w in workers if not w.first_contact.is_set()]
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), self.identify_wait)
+            except TimeoutError:
+                pass
+
+    async def _register(self, worker: PrinterWorker) -> None:
+        """``printer:discovered`` for one printer (again when its identity, address
+        or capabilities changed)."""
+        async with self._register_lock:
+            if not self.connected:
+                return
+            description = worker.describe()
             try:
                 ack = await self.sio.call(
-                    AgentEvent.PRINTER_DISCOVERED, worker.describe(), namespace=NS, timeout=10
+                    AgentEvent.PRINTER_DISCOVERED, description, namespace=NS, timeout=10
                 )
             except Exception as exc:
                 log.warning("could not register %s: %s", worker.spec.name, exc)
-                continue
+                return
             if isinstance(ack, dict) and ack.get("ok"):
-                worker.printer_id = int(ack["printer_id"])
-                self.by_printer_id[worker.printer_id] = worker
+                printer_id = int(ack["printer_id"])
+                old_id = worker.printer_id
+                if old_id not in (None, printer_id) and self.by_printer_id.get(old_id) is worker:
+                    del self.by_printer_id[old_id]
+                worker.printer_id = printer_id
+                self.by_printer_id[printer_id] = worker
+                if worker.previous_identity == description.get("previous_identity"):
+                    worker.previous_identity = None
                 worker.wake()
             else:
                 log.error("hub refused printer %s: %s", worker.spec.name, ack)
-        self._registered.set()
+
+    # -- printers ----------------------------------------------------------------------
+
+    def _add_worker(self, spec: PrinterSpec, port: PrinterPort | None = None) -> PrinterWorker:
+        worker = PrinterWorker(
+            spec,
+            port or open_port(spec),
+            self.spool,
+            on_status=self._report_status,
+            on_outbox=self._outbox_wake.set,
+            poll_interval=self.poll_interval,
+            on_change=self._printer_changed,
+            identity=self._identities.identity(spec.uri),
+        )
+        self.workers.append(worker)
+        worker.start()
+        return worker
+
+    async def add_printer(
+        self, spec: PrinterSpec, port: PrinterPort | None = None
+    ) -> PrinterWorker:
+        """Drive one more printer (found by discovery, or added at run time)."""
+        worker = self._add_worker(spec, port)
+        log.info("added printer %s (%s)", spec.name, spec.uri)
+        if self.connected:
+            await self._wait_first_contact([worker])
+            await self._register(worker)
+        return worker
+
+    async def _printer_changed(self, worker: PrinterWorker) -> None:
+        info = worker.identity_info
+        entry = {
+            "identity": worker.identity,
+            "model": info.model if info else None,
+            "serial": info.serial if info else None,
+        }
+        if self._identities.remember(worker.spec.uri, entry):
+            try:
+                await asyncio.to_thread(self._identities.save)
+            except OSError as exc:
+                log.warning("could not save printer identities: %s", exc)
+        if worker.printer_id is not None and self.connected:
+            await self._register(worker)
+
+    def _serial_paths(self) -> list[str]:
+        return [str(w.spec.path) for w in self.workers if w.spec.scheme == "serial"]
+
+    def worker_for(self, found: FoundPrinter) -> PrinterWorker | None:
+        """The worker already driving a found printer (same address or identity)."""
+        for worker in self.workers:
+            if worker.spec.uri == found.uri or found.uri in found.details.get("also_at", ()):
+                return worker
+        if found.serial:
+            for worker in self.workers:
+                if worker.identity == found.identity:
+                    return worker
+        return None
+
+    async def adopt_found(self, found: list[FoundPrinter]) -> None:
+        """What discovery found: new printers get a worker; a known printer (same
+        serial) that answers at a new address while its old one is unreachable
+        is driven at the new one and keeps its hub record."""
+        for printer in found:
+            if not printer.confirmed or self._stopping:
+                continue
+            worker = self.worker_for(printer)
+            if worker is None:
+                try:
+                    spec = printer.spec()
+                except ValueError as exc:
+                    log.warning("cannot use found printer %s: %s", printer.uri, exc)
+                    continue
+                await self.add_printer(spec)
+            elif worker.spec.uri != printer.uri and worker.status == "offline":
+                if worker.spec.scheme != "tcp" or not printer.uri.startswith("tcp://"):
+                    continue
+                new = printer.spec()
+                moved = PrinterSpec(
+                    uri=new.uri,
+                    scheme=new.scheme,
+                    name=worker.spec.name,
+                    station=worker.spec.station,
+                    host=new.host,
+                    port=new.port,
+                    options=worker.spec.options,
+                )
+                await worker.relocate(moved, open_port(moved))
 
     async def _report_status(self, worker: PrinterWorker) -> None:
         if worker.status != worker.last_logged_status:

@@ -60,6 +60,8 @@ class TcpPrinterPort:
         self.connect_timeout = connect_timeout
         self.status_timeout = status_timeout
         self._sock: socket.socket | None = None
+        #: None: not asked yet; False: the printer stayed silent to DLE EOT.
+        self.answers_status: bool | None = None
 
     def _connection(self) -> socket.socket:
         if self._sock is None:
@@ -117,7 +119,9 @@ class TcpPrinterPort:
         for attempt in (1, 2):
             sock = self._connection()
             try:
-                return self._ask_status(sock, self.status_timeout)
+                report = self._ask_status(sock, self.status_timeout)
+                self.answers_status = report is not None
+                return report
             except OSError as exc:
                 # A kept-open socket may have gone stale; reconnect once before giving up.
                 self.close()
@@ -130,12 +134,38 @@ class TcpPrinterPort:
         try:
             sock.settimeout(self.connect_timeout + len(data) / 50_000)
             sock.sendall(data)
+            if self.answers_status is False:
+                return None  # it never answers: do not wait for an answer after each job
             return self._ask_status(sock, confirm_timeout)
         except OSError as exc:
             self.close()
             raise PrinterIOError(
                 f"{self.description}: connection lost while printing ({exc})"
             ) from exc
+
+    def query_identity(self, n: int, timeout: float) -> bytes | None:
+        """The answer to ``GS I n`` (see :mod:`pm_agent.printer_identity`)."""
+        from pm_agent.printer_identity import identity_request, read_identity_answer
+
+        for attempt in (1, 2):
+            sock = self._connection()
+
+            def read(count: int, wait: float, sock: socket.socket = sock) -> bytes | None:
+                return self._read_exact(sock, count, wait)
+
+            try:
+                sock.settimeout(self.connect_timeout)
+                sock.sendall(identity_request(n))
+                answer = read_identity_answer(n, read, timeout)
+            except OSError as exc:
+                self.close()
+                if attempt == 2:
+                    raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+                continue
+            if answer is None:
+                self.close()  # a late answer must not be read as the next one
+            return answer
+        return None  # pragma: no cover
 
 
 class FilePrinterPort:
@@ -166,9 +196,18 @@ class FilePrinterPort:
 
 
 def open_port(spec: Any) -> PrinterPort:
-    """The port for a :class:`~pm_agent.printer_uri.PrinterSpec`."""
+    """The port for a :class:`~pm_agent.printer_uri.PrinterSpec` (nothing is opened
+    yet: each port connects on first use, on the printer's worker thread)."""
     if spec.scheme == "tcp":
         return TcpPrinterPort(spec.host, spec.port)
     if spec.scheme == "file":
         return FilePrinterPort(spec.path)
-    raise ValueError(f"{spec.uri}: {spec.scheme} printers are not supported yet")
+    if spec.scheme == "usb":
+        from pm_agent.usb_port import UsbPrinterPort
+
+        return UsbPrinterPort.from_spec(spec)
+    if spec.scheme == "serial":
+        from pm_agent.serial_port import SerialPrinterPort
+
+        return SerialPrinterPort(spec.path, options=spec.options)
+    raise ValueError(f"{spec.uri}: {spec.scheme} printers are not supported")

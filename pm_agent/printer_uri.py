@@ -52,6 +52,7 @@ def parse_printer_uri(
         except ValueError:
             raise ValueError(f"{uri!r}: bad port") from None
         canonical = f"tcp://{parts.hostname}:{port}"
+        _check_options(uri, options)
         return PrinterSpec(
             uri=canonical,
             scheme=scheme,
@@ -73,20 +74,26 @@ def parse_printer_uri(
             ) from None
         if not sep:
             raise ValueError(f"{uri!r}: usb:// needs VID:PID in hex, e.g. usb://04b8:0202")
+        _check_options(uri, options)
+        canonical = f"usb://{vid}:{pid}"
+        if "serial" in options:
+            # Two identical USB printers differ only by their USB serial number.
+            canonical += f"?serial={options['serial']}"
         return PrinterSpec(
-            uri=f"usb://{vid}:{pid}",
+            uri=canonical,
             scheme=scheme,
             name=name or f"USB {vid}:{pid}",
             station=station,
             path=ident,
             options=options,
         )
+    if scheme == "serial" and "://" in uri.split("://", 1)[1]:
+        return _pyserial_url_spec(uri, name=name, station=station)
     path = parts.path or parts.netloc
     if not path:
         raise ValueError(f"{uri!r}: {scheme}:// needs a path, e.g. {scheme}:///dev/ttyUSB0")
-    if scheme == "serial" and "baudrate" in options and not options["baudrate"].isdigit():
-        raise ValueError(f"{uri!r}: baudrate must be a number")
     canonical = f"{scheme}://{path}" + (f"?{parts.query}" if parts.query else "")
+    _check_options(uri, options)
     return PrinterSpec(
         uri=canonical,
         scheme=scheme,
@@ -95,6 +102,39 @@ def parse_printer_uri(
         path=path,
         options=options,
     )
+
+
+def _pyserial_url_spec(uri: str, *, name: str | None, station: str | None) -> PrinterSpec:
+    """``serial://socket://HOST:PORT`` or ``serial://rfc2217://HOST:PORT``: a serial
+    line reached through one of pyserial's URL handlers (serial-over-LAN boxes,
+    tests with the simulated printer on the far side)."""
+    inner, _, query = uri.split("://", 1)[1].partition("?")
+    handler, _, rest = inner.partition("://")
+    if handler.lower() not in ("socket", "rfc2217", "loop") or not rest:
+        raise ValueError(
+            f"{uri!r}: use serial:///dev/ttyUSB0, serial://socket://HOST:PORT "
+            "or serial://rfc2217://HOST:PORT"
+        )
+    options = {k: v[-1] for k, v in parse_qs(query).items()}
+    _check_options(uri, options)
+    return PrinterSpec(
+        uri=f"serial://{inner}" + (f"?{query}" if query else ""),
+        scheme="serial",
+        name=name or rest,
+        station=station,
+        path=inner,
+        options=options,
+    )
+
+
+def _check_options(uri: str, options: dict[str, str]) -> None:
+    for key in ("baudrate", "columns"):
+        if key in options and not options[key].isdigit():
+            raise ValueError(f"{uri!r}: {key} must be a number")
+    if "profile" in options:
+        from pm_agent.capabilities import check_profile
+
+        check_profile(options["profile"])
 
 
 def parse_printer_spec(text: str) -> PrinterSpec:

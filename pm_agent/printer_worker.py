@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from pm_agent.capabilities import capabilities_from_options
 from pm_agent.escpos_status import StatusReport
+from pm_agent.printer_identity import PrinterIdentity, read_identity
 from pm_agent.printer_port import PrinterIOError, PrinterPort, PrinterUnreachable
 from pm_agent.printer_uri import PrinterSpec
 from pm_agent.render import render_document, render_test_page
@@ -35,7 +37,9 @@ class PrinterWorker:
         on_status: Callable[[PrinterWorker], Awaitable[None]],
         on_outbox: Callable[[], None],
         poll_interval: float = 2.0,
-        columns: int = 42,
+        columns: int | None = None,
+        on_change: Callable[[PrinterWorker], Awaitable[None]] | None = None,
+        identity: str | None = None,
     ) -> None:
         self.spec = spec
         self.port = port
@@ -43,7 +47,20 @@ class PrinterWorker:
         self.on_status = on_status
         self.on_outbox = on_outbox
         self.poll_interval = poll_interval
-        self.columns = columns
+        #: Called when what ``describe()`` says changed (identity, capabilities,
+        #: status support, address): the agent registers the printer again.
+        self.on_change = on_change
+        self.capabilities = capabilities_from_options(spec.options)
+        self._columns_given = columns is not None
+        self.columns = columns if columns is not None else self.capabilities.columns
+        #: What the hub knows the printer by: its serial once it told it (GS I),
+        #: else its MAC (ARP), else the configured address.
+        self.identity = identity or spec.uri
+        self.previous_identity: str | None = None
+        self.identity_info: PrinterIdentity | None = None  # None: not asked yet
+        self.mac: str | None = None
+        #: Set after the first status poll (reachable or not), identity asked.
+        self.first_contact = asyncio.Event()
         self.printer_id: int | None = None
         self.status = "unknown"
         self.last_logged_status: str | None = None
@@ -83,16 +100,74 @@ class PrinterWorker:
 
     def describe(self) -> dict[str, Any]:
         """What the hub is told in ``printer:discovered``."""
-        return {
+        info = self.identity_info or PrinterIdentity()
+        described: dict[str, Any] = {
             "name": self.spec.name,
             "address": self.spec.uri,
-            "identity": self.spec.uri,
+            "identity": self.identity,
             "kind": self.spec.kind,
             "station": self.spec.station,
             "status_supported": self.status_supported,
             "status": self.status,
             "flags": self.flags,
+            "model": info.model,
+            "serial": info.serial,
+            "mac": self.mac,
+            "capabilities": self.capabilities.to_json(),
         }
+        if self.previous_identity and self.previous_identity != self.identity:
+            described["previous_identity"] = self.previous_identity
+        return described
+
+    # -- identity and capabilities --------------------------------------------------------
+
+    async def identify(self) -> None:
+        """Ask ``GS I`` once the printer answers: identity, model, capabilities."""
+        info = PrinterIdentity()
+        if hasattr(self.port, "query_identity"):
+            try:
+                info = await self.io(read_identity, self.port)
+            except PrinterUnreachable as exc:
+                log.debug("identity of %s not read yet: %s", self.spec.name, exc)
+                return  # asked again at the next contact
+        self.identity_info = info
+        if info.serial is None and self.spec.scheme == "tcp" and self.spec.host:
+            from pm_agent.discovery.arp import mac_for_ip
+
+            self.mac = await asyncio.to_thread(mac_for_ip, self.spec.host)
+        if self.spec.options.get("identity") == "uri":
+            identity = self.spec.uri  # the user says the serial is not unique
+        elif info.serial:
+            identity = f"serial:{info.serial}"
+        elif self.mac:
+            identity = f"mac:{self.mac}"
+        else:
+            identity = self.spec.uri
+        capabilities = capabilities_from_options(self.spec.options, model=info.model)
+        changed = identity != self.identity or capabilities != self.capabilities
+        if identity != self.identity:
+            log.info("printer %s is %s (was %s)", self.spec.name, identity, self.identity)
+            self.previous_identity, self.identity = self.identity, identity
+        self.capabilities = capabilities
+        if not self._columns_given:
+            self.columns = capabilities.columns
+        if changed or info.answered:
+            await self._changed()
+
+    async def relocate(self, spec: PrinterSpec, port: PrinterPort) -> None:
+        """The printer answers at another address now (DHCP): drive it there."""
+        old = self.port
+        log.info("printer %s moved from %s to %s", self.spec.name, self.spec.uri, spec.uri)
+        await self.io(old.close)
+        self.spec, self.port = spec, port
+        await self._changed()
+
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                await self.on_change(self)
+            except Exception:
+                log.exception("reporting the change of %s failed", self.spec.name)
 
     @property
     def ready(self) -> bool:
@@ -102,6 +177,8 @@ class PrinterWorker:
 
     async def refresh_status(self) -> str:
         """Ask the printer; report a change. Returns the status."""
+        supported_before = self.status_supported
+        reachable = False
         try:
             report: StatusReport | None = await self.io(self.port.query_status)
         except PrinterUnreachable as exc:
@@ -109,6 +186,7 @@ class PrinterWorker:
             if self.status != "offline":
                 log.warning("printer %s unreachable: %s", self.spec.name, exc)
         else:
+            reachable = True
             if report is None:
                 # Reachable but silent to DLE EOT: say so instead of pretending online.
                 self.status_supported = False
@@ -125,6 +203,12 @@ class PrinterWorker:
             self.status, self.flags = status, flags
             self._reported_at = now
             await self.on_status(self)
+        if reachable and self.identity_info is None and not self._busy:
+            if report is None or report.can_print:
+                await self.identify()  # a stalled printer may not answer GS I yet
+        elif self.status_supported != supported_before:
+            await self._changed()  # the hub shows status_supported from registration
+        self.first_contact.set()
         return status
 
     async def _poll_loop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PRINTER_KINDS = ("network", "usb", "serial", "file", "simulated")
+
+
+#: Largest ``capabilities`` object a printer may carry (JSON bytes).
+MAX_CAPABILITIES_BYTES = 4096
+
+
+def _capabilities(data: dict[str, Any]) -> dict[str, Any] | None:
+    value = data.get("capabilities")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 40:
+        raise invalid("capabilities must be an object of at most 40 fields")
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError):
+        raise invalid("capabilities must be plain JSON") from None
+    if size > MAX_CAPABILITIES_BYTES:
+        raise invalid(f"capabilities is larger than {MAX_CAPABILITIES_BYTES} bytes")
+    return value
 
 
 def setup_agent_namespace(hub: Hub) -> None:
@@ -129,7 +149,22 @@ def setup_agent_namespace(hub: Hub) -> None:
         status_supported = get_bool(data, "status_supported", default=True)
         status = get_str(data, "status", choices=PRINTER_STATUSES)
         flags = get_flags(data)
+        serial = get_str(data, "serial", max_length=64)
+        mac = get_str(data, "mac", max_length=32)
+        previous_identity = get_str(data, "previous_identity", max_length=300)
+        capabilities = _capabilities(data)
         assert kind is not None
+        previous_id = None
+        if previous_identity and previous_identity != identity:
+            old_row = next(
+                (
+                    p
+                    for p in hub.printers.values()
+                    if p["branch_id"] == link.branch_id and p["identity"] == previous_identity
+                ),
+                None,
+            )
+            previous_id = old_row["id"] if old_row else None
         row = await hub.db.write(
             lambda d: printer_store.upsert_printer(
                 d,
@@ -143,8 +178,16 @@ def setup_agent_namespace(hub: Hub) -> None:
                 model=model,
                 station=station.strip().lower() if station else None,
                 status_supported=status_supported,
+                serial=serial,
+                mac=mac,
+                capabilities=capabilities,
+                previous_identity=previous_identity,
             )
         )
+        if previous_id is not None and previous_id != row["id"]:
+            # The printer had been registered under its address before it told its
+            # serial, and the serial already had a record: that one is the printer.
+            link.printer_ids.discard(previous_id)
         if status is not None:
             printer_id = row["id"]
             updated = await hub.db.write(

@@ -215,12 +215,21 @@ def _v3_stations(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v4_printer_identity(db: sqlite_utils.Database) -> None:
+    """What a printer says about itself: serial, MAC, capability profile."""
+    db.execute("ALTER TABLE printers ADD COLUMN serial TEXT")
+    db.execute("ALTER TABLE printers ADD COLUMN mac TEXT")
+    db.execute("ALTER TABLE printers ADD COLUMN profile TEXT")
+    db.execute("ALTER TABLE printers ADD COLUMN capabilities TEXT NOT NULL DEFAULT '{}'")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "core tables", _v1_core),
     (2, "alerts, health samples, printer history", _v2_monitoring),
     (3, "stations and expiry defaults", _v3_stations),
+    (4, "printer serial, MAC and capabilities", _v4_printer_identity),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

@@ -22,16 +22,31 @@ def upsert_printer(
     model: str | None,
     station: str | None,
     status_supported: bool,
+    serial: str | None = None,
+    mac: str | None = None,
+    capabilities: dict[str, Any] | None = None,
+    previous_identity: str | None = None,
 ) -> dict[str, Any]:
     """Create the printer or refresh the one with the same identity in the branch.
 
     A printer found again (reconnect, new address) keeps its id, station, name given
     by the user and history; only where it is reached and by which agent change.
+    ``previous_identity`` is what the agent called it before it learned better
+    (its address, before the printer told its serial): that record is renamed
+    rather than a second one made, unless the new identity already has one.
     """
     now = time.time()
     row = db.execute(
         "SELECT * FROM printers WHERE branch_id = ? AND identity = ?", (branch_id, identity)
     ).fetchone()
+    if row is None and previous_identity and previous_identity != identity:
+        old = db.execute(
+            "SELECT id FROM printers WHERE branch_id = ? AND identity = ?",
+            (branch_id, previous_identity),
+        ).fetchone()
+        if old is not None:
+            db.execute("UPDATE printers SET identity = ? WHERE id = ?", (identity, old["id"]))
+            row = db.execute("SELECT * FROM printers WHERE id = ?", (old["id"],)).fetchone()
     if row is None:
         cur = db.execute(
             """
@@ -75,6 +90,20 @@ def upsert_printer(
                 int(status_supported),
                 now,
                 now,
+                printer_id,
+            ),
+        )
+    if serial is not None or mac is not None or capabilities is not None:
+        profile = (capabilities or {}).get("profile")
+        db.execute(
+            "UPDATE printers SET serial = COALESCE(?, serial), mac = COALESCE(?, mac), "
+            "profile = COALESCE(?, profile), capabilities = COALESCE(?, capabilities) "
+            "WHERE id = ?",
+            (
+                serial,
+                mac,
+                profile if isinstance(profile, str) else None,
+                json.dumps(capabilities, sort_keys=True) if capabilities is not None else None,
                 printer_id,
             ),
         )
