@@ -138,10 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="load benchmark (prints a table; --json for machines)")
     p.add_argument(
-        "scenarios", nargs="*", help="roundtrip, throughput, fanout, connections, baseline"
+        "scenarios",
+        nargs="*",
+        help="idle, roundtrip, throughput, fanout, connections, baseline (default: all)",
     )
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of each load phase")
     p.add_argument("--json", type=Path, help="also write every figure to this file")
+    p.add_argument(
+        "--profile", type=Path, metavar="DIR", help="sample the hub with py-spy into DIR"
+    )
     return parser
 
 
@@ -251,8 +256,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "license":
         return _license_create(args)
     if command == "bench":
-        print("pm bench: not built yet (see issue 7)", file=sys.stderr)
-        return 2
+        from pm_hub.bench.procs import BenchError
+        from pm_hub.bench.runner import run_bench
+
+        try:
+            return run_bench(
+                args.scenarios,
+                duration=args.duration,
+                json_path=args.json,
+                profile_dir=args.profile,
+            )
+        except BenchError as exc:
+            print(f"pm bench: {exc}", file=sys.stderr)
+            return 2
     raise AssertionError(command)
 
 

@@ -58,7 +58,8 @@ def test_older_file_is_upgraded_with_its_data(tmp_path: Path, start: int) -> Non
     migrate(fresh)
     assert columns(old) == columns(fresh)
     assert [tuple(r) for r in old.execute("SELECT name FROM printers")] == [("Kitchen-1",)]
-    assert [tuple(r) for r in old.execute("SELECT name FROM stations")] == [("kitchen",)]
+    if start < 3:  # migration 3 turns the station a printer names into a row
+        assert [tuple(r) for r in old.execute("SELECT name FROM stations")] == [("kitchen",)]
 
 
 def test_newer_file_is_refused(tmp_path: Path) -> None:
