@@ -11,10 +11,7 @@ import asyncio
 import logging
 import platform
 import secrets
-import statistics
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import socketio
 from pm_agent.discovery import Discovery, DiscoveryConfig, FoundPrinter
 from pm_agent.identity_cache import FILE_NAME as IDENTITY_FILE
 from pm_agent.identity_cache import IdentityCache
+from pm_agent.link_health import LinkHealth
 from pm_agent.printer_port import PrinterPort, open_port
 from pm_agent.printer_uri import PrinterSpec
 from pm_agent.printer_worker import PrinterWorker
@@ -52,38 +50,6 @@ def load_device_id(data_dir: Path) -> str:
     return value
 
 
-@dataclass
-class LinkHealth:
-    """Latency and loss of the agent's link to the hub, from ``health:ping`` acks."""
-
-    window: int = 40
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=40))
-    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=40))
-    reconnects: int = 0
-    connected_since: float | None = None
-    ever_connected: bool = False
-    started: float = field(default_factory=time.time)
-
-    def record(self, latency_ms: float | None) -> None:
-        self.outcomes.append(latency_ms is not None)
-        if latency_ms is not None:
-            self.latencies.append(latency_ms)
-
-    def summary(self) -> dict[str, Any]:
-        lat = list(self.latencies)
-        sent = len(self.outcomes)
-        return {
-            "latency_last_ms": round(lat[-1], 2) if lat else None,
-            "latency_avg_ms": round(statistics.fmean(lat), 2) if lat else None,
-            "latency_p95_ms": round(sorted(lat)[max(0, int(len(lat) * 0.95) - 1)], 2)
-            if lat
-            else None,
-            "packet_loss": round(1 - sum(self.outcomes) / sent, 4) if sent else 0.0,
-            "reconnects": self.reconnects,
-            "uptime_s": round(time.time() - self.started, 1),
-        }
-
-
 class Agent:
     def __init__(
         self,
@@ -96,6 +62,8 @@ class Agent:
         name: str | None = None,
         poll_interval: float = 2.0,
         ping_interval: float = 15.0,
+        ping_timeout: float = 5.0,
+        report_interval: float = 300.0,
         spool_synchronous: str = "FULL",
         ports: dict[str, PrinterPort] | None = None,
         discovery: DiscoveryConfig | None = None,
@@ -108,6 +76,8 @@ class Agent:
         self.name = name or platform.node() or "agent"
         self.poll_interval = poll_interval
         self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.report_interval = report_interval
         self.spool = JobSpool(data_dir / "agent-spool.sqlite", synchronous=spool_synchronous)
         self.health = LinkHealth()
         self.sio = socketio.AsyncClient(
@@ -156,6 +126,7 @@ class Agent:
         self._tasks = [
             asyncio.create_task(self._outbox_loop(), name="agent:outbox"),
             asyncio.create_task(self._ping_loop(), name="agent:ping"),
+            asyncio.create_task(self._report_loop(), name="agent:report"),
             asyncio.create_task(self._expiry_loop(), name="agent:expiry"),
         ]
         config = self.discovery_config
@@ -548,9 +519,18 @@ class Agent:
     # -- health ------------------------------------------------------------------------
 
     async def ping(self) -> float | None:
+        """One ``health:ping``; it carries the previous outcome so the hub can keep the
+        series. An ack later than ``ping_timeout`` counts as lost."""
         started = time.perf_counter()
+        payload = {
+            "t": time.time(),
+            "last_latency_ms": self.health.last_latency_ms,
+            "packet_loss": self.health.packet_loss,
+        }
         try:
-            await self.sio.call(AgentEvent.HEALTH_PING, {"t": time.time()}, namespace=NS, timeout=5)
+            await self.sio.call(
+                AgentEvent.HEALTH_PING, payload, namespace=NS, timeout=self.ping_timeout
+            )
         except Exception:
             self.health.record(None)
             return None
@@ -563,6 +543,30 @@ class Agent:
             await asyncio.sleep(self.ping_interval)
             if self.connected:
                 await self.ping()
+
+    async def health_report(self) -> dict[str, Any]:
+        """What ``desktop:health:report`` carries."""
+        depths = await self.spool.pending_counts()
+        report = self.health.summary()
+        report.update(
+            spool_depth=sum(depths.values()),
+            printers=len(self.workers),
+            printers_ready=sum(1 for w in self.workers if w.ready),
+            version=VERSION,
+            device_id=self.device_id,
+        )
+        return report
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.report_interval)
+            if not self.connected:
+                continue
+            try:
+                report = await self.health_report()
+                await self.sio.call(AgentEvent.HEALTH_REPORT, report, namespace=NS, timeout=10)
+            except Exception as exc:
+                log.warning("health report not delivered: %s", exc)
 
     async def _expiry_loop(self) -> None:
         while True:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from pm_hub import auth
@@ -104,13 +103,15 @@ def setup_agent_namespace(hub: Hub) -> None:
             branch_id=lic["branch_id"],
         )
         await hub.attach_agent(link)
+        await hub.health.agent_connected(link, agent["name"])
         log.info("agent %s (%s) connected", agent["id"], device_id)
         await hub.agent_changed(agent)
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         link = hub.agent_by_sid.get(sid)
-        if link is not None:
+        if link is not None and hub.agents.get(link.agent_id) is link:
             hub.dispatcher.agent_detached(link)
+            hub.health.agent_disconnected(link)
         await hub.detach_agent(sid)
 
     sio.on("connect", connect, namespace=ns)
@@ -248,14 +249,10 @@ def setup_agent_namespace(hub: Hub) -> None:
         return await hub.dispatcher.on_job_result(link_of(sid), payload)
 
     async def health_ping(sid: str, payload: Any) -> dict[str, Any]:
-        link_of(sid)
-        data = require_object(payload)
-        return ok_ack(t=data.get("t"), server_time=time.time())
+        return await hub.health.on_ping(link_of(sid), payload)
 
     async def health_report(sid: str, payload: Any) -> dict[str, Any]:
-        link_of(sid)
-        require_object(payload)
-        return ok_ack()
+        return await hub.health.on_report(link_of(sid), payload)
 
     for event, fn in (
         (AgentEvent.PRINTER_DISCOVERED, printer_discovered),
@@ -266,7 +263,11 @@ def setup_agent_namespace(hub: Hub) -> None:
         (AgentEvent.HEALTH_PING, health_ping),
         (AgentEvent.HEALTH_REPORT, health_report),
     ):
-        sio.on(event, guarded(event, fn, max_bytes=max_bytes), namespace=ns)
+        sio.on(
+            event,
+            guarded(event, fn, max_bytes=max_bytes, on_answer=hub.count_answer(ns)),
+            namespace=ns,
+        )
 
     async def unknown(event: str, sid: str, *args: Any) -> dict[str, Any]:
         return ProtocolError(ErrorCode.INVALID_PAYLOAD, f"unknown event {event!r}").to_ack()

@@ -85,10 +85,14 @@ class AlertBook:
         record = alert_record(row)
         if what == "opened":
             log.warning("alert %s: %s", kind, message)
-            await self.hub.broadcast(HubEvent.HEALTH_ALERT, record)
+            await self._tell(HubEvent.HEALTH_ALERT, record)
         elif what == "updated":
-            await self.hub.broadcast(HubEvent.ALERT_UPDATE, record)
+            await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
+
+    async def _tell(self, event: str, record: dict[str, Any]) -> None:
+        await self.hub.broadcast(event, record)
+        self.hub.webhooks.notify(event, record)
 
     async def clear(self, kind: str, subject: str, *, by: str = "hub") -> dict[str, Any] | None:
         if (kind, subject) not in self._open:
@@ -99,7 +103,7 @@ class AlertBook:
             return None
         record = alert_record(row)
         log.info("alert %s cleared: %s", kind, subject)
-        await self.hub.broadcast(HubEvent.ALERT_UPDATE, record)
+        await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
 
     async def acknowledge(self, alert_id: int, *, by: str) -> dict[str, Any] | None:
@@ -107,7 +111,7 @@ class AlertBook:
         if row is None:
             return None
         record = alert_record(row)
-        await self.hub.broadcast(HubEvent.ALERT_UPDATE, record)
+        await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
 
     async def printer_status(self, printer: dict[str, Any]) -> None:

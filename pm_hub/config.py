@@ -45,6 +45,23 @@ class HubSettings:
     """Largest Socket.IO message or HTTP body accepted."""
     job_expiry_seconds: float = 600.0
     """Default time a job may wait before it ends ``expired`` instead of printing stale."""
+    agent_disconnect_alert_s: float = 60.0
+    """An agent gone this long raises an ``agent_disconnected`` alert."""
+    latency_alert_ms: float = 500.0
+    """Average ping latency (last 5 pings) above this raises ``latency_high``."""
+    packet_loss_alert: float = 0.05
+    """Share of lost or late pings (agent's sliding window) above this raises
+    ``packet_loss_high``."""
+    health_raw_window_s: float = 2 * 3600.0
+    """Raw link samples are kept this long, then folded into one row per minute."""
+    health_minute_window_s: float = 7 * 86400.0
+    """Per-minute samples are kept this long, then folded into one row per hour."""
+    health_retention_s: float = 90 * 86400.0
+    """Link samples older than this are deleted."""
+    webhook_urls: str = ""
+    """Comma-separated URLs that receive every alert change as a JSON POST."""
+    webhook_timeout_s: float = 5.0
+    """Seconds a webhook receiver has to answer before the POST is retried."""
 
     @property
     def db_path(self) -> Path:
@@ -64,6 +81,8 @@ def _convert(value: Any, type_name: str) -> Any:
         return str(value).strip().lower() in ("1", "true", "yes", "on")
     if base == "Path":
         return Path(str(value)).expanduser()
+    if base == "str" and isinstance(value, list):
+        return ",".join(str(v) for v in value)
     return _TYPES[base](value)
 
 

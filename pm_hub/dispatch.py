@@ -50,6 +50,7 @@ class ActiveJob:
     status: str
     expires_at: float | None
     station: str | None = None
+    printing_since: float | None = None
 
 
 class JobDispatcher:
@@ -90,6 +91,10 @@ class JobDispatcher:
         job = self.active.get(row["id"])
         if row["status"] in FINAL_JOB_STATUSES:
             if job is not None:
+                metrics = self.hub.metrics
+                metrics.jobs_finished.labels(row["status"]).inc()
+                if row["status"] == "completed" and job.printing_since is not None:
+                    metrics.print_duration.observe(time.monotonic() - job.printing_since)
                 del self.active[row["id"]]
                 if job.printer_id is not None:
                     self._depth[job.printer_id] -= 1
@@ -107,6 +112,8 @@ class JobDispatcher:
             if row["printer_id"] is not None:
                 self._depth[row["printer_id"]] += 1
         else:
+            if row["status"] == "printing" and job.status != "printing":
+                job.printing_since = time.monotonic()
             job.status = row["status"]
             if job.printer_id != row["printer_id"]:  # moved to another printer
                 if job.printer_id is not None:
@@ -174,6 +181,7 @@ class JobDispatcher:
             flight = self._in_flight.get(job_id)
             if flight is None or flight.done():
                 self._in_flight[job_id] = asyncio.get_running_loop().create_future()
+            self.hub.metrics.events_out.labels(HubEvent.PRINT_JOB).inc()
             try:
                 await self.hub.sio.emit(
                     HubEvent.PRINT_JOB,

@@ -176,7 +176,18 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
     async def ack_alert(request: web.Request, p: Principal) -> dict[str, Any]:
         return await operations.ack_alert(p, {"alert_id": _int_param(request, "alert_id")})
 
+    async def metrics(request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        body = await asyncio.to_thread(hub.metrics.render)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def health_summary(request: web.Request, p: Principal) -> dict[str, Any]:
+        return await operations.health_summary(p, {})
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/health", authed(health_summary))
     app.router.add_get("/api/v1/printers", authed(list_printers))
     app.router.add_get("/api/v1/printers/{printer_id}", authed(get_printer))
     app.router.add_patch("/api/v1/printers/{printer_id}", authed(patch_printer))

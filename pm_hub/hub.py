@@ -62,15 +62,29 @@ class Hub:
         self.operators: dict[str, auth.Principal] = {}
         self._seen: dict[tuple[int, int], set[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[Any]] = set()
         self.started_at = time.time()
         # Set up by pm_hub.server (kept here so handlers reach them through the hub).
         from pm_hub.alerts import AlertBook
         from pm_hub.dispatch import JobDispatcher
+        from pm_hub.health import HealthMonitor
+        from pm_hub.metrics import HubMetrics
         from pm_hub.stations import StationRouter
+        from pm_hub.webhooks import WebhookNotifier
 
         self.dispatcher = JobDispatcher(self)
         self.router = StationRouter(self)
         self.alerts = AlertBook(self)
+        self.health = HealthMonitor(self)
+        self.metrics = HubMetrics(self)
+        self.webhooks = WebhookNotifier(
+            [u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
+            timeout=settings.webhook_timeout_s,
+        )
+        self.db.on_write_latency = self.metrics.sqlite_write.observe
+        self.registry.on_resolved = lambda pending, seconds: self.metrics.correlation_rtt.labels(
+            pending.kind
+        ).observe(seconds)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -95,6 +109,8 @@ class Hub:
         await self.dispatcher.load()
         self.registry.start()
         self.dispatcher.start()
+        self.health.start()
+        self.webhooks.start()
         self._tasks.append(asyncio.create_task(self._flush_seen()))
         log.info(
             "hub ready: %d printers, %d unfinished jobs, data in %s",
@@ -107,6 +123,8 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.health.stop()
+        await self.webhooks.stop()
         await self.dispatcher.stop()
         await self.registry.stop()
         await asyncio.to_thread(self.db.close)
@@ -166,7 +184,25 @@ class Hub:
             rooms.append(f"branch_{record['branch_id']}")
         return rooms
 
+    def count_answer(self, namespace: str) -> Any:
+        """A guarded-handler hook that counts events in and error answers."""
+        events_in, errors = self.metrics.events_in, self.metrics.errors
+
+        def on_answer(event: str, ack: dict[str, Any]) -> None:
+            events_in.labels(namespace, event).inc()
+            if not ack.get("ok", True):
+                errors.labels(str(ack.get("error", {}).get("code"))).inc()
+
+        return on_answer
+
+    def spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def broadcast(self, event: str, record: dict[str, Any]) -> None:
+        self.metrics.events_out.labels(event).inc()
         try:
             await self.sio.emit(event, record, to=self.rooms_for(record), namespace=Namespace.OPS)
         except Exception:  # a broken client socket must not break the caller

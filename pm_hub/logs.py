@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 import time
 from typing import Any
+
+#: The correlation id of the request being handled (set by the handler guard).
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "correlation_id", default=None
+)
+
+
+class CorrelationFilter(logging.Filter):
+    """Puts the current request's correlation id on every record logged while handling it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "correlation_id", None) is None:
+            record.correlation_id = correlation_id.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,6 +48,7 @@ def setup_logging(
     if json_format is None:
         json_format = not (hasattr(stream, "isatty") and stream.isatty())
     handler = logging.StreamHandler(stream)
+    handler.addFilter(CorrelationFilter())
     if json_format:
         handler.setFormatter(JsonFormatter())
     else:

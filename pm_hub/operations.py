@@ -496,6 +496,22 @@ class Operations:
             agents.append(record)
         return ok_ack(agents=agents)
 
+    async def health_summary(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        """Per agent: latency series (last hour, per minute), loss, uptime, reconnects,
+        spool depth; open alerts by severity."""
+        require_object(payload, allowed=())
+        agents = (await self.list_agents(principal, {}))["agents"]
+        open_alerts = await self.hub.db.read(
+            lambda d: alert_store.list_alerts(
+                d,
+                company_id=principal.company_id,
+                branch_ids=principal.branch_list,
+                states=["open", "acknowledged"],
+                limit=1000,
+            )
+        )
+        return await self.hub.health.summary(agents, open_alerts)
+
     async def whoami(self, principal: Principal, payload: Any) -> dict[str, Any]:
         branches = await self.hub.db.read(lambda d: tenants.list_branches(d, principal.company_id))
         visible = [

@@ -62,7 +62,11 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
             result: dict[str, Any] = await operation(principal_of(sid), payload)
             return result
 
-        sio.on(event, guarded(event, handle, max_bytes=max_bytes), namespace=ns)
+        sio.on(
+            event,
+            guarded(event, handle, max_bytes=max_bytes, on_answer=hub.count_answer(ns)),
+            namespace=ns,
+        )
 
     register(OpsEvent.PRINTERS_LIST, operations.list_printers)
     register("printer:get", operations.get_printer)
@@ -77,6 +81,7 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
     register(OpsEvent.ALERTS_LIST, operations.list_alerts)
     register(OpsEvent.ALERT_ACK, operations.ack_alert)
     register(OpsEvent.AGENTS_LIST, operations.list_agents)
+    register(OpsEvent.HEALTH_SUMMARY, operations.health_summary)
     register(OpsEvent.WHOAMI, operations.whoami)
 
     async def printer_test(sid: str, payload: Any) -> dict[str, Any]:
@@ -90,7 +95,12 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
 
     sio.on(
         OpsEvent.PRINTER_TEST,
-        guarded(OpsEvent.PRINTER_TEST, printer_test, max_bytes=max_bytes),
+        guarded(
+            OpsEvent.PRINTER_TEST,
+            printer_test,
+            max_bytes=max_bytes,
+            on_answer=hub.count_answer(ns),
+        ),
         namespace=ns,
     )
 

@@ -79,7 +79,7 @@ class Database:
         self._thread: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
         self._local = threading.local()
-        self._on_write_latency = on_write_latency
+        self.on_write_latency = on_write_latency
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -161,8 +161,8 @@ class Database:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [(item, None, exc) for item in batch]
-        if self._on_write_latency is not None:
-            self._on_write_latency(time.perf_counter() - started)
+        if self.on_write_latency is not None:
+            self.on_write_latency(time.perf_counter() - started)
         for item, result, error in outcomes:
             try:
                 item.loop.call_soon_threadsafe(_settle, item.future, result, error)

@@ -1,0 +1,254 @@
+"""Agent link health at the hub: samples from ``health:ping``, the 5-minute
+``desktop:health:report``, disconnect timing, threshold alerts, downsampling,
+and the ``health:summary`` a dashboard draws."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pm_hub.protocol import ok_ack
+from pm_hub.protocol.validation import get_float, require_object
+from pm_hub.store import health as health_store
+
+if TYPE_CHECKING:
+    from pm_hub.hub import AgentLink, Hub
+
+log = logging.getLogger(__name__)
+
+#: Pings averaged for the latency alert.
+LATENCY_WINDOW = 5
+
+
+@dataclass
+class AgentHealth:
+    agent_id: int
+    company_id: int
+    branch_id: int
+    name: str = ""
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    packet_loss: float = 0.0
+    last_ping_at: float | None = None
+    report: dict[str, Any] | None = None
+    report_at: float | None = None
+    connects: int = 0
+    connected_at: float | None = None
+    disconnected_at: float | None = None
+
+    @property
+    def latency_avg(self) -> float | None:
+        return round(statistics.fmean(self.latencies), 2) if self.latencies else None
+
+
+class HealthMonitor:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.agents: dict[int, AgentHealth] = {}
+        self._samples: list[tuple[int, float, float | None, float]] = []
+        self._disconnect_timers: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, *, flush_every: float = 5.0, downsample_every: float = 300.0) -> None:
+        self._tasks = [
+            asyncio.create_task(self._flush_loop(flush_every)),
+            asyncio.create_task(self._downsample_loop(downsample_every)),
+        ]
+
+    async def stop(self) -> None:
+        for timer in self._disconnect_timers.values():
+            timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush()
+
+    def _health(self, link: AgentLink) -> AgentHealth:
+        health = self.agents.get(link.agent_id)
+        if health is None:
+            health = AgentHealth(link.agent_id, link.company_id, link.branch_id)
+            self.agents[link.agent_id] = health
+        return health
+
+    # -- connection events ---------------------------------------------------------------
+
+    async def agent_connected(self, link: AgentLink, name: str | None) -> None:
+        health = self._health(link)
+        health.name = name or health.name or f"agent {link.agent_id}"
+        health.connects += 1
+        health.connected_at = time.time()
+        timer = self._disconnect_timers.pop(link.agent_id, None)
+        if timer is not None:
+            timer.cancel()
+        await self.hub.alerts.clear("agent_disconnected", f"agent:{link.agent_id}")
+
+    def agent_disconnected(self, link: AgentLink) -> None:
+        health = self._health(link)
+        health.disconnected_at = time.time()
+        health.connected_at = None
+        delay = self.hub.settings.agent_disconnect_alert_s
+        loop = asyncio.get_running_loop()
+        self._disconnect_timers[link.agent_id] = loop.call_later(
+            delay, lambda: self.hub.spawn(self._still_gone(link, delay))
+        )
+
+    async def _still_gone(self, link: AgentLink, delay: float) -> None:
+        self._disconnect_timers.pop(link.agent_id, None)
+        if link.agent_id in self.hub.agents:
+            return
+        health = self._health(link)
+        await self.hub.alerts.raise_alert(
+            "agent_disconnected",
+            f"agent:{link.agent_id}",
+            f"agent {health.name or link.agent_id} has been disconnected for more than "
+            f"{delay:g} s; its printers cannot be reached",
+            company_id=link.company_id,
+            branch_id=link.branch_id,
+            details={"agent_id": link.agent_id, "since": health.disconnected_at},
+        )
+
+    # -- pings and reports -------------------------------------------------------------------
+
+    async def on_ping(self, link: AgentLink, payload: Any) -> dict[str, Any]:
+        data = require_object(payload)
+        latency = get_float(data, "last_latency_ms", minimum=0, maximum=3_600_000)
+        loss = get_float(data, "packet_loss", minimum=0, maximum=1) or 0.0
+        health = self._health(link)
+        now = time.time()
+        health.last_ping_at = now
+        health.packet_loss = loss
+        if latency is not None:
+            health.latencies.append(latency)
+        self._samples.append((link.agent_id, now, latency, loss))
+        await self._check_thresholds(link, health)
+        return ok_ack(t=data.get("t"), server_time=now)
+
+    async def on_report(self, link: AgentLink, payload: Any) -> dict[str, Any]:
+        data = require_object(payload)
+        if len(data) > 50:
+            raise ValueError("too many fields")
+        report = {
+            k: v
+            for k, v in data.items()
+            if isinstance(k, str) and (isinstance(v, int | float | str | bool) or v is None)
+        }
+        health = self._health(link)
+        health.report = report
+        health.report_at = time.time()
+        log.info("health report from agent %s: %s", link.agent_id, report)
+        return ok_ack()
+
+    async def _check_thresholds(self, link: AgentLink, health: AgentHealth) -> None:
+        settings = self.hub.settings
+        subject = f"agent:{link.agent_id}"
+        alerts = self.hub.alerts
+        avg = health.latency_avg
+        if avg is not None and len(health.latencies) >= 3 and avg > settings.latency_alert_ms:
+            await alerts.raise_alert(
+                "latency_high",
+                subject,
+                f"agent {health.name or link.agent_id}: latency {avg:.0f} ms "
+                f"(limit {settings.latency_alert_ms:g} ms)",
+                company_id=link.company_id,
+                branch_id=link.branch_id,
+                details={"agent_id": link.agent_id, "latency_ms": avg},
+            )
+        elif alerts.is_open("latency_high", subject):
+            await alerts.clear("latency_high", subject)
+        if health.packet_loss > settings.packet_loss_alert:
+            await alerts.raise_alert(
+                "packet_loss_high",
+                subject,
+                f"agent {health.name or link.agent_id}: {health.packet_loss:.0%} of pings lost "
+                f"or late (limit {settings.packet_loss_alert:.0%})",
+                company_id=link.company_id,
+                branch_id=link.branch_id,
+                details={"agent_id": link.agent_id, "packet_loss": health.packet_loss},
+            )
+        elif alerts.is_open("packet_loss_high", subject):
+            await alerts.clear("packet_loss_high", subject)
+
+    # -- storage -------------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        samples, self._samples = self._samples, []
+        if samples:
+            await self.hub.db.write(lambda d: health_store.insert_samples(d, samples))
+
+    async def _flush_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("storing health samples failed")
+
+    async def downsample(self, now: float | None = None) -> dict[str, int]:
+        settings = self.hub.settings
+        when = time.time() if now is None else now
+        return await self.hub.db.write(
+            lambda d: health_store.downsample(
+                d,
+                now=when,
+                raw_window=settings.health_raw_window_s,
+                minute_window=settings.health_minute_window_s,
+                retention=settings.health_retention_s,
+            )
+        )
+
+    async def _downsample_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.downsample()
+            except Exception:
+                log.exception("downsampling health samples failed")
+
+    # -- summary -------------------------------------------------------------------------------
+
+    async def summary(
+        self, agents: list[dict[str, Any]], open_alerts: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        await self.flush()
+        since = time.time() - 3600
+        out = []
+        for agent in agents:
+            agent_id = agent["id"]
+            health = self.agents.get(agent_id)
+            series = await self.hub.db.read(_series_reader(agent_id, since))
+            report = (health.report if health else None) or {}
+            lat = list(health.latencies) if health else []
+            out.append(
+                {
+                    "agent_id": agent_id,
+                    "name": agent["name"],
+                    "connected": agent["connected"],
+                    "latency_ms": {
+                        "last": round(lat[-1], 2) if lat else None,
+                        "avg": health.latency_avg if health else None,
+                        "p95": report.get("latency_p95_ms"),
+                    },
+                    "packet_loss": health.packet_loss if health else None,
+                    "uptime_s": report.get("uptime_s"),
+                    "connected_since": health.connected_at if health else None,
+                    "reconnects": max(0, health.connects - 1) if health else 0,
+                    "spool_depth": report.get("spool_depth"),
+                    "last_report_at": health.report_at if health else None,
+                    "series": series,
+                }
+            )
+        by_severity = {"critical": 0, "warning": 0, "info": 0}
+        for alert in open_alerts:
+            by_severity[alert["severity"]] = by_severity.get(alert["severity"], 0) + 1
+        return ok_ack(agents=out, alerts=by_severity, generated_at=time.time())
+
+
+def _series_reader(agent_id: int, since: float) -> Any:
+    def read(db: Any) -> list[dict[str, Any]]:
+        return health_store.series(db, agent_id, since=since)
+
+    return read

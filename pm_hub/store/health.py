@@ -1,0 +1,95 @@
+"""Agent link samples: raw for a recent window, then per minute, then per hour,
+then gone. The table stays small however long the branch runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+MINUTE = 60
+HOUR = 3600
+
+
+def insert_samples(
+    db: sqlite_utils.Database, rows: list[tuple[int, float, float | None, float]]
+) -> None:
+    """(agent_id, at, latency_ms, loss) raw samples."""
+    db.conn.executemany(
+        "INSERT INTO health_samples (agent_id, at, resolution, latency_ms, latency_max_ms, loss, "
+        "samples) VALUES (?, ?, 'raw', ?, ?, ?, 1)",
+        [(a, at, lat, lat, loss) for a, at, lat, loss in rows],
+    )
+
+
+def _roll_up(
+    db: sqlite_utils.Database, source: str, target: str, bucket: int, cutoff: float
+) -> int:
+    cutoff = (cutoff // bucket) * bucket  # never split a bucket in two rows
+    db.execute(
+        f"""
+        INSERT INTO health_samples (agent_id, at, resolution, latency_ms, latency_max_ms, loss,
+                                    samples)
+        SELECT agent_id, CAST(at / {bucket} AS INTEGER) * {bucket}, ?,
+               SUM(latency_ms * samples) / NULLIF(SUM(CASE WHEN latency_ms IS NULL THEN 0
+                                                          ELSE samples END), 0),
+               MAX(latency_max_ms),
+               SUM(loss * samples) / SUM(samples),
+               SUM(samples)
+        FROM health_samples
+        WHERE resolution = ? AND at < ?
+        GROUP BY agent_id, CAST(at / {bucket} AS INTEGER)
+        """,
+        (target, source, cutoff),
+    )
+    cur = db.execute("DELETE FROM health_samples WHERE resolution = ? AND at < ?", (source, cutoff))
+    return cur.rowcount
+
+
+def downsample(
+    db: sqlite_utils.Database,
+    *,
+    now: float,
+    raw_window: float,
+    minute_window: float,
+    retention: float,
+) -> dict[str, int]:
+    """Raw older than ``raw_window`` -> minutes; minutes older than ``minute_window`` ->
+    hours; anything older than ``retention`` is deleted. Returns rows folded/removed."""
+    folded_raw = _roll_up(db, "raw", "minute", MINUTE, now - raw_window)
+    folded_minutes = _roll_up(db, "minute", "hour", HOUR, now - minute_window)
+    removed = db.execute("DELETE FROM health_samples WHERE at < ?", (now - retention,)).rowcount
+    return {"raw": folded_raw, "minute": folded_minutes, "removed": removed}
+
+
+def series(
+    db: sqlite_utils.Database, agent_id: int, *, since: float, bucket: int = MINUTE
+) -> list[dict[str, Any]]:
+    """One point per ``bucket`` seconds since ``since``, from whatever resolution holds it."""
+    rows = db.execute(
+        f"""
+        SELECT CAST(at / {bucket} AS INTEGER) * {bucket} AS t,
+               SUM(latency_ms * samples) / NULLIF(SUM(CASE WHEN latency_ms IS NULL THEN 0
+                                                          ELSE samples END), 0) AS latency,
+               SUM(loss * samples) / SUM(samples) AS loss
+        FROM health_samples
+        WHERE agent_id = ? AND at >= ?
+        GROUP BY t ORDER BY t
+        """,
+        (agent_id, since),
+    ).fetchall()
+    return [
+        {
+            "at": r["t"],
+            "latency_ms": round(r["latency"], 2) if r["latency"] is not None else None,
+            "loss": round(r["loss"] or 0.0, 4),
+        }
+        for r in rows
+    ]
+
+
+def count(db: sqlite_utils.Database) -> dict[str, int]:
+    rows = db.execute(
+        "SELECT resolution, COUNT(*) FROM health_samples GROUP BY resolution"
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
