@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pm_hub.auth import Principal
 from pm_hub.correlation import PendingRequest
+from pm_hub.logs import correlation_id
 from pm_hub.protocol import (
     JOB_STATUSES,
     ErrorCode,
@@ -156,6 +157,7 @@ class Operations:
         pending = self.hub.registry.register(
             "test", printer_id=printer_id, agent_id=link.agent_id, on_done=done
         )
+        correlation_id.set(pending.correlation_id)  # log lines from here on carry it
 
         def delivered(ack: Any = None) -> None:
             if isinstance(ack, dict) and not ack.get("ok", False):
@@ -173,7 +175,7 @@ class Operations:
             namespace=Namespace.AGENT,
             callback=delivered,
         )
-        log.info("[%s] test print sent to printer %s", pending.correlation_id, printer_id)
+        log.info("test print sent to printer %s", printer_id)
         return ok_ack(correlation_id=pending.correlation_id, printer_id=printer_id), pending
 
     # -- jobs --------------------------------------------------------------------------

@@ -86,9 +86,11 @@ async def wait_healthy(url: str, timeout: float = 20) -> dict[str, Any]:
 class LinkProxy:
     """A TCP proxy on 127.0.0.1 that can cut every connection through it."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, delay: float = 0.0) -> None:
         self.target_port = target_port
         self.port = 0
+        #: Seconds each chunk waits before it is passed on (both directions).
+        self.delay = delay
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
 
@@ -120,6 +122,8 @@ class LinkProxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.IncompleteReadError):
