@@ -25,7 +25,14 @@ from pm_hub.protocol import (
 )
 from pm_hub.protocol.documents import validate_document
 from pm_hub.protocol.errors import error_of, known_code
-from pm_hub.protocol.validation import get_float, get_int, get_str, invalid, require_object
+from pm_hub.protocol.validation import (
+    get_choices,
+    get_float,
+    get_int,
+    get_str,
+    invalid,
+    require_object,
+)
 from pm_hub.store import alerts as alert_store
 from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
@@ -323,18 +330,7 @@ class Operations:
             payload,
             allowed=("status", "printer_id", "station", "since", "until", "limit", "before_id"),
         )
-        statuses_raw = data.get("status")
-        statuses: list[str] | None = None
-        if statuses_raw is not None:
-            if isinstance(statuses_raw, str):
-                statuses = [s.strip() for s in statuses_raw.split(",") if s.strip()]
-            elif isinstance(statuses_raw, list) and all(isinstance(s, str) for s in statuses_raw):
-                statuses = list(statuses_raw)
-            else:
-                raise invalid("status must be a string or a list of strings")
-            unknown = [s for s in statuses if s not in JOB_STATUSES]
-            if unknown:
-                raise invalid(f"status must be among {', '.join(JOB_STATUSES)}")
+        statuses = get_choices(data, "status", JOB_STATUSES)
         printer_id = get_int(data, "printer_id", minimum=1)
         station = get_str(data, "station", max_length=64)
         since = get_float(data, "since", minimum=0)
@@ -440,16 +436,7 @@ class Operations:
 
     async def list_alerts(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("state", "since", "limit"))
-        state = data.get("state")
-        states: list[str] | None = None
-        if isinstance(state, str):
-            states = [s.strip() for s in state.split(",") if s.strip()]
-        elif isinstance(state, list) and all(isinstance(x, str) for x in state):
-            states = list(state)
-        elif state is not None:
-            raise invalid("state must be a string or a list of strings")
-        if states and not set(states) <= {"open", "acknowledged", "cleared"}:
-            raise invalid("state must be among open, acknowledged, cleared")
+        states = get_choices(data, "state", ("open", "acknowledged", "cleared"))
         since = get_float(data, "since", minimum=0)
         limit = get_int(data, "limit", default=200, minimum=1, maximum=1000)
         assert limit is not None

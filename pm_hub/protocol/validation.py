@@ -129,3 +129,21 @@ def get_flags(payload: dict[str, Any], key: str = "flags") -> dict[str, bool]:
             raise invalid(f"{key} must map names to true/false")
         flags[name] = flag
     return flags
+
+
+def get_choices(payload: dict[str, Any], key: str, choices: Iterable[str]) -> list[str] | None:
+    """A filter given as one value, a comma list (``"queued,printing"``, handy in query
+    strings) or a JSON list; every value must be one of ``choices``."""
+    value = payload.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        values = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        values = list(value)
+    else:
+        raise invalid(f"{key} must be a string or a list of strings")
+    options = list(choices)
+    if not set(values) <= set(options):
+        raise invalid(f"{key} must be among {', '.join(options)}")
+    return values
