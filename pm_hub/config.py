@@ -58,6 +58,9 @@ class HubSettings:
     """Per-minute samples are kept this long, then folded into one row per hour."""
     health_retention_s: float = 90 * 86400.0
     """Link samples older than this are deleted."""
+    ops_rate_limit: float = 500.0
+    """Requests per second one operator connection (or HTTP token) may make on average,
+    bursts up to twice that; 0 turns the limit off."""
     webhook_urls: str = ""
     """Comma-separated URLs that receive every alert change as a JSON POST."""
     webhook_timeout_s: float = 5.0

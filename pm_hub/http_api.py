@@ -15,6 +15,7 @@ from pm_hub.auth import AuthError, Principal
 from pm_hub.operations import Operations
 from pm_hub.protocol import ErrorCode, ProtocolError, error_ack
 from pm_hub.protocol.errors import HTTP_STATUS
+from pm_hub.rate_limit import RateLimiter
 
 if TYPE_CHECKING:
     from pm_hub.hub import Hub
@@ -50,6 +51,8 @@ async def _body(request: web.Request) -> Any:
 
 
 def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> None:
+    limiter = RateLimiter(hub.settings.ops_rate_limit)
+
     def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaitable[Any]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             header = request.headers.get("Authorization", "")
@@ -59,6 +62,8 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
                 principal = hub.verify_token(header[7:].strip())
             except AuthError as exc:
                 return _error(ErrorCode.AUTH_FAILED, str(exc))
+            if not limiter.allow(principal.sub):
+                return _error(ErrorCode.RATE_LIMITED, "too many requests; slow down")
             try:
                 result = await route(request, principal)
             except ProtocolError as exc:

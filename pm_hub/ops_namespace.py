@@ -11,6 +11,7 @@ from pm_hub.auth import AuthError, Principal
 from pm_hub.handlers import guarded
 from pm_hub.operations import Operations
 from pm_hub.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, error_ack
+from pm_hub.rate_limit import RateLimiter
 
 if TYPE_CHECKING:
     from pm_hub.hub import Hub
@@ -47,14 +48,22 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         hub.operators.pop(sid, None)
+        limiter.forget(sid)
 
     sio.on("connect", connect, namespace=ns)
     sio.on("disconnect", disconnect, namespace=ns)
+
+    limiter = RateLimiter(hub.settings.ops_rate_limit)
 
     def principal_of(sid: str) -> Principal:
         principal = hub.operators.get(sid)
         if principal is None:
             raise ProtocolError(ErrorCode.AUTH_FAILED, "not authenticated")
+        if not limiter.allow(sid):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"more than {hub.settings.ops_rate_limit:g} requests/s; slow down",
+            )
         return principal
 
     def register(event: str, operation: Any) -> None:

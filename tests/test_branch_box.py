@@ -378,3 +378,24 @@ async def test_other_branch_sees_nothing(hub: RunningHub, agent: Agent, ops: Ops
         assert other.events == []
     finally:
         await other.close()
+
+
+async def test_a_flood_of_requests_is_rate_limited(tmp_path: Any) -> None:
+    """Past the per-connection limit requests are refused with rate_limited; the
+    connection stays usable once the caller slows down."""
+    from pm_hub.server import start_hub
+    from tests.conftest import hub_settings
+
+    running = await start_hub(hub_settings(tmp_path, ops_rate_limit=20))
+    try:
+        assert running.hub.tokens is not None
+        ops = await OpsClient(running.url, running.hub.tokens.create(role="admin")).connect()
+        acks = await asyncio.gather(*(ops.call("printers:list", {}) for _ in range(100)))
+        codes = [a["error"]["code"] for a in acks if not a["ok"]]
+        assert codes and set(codes) == {"rate_limited"}
+        assert sum(a["ok"] for a in acks) >= 40  # the burst allowance went through
+        await asyncio.sleep(0.2)
+        assert (await ops.call("printers:list", {}))["ok"]
+        await ops.close()
+    finally:
+        await running.stop()
