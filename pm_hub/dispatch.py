@@ -495,13 +495,19 @@ class JobDispatcher:
         for job in list(self.active.values()):
             if job.expires_at is None or job.expires_at > now:
                 continue
-            printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
-            agent_here = printer is not None and self.hub.agent_for_printer(printer) is not None
-            if agent_here:
-                continue  # the agent enforces expiry for jobs it holds
-            grace = EXPIRY_GRACE_SECONDS if job.status == "dispatched" else 0.0
-            if job.status in ("queued", "dispatched") and job.expires_at + grace <= now:
-                due.append(job.id)
+            if job.status == "queued":
+                # Still the hub's (never acknowledged by an agent): expire it here,
+                # unless it is on its way to an agent right now.
+                flight = self._in_flight.get(job.id)
+                if flight is None or flight.done():
+                    due.append(job.id)
+            elif job.status == "dispatched":
+                # In an agent's spool: that agent enforces expiry. Only when the agent
+                # has been gone past expiry plus a grace is it written off here.
+                printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
+                agent_here = printer is not None and self.hub.agent_for_printer(printer) is not None
+                if not agent_here and job.expires_at + EXPIRY_GRACE_SECONDS <= now:
+                    due.append(job.id)
         for job_id in due:
             await self.move(
                 job_id,

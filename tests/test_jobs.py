@@ -316,3 +316,18 @@ async def test_hub_restart_keeps_jobs_and_redelivers(
     finally:
         await agent.stop()
         await running.stop()
+
+
+async def test_jobs_held_for_a_paused_printer_expire_and_resume_prints_the_rest(
+    ops: OpsClient, kitchen_agent: Agent, kitchen: SimulatorFleet
+) -> None:
+    ids = await printer_ids(ops)
+    paused = await ops.call("printer:configure", {"printer_id": ids["Bar"], "paused": True})
+    assert paused["ok"] and paused["printer"]["paused"] is True
+    short = await submit(ops, printer_id=ids["Bar"], document=receipt_doc("SHORT"), expires_in=1)
+    long = await submit(ops, printer_id=ids["Bar"], document=receipt_doc("LONG"))
+    assert (await final_status(ops, short["id"]))["status"] == "expired"
+    assert kitchen.printers[2].receipts == []  # nothing goes to a paused printer
+    await ops.call("printer:configure", {"printer_id": ids["Bar"], "paused": False})
+    assert (await final_status(ops, long["id"]))["status"] == "completed"
+    assert tickets(kitchen.printers[2]) == ["LONG"]
