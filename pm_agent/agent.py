@@ -22,14 +22,17 @@ from pm_agent.identity_cache import FILE_NAME as IDENTITY_FILE
 from pm_agent.identity_cache import IdentityCache
 from pm_agent.link_health import LinkHealth
 from pm_agent.printer_port import PrinterPort, open_port
-from pm_agent.printer_uri import PrinterSpec
+from pm_agent.printer_uri import PrinterSpec, parse_printer_spec
 from pm_agent.printer_worker import PrinterWorker
 from pm_agent.spool import JobSpool
+from pm_agent.task_control import cancel_tasks
 from pm_hub.protocol import AgentEvent, ErrorCode, HubEvent, Namespace, error_ack, ok_ack
 
 log = logging.getLogger(__name__)
 
 NS = Namespace.AGENT
+#: What makes a printer registration stale: registered again when one changes.
+REGISTRATION_KEYS = ("identity", "address", "capabilities", "status_supported", "model")
 VERSION = "0.1.0"
 
 
@@ -106,6 +109,7 @@ class Agent:
         self.identify_wait = identify_wait
         self._identities = IdentityCache(data_dir / IDENTITY_FILE)
         self._register_lock = asyncio.Lock()
+        self._usb_backend = discovery.usb_backend if discovery is not None else None
         self._setup_handlers()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -132,7 +136,7 @@ class Agent:
         config = self.discovery_config
         if config is not None and config.enabled:
             self.discovery = Discovery(
-                config.sources(serial_in_use=self._serial_paths),
+                config.sources(serial_in_use=self._serial_paths, usb_in_use=self._usb_ids),
                 interval=config.interval,
                 on_found=self.adopt_found,
             )
@@ -143,9 +147,7 @@ class Agent:
         self._stopping = True
         if self.discovery is not None:
             await self.discovery.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_tasks(self._tasks)  # re-cancels: wait_for may swallow one on 3.11
         try:
             await self.sio.disconnect()
         except Exception:
@@ -304,53 +306,64 @@ class Agent:
 
     async def _register(self, worker: PrinterWorker) -> None:
         """``printer:discovered`` for one printer (again when its identity, address
-        or capabilities changed)."""
+        or capabilities changed, also while the registration was under way)."""
         async with self._register_lock:
-            if not self.connected:
-                return
-            description = worker.describe()
-            try:
-                ack = await self.sio.call(
-                    AgentEvent.PRINTER_DISCOVERED, description, namespace=NS, timeout=10
-                )
-            except Exception as exc:
-                log.warning("could not register %s: %s", worker.spec.name, exc)
-                return
-            if isinstance(ack, dict) and ack.get("ok"):
-                printer_id = int(ack["printer_id"])
-                old_id = worker.printer_id
-                if old_id not in (None, printer_id) and self.by_printer_id.get(old_id) is worker:
-                    del self.by_printer_id[old_id]
-                worker.printer_id = printer_id
-                self.by_printer_id[printer_id] = worker
-                if worker.previous_identity == description.get("previous_identity"):
-                    worker.previous_identity = None
-                worker.wake()
-            else:
-                log.error("hub refused printer %s: %s", worker.spec.name, ack)
+            for _ in range(3):
+                if not self.connected:
+                    return
+                description = worker.describe()
+                if not await self._register_once(worker, description):
+                    return
+                now = worker.describe()
+                if all(now.get(k) == description.get(k) for k in REGISTRATION_KEYS):
+                    return
+
+    async def _register_once(self, worker: PrinterWorker, description: dict[str, Any]) -> bool:
+        try:
+            ack = await self.sio.call(
+                AgentEvent.PRINTER_DISCOVERED, description, namespace=NS, timeout=10
+            )
+        except Exception as exc:
+            log.warning("could not register %s: %s", worker.spec.name, exc)
+            return False
+        if not (isinstance(ack, dict) and ack.get("ok")):
+            log.error("hub refused printer %s: %s", worker.spec.name, ack)
+            return False
+        printer_id = int(ack["printer_id"])
+        old_id = worker.printer_id
+        if old_id not in (None, printer_id) and self.by_printer_id.get(old_id) is worker:
+            del self.by_printer_id[old_id]
+        worker.printer_id = printer_id
+        self.by_printer_id[printer_id] = worker
+        if worker.previous_identity == description.get("previous_identity"):
+            worker.previous_identity = None
+        worker.wake()
+        return True
 
     # -- printers ----------------------------------------------------------------------
 
-    def _add_worker(self, spec: PrinterSpec, port: PrinterPort | None = None) -> PrinterWorker:
+    def _add_worker(
+        self, spec: PrinterSpec, port: PrinterPort | None = None, identity: str | None = None
+    ) -> PrinterWorker:
         worker = PrinterWorker(
             spec,
-            port or open_port(spec),
+            port or open_port(spec, usb_backend=self._usb_backend),
             self.spool,
             on_status=self._report_status,
             on_outbox=self._outbox_wake.set,
             poll_interval=self.poll_interval,
             on_change=self._printer_changed,
-            identity=self._identities.identity(spec.uri),
+            identity=identity or self._identities.identity(spec.uri),
         )
         self.workers.append(worker)
         worker.start()
         return worker
 
     async def add_printer(
-        self, spec: PrinterSpec, port: PrinterPort | None = None
+        self, spec: PrinterSpec, port: PrinterPort | None = None, identity: str | None = None
     ) -> PrinterWorker:
         """Drive one more printer (found by discovery, or added at run time)."""
-        worker = self._add_worker(spec, port)
+        worker = self._add_worker(spec, port, identity)
         log.info("added printer %s (%s)", spec.name, spec.uri)
         if self.connected:
             await self._wait_first_contact([worker])
@@ -375,11 +388,19 @@ class Agent:
     def _serial_paths(self) -> list[str]:
         return [str(w.spec.path) for w in self.workers if w.spec.scheme == "serial"]
 
+    def _usb_ids(self) -> list[str]:
+        return [str(w.spec.path) for w in self.workers if w.spec.scheme == "usb"]
+
     def worker_for(self, found: FoundPrinter) -> PrinterWorker | None:
         """The worker already driving a found printer (same address or identity)."""
         for worker in self.workers:
             if worker.spec.uri == found.uri or found.uri in found.details.get("also_at", ()):
                 return worker
+            if found.kind == "usb" and worker.spec.scheme == "usb":
+                spec = parse_printer_spec(found.uri)
+                ours, theirs = worker.spec.options.get("serial"), spec.options.get("serial")
+                if spec.path == worker.spec.path and (not ours or not theirs or ours == theirs):
+                    return worker  # the same VID:PID, told apart by serial only when both have one
         if found.serial:
             for worker in self.workers:
                 if worker.identity == found.identity:
@@ -400,7 +421,7 @@ class Agent:
                 except ValueError as exc:
                     log.warning("cannot use found printer %s: %s", printer.uri, exc)
                     continue
-                await self.add_printer(spec)
+                await self.add_printer(spec, identity=printer.identity if printer.serial else None)
             elif worker.spec.uri != printer.uri and worker.status == "offline":
                 if worker.spec.scheme != "tcp" or not printer.uri.startswith("tcp://"):
                     continue

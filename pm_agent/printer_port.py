@@ -120,13 +120,17 @@ class TcpPrinterPort:
             sock = self._connection()
             try:
                 report = self._ask_status(sock, self.status_timeout)
-                self.answers_status = report is not None
-                return report
             except OSError as exc:
                 # A kept-open socket may have gone stale; reconnect once before giving up.
                 self.close()
                 if attempt == 2:
                     raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+                continue
+            if report is None and self.answers_status:
+                # It used to answer: silence now means it hangs (or is not the printer).
+                raise PrinterUnreachable(f"{self.description}: connected, but stopped answering")
+            self.answers_status = report is not None
+            return report
         return None  # pragma: no cover
 
     def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
@@ -195,9 +199,10 @@ class FilePrinterPort:
         return None
 
 
-def open_port(spec: Any) -> PrinterPort:
+def open_port(spec: Any, *, usb_backend: Any = None) -> PrinterPort:
     """The port for a :class:`~pm_agent.printer_uri.PrinterSpec` (nothing is opened
-    yet: each port connects on first use, on the printer's worker thread)."""
+    yet: each port connects on first use, on the printer's worker thread).
+    ``usb_backend``: a pyusb backend (default: libusb, found by pyusb)."""
     if spec.scheme == "tcp":
         return TcpPrinterPort(spec.host, spec.port)
     if spec.scheme == "file":
@@ -205,7 +210,7 @@ def open_port(spec: Any) -> PrinterPort:
     if spec.scheme == "usb":
         from pm_agent.usb_port import UsbPrinterPort
 
-        return UsbPrinterPort.from_spec(spec)
+        return UsbPrinterPort.from_spec(spec, backend=usb_backend)
     if spec.scheme == "serial":
         from pm_agent.serial_port import SerialPrinterPort
 

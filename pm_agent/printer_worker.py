@@ -18,6 +18,7 @@ from pm_agent.printer_port import PrinterIOError, PrinterPort, PrinterUnreachabl
 from pm_agent.printer_uri import PrinterSpec
 from pm_agent.render import render_document, render_test_page
 from pm_agent.spool import JobSpool, SpooledJob
+from pm_agent.task_control import cancel_tasks
 from pm_hub.protocol import PROBLEM_PRINTER_STATUSES
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,7 @@ class PrinterWorker:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_tasks(self._tasks)  # re-cancels: wait_for may swallow one on 3.11
         await self.io(self.port.close)
         self._executor.shutdown(wait=False)
 
@@ -121,15 +120,16 @@ class PrinterWorker:
 
     # -- identity and capabilities --------------------------------------------------------
 
-    async def identify(self) -> None:
-        """Ask ``GS I`` once the printer answers: identity, model, capabilities."""
+    async def identify(self) -> bool:
+        """Ask ``GS I`` once the printer answers: identity, model, capabilities.
+        True when the change was reported (the printer registered again)."""
         info = PrinterIdentity()
         if hasattr(self.port, "query_identity"):
             try:
                 info = await self.io(read_identity, self.port)
             except PrinterUnreachable as exc:
                 log.debug("identity of %s not read yet: %s", self.spec.name, exc)
-                return  # asked again at the next contact
+                return False  # asked again at the next contact
         self.identity_info = info
         if info.serial is None and self.spec.scheme == "tcp" and self.spec.host:
             from pm_agent.discovery.arp import mac_for_ip
@@ -147,12 +147,16 @@ class PrinterWorker:
         changed = identity != self.identity or capabilities != self.capabilities
         if identity != self.identity:
             log.info("printer %s is %s (was %s)", self.spec.name, identity, self.identity)
+            # The hub renames the record when it was known by its address until now;
+            # another serial at this address is another printer with its own record.
             self.previous_identity, self.identity = self.identity, identity
         self.capabilities = capabilities
         if not self._columns_given:
             self.columns = capabilities.columns
         if changed or info.answered:
             await self._changed()
+            return True
+        return False
 
     async def relocate(self, spec: PrinterSpec, port: PrinterPort) -> None:
         """The printer answers at another address now (DHCP): drive it there."""
@@ -203,10 +207,12 @@ class PrinterWorker:
             self.status, self.flags = status, flags
             self._reported_at = now
             await self.on_status(self)
-        if reachable and self.identity_info is None and not self._busy:
-            if report is None or report.can_print:
-                await self.identify()  # a stalled printer may not answer GS I yet
-        elif self.status_supported != supported_before:
+        reported = False
+        # A printer that cannot print now (paper, cover) may not answer GS I yet.
+        first_answer = reachable and self.identity_info is None and not self._busy
+        if first_answer and (report is None or report.can_print):
+            reported = await self.identify()
+        if self.status_supported != supported_before and not reported:
             await self._changed()  # the hub shows status_supported from registration
         self.first_contact.set()
         return status

@@ -186,10 +186,13 @@ class SimulatedPrinter:
         status_supported: bool = True,
         print_delay: float = 0.0,
         profile: str | None = None,
+        host: str = HOST,
     ) -> None:
+        if not host.startswith("127."):
+            raise ValueError("simulated printers listen on loopback addresses (127.x.y.z) only")
         self.name = name
         self.port = port
-        self.host = HOST
+        self.host = host
         self.serial = serial or f"SIM{zlib.crc32(name.encode()):08X}"
         self.model = model or DEFAULT_MODEL
         self.status_supported = status_supported
@@ -269,7 +272,7 @@ class SimulatedPrinter:
         await self.stop()
 
     async def _listen(self) -> None:
-        server = await asyncio.start_server(self._handle, HOST, self.port, reuse_address=True)
+        server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
         logger.info("simulated printer %s listening on %s", self.name, self.address)

@@ -116,12 +116,21 @@ class StreamPrinterPort(ABC):
         return report
 
     def query_status(self) -> StatusReport | None:
+        answered_before = self.answers_status
         self._ask(ALL_STATUS_QUERIES)
         try:
-            return self._status_answer(self.status_timeout)
+            report = self._status_answer(self.status_timeout)
         except OSError as exc:
             self.close()
             raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+        if report is None and answered_before:
+            # It used to answer: silence now means switched off, unplugged or hung.
+            self.answers_status = True
+            self.close()
+            raise PrinterUnreachable(
+                f"{self.description}: stopped answering (switched off or disconnected?)"
+            )
+        return report
 
     def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
         self._ensure_open()

@@ -106,12 +106,21 @@ class UsbPrinterPort(StreamPrinterPort):
         return PrinterUnreachable(f"{self.description}: {text}")
 
     def _find(self) -> Any:
+        problems: list[usb.core.USBError] = []
+
         def matches(dev: Any) -> bool:
             if self.serial_number is None:
                 return True
             try:
-                return bool(usb.util.get_string(dev, dev.iSerialNumber) == self.serial_number)
-            except (usb.core.USBError, ValueError):
+                langids = usb.util.get_langids(dev)  # raises when the device cannot be opened
+                if not langids or not dev.iSerialNumber:
+                    return False
+                serial = usb.util.get_string(dev, dev.iSerialNumber, langids[0])
+                return bool(serial == self.serial_number)
+            except usb.core.USBError as exc:
+                problems.append(exc)  # reading the serial needs access to the device
+                return False
+            except ValueError:
                 return False
 
         try:
@@ -128,6 +137,8 @@ class UsbPrinterPort(StreamPrinterPort):
             ) from exc
         except usb.core.USBError as exc:
             raise self._unreachable(exc) from exc
+        if device is None and problems:
+            raise self._unreachable(problems[0])
         if device is None:
             raise PrinterUnreachable(
                 f"{self.description}: no such USB device plugged in (`lsusb` lists what is)"

@@ -186,9 +186,13 @@ def setup_agent_namespace(hub: Hub) -> None:
             )
         )
         if previous_id is not None and previous_id != row["id"]:
-            # The printer had been registered under its address before it told its
-            # serial, and the serial already had a record: that one is the printer.
+            # The agent no longer drives the printer it registered under the old
+            # identity (it was this one under its address, or another printer now
+            # replaced at the same address): that record is no longer this agent's.
             link.printer_ids.discard(previous_id)
+            old_row = hub.printers.get(previous_id)
+            if old_row is not None:
+                await hub.printer_changed(old_row)
         if status is not None:
             printer_id = row["id"]
             updated = await hub.db.write(

@@ -70,6 +70,7 @@ async def run_up(
     sim_port: int = 9101,
     sim_control_port: int = 9180,
     poll_interval: float = 2.0,
+    discovery: Any = None,
 ) -> int:
     from pm_agent.agent import Agent
     from pm_agent.printer_uri import parse_printer_spec
@@ -101,6 +102,7 @@ async def run_up(
             printers=specs,
             poll_interval=poll_interval,
             name="local agent",
+            discovery=discovery,
         )
         await agent.start()
         _say(
@@ -125,16 +127,27 @@ async def run_up(
 
 async def run_agent(
     *,
-    hub_url: str,
+    hub_url: str | None,
     license_key: str,
     data_dir: Path,
     printers: list[Any],
     poll_interval: float = 2.0,
     name: str | None = None,
+    discovery: Any = None,
+    mdns_interfaces: list[str] | None = None,
+    mdns_timeout: float = 5.0,
 ) -> int:
     from pm_agent.agent import Agent, AgentAuthError
 
-    if not printers:
+    if not hub_url:
+        from pm_hub.mdns import find_hub
+
+        _say("pm agent: no --hub given; looking for a hub on mDNS")
+        hub_url = await find_hub(timeout=mdns_timeout, interfaces=mdns_interfaces)
+        if not hub_url:
+            _say("pm agent: no hub announced on mDNS (start it with --mdns, or pass --hub URL)")
+            return 2
+    if not printers and not (discovery is not None and discovery.enabled):
         _say("pm agent: no printers given (use --printer tcp://HOST:PORT); waiting anyway")
     agent = Agent(
         hub_url=hub_url,
@@ -143,10 +156,11 @@ async def run_agent(
         printers=printers,
         poll_interval=poll_interval,
         name=name,
+        discovery=discovery,
     )
     try:
         await agent.start()
-        _say(f"agent connected to {hub_url} with {len(printers)} printer(s)")
+        _say(f"agent connected to {hub_url} with {len(agent.workers)} printer(s)")
         await asyncio.Event().wait()
     except AgentAuthError as exc:
         _say(f"pm agent: {exc}")

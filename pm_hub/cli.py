@@ -48,6 +48,27 @@ def _printer_specs(values: list[str] | None) -> list[Any]:
     return [parse_printer_spec(v) for v in values or []]
 
 
+def _mdns_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mdns",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="announce the hub on mDNS as _printermaster._tcp (default: off, or PM_MDNS)",
+    )
+
+
+def _discovery_options(parser: argparse.ArgumentParser) -> None:
+    from pm_agent.discovery.options import add_discovery_arguments
+
+    add_discovery_arguments(parser)
+
+
+def _discovery(args: argparse.Namespace) -> Any:
+    from pm_agent.discovery.options import discovery_config
+
+    return discovery_config(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pm",
@@ -71,16 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim-control-port", type=int, default=9180, help="simulator control port")
     p.add_argument("--poll-interval", type=float, default=2.0, help="printer status poll (s)")
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
+    _mdns_flag(p)
+    _discovery_options(p)
 
     p = sub.add_parser("hub", help="the hub alone")
     _common(p)
     p.add_argument("--company-mode", action="store_true", help="run as a company hub")
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
+    _mdns_flag(p)
 
     p = sub.add_parser("agent", help="the agent alone, connecting to a hub")
     _common(p, server=False)
     p.add_argument(
-        "--hub", default=os.environ.get("PM_HUB"), help="hub URL, e.g. http://10.0.0.2:3001"
+        "--hub",
+        default=os.environ.get("PM_HUB"),
+        help="hub URL, e.g. http://10.0.0.2:3001 (default: the hub announced on mDNS)",
     )
     p.add_argument(
         "--license", default=os.environ.get("PM_LICENSE"), help="license key (or PM_LICENSE)"
@@ -88,15 +114,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--printer", action="append", metavar="[NAME=]URI[#STATION]", help="repeatable")
     p.add_argument("--poll-interval", type=float, default=2.0, help="printer status poll (s)")
     p.add_argument("--name", help="agent name shown to operators (default: host name)")
+    _discovery_options(p)
 
     p = sub.add_parser("tui", help="the terminal dashboard")
     p.add_argument(
-        "--hub", default=os.environ.get("PM_HUB", "http://127.0.0.1:3001"), help="hub URL"
+        "--hub",
+        default=os.environ.get("PM_HUB"),
+        help="hub URL (default: the hub announced on mDNS, else http://127.0.0.1:3001)",
+    )
+    p.add_argument(
+        "--mdns-interface", action="append", metavar="IP", help="look for the hub only here"
     )
     p.add_argument(
         "--token", default=os.environ.get("PM_TOKEN"), help="operator token (or PM_TOKEN)"
     )
     p.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "WARNING"))
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="dashboard settings (default ~/.config/printermaster/tui.toml: hub, token)",
+    )
+    p.add_argument("--web", action="store_true", help="serve the dashboard to a browser")
+    p.add_argument("--web-host", default="127.0.0.1", help="--web address (default 127.0.0.1)")
+    p.add_argument("--web-port", type=int, default=8080, help="--web port (default 8080)")
 
     p = sub.add_parser("demo", help="hub + agent + simulated printers + the dashboard, zero set-up")
     _common(p)
@@ -112,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "INFO"))
     p = sub.add_parser("simctl", help="switch a simulated printer's state, list its receipts")
     add_simctl_arguments(p)
+
+    from pm_agent.discovery.command import add_discover_command_arguments
+
+    p = sub.add_parser("discover", help="find printers (scan, mDNS, USB, serial) and list them")
+    add_discover_command_arguments(p)
+    p.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "WARNING"))
 
     p = sub.add_parser("token", help="operator tokens")
     tsub = p.add_subparsers(dest="token_command", metavar="ACTION")
@@ -184,17 +230,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     from pm_hub.logs import setup_logging
 
     command = args.command
-    if command in ("hub", "up", "agent", "sim", "demo"):
+    if command in ("hub", "up", "agent", "sim", "demo", "discover"):
         setup_logging(args.log_level)
     if command == "hub":
         from pm_hub.branch_box import run_hub
 
-        settings = _settings(args, company_mode=args.company_mode, branch_name=args.branch_name)
+        settings = _settings(
+            args, company_mode=args.company_mode, branch_name=args.branch_name, mdns=args.mdns
+        )
         return _run(run_hub(settings))
     if command == "up":
         from pm_hub.branch_box import run_up
 
-        settings = _settings(args, branch_name=args.branch_name)
+        settings = _settings(args, branch_name=args.branch_name, mdns=args.mdns)
         return _run(
             run_up(
                 settings,
@@ -203,14 +251,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                 sim_port=args.sim_port,
                 sim_control_port=args.sim_control_port,
                 poll_interval=args.poll_interval,
+                discovery=_discovery(args),
             )
         )
     if command == "agent":
         from pm_hub.branch_box import run_agent
 
-        if not args.hub:
-            print("pm agent: --hub URL is required (or PM_HUB)", file=sys.stderr)
-            return 2
         if not args.license:
             print(
                 "pm agent: --license KEY is required (or PM_LICENSE); "
@@ -227,12 +273,23 @@ def _dispatch(args: argparse.Namespace) -> int:
                 printers=_printer_specs(args.printer),
                 poll_interval=args.poll_interval,
                 name=args.name,
+                discovery=_discovery(args),
+                mdns_interfaces=args.mdns_interface,
             )
         )
     if command == "tui":
         from pm_tui.app import run_tui
 
-        return run_tui(hub_url=args.hub, token=args.token, log_level=args.log_level)
+        return run_tui(
+            hub_url=args.hub,
+            token=args.token,
+            log_level=args.log_level,
+            config_file=args.config,
+            mdns_interfaces=args.mdns_interface,
+            web=args.web,
+            web_host=args.web_host,
+            web_port=args.web_port,
+        )
     if command == "demo":
         from pm_hub.demo import run_demo
 
@@ -251,6 +308,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pm_agent.sim import run_simctl
 
         return run_simctl(args)
+    if command == "discover":
+        from pm_agent.discovery.command import run_discover
+
+        return _run(run_discover(args))
     if command == "token":
         return _token_create(args)
     if command == "license":

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -63,6 +64,7 @@ class RunningHub:
     runner: web.AppRunner
     host: str
     port: int
+    advertiser: Any = None  #: pm_hub.mdns.HubAdvertiser while announced on mDNS
 
     @property
     def hub(self) -> Hub:
@@ -73,7 +75,34 @@ class RunningHub:
         return f"http://{self.host}:{self.port}"
 
     async def stop(self) -> None:
+        advertiser, self.advertiser = self.advertiser, None
+        if advertiser is not None:
+            try:
+                await advertiser.stop()
+            except Exception:
+                log.debug("mDNS shutdown", exc_info=True)
         await self.runner.cleanup()
+
+    async def start_mdns(self) -> None:
+        """Announce this hub on mDNS (``settings.mdns``); a failure only logs."""
+        from pm_hub import __version__
+        from pm_hub.mdns import HubAdvertiser
+
+        hub = self.hub
+        advertiser = HubAdvertiser(
+            port=self.port,
+            host=self.host,
+            branch=hub.branch_name,
+            branch_id=hub.branch_id,
+            version=__version__,
+            company_mode=hub.settings.company_mode,
+        )
+        try:
+            await advertiser.start()
+        except Exception as exc:
+            log.warning("cannot advertise the hub on mDNS (%s); agents need --hub", exc)
+            return
+        self.advertiser = advertiser
 
 
 async def start_hub(settings: HubSettings) -> RunningHub:
@@ -93,4 +122,7 @@ async def start_hub(settings: HubSettings) -> RunningHub:
     sockets = getattr(site._server, "sockets", None)  # the bound port when 0 was asked for
     if sockets:
         port = sockets[0].getsockname()[1]
-    return RunningHub(app=app, runner=runner, host=settings.host, port=port)
+    running = RunningHub(app=app, runner=runner, host=settings.host, port=port)
+    if settings.mdns:
+        await running.start_mdns()
+    return running

@@ -1,78 +1,135 @@
-"""``pm tui``: the terminal dashboard (Textual)."""
+"""``pm tui``: the terminal dashboard (Textual).
+
+The app owns the hub connection and the data (``FleetState``); screens and views
+subscribe to changes. Hub events are buffered and folded in once per UI turn, so
+a burst of status changes costs one pass over the changed rows.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Static
+from textual.notifications import SeverityLevel
 
-from pm_hub.protocol import HubEvent as Ev
 from pm_hub.protocol import OpsEvent
-from pm_tui.formatting import STATUS_ORDER, ago, paper_text, status_text
+from pm_tui.actions import OperatorActions
+from pm_tui.commands import DashboardCommands
+from pm_tui.data.buffer import EventBuffer
+from pm_tui.data.clock import Clock
+from pm_tui.data.source import HubSource, error_message, unknown_event
+from pm_tui.data.state import Changes, FleetState
+from pm_tui.formatting import plural
 from pm_tui.hub_link import HubLink, LinkState
-from pm_tui.messages import HubEvent, LinkChanged
+from pm_tui.messages import HubPulse, LinkChanged
+from pm_tui.screens.main import MainScreen
+from pm_tui.widgets.header import HubHeader
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    ("status", "STATUS", 11),
-    ("name", "NAME", 14),
-    ("station", "STATION", 9),
-    ("address", "ADDRESS", 22),
-    ("paper", "PAPER", 5),
-    ("queue", "QUEUE", 5),
-    ("seen", "SEEN", 5),
-)
+#: How many recent jobs the dashboard loads on connect.
+JOBS_ON_CONNECT = 300
+#: Headers, counts and summary lines are redrawn at most this often (seconds).
+CHROME_INTERVAL = 0.25
+#: Alert toasts: at most this many ...
+TOAST_BURST = 3
+#: ... in this many seconds; the others become one "N more alerts" toast.
+TOAST_WINDOW = 5.0
+
+
+class FleetView(Protocol):
+    """A widget that shows part of the fleet and follows its changes."""
+
+    def fleet_changed(self, changes: Changes) -> None: ...
+
+    def clock_tick(self) -> None: ...
 
 
 class PrinterMasterApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "PrinterMaster"
+    COMMANDS = App.COMMANDS | {DashboardCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("t", "test_print", "test print"),
-        Binding("r", "refresh", "refresh"),
+        Binding("1", "show_tab('printers')", "printers", show=False),
+        Binding("2", "show_tab('jobs')", "jobs", show=False),
+        Binding("3", "show_tab('alerts')", "alerts", show=False),
+        Binding("4", "show_tab('agents')", "agents", show=False),
+        Binding("5", "show_tab('branches')", "branches", show=False),
+        Binding("question_mark", "help", "help"),
+        Binding("ctrl+r", "reload", "reload", show=False),
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, *, hub_url: str, token: str) -> None:
+    def __init__(
+        self,
+        *,
+        hub_url: str = "",
+        token: str = "",
+        source: HubSource | None = None,
+        clock: Clock | None = None,
+        health_interval: float = 15.0,
+        exit_on_refusal: bool = False,
+    ) -> None:
         super().__init__()
-        self.hub_url = hub_url
-        self.link = HubLink(hub_url, token, on_event=self._hub_event, on_state=self._link_state)
-        self.printers: dict[int, dict[str, Any]] = {}
-        self.branch_name = ""
+        self.link: HubSource = source if source is not None else HubLink(hub_url, token)
+        self.hub_url = hub_url or self.link.url
+        self.link.bind(on_event=self._hub_event, on_state=self._link_state)
+        self.clock = clock or Clock()
+        self.state = FleetState()
+        self.buffer = EventBuffer()
         self.link_state = LinkState("connecting")
         self.latency_ms: float | None = None
+        self.branch_filter: int | None = None
+        self.health_interval = health_interval
+        self.exit_on_refusal = exit_on_refusal
+        self._views: list[FleetView] = []
+        self._loading = False
+        self._pulse_pending = False
+        self._chrome_dirty = False
+        self._chrome_at = 0.0
+        self._toast_times: deque[float] = deque()
+        self._toasts_held = 0
+        self.actions = OperatorActions(self)
+        #: Called after every batch is on screen (the benchmark listens here).
+        self.on_changes_shown: Callable[[Changes], None] | None = None
+
+    # -- plumbing ----------------------------------------------------------------------
 
     def _hub_event(self, event: str, data: Any) -> None:
-        self.post_message(HubEvent(event, data))
+        self.buffer.add(event, data)
+        if not self._pulse_pending:
+            self._pulse_pending = True
+            self.post_message(HubPulse())
 
     def _link_state(self, state: LinkState) -> None:
         self.post_message(LinkChanged(state))
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="topbar")
-        yield Static(id="banner")
-        table: DataTable[Any] = DataTable(id="printers", cursor_type="row", zebra_stripes=False)
-        yield table
-        yield Static(id="detail")
-        yield Footer()
+    def subscribe(self, view: FleetView) -> None:
+        if view not in self._views:
+            self._views.append(view)
+
+    def unsubscribe(self, view: FleetView) -> None:
+        if view in self._views:
+            self._views.remove(view)
+
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen()
 
     def on_mount(self) -> None:
-        table = self.query_one("#printers", DataTable)
-        for key, label, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
         self.run_link()
         self.set_interval(1.0, self._tick)
+        self.set_interval(CHROME_INTERVAL, self._chrome_tick)
         self.set_interval(5.0, self._measure_latency)
-        self._render_topbar()
+        if self.health_interval > 0:
+            self.set_interval(self.health_interval, self._poll_health)
 
     @work(exclusive=True, group="link")
     async def run_link(self) -> None:
@@ -81,207 +138,270 @@ class PrinterMasterApp(App[int]):
     async def on_unmount(self) -> None:
         await self.link.close()
 
-    # -- hub events ------------------------------------------------------------------
+    # -- hub events ----------------------------------------------------------------------
 
     async def on_link_changed(self, message: LinkChanged) -> None:
         self.link_state = message.state
-        banner = self.query_one("#banner", Static)
         if message.state.state == "connected":
-            banner.remove_class("visible")
-            await self.load_everything()
-        elif message.state.state == "refused":
-            banner.update(
-                f"{message.state.message}. Make a new one with: pm token create --role admin"
+            self.refresh_headers()
+            self.load_in_background()
+        else:
+            self.workers.cancel_group(self, "load")
+            self._loading = False
+            if message.state.state == "refused" and self.exit_on_refusal:
+                self.exit(3, return_code=3)
+        self.refresh_headers()
+
+    def on_hub_pulse(self, message: HubPulse) -> None:
+        self._pulse_pending = False
+        if not self._loading:
+            self.flush()
+
+    def flush(self) -> Changes:
+        """Fold what the hub sent since the last turn into the state and the views."""
+        batch = self.buffer.drain()
+        if not batch:
+            return Changes()
+        changes = self.state.apply(batch)
+        for alert in changes.opened:
+            if self._toast_allowed():
+                self._toast_alert(alert)
+            else:
+                self._toasts_held += 1
+        for result in changes.test_results:
+            self._toast_test_result(result)
+        self.publish(changes)
+        return changes
+
+    def publish(self, changes: Changes) -> None:
+        if not changes:
+            return
+        for view in list(self._views):
+            try:
+                view.fleet_changed(changes)
+            except Exception:
+                log.exception("a view failed to follow a change")
+        self.request_chrome()
+        if self.on_changes_shown is not None:
+            self.on_changes_shown(changes)
+
+    def _toast_allowed(self) -> bool:
+        """At most ``TOAST_BURST`` alert toasts per ``TOAST_WINDOW`` s; the rest are counted."""
+        now = time.monotonic()
+        while self._toast_times and now - self._toast_times[0] > TOAST_WINDOW:
+            self._toast_times.popleft()
+        if len(self._toast_times) >= TOAST_BURST:
+            return False
+        self._toast_times.append(now)
+        return True
+
+    def _toast_held(self) -> None:
+        if self._toasts_held and self._toast_allowed():
+            self.notify(
+                f"{plural(self._toasts_held, 'more alert')} opened: see 3 Alerts",
+                title="Alerts",
+                severity="warning",
+                timeout=8,
             )
-            banner.add_class("visible")
-        elif message.state.state == "reconnecting":
-            banner.update(f"{message.state.message} (showing the last known state)")
-            banner.add_class("visible")
-        self._render_topbar()
+            self._toasts_held = 0
+
+    def _toast_alert(self, alert: dict[str, Any]) -> None:
+        severity = alert.get("severity")
+        levels: dict[Any, SeverityLevel] = {"critical": "error", "info": "information"}
+        level = levels.get(severity, "warning")
+        where = (
+            f" ({self.state.branch_name(alert.get('branch_id'))})"
+            if self.state.multi_branch
+            else ""
+        )
+        self.notify(
+            f"{alert.get('message') or alert.get('kind')}{where}",
+            title=f"{str(severity or 'alert').upper()} alert",
+            severity=level,
+            timeout=8,
+            markup=False,
+        )
+
+    def _toast_test_result(self, result: dict[str, Any]) -> None:
+        name = self.state.printer_name(result.get("printer_id"))
+        if result.get("ok"):
+            self.notify(
+                f"Test page printed on {name} ({result.get('duration_ms')} ms)", markup=False
+            )
+        else:
+            error = result.get("error") or {}
+            self.notify(
+                f"Test print on {name} failed: {error.get('message') or error.get('code')}",
+                severity="error",
+                markup=False,
+            )
+
+    @work(exclusive=True, group="load")
+    async def load_in_background(self) -> None:
+        await self.load_everything()
 
     async def load_everything(self) -> None:
-        who = await self.link.call(OpsEvent.WHOAMI)
-        if who.get("ok"):
-            self.branch_name = who["hub"].get("branch_name") or ""
-        ack = await self.link.call(OpsEvent.PRINTERS_LIST)
-        if not ack.get("ok"):
-            self.notify(f"could not list printers: {ack['error']['message']}", severity="error")
-            return
-        self.printers = {p["id"]: p for p in ack["printers"]}
-        self._rebuild_table()
-
-    def on_hub_event(self, message: HubEvent) -> None:
-        if message.event == Ev.PRINTER_UPDATE and isinstance(message.data, dict):
-            self._upsert_printer(message.data)
-        elif message.event == Ev.PRINTERS_SEEN and isinstance(message.data, dict):
-            for printer_id in message.data.get("printer_ids") or []:
-                if printer_id in self.printers:
-                    self.printers[printer_id]["last_seen"] = message.data.get("at")
-        elif message.event == Ev.PRINTER_TEST_COMPLETED and isinstance(message.data, dict):
-            result = message.data
-            name = self.printers.get(result.get("printer_id"), {}).get("name", "printer")  # type: ignore[arg-type]
-            if result.get("ok"):
-                self.notify(f"Test page printed on {name} ({result.get('duration_ms')} ms)")
-            else:
-                error = result.get("error") or {}
-                self.notify(
-                    f"Test print on {name} failed: {error.get('message')}", severity="error"
-                )
-
-    # -- table -------------------------------------------------------------------------
-
-    def _cells(self, p: dict[str, Any]) -> list[Any]:
-        return [
-            status_text(p["status"]),
-            p["name"],
-            p.get("station") or "-",
-            p["address"],
-            paper_text(p["status"], p.get("flags") or {}),
-            str(p.get("queue", 0)),
-            ago(p.get("last_seen")),
-        ]
-
-    def _sort_key(self, p: dict[str, Any]) -> tuple[int, str]:
-        return (STATUS_ORDER.get(p["status"], 9), p["name"].lower())
-
-    def _rebuild_table(self) -> None:
-        table = self.query_one("#printers", DataTable)
-        selected = self._selected_id()
-        table.clear()
-        for p in sorted(self.printers.values(), key=self._sort_key):
-            table.add_row(*self._cells(p), key=str(p["id"]))
-        if selected is not None and str(selected) in {str(k) for k in self.printers}:
-            table.move_cursor(row=table.get_row_index(str(selected)))
-        self._render_topbar()
-        self._render_detail()
-
-    def _upsert_printer(self, printer: dict[str, Any]) -> None:
-        old = self.printers.get(printer["id"])
-        self.printers[printer["id"]] = printer
-        table = self.query_one("#printers", DataTable)
-        if old is None or self._sort_key(old) != self._sort_key(printer):
-            self._rebuild_table()
-            return
-        for (key, _label, _w), value in zip(COLUMNS, self._cells(printer), strict=True):
-            table.update_cell(str(printer["id"]), key, value)
-        self._render_topbar()
-        self._render_detail()
-
-    def _selected_id(self) -> int | None:
-        table = self.query_one("#printers", DataTable)
-        if table.row_count == 0:
-            return None
+        """Ask the hub for everything (after connecting, or ctrl+r)."""
+        self._loading = True
         try:
-            row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        except Exception:
-            return None
-        return int(row_key.value) if row_key.value is not None else None
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._render_detail()
-
-    # -- chrome ----------------------------------------------------------------------
-
-    def _render_topbar(self) -> None:
-        state = self.link_state
-        if state.state == "connected":
-            latency = f" {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
-            link = Text(f"● hub{latency}", style="green")
-        elif state.state == "reconnecting":
-            link = Text(f"◌ reconnecting {state.retry_in or 0}s", style="yellow")
-        elif state.state == "refused":
-            link = Text("✕ token refused", style="red")
-        else:
-            link = Text("◌ connecting", style="yellow")
-        problems = sum(1 for p in self.printers.values() if STATUS_ORDER.get(p["status"], 9) <= 3)
-        text = Text.assemble(
-            ("PrinterMaster", "bold"),
-            f" · {self.branch_name or self.hub_url}   ",
-            link,
-            "   ",
-            (f"⚠ {problems} problem{'s' if problems != 1 else ''}", "bold red")
-            if problems
-            else ("✓ all printers ok", "green"),
-            f"   {len(self.printers)} printers   {time.strftime('%H:%M:%S')}",
-        )
-        self.query_one("#topbar", Static).update(text)
-
-    def _render_detail(self) -> None:
-        detail = self.query_one("#detail", Static)
-        printer_id = self._selected_id()
-        p = self.printers.get(printer_id) if printer_id is not None else None
-        if p is None:
-            detail.update("No printer selected." if self.printers else "No printers yet.")
-            return
-        flags = ", ".join(k.replace("_", " ") for k, v in (p.get("flags") or {}).items() if v)
-        since = (
-            time.strftime("%H:%M:%S", time.localtime(p["status_changed_at"]))
-            if p.get("status_changed_at")
-            else "?"
-        )
-        detail.update(
-            Text.assemble(
-                (p["name"], "bold"),
-                "  ",
-                status_text(p["status"]),
-                f" since {since}",
-                f" · {p.get('queue', 0)} jobs waiting",
-                f" · {flags}" if flags else "",
-                f"\n{p['address']} · station {p.get('station') or '-'} · agent "
-                f"{'connected' if p.get('agent_connected') else 'not connected'}",
+            call = self.link.call
+            who, printers, jobs, alerts, agents, stations = await asyncio.gather(
+                call(OpsEvent.WHOAMI),
+                call(OpsEvent.PRINTERS_LIST),
+                call(OpsEvent.JOBS_LIST, {"limit": JOBS_ON_CONNECT}),
+                call(OpsEvent.ALERTS_LIST, {"limit": 200}),
+                call(OpsEvent.AGENTS_LIST),
+                call(OpsEvent.STATIONS_LIST),
             )
-        )
+            if not printers.get("ok"):
+                self.notify(
+                    f"Could not list printers: {error_message(printers)}",
+                    severity="error",
+                    markup=False,
+                )
+                return
+            changes = self.state.load(
+                who=who if who.get("ok") else None,
+                printers=printers["printers"],
+                jobs=jobs.get("jobs") if jobs.get("ok") else None,
+                alerts=alerts.get("alerts") if alerts.get("ok") else None,
+                agents=agents.get("agents") if agents.get("ok") else None,
+                stations=stations.get("stations") if stations.get("ok") else None,
+            )
+            await self._fetch_health()
+            self.publish(changes)
+            await self._measure_latency()
+        finally:
+            self._loading = False
+        self.flush()
+
+    async def _fetch_health(self) -> bool:
+        ack = await self.link.call(OpsEvent.HEALTH_SUMMARY, {})
+        if ack.get("ok"):
+            self.state.set_health(ack)
+            return True
+        if unknown_event(ack):
+            if self.state.health_supported is not False:
+                log.info("the hub has no health:summary; agent figures are limited")
+            self.state.set_health(None)
+            return True
+        return False
+
+    async def _poll_health(self) -> None:
+        if not self.link.connected or self.state.health_supported is False:
+            return
+        if await self._fetch_health():
+            self.publish(Changes(health=True))
+
+    # -- chrome --------------------------------------------------------------------------
+
+    def request_chrome(self) -> None:
+        """Redraw headers and summary lines now, or within ``CHROME_INTERVAL`` under load."""
+        self._chrome_dirty = True
+        if time.monotonic() - self._chrome_at >= CHROME_INTERVAL:
+            self._chrome_pass()
+
+    def redraw_now(self) -> None:
+        """Redraw headers and summary lines at once (tests, screenshots)."""
+        self._chrome_dirty = True
+        self._chrome_pass()
+
+    def _chrome_tick(self) -> None:
+        if self._chrome_dirty:
+            self._chrome_pass()
+
+    def _chrome_pass(self) -> None:
+        self._chrome_dirty = False
+        self._chrome_at = time.monotonic()
+        self.refresh_headers()
+        for view in list(self._views):
+            refresh = getattr(view, "refresh_chrome", None)
+            if refresh is not None:
+                try:
+                    refresh()
+                except Exception:
+                    log.exception("a view failed to redraw its summary")
+
+    def refresh_headers(self) -> None:
+        for screen in self.screen_stack:
+            for header in screen.query(HubHeader):
+                header.refresh_header()
+        main = self.main_screen
+        if main is not None:
+            main.refresh_tabs()
+
+    @property
+    def main_screen(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
 
     def _tick(self) -> None:
-        table = self.query_one("#printers", DataTable)
-        now = time.time()
-        for p in self.printers.values():
+        self._toast_held()
+        for view in list(self._views):
             try:
-                table.update_cell(str(p["id"]), "seen", ago(p.get("last_seen"), now))
+                view.clock_tick()
             except Exception:
-                pass
-        self._render_topbar()
+                log.exception("a view failed to tick")
+        self.request_chrome()
 
     async def _measure_latency(self) -> None:
         if self.link.connected:
             self.latency_ms = await self.link.ping()
 
-    # -- actions ---------------------------------------------------------------------
+    # -- navigation ------------------------------------------------------------------------
 
-    async def action_test_print(self) -> None:
-        printer_id = self._selected_id()
-        if printer_id is None:
-            self.notify("Select a printer first", severity="warning")
+    async def action_show_tab(self, tab: str) -> None:
+        main = self.main_screen
+        if main is None:
             return
-        ack = await self.link.call(OpsEvent.PRINTER_TEST, {"printer_id": printer_id})
-        if ack.get("ok"):
-            self.notify(f"Test print sent to {self.printers[printer_id]['name']}…")
-        else:
-            self.notify(f"Test print refused: {ack['error']['message']}", severity="error")
+        while self.screen is not main and len(self.screen_stack) > 1:
+            self.pop_screen()
+        main.show_tab(tab)
 
-    async def action_refresh(self) -> None:
+    async def action_reload(self) -> None:
         await self.load_everything()
+        self.notify("Reloaded from the hub")
+
+    def action_help(self) -> None:
+        from pm_tui.screens.dialogs import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def set_branch_filter(self, branch_id: int | None) -> None:
+        self.branch_filter = branch_id
+        self.publish(Changes(reloaded=True))
+        label = self.state.branch_name(branch_id) if branch_id is not None else "every branch"
+        self.notify(f"Showing {label}", markup=False)
+
+    def describe_problems(self) -> str:
+        problems = self.state.problems(self.branch_filter)
+        return plural(len(problems), "problem")
 
 
-def run_tui(*, hub_url: str, token: str | None, log_level: str = "WARNING") -> int:
-    if not token:
-        print(
-            "pm tui: no token. Pass --token or set PM_TOKEN; on the hub, make one with\n"
-            "  pm token create --role admin",
-            file=sys.stderr,
-        )
-        return 2
-    if not hub_url.startswith(("http://", "https://")):
-        print(
-            f"pm tui: hub URL must start with http:// or https:// (got {hub_url!r})",
-            file=sys.stderr,
-        )
-        return 2
-    logging.getLogger().handlers[:] = []
-    logging.getLogger().setLevel(log_level.upper())
-    app = PrinterMasterApp(hub_url=hub_url, token=token)
-    result = app.run()
-    if app.link_state.state == "refused":
-        print(f"pm tui: {app.link_state.message}", file=sys.stderr)
-        return 3
-    return result or 0
+def run_tui(
+    *,
+    hub_url: str | None = None,
+    token: str | None = None,
+    log_level: str = "WARNING",
+    config_file: Path | None = None,
+    mdns_interfaces: list[str] | None = None,
+    web: bool = False,
+    web_host: str = "127.0.0.1",
+    web_port: int = 8080,
+) -> int:
+    """``pm tui``: resolve where and how to connect, check the hub, run the dashboard."""
+    from pm_tui.launch import launch
+
+    return launch(
+        hub_url=hub_url,
+        token=token,
+        log_level=log_level,
+        config_file=config_file,
+        mdns_interfaces=mdns_interfaces,
+        web=web,
+        web_host=web_host,
+        web_port=web_port,
+    )

@@ -58,19 +58,29 @@ class HubLink:
         url: str,
         token: str,
         *,
-        on_event: Callable[[str, Any], None],
-        on_state: Callable[[LinkState], None],
+        on_event: Callable[[str, Any], None] | None = None,
+        on_state: Callable[[LinkState], None] | None = None,
         max_delay: float = 10.0,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
-        self.on_event = on_event
-        self.on_state = on_state
+        self.on_event: Callable[[str, Any], None] = on_event or (lambda _e, _d: None)
+        self.on_state: Callable[[LinkState], None] = on_state or (lambda _s: None)
         self.max_delay = max_delay
         self.state = LinkState("connecting")
         self._sio: socketio.AsyncClient | None = None
         self._lost = asyncio.Event()
         self._refused: dict[str, Any] | None = None
+
+    def bind(
+        self,
+        *,
+        on_event: Callable[[str, Any], None],
+        on_state: Callable[[LinkState], None],
+    ) -> None:
+        """Say where hub events and link state changes go."""
+        self.on_event = on_event
+        self.on_state = on_state
 
     def _set(self, state: LinkState) -> None:
         self.state = state
@@ -133,7 +143,9 @@ class HubLink:
                     )
                     return
                 retry_at = time.monotonic() + delay
-                self._set(LinkState("reconnecting", f"cannot reach {self.url}: {exc}", retry_at))
+                log.info("cannot reach %s: %r", self.url, exc)
+                message = f"no answer from the hub at {self.url}"
+                self._set(LinkState("reconnecting", message, retry_at))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
                 continue

@@ -1,4 +1,4 @@
-"""Messages the dashboard passes around (small dataclasses, one module)."""
+"""Messages the dashboard passes around (small classes, one module)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ class HubEvent(Message):
         super().__init__()
         self.event = event
         self.data = data
+
+
+class HubPulse(Message):
+    """Hub events are waiting in the buffer. Bursts collapse into one pulse."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HubPulse)
 
 
 class LinkChanged(Message):

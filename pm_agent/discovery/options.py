@@ -48,8 +48,14 @@ class DiscoveryConfig:
     def enabled(self) -> bool:
         return bool(self.scan or self.mdns or self.usb or self.serial)
 
-    def sources(self, *, serial_in_use: Callable[[], Iterable[str]] = tuple) -> list[Any]:
-        """The sources to run; ``serial_in_use`` names ports the agent already drives."""
+    def sources(
+        self,
+        *,
+        serial_in_use: Callable[[], Iterable[str]] = tuple,
+        usb_in_use: Callable[[], Iterable[str]] = tuple,
+    ) -> list[Any]:
+        """The sources to run; ``serial_in_use`` and ``usb_in_use`` name the serial
+        ports and USB ``vid:pid`` the agent already drives (left alone)."""
         sources: list[DiscoverySource] = []
         if self.scan:
             from pm_agent.discovery.tcp_scan import TcpScanSource
@@ -71,7 +77,7 @@ class DiscoveryConfig:
         if self.usb:
             from pm_agent.discovery.usb import UsbSource
 
-            sources.append(UsbSource(backend=self.usb_backend))
+            sources.append(UsbSource(backend=self.usb_backend, in_use=usb_in_use))
         if self.serial:
             from pm_agent.discovery.serial_ports import SerialSource, system_serial_ports
 
@@ -102,9 +108,7 @@ def add_discovery_arguments(parser: argparse.ArgumentParser, *, periodic: bool =
         metavar="PORT",
         help="port to scan instead of 9100 (repeatable)",
     )
-    group.add_argument(
-        "--scan-force", action="store_true", help="allow scanning more than a /22"
-    )
+    group.add_argument("--scan-force", action="store_true", help="allow scanning more than a /22")
     group.add_argument(
         "--discover",
         action="append",

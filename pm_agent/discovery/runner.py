@@ -11,6 +11,7 @@ from typing import Protocol
 
 from pm_agent.discovery.found import FoundPrinter, merge_found
 from pm_agent.printer_uri import PrinterSpec
+from pm_agent.task_control import cancel_tasks
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,7 @@ class Discovery:
         except Exception:
             log.exception("discovery source %s failed", source.name)
             return []
-        log.debug(
-            "discovery %s: %d in %.2fs", source.name, len(found), time.monotonic() - started
-        )
+        log.debug("discovery %s: %d in %.2fs", source.name, len(found), time.monotonic() - started)
         return found
 
     async def run_once(self) -> list[FoundPrinter]:
@@ -96,5 +95,4 @@ class Discovery:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_tasks([task])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pm_agent.discovery.found import FoundPrinter
@@ -44,8 +45,10 @@ class UsbSource:
 
     name = "usb"
 
-    def __init__(self, *, backend: Any = None) -> None:
+    def __init__(self, *, backend: Any = None, in_use: Callable[[], Iterable[str]] = tuple) -> None:
         self.backend = backend
+        #: ``vid:pid`` of devices the agent drives already: not opened again.
+        self.in_use = in_use
 
     async def discover(self) -> list[FoundPrinter]:
         return await asyncio.to_thread(self.scan)
@@ -63,7 +66,10 @@ class UsbSource:
             log.warning("USB discovery failed: %s", exc)
             return []
         found = []
+        busy = {str(v).lower() for v in self.in_use()}
         for device in devices:
+            if f"{int(device.idVendor):04x}:{int(device.idProduct):04x}" in busy:
+                continue
             try:
                 printer = self._candidate(device)
             except Exception as exc:  # one odd device must not end the scan
@@ -81,7 +87,7 @@ class UsbSource:
         vid, pid = int(device.idVendor), int(device.idProduct)
         vendor = THERMAL_VENDORS.get(vid)
         printer_interfaces = [
-            intf
+            (config, intf)
             for config in device
             for intf in config
             if intf.bInterfaceClass == PRINTER_CLASS or device.bDeviceClass == PRINTER_CLASS
@@ -103,7 +109,7 @@ class UsbSource:
                 index = getattr(device, key, 0)
                 strings[key] = usb.util.get_string(device, index) if index else None
             if printer_interfaces:
-                device_id = self._device_id(device, printer_interfaces[0])
+                device_id = self._device_id(device, *printer_interfaces[0])
         except (usb.core.USBError, ValueError) as exc:
             problem = usb_error_text(exc, vid, pid)
             details["problem"] = problem
@@ -124,7 +130,8 @@ class UsbSource:
         if device_id:
             details["ieee1284_id"] = device_id
         details["usb_serial"] = usb_serial
-        name = " ".join(p for p in (maker or (vendor.name if vendor else None), model) if p)
+        brand = vendor.name if vendor and not vendor.generic_chip else None
+        name = " ".join(p for p in (maker or brand, model) if p)
         return FoundPrinter(
             uri=uri,
             kind="usb",
@@ -136,7 +143,7 @@ class UsbSource:
         )
 
     @staticmethod
-    def _device_id(device: Any, intf: Any) -> dict[str, str]:
+    def _device_id(device: Any, config: Any, intf: Any) -> dict[str, str]:
         """The IEEE 1284 device id, only when no kernel driver holds the interface
         (reading it claims the interface; discovery never detaches drivers)."""
         number = intf.bInterfaceNumber
@@ -145,7 +152,6 @@ class UsbSource:
                 return {}
         except NotImplementedError:
             pass
-        config = device.get_active_configuration()
         raw = bytes(
             device.ctrl_transfer(
                 0xA1,  # device-to-host, class request, to an interface

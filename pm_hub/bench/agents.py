@@ -15,13 +15,19 @@ A **real agent** is :class:`pm_agent.agent.Agent` with its SQLite spool
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pm_hub.bench.wire import Reply, SioClient, close_all, connect_all, new_session
+
+if TYPE_CHECKING:
+    from pm_hub.bench.procs import ServerProcess, Worker
+    from pm_hub.bench.runner import BenchContext
 
 AGENT_NS = "/agent"
 
@@ -41,6 +47,10 @@ def seq_of(flags: Any) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def _free(busy: set[int], printer_id: int, _task: object) -> None:
+    busy.discard(printer_id)
 
 
 class BenchAgents:
@@ -115,8 +125,10 @@ class BenchAgents:
         max_events: int,
         rate: float | None = None,
     ) -> dict[str, Any]:
-        """Status changes of every printer of this process, each carrying a sequence
-        number (counting on across phases) in its flags and alternating online/paper_low so every one is a change.
+        """Status reports of every printer of this process. Each keeps the status
+        ``online`` and carries a new sequence number in its flags (counting on across
+        phases), so each is a change the hub must broadcast as ``printer:update``,
+        without the alert a paper or cover change would also raise.
 
         ``rate`` (events/s over all printers): open loop, a printer whose previous
         change is not acked yet skips its turn. ``rate`` None: as fast as the hub
@@ -132,8 +144,7 @@ class BenchAgents:
             seq = seqs[pid]
             record: list[Any] = [pid, seq, time.monotonic(), None, False]
             sends.append(record)
-            status = "paper_low" if seq % 2 else "online"
-            payload = {"printer_id": pid, "status": status, "flags": seq_flag(seq)}
+            payload = {"printer_id": pid, "status": "online", "flags": seq_flag(seq)}
             try:
                 ack = await agent.call("printer:status", payload, timeout=30)
             except Exception:
@@ -164,9 +175,9 @@ class BenchAgents:
                     continue
                 busy.add(pid)
                 task = asyncio.create_task(change(agent, pid))
-                task.add_done_callback(lambda _t, p=pid: busy.discard(p))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(functools.partial(_free, busy, pid))
             if tasks:
                 await asyncio.wait(tasks, timeout=30)
         return {"sends": sends, "skipped": skipped}
@@ -188,22 +199,49 @@ class BenchAgents:
         await self.session.close()
 
 
+class SimPrinters:
+    """Simulated ESC/POS printers in their own process (a printer is a separate device:
+    its decoding must not eat the agent's CPU)."""
+
+    def __init__(self, *, count: int) -> None:
+        self.count = count
+        self.fleet: Any = None
+
+    async def cmd_start(self) -> dict[str, Any]:
+        from pm_agent.sim import SimulatorFleet
+
+        self.fleet = await SimulatorFleet.start(count=self.count, control_port=None)
+        return {"printers": [[p.name, p.port] for p in self.fleet.printers]}
+
+    async def cmd_counts(self) -> dict[str, Any]:
+        receipts = [len(p.receipts) for p in self.fleet.printers] if self.fleet else []
+        return {"receipts": sum(receipts), "per_printer": receipts}
+
+    async def cmd_stop(self) -> dict[str, Any]:
+        return await self.cmd_counts()
+
+    async def close(self) -> None:
+        if self.fleet is not None:
+            await self.fleet.stop()
+
+
 class RealAgents:
-    """Real :class:`pm_agent.agent.Agent` instances, each driving simulated printers."""
+    """Real :class:`pm_agent.agent.Agent` instances, each driving its share of the
+    simulated printers of a :class:`SimPrinters` process."""
 
     def __init__(
         self,
         *,
         url: str,
         licenses: list[str],
-        printers_per_agent: int,
+        printers: list[list[Any]],
         data_dir: str | None = None,
         spool_synchronous: str = "FULL",
         poll_interval: float = 2.0,
     ) -> None:
         self.url = url
         self.licenses = licenses
-        self.printers_per_agent = printers_per_agent
+        self.printers = printers  # [name, port] of every printer, split among the agents
         self.spool_synchronous = spool_synchronous
         self.poll_interval = poll_interval
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -212,24 +250,22 @@ class RealAgents:
             data_dir = self._tmp.name
         self.data_dir = Path(data_dir)
         self.agents: list[Any] = []
-        self.fleet: Any = None
 
     async def cmd_connect(self, timeout: float = 60.0) -> dict[str, Any]:
         from pm_agent.agent import Agent
         from pm_agent.printer_uri import parse_printer_spec
-        from pm_agent.sim import SimulatorFleet
 
         t0 = time.monotonic()
-        count = len(self.licenses) * self.printers_per_agent
-        self.fleet = await SimulatorFleet.start(count=count, control_port=None)
-        printers = self.fleet.printers
+        n = len(self.licenses)
         for i, key in enumerate(self.licenses):
-            own = printers[i * self.printers_per_agent : (i + 1) * self.printers_per_agent]
+            own = self.printers[i::n]
             agent = Agent(
                 hub_url=self.url,
                 license_key=key,
                 data_dir=self.data_dir / f"agent-{i}",
-                printers=[parse_printer_spec(f"{p.name}=tcp://127.0.0.1:{p.port}") for p in own],
+                printers=[
+                    parse_printer_spec(f"{name}=tcp://127.0.0.1:{port}") for name, port in own
+                ],
                 device_id=f"real-{i}-{secrets.token_hex(3)}",
                 name=f"real-agent-{i}",
                 poll_interval=self.poll_interval,
@@ -247,9 +283,7 @@ class RealAgents:
         raise RuntimeError("real agents did not register their printers in time")
 
     async def cmd_counts(self) -> dict[str, Any]:
-        receipts = [len(p.receipts) for p in self.fleet.printers] if self.fleet else []
         return {
-            "receipts": sum(receipts),
             "jobs_printed": sum(w.jobs_printed for a in self.agents for w in a.workers),
             "connected": sum(a.connected for a in self.agents),
         }
@@ -259,7 +293,72 @@ class RealAgents:
 
     async def close(self) -> None:
         await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
-        if self.fleet is not None:
-            await self.fleet.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+async def start_agents(
+    ctx: BenchContext,
+    server: ServerProcess,
+    *,
+    real: bool,
+    agents: int,
+    printers_per_agent: int,
+    name: str,
+) -> AgentSide:
+    """The agent side of a scenario, connected with every printer registered."""
+    licenses = await ctx.licenses(server, agents)
+    sims = None
+    if real:
+        sims = await ctx.worker(
+            "agents:SimPrinters", f"{name}-printers", count=agents * printers_per_agent
+        )
+        started = await sims.call("start")
+        worker = await ctx.worker(
+            "agents:RealAgents",
+            f"{name}-agents",
+            url=server.url,
+            licenses=licenses,
+            printers=started["printers"],
+        )
+    else:
+        worker = await ctx.worker(
+            "agents:BenchAgents",
+            f"{name}-agents",
+            url=server.url,
+            licenses=licenses,
+            printers_per_agent=printers_per_agent,
+            tag=name,
+        )
+    registered = await worker.call("connect", timeout=ctx.config.connect_timeout)
+    return AgentSide(worker, sims, registered["printers"], real)
+
+
+@dataclass
+class AgentSide:
+    worker: Worker
+    sims: Worker | None
+    printers: list[int]
+    real: bool
+
+    @property
+    def pids(self) -> dict[str, int]:
+        pids = {"agents": self.worker.pid}
+        if self.sims is not None:
+            pids["sim_printers"] = self.sims.pid
+        return pids
+
+    @property
+    def description(self) -> str:
+        if self.real:
+            return (
+                "real pm_agent Agent (spool synchronous=FULL, python-escpos) printing to "
+                "simulated ESC/POS printers in their own process"
+            )
+        return "bench agents (answer at once, nothing printed)"
+
+    async def stop(self) -> dict[str, Any]:
+        counts: dict[str, Any] = await self.worker.call("stop")
+        if self.sims is not None:
+            counts |= await self.sims.call("stop")
+        return counts

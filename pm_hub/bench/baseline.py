@@ -20,12 +20,14 @@ from pm_hub.bench.runner import BenchContext
 async def run(ctx: BenchContext, result: ScenarioResult) -> None:
     relay = await ctx.start_relay("baseline-idle")
     try:
-        rest = await idle.measure_idle(relay)
+        rest = await idle.measure_idle(relay, ctx.config.idle_seconds)
         relay.check_alive()
     finally:
         await relay.stop()
     result.details["idle"] = rest
-    result.add(Figure("baseline.idle.start_s", "bare relay start to /healthz", rest["start_s"], "s"))
+    result.add(
+        Figure("baseline.idle.start_s", "bare relay start to /healthz", rest["start_s"], "s")
+    )
     result.add(Figure("baseline.idle.rss_mb", "bare relay idle RSS", rest["rss_mb"], "MB"))
 
     parts: list[tuple[str, Any]] = [

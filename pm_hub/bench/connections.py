@@ -137,27 +137,30 @@ async def measure(
     rss_before = server.rss_kb() or 0
     pids = {"server": server.pid} | {f"clients-{i}": w.pid for i, w in enumerate(workers)}
     meter = CpuMeter(pids).start()
-    t0 = time.monotonic()
-    agents = await call_all(
-        workers, "connect_agents", concurrency=cfg.cn_concurrency, timeout=cfg.connect_timeout
-    )
-    t_agents = time.monotonic() - t0
-    ctx.progress(f"{name}: {_sum(agents, 'connected')} agents connected in {t_agents:.1f}s")
-    t1 = time.monotonic()
-    ops = await call_all(
-        workers, "connect_operators", concurrency=cfg.cn_concurrency, timeout=cfg.connect_timeout
-    )
-    t_ops = time.monotonic() - t1
+    async with ctx.profiled(server, name, cfg.connect_timeout, into):
+        t0 = time.monotonic()
+        agents = await call_all(
+            workers, "connect_agents", concurrency=cfg.cn_concurrency, timeout=cfg.connect_timeout
+        )
+        t_agents = time.monotonic() - t0
+        ctx.progress(f"{name}: {_sum(agents, 'connected')} agents connected in {t_agents:.1f}s")
+        t1 = time.monotonic()
+        ops = await call_all(
+            workers,
+            "connect_operators",
+            concurrency=cfg.cn_concurrency,
+            timeout=cfg.connect_timeout,
+        )
+        t_ops = time.monotonic() - t1
     connect_cpu = meter.stop()
     connected = _sum(agents, "connected") + _sum(ops, "connected")
     ctx.progress(f"{name}: {_sum(ops, 'connected')} operators connected in {t_ops:.1f}s")
     samples: list[int] = []
     meter = CpuMeter({"server": server.pid}).start()
-    async with ctx.profiled(server, name, cfg.duration, into):
-        hold_end = time.monotonic() + cfg.duration
-        while time.monotonic() < hold_end:
-            await asyncio.sleep(min(1.0, max(0.0, hold_end - time.monotonic())))
-            samples.append(server.rss_kb() or 0)
+    hold_end = time.monotonic() + cfg.duration
+    while time.monotonic() < hold_end:
+        await asyncio.sleep(min(1.0, max(0.0, hold_end - time.monotonic())))
+        samples.append(server.rss_kb() or 0)
     hold_cpu = meter.stop()
     rss_held = samples[-1] if samples else (server.rss_kb() or 0)
     alive = await call_all(workers, "alive")

@@ -1,19 +1,21 @@
 """fanout: 1,000 operators in one branch room; agents report status changes.
 
-Every change carries its sequence number (a ``bench_seq_<n>`` flag) and alternates
-the status, so it is a real change the hub must broadcast. Each operator notes when
-it first sees a change of a printer with at least that number (a hub that coalesced
+Every change carries its sequence number (a ``bench_seq_<n>`` flag; the status stays
+``online``), so it is a real change the hub must broadcast as ``printer:update``, and
+no alert rides along (a paper-out change would add an alert broadcast). Each operator
+notes when it first sees a printer with at least that number (so a hub that coalesced
 bursts would still be measured fairly); the listener processes merge that per change
 into how many operators have it, the first and the last arrival. The figure is the
 time from the agent sending the change to the *last* operator having it.
 
 Phases, on the same connections:
 
-1. ``steady``: ``fo_rate`` changes/s in total, spread over the printers.
-2. ``max``: every printer sends its next change as soon as the previous is acked;
-   ingest = changes acked per second, each delivered to every operator.
-3. ``no-listeners``: the same after the operators left: what ingest costs without
-   the broadcast.
+1. ``steady`` (``duration``): ``fo_rate`` changes/s in total, spread over the printers.
+2. ``max`` (``duration / 2``): every printer sends its next change as soon as the
+   previous one is acked; ingest = changes acked per second, each delivered to every
+   operator.
+3. ``no-listeners`` (``duration / 4``): the same after the operators left: what
+   ingest costs without the broadcast.
 """
 
 from __future__ import annotations
@@ -225,7 +227,7 @@ async def measure(
         agents,
         listeners,
         operators=operators,
-        duration=half,
+        duration=cfg.duration,
         max_events=cfg.fo_max_events,
         rate_=cfg.fo_rate,
         server=server,
@@ -291,9 +293,9 @@ def add_figures(
                 bare_key=f"{bare}.{key}" if bare else None,
             )
         )
-    lost = steady["changes_not_reaching_every_operator"] + burst[
-        "changes_not_reaching_every_operator"
-    ]
+    lost = (
+        steady["changes_not_reaching_every_operator"] + burst["changes_not_reaching_every_operator"]
+    )
     result.add(Figure(f"{prefix}.incomplete", "changes that missed an operator", lost, ""))
 
 

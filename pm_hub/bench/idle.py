@@ -8,15 +8,12 @@ from pm_hub.bench.procs import CpuMeter, ServerProcess
 from pm_hub.bench.report import Figure, ScenarioResult, Target
 from pm_hub.bench.runner import BenchContext
 
-SETTLE_S = 2.0
-MEASURE_S = 2.0
 
-
-async def measure_idle(server: ServerProcess) -> dict[str, float | None]:
+async def measure_idle(server: ServerProcess, seconds: float) -> dict[str, float | None]:
     """Start time (spawn to first good ``/healthz``), then RSS and CPU while idle."""
-    await asyncio.sleep(SETTLE_S)
+    await asyncio.sleep(seconds)
     meter = CpuMeter({"server": server.pid}).start()
-    await asyncio.sleep(MEASURE_S)
+    await asyncio.sleep(seconds)
     rss = server.rss_kb()
     return {
         "start_s": round(server.start_s, 3) if server.start_s is not None else None,
@@ -28,7 +25,7 @@ async def measure_idle(server: ServerProcess) -> dict[str, float | None]:
 async def run(ctx: BenchContext, result: ScenarioResult) -> None:
     hub = await ctx.start_hub("idle")
     try:
-        figures = await measure_idle(hub)
+        figures = await measure_idle(hub, ctx.config.idle_seconds)
         hub.check_alive()
     finally:
         await hub.stop()

@@ -50,6 +50,14 @@ def _version(name: str) -> str | None:
         return None
 
 
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages: other work on the box skews every figure."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -65,5 +73,6 @@ def machine_info() -> dict[str, Any]:
         "event_loop": "asyncio (default selector loop)",
         "sqlite": sqlite3.sqlite_version,
         "open_files_limit": {"soft": soft, "hard": hard},
+        "load_average": load_average(),
         "versions": {name: _version(name) for name in PACKAGES},
     }

@@ -126,7 +126,7 @@ class ProcessSet:
     async def spawn(
         self, *args: str, log_path: Path, env: dict[str, str] | None = None, pipes: bool = False
     ) -> asyncio.subprocess.Process:
-        log_file = open(log_path, "ab")  # noqa: SIM115 - the child owns it from here
+        log_file = _open_log(log_path)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *args,
@@ -174,12 +174,19 @@ class ProcessSet:
                 await proc.wait()
 
 
-def log_tail(path: Path, lines: int = 15) -> str:
+def _open_log(path: Path) -> Any:
+    return open(path, "ab")  # handed to the child; closed after the spawn
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(errors="replace")
+        return path.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(_read(path).splitlines()[-lines:])
 
 
 class ServerProcess:
@@ -224,7 +231,7 @@ class ServerProcess:
                 if proc.returncode is not None:
                     raise BenchError(f"{name} exited with {proc.returncode}:\n{log_tail(log_path)}")
                 if not server.url:
-                    match = _LISTENING.search(log_path.read_text(errors="replace"))
+                    match = _LISTENING.search(_read(log_path))
                     if match:
                         server.url = match.group(1)
                 if server.url:

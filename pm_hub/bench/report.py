@@ -127,7 +127,9 @@ def render_table(results: list[ScenarioResult]) -> str:
     widths[0] = max(widths[0], max((len(n) for n, _ in groups), default=0))
 
     def fmt(row: tuple[str, ...]) -> str:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         cells[-2] = row[-2].ljust(widths[-2])  # target reads better left-aligned
         return "  ".join(cells).rstrip()
 

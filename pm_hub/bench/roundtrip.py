@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from pm_hub.bench.agents import start_agents
 from pm_hub.bench.procs import CpuMeter, ServerProcess
 from pm_hub.bench.report import Figure, ScenarioResult, Target
 from pm_hub.bench.runner import BenchContext
@@ -148,15 +149,11 @@ async def measure(
     cfg = ctx.config
     if real_agents:
         n_agents, per_agent = cfg.rt_real_agents, cfg.rt_real_printers_per_agent
-        target = "agents:RealAgents"
     else:
         n_agents, per_agent = cfg.rt_agents, cfg.rt_printers_per_agent
-        target = "agents:BenchAgents"
-    licenses = await ctx.licenses(server, n_agents)
-    init: dict[str, Any] = {"url": server.url, "licenses": licenses, "printers_per_agent": per_agent}
-    if not real_agents:
-        init["tag"] = name
-    agents = await ctx.worker(target, f"{name}-agents", **init)
+    side = await start_agents(
+        ctx, server, real=real_agents, agents=n_agents, printers_per_agent=per_agent, name=name
+    )
     operators = await ctx.worker(
         "roundtrip:RoundtripOperators",
         f"{name}-operators",
@@ -164,14 +161,13 @@ async def measure(
         token=ctx.token(server),
         connections=cfg.rt_operators,
     )
-    registered = await agents.call("connect", timeout=cfg.connect_timeout)
     await operators.call("connect", timeout=cfg.connect_timeout)
-    printers = registered["printers"]
+    printers = side.printers
     # A short warm-up so first-call costs (imports, caches) are not in the figures.
     await operators.call(
         "run", printers=printers, rate=cfg.rt_rate, duration=0.5, t_start=time.monotonic()
     )
-    meter = CpuMeter({"server": server.pid, "agents": agents.pid, "operators": operators.pid})
+    meter = CpuMeter({"server": server.pid, "operators": operators.pid} | side.pids)
     async with ctx.profiled(server, name, cfg.duration, into):
         meter.start()
         run = await operators.call(
@@ -183,14 +179,12 @@ async def measure(
             timeout=cfg.duration + 60,
         )
         cpu = meter.stop()
-    counts = await agents.call("stop")
+    counts = await side.stop()
     await operators.call("stop")
     server.check_alive()
     rtt = summary(run["rtt_ms"])
     figures = {
-        "agents": "real pm_agent Agent + simulated ESC/POS printers (spool FULL)"
-        if real_agents
-        else "bench agents (answer at once)",
+        "agents": side.description,
         "agent_count": n_agents,
         "printers": len(printers),
         "operators": cfg.rt_operators,

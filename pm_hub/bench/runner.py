@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from pm_hub.bench.machine import machine_info
+from pm_hub.bench.machine import load_average, machine_info
 from pm_hub.bench.procs import (
     BenchError,
     ProcessSet,
@@ -46,6 +46,8 @@ class BenchConfig:
     """Seconds of load in each measured phase."""
     hub_log_level: str = "INFO"
     """The hub runs as users run it: INFO logs, written to a file in the run's temp dir."""
+    idle_seconds: float = 2.0
+    """idle: the server rests this long, then its CPU is measured for as long again."""
     # roundtrip
     rt_rate: float = 100.0
     rt_agents: int = 4
@@ -57,10 +59,12 @@ class BenchConfig:
     tp_agents: int = 4
     tp_printers_per_agent: int = 4
     tp_submitters: int = 4
-    tp_ack_window: int = 16
-    tp_backlog: int = 64
-    tp_real_agents: int = 2
-    tp_real_printers_per_agent: int = 4
+    """Operator connections submitting jobs: enough that none nears the hub's
+    per-connection rate limit (``ops_rate_limit``, 500 requests/s by default)."""
+    tp_ack_window: int = 4
+    tp_backlog: int = 16
+    tp_real_agents: int = 1
+    tp_real_printers_per_agent: int = 8
     tp_max_jobs: int = 200_000
     # fanout
     fo_operators: int = 1000
@@ -81,6 +85,7 @@ class BenchConfig:
         """A few connections and a second of load: proves every figure is produced."""
         return cls(
             duration=duration,
+            idle_seconds=0.3,
             rt_rate=50.0,
             rt_agents=1,
             rt_printers_per_agent=2,
@@ -89,8 +94,6 @@ class BenchConfig:
             tp_agents=1,
             tp_printers_per_agent=2,
             tp_submitters=1,
-            tp_backlog=16,
-            tp_real_agents=1,
             tp_real_printers_per_agent=2,
             tp_max_jobs=2000,
             fo_operators=20,
@@ -180,7 +183,9 @@ class BenchContext:
         from pm_hub.auth import TokenIssuer, load_or_create_secret
 
         issuer = TokenIssuer(load_or_create_secret(server.data_dir))
-        return issuer.create(role=role, branch_ids=branch_ids, sub=f"bench-{role}", ttl_seconds=7200)
+        return issuer.create(
+            role=role, branch_ids=branch_ids, sub=f"bench-{role}", ttl_seconds=7200
+        )
 
     async def licenses(self, server: ServerProcess, count: int) -> list[str]:
         """``count`` new agent license keys, written to the hub's file in one transaction."""
@@ -290,7 +295,9 @@ def parse_scenarios(names: list[str] | None) -> list[str]:
     chosen = list(names or SCENARIOS)
     unknown = [n for n in chosen if n not in SCENARIOS]
     if unknown:
-        raise ValueError(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+        raise ValueError(
+            f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
+        )
     return [n for n in SCENARIOS if n in chosen]
 
 
@@ -325,7 +332,7 @@ def run_bench(
     machine = machine_info()
     progress(
         f"pm bench {' '.join(names)} on {machine['cpu_count']} x {machine['cpu_model']}, "
-        f"{machine['python']}; {duration:g}s per phase"
+        f"{machine['python']}; {duration:g}s per phase; load average {machine['load_average']}"
     )
     try:
         results = asyncio.run(main())
@@ -336,9 +343,10 @@ def run_bench(
     if json_path is not None:
         command = ["pm", "bench", *(scenarios or []), "--duration", f"{duration:g}"]
         run = {
-            "command": shlex.join(command + ["--json", str(json_path)]),
+            "command": shlex.join([*command, "--json", str(json_path)]),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "seconds": round(time.time() - started, 1),
+            "load_average_at_end": load_average(),
             "scenarios": names,
             "config": asdict(config),
         }

@@ -17,12 +17,14 @@ python-escpos to simulated printers (end to end).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pm_hub.bench.agents import start_agents
 from pm_hub.bench.procs import CpuMeter, ServerProcess
 from pm_hub.bench.report import Figure, ScenarioResult, Target
 from pm_hub.bench.runner import BenchContext
@@ -62,6 +64,7 @@ class JobSubmitters:
         self.latency_ms: list[float] = []
         self.completed_at: list[float] = []
         self.outcomes: Counter[str] = Counter()
+        self.progress = asyncio.Event()
 
     def _on_update(self, data: Any = None) -> None:
         if not isinstance(data, dict) or data.get("status") not in FINAL:
@@ -77,6 +80,7 @@ class JobSubmitters:
 
     def _finish(self, job_id: int, now: float, status: str) -> None:
         self.finished.add(job_id)
+        self.progress.set()
         self.outcomes[status] += 1
         if status == "completed":
             self.latency_ms.append((now - self.t_submit[job_id]) * 1000)
@@ -163,7 +167,9 @@ class JobSubmitters:
         accepted = len(self.t_submit)
         drain_end = time.monotonic() + drain_s
         while len(self.finished) < accepted and time.monotonic() < drain_end:
-            await asyncio.sleep(0.05)
+            self.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.progress.wait(), drain_end - time.monotonic())
         drained_s = time.monotonic() - end
         in_window = sum(1 for t in self.completed_at if t <= end)
         per_second = Counter(int(t - t_start) for t in self.completed_at if t <= end)
@@ -205,15 +211,11 @@ async def measure(
     cfg = ctx.config
     if real_agents:
         n_agents, per_agent = cfg.tp_real_agents, cfg.tp_real_printers_per_agent
-        target = "agents:RealAgents"
     else:
         n_agents, per_agent = cfg.tp_agents, cfg.tp_printers_per_agent
-        target = "agents:BenchAgents"
-    licenses = await ctx.licenses(server, n_agents)
-    init: dict[str, Any] = {"url": server.url, "licenses": licenses, "printers_per_agent": per_agent}
-    if not real_agents:
-        init["tag"] = name
-    agents = await ctx.worker(target, f"{name}-agents", **init)
+    side = await start_agents(
+        ctx, server, real=real_agents, agents=n_agents, printers_per_agent=per_agent, name=name
+    )
     submitters = await ctx.worker(
         "throughput:JobSubmitters",
         f"{name}-operators",
@@ -221,9 +223,8 @@ async def measure(
         token=ctx.token(server),
         connections=cfg.tp_submitters,
     )
-    registered = await agents.call("connect", timeout=cfg.connect_timeout)
     await submitters.call("connect", timeout=cfg.connect_timeout)
-    printers = registered["printers"]
+    printers = side.printers
     run_args: dict[str, Any] = {
         "printers": printers,
         "ack_window": cfg.tp_ack_window,
@@ -233,7 +234,7 @@ async def measure(
     warm = await submitters.call(
         "run", duration=0.5, t_start=time.monotonic(), drain_s=10.0, **run_args
     )
-    meter = CpuMeter({"server": server.pid, "agents": agents.pid, "operators": submitters.pid})
+    meter = CpuMeter({"server": server.pid, "operators": submitters.pid} | side.pids)
     drain_s = max(10.0, cfg.duration)
     async with ctx.profiled(server, name, cfg.duration, into):
         meter.start()
@@ -249,14 +250,12 @@ async def measure(
     await asyncio.sleep(0.5)  # the last transitions reach the file
     assert server.data_dir is not None
     db = await asyncio.to_thread(job_counts, server.data_dir)
-    counts = await agents.call("stop")
+    counts = await side.stop()
     await submitters.call("stop")
     server.check_alive()
     accepted_total = warm["accepted"] + run["accepted"]
     figures = {
-        "agents": "real pm_agent Agent + simulated ESC/POS printers (spool FULL)"
-        if real_agents
-        else "bench agents (finish every job at once)",
+        "agents": side.description,
         "agent_count": n_agents,
         "printers": len(printers),
         "operators": cfg.tp_submitters,
@@ -297,6 +296,16 @@ def add_figures(result: ScenarioResult, prefix: str, f: dict[str, Any], *, label
     ]  # fmt: skip
     for key, text, value, unit, target in rows:
         result.add(Figure(f"{prefix}.{key}", text, value, unit, target, note=note))
+    refused = sum(run["errors"].values())
+    result.add(
+        Figure(
+            f"{prefix}.submits_refused",
+            f"submits refused or unanswered ({label})",
+            refused,
+            "",
+            note=f"by reason: {run['errors']}" if refused else "",
+        )
+    )
     lost = f["accepted_total"] - f["completed_in_db"]
     result.add(
         Figure(

@@ -39,7 +39,8 @@ def upsert_printer(
     row = db.execute(
         "SELECT * FROM printers WHERE branch_id = ? AND identity = ?", (branch_id, identity)
     ).fetchone()
-    if row is None and previous_identity and previous_identity != identity:
+    renamable = previous_identity and not previous_identity.startswith(("serial:", "mac:"))
+    if row is None and renamable and previous_identity != identity:
         old = db.execute(
             "SELECT id FROM printers WHERE branch_id = ? AND identity = ?",
             (branch_id, previous_identity),

@@ -1,0 +1,308 @@
+"""What the dashboard knows about the branch, and what changed in each batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pm_hub.protocol import ACTIVE_JOB_STATUSES, PROBLEM_PRINTER_STATUSES
+from pm_tui.data.buffer import Batch
+
+Record = dict[str, Any]
+
+#: How many finished jobs the dashboard keeps in memory (active ones are always kept).
+MAX_FINISHED_JOBS = 2000
+SEVERITIES = ("critical", "warning", "info")
+
+
+@dataclass
+class Changes:
+    """What one batch (or a reload) changed; views update only these rows."""
+
+    reloaded: bool = False
+    #: printer id -> (old record or None, new record)
+    printers: dict[int, tuple[Record | None, Record]] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)
+    jobs: dict[int, tuple[Record | None, Record]] = field(default_factory=dict)
+    agents: set[int] = field(default_factory=set)
+    alerts: dict[int, tuple[Record | None, Record]] = field(default_factory=dict)
+    #: Alerts that just opened (the dashboard shows a toast for each).
+    opened: list[Record] = field(default_factory=list)
+    test_results: list[Record] = field(default_factory=list)
+    health: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.reloaded
+            or self.printers
+            or self.seen
+            or self.jobs
+            or self.agents
+            or self.alerts
+            or self.test_results
+            or self.health
+        )
+
+
+@dataclass
+class BranchSummary:
+    id: int
+    name: str
+    printers: int
+    problems: int
+    alerts: int
+    agents_connected: int
+    agents: int
+    active_jobs: int
+
+
+class FleetState:
+    """Printers, jobs, alerts, agents and health as last told by the hub."""
+
+    def __init__(self) -> None:
+        self.who: Record = {}
+        self.printers: dict[int, Record] = {}
+        self.jobs: dict[int, Record] = {}
+        self.alerts: dict[int, Record] = {}
+        self.agents: dict[int, Record] = {}
+        #: agent id -> health:summary entry
+        self.health: dict[int, Record] = {}
+        #: None: not asked yet; False: this hub has no health:summary.
+        self.health_supported: bool | None = None
+        self.stations: list[Record] = []
+        self.last_job_at: dict[int, float] = {}
+
+    # -- identity ----------------------------------------------------------------------
+
+    @property
+    def branches(self) -> list[Record]:
+        value = self.who.get("branches")
+        return list(value) if isinstance(value, list) else []
+
+    @property
+    def multi_branch(self) -> bool:
+        return len(self.branches) > 1
+
+    def branch_name(self, branch_id: int | None) -> str:
+        for branch in self.branches:
+            if branch.get("id") == branch_id:
+                return str(branch.get("name") or f"branch {branch_id}")
+        return f"branch {branch_id}" if branch_id is not None else "-"
+
+    @property
+    def hub_info(self) -> Record:
+        hub = self.who.get("hub")
+        return hub if isinstance(hub, dict) else {}
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def printer_name(self, printer_id: int | None) -> str:
+        printer = self.printers.get(printer_id) if printer_id is not None else None
+        if printer is None:
+            return f"#{printer_id}" if printer_id is not None else "-"
+        return str(printer.get("name") or f"#{printer_id}")
+
+    def agent_name(self, agent_id: int | None) -> str:
+        agent = self.agents.get(agent_id) if agent_id is not None else None
+        if agent is None:
+            health = self.health.get(agent_id) if agent_id is not None else None
+            if health is not None and health.get("name"):
+                return str(health["name"])
+            return f"agent {agent_id}" if agent_id is not None else "-"
+        return str(agent.get("name") or agent.get("hostname") or f"agent {agent_id}")
+
+    def subject_name(self, subject: str | None) -> str:
+        """``printer:3`` -> the printer's name; ``station:1:kitchen`` -> ``kitchen``."""
+        if not subject:
+            return "-"
+        kind, _, rest = subject.partition(":")
+        if kind == "printer" and rest.isdigit():
+            return self.printer_name(int(rest))
+        if kind == "agent" and rest.isdigit():
+            return self.agent_name(int(rest))
+        if kind == "station":
+            return rest.rpartition(":")[2] or rest
+        return subject
+
+    def subject_printer(self, subject: str | None) -> int | None:
+        kind, _, rest = (subject or "").partition(":")
+        if kind == "printer" and rest.isdigit() and int(rest) in self.printers:
+            return int(rest)
+        return None
+
+    # -- counts ----------------------------------------------------------------------------
+
+    def in_branch(self, record: Record, branch_id: int | None) -> bool:
+        return branch_id is None or record.get("branch_id") == branch_id
+
+    def problems(self, branch_id: int | None = None) -> list[Record]:
+        return [
+            p
+            for p in self.printers.values()
+            if p.get("status") in PROBLEM_PRINTER_STATUSES and self.in_branch(p, branch_id)
+        ]
+
+    def open_alerts(self, branch_id: int | None = None) -> list[Record]:
+        return [
+            a
+            for a in self.alerts.values()
+            if a.get("state") == "open" and self.in_branch(a, branch_id)
+        ]
+
+    def alert_counts(self, branch_id: int | None = None) -> dict[str, int]:
+        counts = dict.fromkeys(SEVERITIES, 0)
+        for alert in self.open_alerts(branch_id):
+            severity = alert.get("severity")
+            counts[severity if severity in counts else "warning"] += 1
+        return counts
+
+    def active_jobs(self, branch_id: int | None = None) -> int:
+        return sum(
+            1
+            for j in self.jobs.values()
+            if j.get("status") in ACTIVE_JOB_STATUSES and self.in_branch(j, branch_id)
+        )
+
+    def jobs_for_printer(self, printer_id: int, limit: int = 20) -> list[Record]:
+        jobs = [j for j in self.jobs.values() if j.get("printer_id") == printer_id]
+        jobs.sort(key=lambda j: j["id"], reverse=True)
+        return jobs[:limit]
+
+    def branch_summaries(self) -> list[BranchSummary]:
+        rows = []
+        for branch in self.branches:
+            branch_id = branch.get("id")
+            agents = [a for a in self.agents.values() if a.get("branch_id") == branch_id]
+            rows.append(
+                BranchSummary(
+                    id=int(branch_id) if isinstance(branch_id, int) else 0,
+                    name=str(branch.get("name") or f"branch {branch_id}"),
+                    printers=sum(1 for p in self.printers.values() if p["branch_id"] == branch_id),
+                    problems=len(self.problems(branch_id)),
+                    alerts=len(self.open_alerts(branch_id)),
+                    agents_connected=sum(1 for a in agents if a.get("connected")),
+                    agents=len(agents),
+                    active_jobs=self.active_jobs(branch_id),
+                )
+            )
+        return rows
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def load(
+        self,
+        *,
+        who: Record | None = None,
+        printers: Iterable[Record] | None = None,
+        jobs: Iterable[Record] | None = None,
+        alerts: Iterable[Record] | None = None,
+        agents: Iterable[Record] | None = None,
+        stations: Iterable[Record] | None = None,
+    ) -> Changes:
+        """Replace what the hub sent in full (after connecting or a refresh)."""
+        if who is not None:
+            self.who = who
+        if printers is not None:
+            self.printers = {p["id"]: p for p in printers}
+        if jobs is not None:
+            self.jobs = {j["id"]: j for j in jobs}
+            self.last_job_at = {}
+            for job in self.jobs.values():
+                self._note_job(job)
+        if alerts is not None:
+            self.alerts = {a["id"]: a for a in alerts}
+        if agents is not None:
+            self.agents = {a["id"]: a for a in agents}
+        if stations is not None:
+            self.stations = list(stations)
+        return Changes(reloaded=True)
+
+    def set_health(self, summary: Record | None) -> Changes:
+        """Take a ``health:summary`` answer (``None``: the hub does not offer it)."""
+        if summary is None:
+            self.health_supported = False
+            self.health = {}
+        else:
+            self.health_supported = True
+            self.health = {
+                int(a["agent_id"]): a
+                for a in summary.get("agents") or ()
+                if isinstance(a, dict) and isinstance(a.get("agent_id"), int)
+            }
+        return Changes(health=True)
+
+    def add_jobs(self, jobs: Iterable[Record]) -> Changes:
+        """Jobs fetched on demand (a filter, a printer's history)."""
+        changes = Changes()
+        for job in jobs:
+            old = self.jobs.get(job["id"])
+            if old != job:
+                self.jobs[job["id"]] = job
+                self._note_job(job)
+                changes.jobs[job["id"]] = (old, job)
+        return changes
+
+    def put_printer(self, printer: Record) -> Changes:
+        old = self.printers.get(printer["id"])
+        self.printers[printer["id"]] = printer
+        return Changes(printers={printer["id"]: (old, printer)})
+
+    def put_alert(self, alert: Record) -> Changes:
+        old = self.alerts.get(alert["id"])
+        self.alerts[alert["id"]] = alert
+        return Changes(alerts={alert["id"]: (old, alert)})
+
+    # -- live updates -----------------------------------------------------------------------
+
+    def apply(self, batch: Batch) -> Changes:
+        """Fold a batch of hub events in; say what changed."""
+        changes = Changes(test_results=list(batch.test_results))
+        for printer_id, printer in batch.printers.items():
+            old = self.printers.get(printer_id)
+            self.printers[printer_id] = printer
+            changes.printers[printer_id] = (old, printer)
+        for printer_id, at in batch.seen.items():
+            seen_printer = self.printers.get(printer_id)
+            if seen_printer is not None and at > (seen_printer.get("last_seen") or 0):
+                seen_printer["last_seen"] = at
+                changes.seen.add(printer_id)
+        for job_id, job in batch.jobs.items():
+            old_job = self.jobs.get(job_id)
+            if old_job is not None and old_job.get("document") and "document" not in job:
+                job = {**job, "document": old_job["document"]}
+            self.jobs[job_id] = job
+            self._note_job(job)
+            changes.jobs[job_id] = (old_job, job)
+        for agent_id, agent in batch.agents.items():
+            self.agents[agent_id] = agent
+            changes.agents.add(agent_id)
+        for opened, alert in batch.alerts:
+            old_alert = self.alerts.get(alert["id"])
+            self.alerts[alert["id"]] = alert
+            first = changes.alerts.get(alert["id"], (old_alert, alert))[0]
+            changes.alerts[alert["id"]] = (first, alert)
+            if opened and alert.get("state") == "open":
+                changes.opened.append(alert)
+        self._trim_jobs()
+        return changes
+
+    def _note_job(self, job: Record) -> None:
+        printer_id = job.get("printer_id")
+        created = job.get("created_at")
+        if (
+            isinstance(printer_id, int)
+            and isinstance(created, int | float)
+            and created > self.last_job_at.get(printer_id, 0)
+        ):
+            self.last_job_at[printer_id] = float(created)
+
+    def _trim_jobs(self) -> None:
+        if len(self.jobs) <= MAX_FINISHED_JOBS + 500:
+            return
+        finished = sorted(
+            (j["id"] for j in self.jobs.values() if j.get("status") not in ACTIVE_JOB_STATUSES),
+            reverse=True,
+        )
+        for job_id in finished[MAX_FINISHED_JOBS:]:
+            del self.jobs[job_id]

@@ -1,0 +1,106 @@
+"""Starting the dashboard from the command line: settings, a quick check of the hub,
+then the terminal app (or ``--web``: the same app in a browser via textual-serve)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from pm_tui.config import TuiConfigError, discover_hub, preflight, resolve
+
+NO_TOKEN = """\
+pm tui: no token. Pass --token, set PM_TOKEN, or put it in {path}:
+    token = "eyJ..."
+Make one on the hub with:  pm token create --role admin"""
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def setup_logging(level: str) -> None:
+    """Log through Textual (visible with `textual console`), never onto the screen."""
+    from textual.logging import TextualHandler
+
+    root = logging.getLogger()
+    root.handlers[:] = [TextualHandler()]
+    root.setLevel(level.upper())
+    for noisy in ("socketio", "engineio", "aiohttp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def launch(
+    *,
+    hub_url: str | None,
+    token: str | None,
+    log_level: str = "WARNING",
+    config_file: Path | None = None,
+    mdns_interfaces: list[str] | None = None,
+    web: bool = False,
+    web_host: str = "127.0.0.1",
+    web_port: int = 8080,
+) -> int:
+    from pm_tui.config import default_config_path
+
+    try:
+        settings = resolve(
+            hub=hub_url,
+            token=token,
+            config_file=config_file,
+            discover=lambda: discover_hub(interfaces=mdns_interfaces),
+        )
+    except TuiConfigError as exc:
+        _say(f"pm tui: {exc}")
+        return 2
+    for warning in settings.warnings:
+        _say(f"pm tui: warning: {warning}")
+    if not settings.token:
+        _say(NO_TOKEN.format(path=config_file or default_config_path()))
+        return 2
+    try:
+        health = preflight(settings.hub_url)
+    except TuiConfigError as exc:
+        where = "" if settings.hub_from in ("--hub", "default") else f" (from {settings.hub_from})"
+        _say(f"pm tui: {exc}{where}")
+        return 1
+    if web:
+        return serve_web(settings.hub_url, settings.token, web_host, web_port, log_level)
+
+    from pm_tui.app import PrinterMasterApp
+
+    setup_logging(log_level)
+    logging.getLogger(__name__).info("hub %s (%s)", settings.hub_url, health.get("branch"))
+    app = PrinterMasterApp(hub_url=settings.hub_url, token=settings.token, exit_on_refusal=True)
+    result = app.run()
+    if app.link_state.state == "refused":
+        _say(
+            f"pm tui: {app.link_state.message}.\n"
+            f"Make a new token on the hub with:  pm token create --role admin"
+            + (f"\n(the token came from {settings.token_from})" if settings.token_from else "")
+        )
+        return 3
+    return result or 0
+
+
+def serve_web(hub_url: str, token: str, host: str, port: int, log_level: str) -> int:
+    """The same dashboard in a browser. Each browser tab runs its own ``pm tui``."""
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        _say("pm tui --web needs textual-serve:  pip install textual-serve")
+        return 2
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        _say(
+            f"pm tui: warning: serving on {host}: anyone who can reach port {port} acts with "
+            "this token. Prefer 127.0.0.1 and an SSH tunnel (ssh -L 8080:127.0.0.1:8080 box)."
+        )
+    # The token travels in the environment, not on a command line others can read.
+    os.environ["PM_HUB"] = hub_url
+    os.environ["PM_TOKEN"] = token
+    command = shlex.join([sys.executable, "-m", "pm_hub", "tui", "--log-level", log_level])
+    _say(f"Serving the dashboard on http://{host}:{port} (ctrl+c stops)")
+    Server(command, host=host, port=port, title="PrinterMaster").serve()
+    return 0

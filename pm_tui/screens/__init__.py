@@ -1,0 +1,1 @@
+"""The dashboard's screens and the views inside the main screen's tabs."""

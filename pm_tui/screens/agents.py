@@ -1,0 +1,165 @@
+"""Agents and health: each agent's link (latency, loss, uptime, reconnects, spool)
+and the selected agent's latency over the last hour."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.events import Resize
+from textual.widgets import Static
+
+from pm_tui.data.clock import Clock
+from pm_tui.data.state import Changes, FleetState
+from pm_tui.formatting import duration, ms, percent
+from pm_tui.screens.base import FleetPanel
+from pm_tui.widgets.charts import LatencyPlot
+from pm_tui.widgets.quiet import show
+from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
+
+Record = dict[str, Any]
+
+AGENT_COLUMNS = (
+    ColumnSpec("state", "LINK", 7),
+    ColumnSpec("name", "AGENT", 14, grow=True),
+    ColumnSpec("last", "LAST", 5, priority=1),
+    ColumnSpec("avg", "AVG", 5, priority=1),
+    ColumnSpec("p95", "P95", 5, priority=2),
+    ColumnSpec("loss", "LOSS", 5, priority=1),
+    ColumnSpec("uptime", "UPTIME", 7, priority=2),
+    ColumnSpec("reconnects", "RECON", 5, priority=3),
+    ColumnSpec("spool", "SPOOL", 5, priority=2),
+    ColumnSpec("printers", "PRN", 4, priority=4),
+    ColumnSpec("branch", "BRANCH", 10, priority=5),
+    ColumnSpec("host", "HOST", 14, priority=6),
+)
+
+
+def agent_ids(state: FleetState, branch_id: int | None) -> list[int]:
+    ids = {a for a, rec in state.agents.items() if state.in_branch(rec, branch_id)}
+    if branch_id is None:
+        ids |= set(state.health)
+    return sorted(ids)
+
+
+def agent_cells(agent_id: int, state: FleetState, clock: Clock) -> dict[str, Cell]:
+    agent = state.agents.get(agent_id) or {}
+    health = state.health.get(agent_id) or {}
+    latency = health.get("latency_ms") or {}
+    connected = health.get("connected", agent.get("connected"))
+    printers = agent.get("printers")
+    uptime = health.get("uptime_s")
+    since = health.get("connected_since")
+    if not isinstance(uptime, int | float) and isinstance(since, int | float) and connected:
+        uptime = clock.now() - since
+    return {
+        "state": Text("ONLINE", style="bold green")
+        if connected
+        else Text("OFFLINE", style="bold red"),
+        "name": state.agent_name(agent_id),
+        "last": ms(latency.get("last")),
+        "avg": ms(latency.get("avg")),
+        "p95": ms(latency.get("p95")),
+        "loss": percent(health.get("packet_loss")),
+        "uptime": duration(uptime) if isinstance(uptime, int | float) else "-",
+        "reconnects": str(health.get("reconnects", "-")),
+        "spool": str(health.get("spool_depth", "-")),
+        "printers": str(len(printers)) if isinstance(printers, list) else "-",
+        "branch": state.branch_name(agent.get("branch_id")),
+        "host": str(agent.get("hostname") or "-"),
+    }
+
+
+class AgentsView(FleetPanel):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh_health", "refresh"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="agents-note", classes="filterline")
+        yield LiveTable(id="agents")
+        yield LatencyPlot(id="agent-plot")
+
+    @property
+    def table(self) -> LiveTable:
+        return self.query_one("#agents", LiveTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    def _columns(self) -> list[ColumnSpec]:
+        width = (self.size.width or 80) - 1
+        multi = self.dashboard.state.multi_branch and self.dashboard.branch_filter is None
+        return fit_columns([c for c in AGENT_COLUMNS if c.key != "branch" or multi], width)
+
+    def rebuild(self) -> None:
+        app = self.dashboard
+        self.table.set_columns(self._columns())
+        ids = agent_ids(app.state, app.branch_filter)
+        self.table.replace_rows((i, agent_cells(i, app.state, app.clock)) for i in ids)
+        self._note()
+        self.show_plot()
+
+    def _note(self) -> None:
+        state = self.dashboard.state
+        if state.health_supported is False:
+            note = Text(
+                "This hub does not report agent health (health:summary): "
+                "link state only, no latency figures.",
+                style="dim",
+            )
+        else:
+            connected = sum(
+                1 for i in agent_ids(state, self.dashboard.branch_filter)
+                if (state.health.get(i) or state.agents.get(i) or {}).get("connected")
+            )  # fmt: skip
+            note = Text(
+                f"{connected} of {len(self.table.row_ids)} agents connected · latency in ms, "
+                "last hour · r refreshes"
+            )
+        show(self.query_one("#agents-note", Static), note)
+
+    def fleet_changed(self, changes: Changes) -> None:
+        if changes.reloaded or changes.health:
+            self.rebuild()
+            return
+        if changes.agents:
+            app = self.dashboard
+            for agent_id in changes.agents:
+                if app.state.in_branch(app.state.agents[agent_id], app.branch_filter):
+                    self.table.put_row(agent_id, agent_cells(agent_id, app.state, app.clock))
+            self.mark_chrome()
+
+    def update_chrome(self) -> None:
+        self._note()
+
+    def on_resize(self, event: Resize) -> None:
+        if self._columns() != self.table.specs:
+            self.rebuild()
+
+    @on(LiveTable.Highlighted, "#agents")
+    def _highlighted(self, event: LiveTable.Highlighted) -> None:
+        self.show_plot()
+
+    def show_plot(self) -> None:
+        app = self.dashboard
+        plot = self.query_one("#agent-plot", LatencyPlot)
+        agent_id = self.table.selected_id
+        if agent_id is None or app.state.health_supported is False:
+            plot.display = False
+            return
+        plot.display = True
+        name = app.state.agent_name(agent_id)
+        plot.show(
+            app.state.health.get(agent_id),
+            title=f"{name}: latency (ms), last hour",
+            now=app.clock.now(),
+        )
+
+    async def action_refresh_health(self) -> None:
+        app = self.dashboard
+        if await app._fetch_health():
+            app.publish(Changes(health=True))

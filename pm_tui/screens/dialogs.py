@@ -1,0 +1,124 @@
+"""Small modal screens: help, yes/no, and choosing a printer's station."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+HELP = """\
+[b]PrinterMaster dashboard[/b]: everything works from the keyboard.
+
+[b]Anywhere[/b]
+  1-5        Printers, Jobs, Alerts, Agents, Branches
+  ?          this help            ctrl+p  palette: printers, jobs, actions
+  ctrl+r     reload from the hub  q       quit
+  esc        back / close / clear the filter
+
+[b]Printers[/b]  (problems sort first; the selected printer shows underneath)
+  /          filter: name, station, status, address, [i]problem[/i], [i]paused[/i]
+  o          sort: problems, name, station, seen, queue
+  enter      printer detail: status history, recent jobs, agent latency
+  t          test print          s       send a test receipt (a small job)
+  p          pause / resume      m       move to another station
+
+[b]Jobs[/b]  (newest first, live)
+  /          filter: status:failed printer:Kitchen-1 station:bar
+             since:30m until:10:30 and any words
+  s          status: all, active, failed, completed, cancelled
+  enter      event trail and a text preview of the ticket
+  c          cancel (asks first)  r       reprint (asks first)
+
+[b]Alerts[/b]   a acknowledge · o open only / all · enter opens the printer
+[b]Agents[/b]   latency (last hour), loss, uptime, reconnects, spool · r refresh
+[b]Branches[/b] enter shows only that branch everywhere; the first row shows all
+
+Status words are always spelled out (ONLINE, PAPER OUT, OFFLINE...), so the
+dashboard reads the same in a monochrome terminal.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "close", "close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Static(HELP)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y,enter", "yes", "yes"),
+        Binding("n,escape", "no", "no"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog confirm"):
+            yield Static(Text(self.question, style="bold"))
+            yield Static("y / enter: yes    n / esc: no", classes="dim")
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class StationDialog(ModalScreen[str | None]):
+    """Type a station (existing ones are suggested and listed); empty means none."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, printer: dict[str, Any], stations: list[str]) -> None:
+        super().__init__()
+        self.printer = printer
+        self.stations = stations
+
+    def compose(self) -> ComposeResult:
+        current = self.printer.get("station") or "no station"
+        with Vertical(classes="dialog station"):
+            yield Static(
+                Text.assemble(
+                    "Move ", (str(self.printer.get("name")), "bold"), f" (now: {current}) to:"
+                )
+            )
+            yield Input(
+                value=str(self.printer.get("station") or ""),
+                placeholder="station name (empty: no station)",
+                suggester=SuggestFromList(self.stations, case_sensitive=False),
+                id="station-input",
+            )
+            if self.stations:
+                yield OptionList(*[Option(s, id=s) for s in self.stations], id="station-list")
+            yield Static("enter: move · tab: pick from the list · esc: cancel", classes="dim")
+
+    def on_mount(self) -> None:
+        self.query_one("#station-input", Input).focus()
+
+    @on(Input.Submitted, "#station-input")
+    def _typed(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip())
+
+    @on(OptionList.OptionSelected, "#station-list")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(str(event.option.id or ""))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

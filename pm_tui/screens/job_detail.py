@@ -1,0 +1,185 @@
+"""One job: what it is, its event trail, and a text preview of the ticket."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Static
+
+from pm_hub.protocol import OpsEvent
+from pm_tui.data.documents import PAPER_WIDTH, document_lines
+from pm_tui.data.source import error_message
+from pm_tui.data.state import Changes
+from pm_tui.formatting import job_status_text, plural
+from pm_tui.screens.base import FleetScreen
+from pm_tui.widgets.header import HubHeader
+from pm_tui.widgets.quiet import show
+from pm_tui.widgets.tables import ColumnSpec, LiveTable
+
+Record = dict[str, Any]
+
+TRAIL_COLUMNS = (
+    ColumnSpec("at", "AT", 8),
+    ColumnSpec("status", "STATUS", 10),
+    ColumnSpec("why", "BY · WHY", 8, priority=1, grow=True),
+)
+
+
+def preview_text(job: Record, printer_name: str | None = None) -> Text:
+    header = f"BACKUP FROM {printer_name}" if job.get("failover_from") and printer_name else None
+    text = Text()
+    lines = document_lines(job.get("document"), width=PAPER_WIDTH, header=header)
+    for index, line in enumerate(lines):
+        style = " ".join(
+            s
+            for s, on in (("bold", line.bold), ("underline", line.underline), ("dim", line.dim))
+            if on
+        )
+        text.append(line.text.ljust(PAPER_WIDTH), style=style or None)
+        if index < len(lines) - 1:
+            text.append("\n")
+    return text
+
+
+class JobDetailScreen(FleetScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "back"),
+        Binding("c", "cancel", "cancel"),
+        Binding("r", "reprint", "reprint"),
+        Binding("ctrl+r", "reload", "reload", show=False),
+    ]
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.detail: Record | None = None
+
+    def compose(self) -> ComposeResult:
+        yield HubHeader()
+        yield Static(id="jd-title", classes="title")
+        yield Static(id="jd-info", classes="info")
+        with Horizontal(id="jd-body", classes="body"):
+            with Vertical(classes="pane"):
+                yield Static("Event trail", classes="pane-title")
+                yield LiveTable(id="jd-trail", auto_specs=TRAIL_COLUMNS)
+            with Vertical(classes="pane paper-pane"):
+                yield Static("What it prints", classes="pane-title")
+                with VerticalScroll(id="jd-preview-scroll"):
+                    yield Static(id="jd-preview", classes="paper")
+        yield Footer(compact=True)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "-narrow")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        trail = self.query_one("#jd-trail", LiveTable)
+        self.show()
+        self.load()
+        trail.focus()
+
+    @property
+    def job(self) -> Record | None:
+        return self.detail or self.dashboard.state.jobs.get(self.job_id)
+
+    @work(exclusive=True, group="job-detail")
+    async def load(self) -> None:
+        app = self.dashboard
+        ack = await app.link.call(OpsEvent.JOB_GET, {"job_id": self.job_id, "document": True})
+        if not ack.get("ok"):
+            app.notify(f"Job #{self.job_id}: {error_message(ack)}", severity="error", markup=False)
+            return
+        self.detail = ack["job"]
+        self.show()
+
+    def show(self) -> None:
+        app = self.dashboard
+        job = self.job
+        title = self.query_one("#jd-title", Static)
+        if job is None:
+            show(title, f"Job #{self.job_id}: loading…")
+            return
+        state, clock = app.state, app.clock
+        printer = state.printer_name(job.get("printer_id"))
+        where = f"{printer} ({job['station']})" if job.get("station") else printer
+        show(
+            title,
+            Text.assemble(
+                (f"Job #{job['id']}", "bold"),
+                "  ",
+                job_status_text(str(job.get("status"))),
+                f"  {where} · {plural(int(job.get('copies') or 1), 'copy')}",
+                f" · by {job.get('submitted_by') or '-'}",
+            ),
+        )
+        info = [f"created {clock.short(job.get('created_at'))}"]
+        if job.get("finished_at"):
+            info.append(f"finished {clock.short(job['finished_at'])}")
+        elif job.get("expires_at"):
+            info.append(f"expires {clock.short(job['expires_at'])}")
+        info.append(f"attempts {job.get('attempts') or 0}")
+        if job.get("reprint_of"):
+            info.append(f"reprint of #{job['reprint_of']}")
+        if job.get("failover_from"):
+            info.append(f"backup from {state.printer_name(job['failover_from'])}")
+        if job.get("idempotency_key"):
+            info.append(f"key {job['idempotency_key']}")
+        error = job.get("error")
+        text = Text(" · ".join(info))
+        if isinstance(error, dict):
+            text.append(f"\nerror {error.get('code')}: {error.get('message')}", style="bold red")
+        show(self.query_one("#jd-info", Static), text)
+        self._show_trail(job.get("events") or [])
+        preview = self.query_one("#jd-preview", Static)
+        if "document" in job:
+            failover = job.get("failover_from")
+            show(preview, preview_text(job, state.printer_name(failover) if failover else None))
+        else:
+            show(preview, Text("loading…", style="dim"))
+
+    def _show_trail(self, events: list[Record]) -> None:
+        trail = self.query_one("#jd-trail", LiveTable)
+        clock = self.dashboard.clock
+        trail.replace_rows(
+            (
+                index,
+                {
+                    "at": clock.hms(event.get("at")),
+                    "status": job_status_text(str(event.get("status"))),
+                    "why": " · ".join(
+                        str(v) for v in (event.get("actor"), event.get("reason")) if v
+                    ),
+                },
+            )
+            for index, event in enumerate(events)
+        )
+
+    @on(LiveTable.Refit, "#jd-trail")
+    def _refit(self, event: LiveTable.Refit) -> None:
+        job = self.job
+        self._show_trail(job.get("events") or [] if job else [])
+
+    def fleet_changed(self, changes: Changes) -> None:
+        if self.job_id in changes.jobs:
+            _old, new = changes.jobs[self.job_id]
+            if self.detail is not None and new.get("status") != self.detail.get("status"):
+                self.detail = {**self.detail, **new}
+                self.load()
+            self.show()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    async def action_cancel(self) -> None:
+        await self.dashboard.actions.cancel_job(self.job_id)
+
+    async def action_reprint(self) -> None:
+        await self.dashboard.actions.reprint_job(self.job_id)
+
+    def action_reload(self) -> None:
+        self.load()

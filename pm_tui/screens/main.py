@@ -1,0 +1,55 @@
+"""The main screen: header, tab bar, the five views, footer."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer
+
+from pm_tui.screens.agents import AgentsView
+from pm_tui.screens.alerts import AlertsView
+from pm_tui.screens.base import FleetPanel
+from pm_tui.screens.branches import BranchesView
+from pm_tui.screens.jobs import JobsView
+from pm_tui.screens.printers import PrintersView
+from pm_tui.widgets.header import TABS, HubHeader, TabBar
+
+
+class MainScreen(Screen[None]):
+    AUTO_FOCUS = "#printers"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = "printers"
+
+    def compose(self) -> ComposeResult:
+        yield HubHeader()
+        yield TabBar(id="tabbar")
+        with ContentSwitcher(initial="tab-printers", id="views"):
+            yield PrintersView(id="tab-printers")
+            yield JobsView(id="tab-jobs")
+            yield AlertsView(id="tab-alerts")
+            yield AgentsView(id="tab-agents")
+            yield BranchesView(id="tab-branches")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.refresh_tabs()
+
+    def show_tab(self, tab: str) -> None:
+        if tab not in dict(TABS):
+            return
+        from pm_tui.screens.base import dashboard_of
+
+        if tab == "branches" and not dashboard_of(self).state.multi_branch:
+            self.app.notify("This token sees one branch: there is no branch list.")
+            return
+        self.current = tab
+        self.query_one("#views", ContentSwitcher).current = f"tab-{tab}"
+        view = self.query_one(f"#tab-{tab}", FleetPanel)
+        view.focus_main()
+        self.refresh_tabs()
+        self.refresh_bindings()
+
+    def refresh_tabs(self) -> None:
+        self.query_one("#tabbar", TabBar).show(self.current)

@@ -1,0 +1,218 @@
+"""One printer: status and flags over time, its recent jobs, its agent's latency,
+and the actions (test print, test receipt, pause/resume, move to a station)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Static
+
+from pm_hub.protocol import OpsEvent
+from pm_tui.data.source import PRINTER_GET, error_message
+from pm_tui.data.state import Changes
+from pm_tui.formatting import ago, duration, flags_text, status_text
+from pm_tui.screens.base import FleetScreen
+from pm_tui.screens.jobs import job_cells
+from pm_tui.screens.printers import printer_summary
+from pm_tui.widgets.charts import LatencyLine
+from pm_tui.widgets.header import HubHeader
+from pm_tui.widgets.quiet import show
+from pm_tui.widgets.tables import ColumnSpec, LiveTable
+
+Record = dict[str, Any]
+
+RECENT_JOBS = 20
+JOB_COLUMNS = (
+    ColumnSpec("id", "JOB", 6),
+    ColumnSpec("status", "STATUS", 10),
+    ColumnSpec("created", "CREATED", 8, priority=1),
+    ColumnSpec("info", "INFO", 10, priority=2, grow=True),
+)
+HISTORY_COLUMNS = (
+    ColumnSpec("at", "AT", 8),
+    ColumnSpec("status", "STATUS", 10),
+    ColumnSpec("flags", "FLAGS", 5, priority=1, grow=True),
+)
+
+
+class PrinterDetailScreen(FleetScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "back"),
+        Binding("t", "test_print", "test"),
+        Binding("s", "test_receipt", "receipt"),
+        Binding("p", "pause", "pause/resume"),
+        Binding("m", "move", "move"),
+        Binding("ctrl+r", "reload", "reload", show=False),
+    ]
+
+    def __init__(self, printer_id: int) -> None:
+        super().__init__()
+        self.printer_id = printer_id
+        self.history: list[Record] = []
+
+    def compose(self) -> ComposeResult:
+        yield HubHeader()
+        yield Static(id="pd-title", classes="title")
+        yield Static(id="pd-info", classes="info")
+        yield LatencyLine(id="pd-latency")
+        with Horizontal(id="pd-body", classes="body"):
+            with Vertical(classes="pane history-pane"):
+                yield Static("Status history", classes="pane-title")
+                yield LiveTable(id="pd-history", auto_specs=HISTORY_COLUMNS)
+            with Vertical(classes="pane jobs-pane"):
+                yield Static("Recent jobs (enter: details)", classes="pane-title")
+                yield LiveTable(id="pd-jobs", auto_specs=JOB_COLUMNS)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        jobs = self.query_one("#pd-jobs", LiveTable)
+        jobs.order_by(lambda job_id: job_id, reverse=True)
+        self.show()
+        self._show_jobs()
+        self.load()
+        jobs.focus()
+
+    @property
+    def printer(self) -> Record | None:
+        return self.dashboard.state.printers.get(self.printer_id)
+
+    @work(exclusive=True, group="printer-detail")
+    async def load(self) -> None:
+        app = self.dashboard
+        get, jobs = await asyncio.gather(
+            app.link.call(PRINTER_GET, {"printer_id": self.printer_id}),
+            app.link.call(
+                OpsEvent.JOBS_LIST, {"printer_id": self.printer_id, "limit": RECENT_JOBS}
+            ),
+        )
+        if not get.get("ok"):
+            app.notify(f"Printer: {error_message(get)}", severity="error", markup=False)
+        else:
+            self.history = list(get.get("history") or [])
+            self._show_history()
+        if jobs.get("ok"):
+            app.publish(app.state.add_jobs(jobs["jobs"]))
+            self._show_jobs()
+
+    def show(self) -> None:
+        app = self.dashboard
+        p = self.printer
+        title = self.query_one("#pd-title", Static)
+        if p is None:
+            show(title, f"Printer #{self.printer_id} is gone (esc to go back)")
+            return
+        show(title, printer_summary(p, app.state, app.clock))
+        info = [
+            f"{p.get('kind') or '?'} · model {p.get('model') or 'unknown'}",
+            f"paused {'yes' if p.get('paused') else 'no'}",
+            f"station priority {p.get('station_priority') or 0}",
+        ]
+        if app.state.multi_branch:
+            info.append(f"branch {app.state.branch_name(p.get('branch_id'))}")
+        if p.get("default_expiry_s"):
+            info.append(f"jobs expire after {duration(p['default_expiry_s'])}")
+        info.append(f"seen {ago(p.get('last_seen'), app.clock.now())} ago")
+        show(self.query_one("#pd-info", Static), " · ".join(info))
+        self.query_one("#pd-latency", LatencyLine).show(
+            app.state.health.get(p.get("agent_id") or -1),
+            unsupported=app.state.health_supported is False,
+        )
+
+    def _show_history(self) -> None:
+        table = self.query_one("#pd-history", LiveTable)
+        clock = self.dashboard.clock
+        count = len(self.history)
+        table.replace_rows(
+            (
+                count - index,
+                {
+                    "at": clock.hms(entry.get("at")),
+                    "status": status_text(str(entry.get("status"))),
+                    "flags": flags_text(entry.get("flags")) or "-",
+                },
+            )
+            for index, entry in enumerate(self.history)
+        )
+
+    @on(LiveTable.Refit, "#pd-history")
+    def _history_refit(self, event: LiveTable.Refit) -> None:
+        self._show_history()
+
+    @on(LiveTable.Refit, "#pd-jobs")
+    def _jobs_refit(self, event: LiveTable.Refit) -> None:
+        self._show_jobs()
+
+    def _show_jobs(self) -> None:
+        app = self.dashboard
+        table = self.query_one("#pd-jobs", LiveTable)
+        jobs = app.state.jobs_for_printer(self.printer_id, RECENT_JOBS)
+        table.replace_rows((j["id"], job_cells(j, app.state, app.clock)) for j in jobs)
+
+    def fleet_changed(self, changes: Changes) -> None:
+        app = self.dashboard
+        if changes.reloaded:
+            self.show()
+            self._show_jobs()
+            return
+        if self.printer_id in changes.printers:
+            old, new = changes.printers[self.printer_id]
+            self.show()
+            if old is None or (old.get("status"), old.get("flags")) != (
+                new.get("status"),
+                new.get("flags"),
+            ):
+                self.history.insert(
+                    0,
+                    {
+                        "at": new.get("status_changed_at") or app.clock.now(),
+                        "status": new.get("status"),
+                        "flags": new.get("flags"),
+                    },
+                )
+                self._show_history()
+        elif changes.health or changes.agents:
+            self.show()
+        table = self.query_one("#pd-jobs", LiveTable)
+        new_rows = False
+        for job_id, (_old, job) in changes.jobs.items():
+            if job.get("printer_id") == self.printer_id:
+                new_rows |= not table.has_row(job_id)
+                table.put_row(job_id, job_cells(job, app.state, app.clock))
+        if new_rows:
+            table.sort_now()
+
+    def clock_tick(self) -> None:
+        if self.printer is not None:
+            self.show()
+
+    @on(LiveTable.Selected, "#pd-jobs")
+    def _job_selected(self, event: LiveTable.Selected) -> None:
+        from pm_tui.screens.job_detail import JobDetailScreen
+
+        job_id = self.query_one("#pd-jobs", LiveTable).selected_id
+        if job_id is not None:
+            self.app.push_screen(JobDetailScreen(job_id))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    async def action_test_print(self) -> None:
+        await self.dashboard.actions.test_print(self.printer_id)
+
+    async def action_test_receipt(self) -> None:
+        await self.dashboard.actions.send_test_receipt(self.printer_id)
+
+    async def action_pause(self) -> None:
+        await self.dashboard.actions.toggle_pause(self.printer_id)
+
+    async def action_move(self) -> None:
+        await self.dashboard.actions.move_printer(self.printer_id)
+
+    def action_reload(self) -> None:
+        self.load()

@@ -1,0 +1,248 @@
+"""Printer discovery without leaving 127.0.0.0/8: the subnet scan, mDNS, the merge
+of every source, and an agent that adds what discovery finds while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+from pm_agent.discovery import ConfiguredSource, Discovery, DiscoveryConfig, merge_found
+from pm_agent.discovery.arp import mac_for_ip
+from pm_agent.discovery.found import FoundPrinter
+from pm_agent.discovery.mdns import LPD_SERVICE, RAW_SERVICE, MdnsSource
+from pm_agent.discovery.tcp_scan import TcpScanSource, scan_targets
+from pm_agent.printer_uri import parse_printer_spec
+from pm_agent.sim import SimulatedPrinter
+from tests.conftest import AgentFactory
+from tests.helpers import OpsClient, eventually
+
+LOOPBACK = ["127.0.0.1"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- subnet scan ---------------------------------------------------------------------------
+
+
+async def test_scan_finds_the_printers_of_a_loopback_range() -> None:
+    """A /29 of 127.0.0.x on four ports: the printers that answer DLE EOT are found with
+    their serial and model, a silent one is reported unconfirmed, nothing else."""
+    async with (
+        SimulatedPrinter("Kitchen", serial="KIT-1", model="TM-T88V") as kitchen,
+        SimulatedPrinter("Bar", serial="BAR-1", host="127.0.0.3") as bar,
+        SimulatedPrinter("Mute", status_supported=False) as mute,
+    ):
+        ports = [kitchen.port, bar.port, mute.port, free_port()]
+        started = time.monotonic()
+        found = await TcpScanSource("127.0.0.0/29", ports=ports, concurrency=4).discover()
+        assert time.monotonic() - started < 3
+    by_uri = {f.uri: f for f in found}
+    assert set(by_uri) == {kitchen.address, bar.address, mute.address}
+    assert by_uri[kitchen.address].identity == "serial:KIT-1"
+    assert by_uri[kitchen.address].model == "TM-T88V"
+    assert by_uri[kitchen.address].status == "online"
+    assert by_uri[bar.address].uri == f"tcp://127.0.0.3:{bar.port}"
+    assert by_uri[mute.address].confirmed is False
+
+
+@pytest.mark.parametrize(
+    ("cidr", "message"),
+    [("10.0.0.0/16", "more than a /22"), ("banana", "not a CIDR"), ("127.0.0.0/8", "/22")],
+)
+def test_scan_refuses_large_or_bad_ranges(cidr: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        scan_targets(cidr)
+
+
+def test_scan_of_a_large_range_needs_force() -> None:
+    assert len(scan_targets("127.0.0.0/21", force=True)) == 2046
+    assert scan_targets("127.0.0.5/32") == ["127.0.0.5"]
+
+
+# -- merging -------------------------------------------------------------------------------
+
+
+def test_merge_keeps_one_printer_per_address_and_serial() -> None:
+    configured = FoundPrinter(uri="tcp://10.0.0.5:9100", kind="network", source="configured")
+    scanned = FoundPrinter(
+        uri="tcp://10.0.0.5:9100", kind="network", source="scan", serial="S1", model="TM-T20II"
+    )
+    announced = FoundPrinter(
+        uri="tcp://10.0.0.5:9100", kind="network", source="mdns", name="Kitchen printer"
+    )
+    moved = FoundPrinter(uri="tcp://10.0.0.9:9100", kind="network", source="mdns", serial="S1")
+    other = FoundPrinter(uri="usb://04b8:0202", kind="usb", source="usb")
+    merged = merge_found([announced, moved], [scanned], [other], [configured])
+    assert [m.uri for m in merged] == ["tcp://10.0.0.5:9100", "usb://04b8:0202"]
+    first = merged[0]
+    assert first.identity == "serial:S1" and first.model == "TM-T20II"
+    assert first.name == "Kitchen printer"
+    assert first.sources == ("configured", "scan", "mdns")
+    assert first.details["also_at"] == ["tcp://10.0.0.9:9100"]
+
+
+async def test_one_failing_source_does_not_stop_the_others() -> None:
+    class Broken:
+        name = "broken"
+
+        async def discover(self) -> list[FoundPrinter]:
+            raise RuntimeError("boom")
+
+    spec = parse_printer_spec("Bar=tcp://127.0.0.1:9#bar")
+    found = await Discovery([Broken(), ConfiguredSource([spec])]).run_once()
+    assert [(f.uri, f.name, f.source) for f in found] == [
+        ("tcp://127.0.0.1:9", "Bar", "configured")
+    ]
+
+
+def test_mac_comes_from_complete_arp_entries_only(tmp_path: Path) -> None:
+    table = tmp_path / "arp"
+    table.write_text(
+        "IP address       HW type     Flags       HW address            Mask     Device\n"
+        "192.168.1.50     0x1         0x2         00:26:ab:12:34:56     *        eth0\n"
+        "192.168.1.51     0x1         0x0         00:00:00:00:00:00     *        eth0\n"
+    )
+    assert mac_for_ip("192.168.1.50", table=table) == "00:26:ab:12:34:56"
+    assert mac_for_ip("192.168.1.51", table=table) is None
+    assert mac_for_ip("192.168.1.52", table=table) is None
+    assert mac_for_ip("192.168.1.50", table=tmp_path / "missing") is None
+
+
+# -- mDNS ----------------------------------------------------------------------------------
+
+
+async def announce(zc: AsyncZeroconf, service: str, name: str, port: int, **txt: str) -> None:
+    info = AsyncServiceInfo(
+        service,
+        f"{name}.{service}",
+        addresses=[socket.inet_aton("127.0.0.1")],
+        port=port,
+        properties=txt,
+        server=f"{name.replace(' ', '-')}.local.",
+    )
+    # A test has the loopback to itself: no need to probe for name conflicts first.
+    await zc.async_register_service(info, cooperating_responders=True)
+
+
+async def test_mdns_finds_announced_printers_on_loopback() -> None:
+    """_pdl-datastream announcements on 127.0.0.1 are resolved and confirmed by DLE EOT;
+    an office printer announcing the same service is left out."""
+    zc = AsyncZeroconf(interfaces=LOOPBACK)
+    try:
+        async with SimulatedPrinter("Pass", serial="PASS-7", model="TM-T20II") as sim:
+            await announce(zc, RAW_SERVICE, "Pass printer", sim.port, ty="EPSON TM-T20II")
+            await announce(zc, RAW_SERVICE, "Office", free_port(), ty="HP LaserJet M404")
+            found = await MdnsSource(interfaces=LOOPBACK, timeout=1.5).discover()
+    finally:
+        await zc.async_close()
+    assert [(f.uri, f.name, f.identity, f.confirmed) for f in found] == [
+        (sim.address, "Pass printer", "serial:PASS-7", True)
+    ]
+    assert found[0].model == "TM-T20II"
+
+
+async def test_mdns_lpd_announcement_points_at_the_raw_port() -> None:
+    zc = AsyncZeroconf(interfaces=LOOPBACK)
+    try:
+        await announce(zc, LPD_SERVICE, "Back office", 515, product="(Star TSP650)")
+        found = await MdnsSource(
+            interfaces=LOOPBACK, timeout=1.0, probe_timeout=0.2, service_types=[LPD_SERVICE]
+        ).discover()
+    finally:
+        await zc.async_close()
+    # Nothing answers on 127.0.0.1:9100 here: listed, but not confirmed.
+    assert [(f.uri, f.model, f.confirmed) for f in found] == [
+        ("tcp://127.0.0.1:9100", "Star TSP650", False)
+    ]
+
+
+# -- a running agent -----------------------------------------------------------------------
+
+
+async def printers_by_identity(ops: OpsClient) -> dict[str, dict[str, Any]]:
+    ack = await ops.call("printers:list", {})
+    return {p["identity"]: p for p in ack["printers"]}
+
+
+async def test_agent_adds_printers_its_scan_finds(make_agent: AgentFactory, ops: OpsClient) -> None:
+    """Start-up scan: a found printer gets a worker and reaches the hub with its serial;
+    a later scan (every N minutes) adds a printer switched on after start."""
+    async with SimulatedPrinter("Grill", serial="GRILL-1") as grill:
+        late = SimulatedPrinter("Late", serial="LATE-1")
+        late_port = free_port()
+        late.port = late_port
+        config = DiscoveryConfig(
+            scan=["127.0.0.1/32"], scan_ports=[grill.port, late_port], interval=0.5
+        )
+        agent = await make_agent([], name="scanner", discovery=config)
+        try:
+            grill_row = await eventually(
+                lambda: _online(ops, "serial:GRILL-1"), what="scanned printer registered"
+            )
+            assert grill_row["address"] == grill.address and grill_row["kind"] == "network"
+            await late.start()
+            await eventually(lambda: _online(ops, "serial:LATE-1"), what="late printer added")
+            assert len(agent.workers) == 2
+            assert agent.discovery is not None and agent.discovery.runs >= 2
+        finally:
+            await late.stop()
+
+
+async def _online(ops: OpsClient, identity: str) -> dict[str, Any] | None:
+    row = (await printers_by_identity(ops)).get(identity)
+    return row if row and row["status"] == "online" else None
+
+
+async def test_discovery_runs_each_source_concurrently() -> None:
+    class Slow:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def discover(self) -> list[FoundPrinter]:
+            await asyncio.sleep(0.3)
+            return [
+                FoundPrinter(uri=f"tcp://127.0.0.1:{len(self.name)}", kind="network", source="scan")
+            ]
+
+    started = time.monotonic()
+    found = await Discovery([Slow("a"), Slow("bb"), Slow("ccc")]).run_once()
+    assert len(found) == 3 and time.monotonic() - started < 0.8
+
+
+async def test_pm_discover_lists_what_it_finds() -> None:
+    """The ``pm discover`` command as a user runs it."""
+    import json
+    import sys
+
+    async with SimulatedPrinter("Oven", serial="OVEN-3", model="TM-T88V") as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pm_hub",
+            "discover",
+            "--scan",
+            "127.0.0.1/32",
+            "--scan-port",
+            str(sim.port),
+            "--printer",
+            "Bar=tcp://127.0.0.1:9",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    listed = {p["uri"]: p for p in json.loads(out)}
+    assert listed[sim.address]["identity"] == "serial:OVEN-3"
+    assert listed[sim.address]["model"] == "TM-T88V"
+    assert listed["tcp://127.0.0.1:9"]["sources"] == ["configured"]
