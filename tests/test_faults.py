@@ -19,6 +19,7 @@ from tests.fault_harness import (
     wait_all_final,
     wait_healthy,
 )
+from tests.helpers import eventually
 
 JOBS = 300
 
@@ -54,8 +55,12 @@ async def run_with_fault(
 
 
 async def until_receipts(fleet: SimulatorFleet, count: int) -> None:
-    while sum(len(p.receipts) for p in fleet.printers) < count:
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: sum(len(p.receipts) for p in fleet.printers) >= count,
+        timeout=60,
+        interval=0.02,
+        what=f"{count} receipts",
+    )
 
 
 async def test_hub_killed_mid_load_then_restarted(tmp_path: Path, printers: SimulatorFleet) -> None:
