@@ -560,10 +560,12 @@ class Agent:
         return latency
 
     async def _ping_loop(self) -> None:
+        # The first ping goes out soon after start so a dashboard has a figure at once.
+        await asyncio.sleep(min(self.ping_interval, 1.0))
         while True:
-            await asyncio.sleep(self.ping_interval)
             if self.connected:
                 await self.ping()
+            await asyncio.sleep(self.ping_interval)
 
     async def health_report(self) -> dict[str, Any]:
         """What ``desktop:health:report`` carries."""
@@ -579,8 +581,11 @@ class Agent:
         return report
 
     async def _report_loop(self) -> None:
+        # The first report follows soon after start (spool depth, uptime), then one per interval.
+        delay = min(self.report_interval, 5.0)
         while True:
-            await asyncio.sleep(self.report_interval)
+            await asyncio.sleep(delay)
+            delay = self.report_interval
             if not self.connected:
                 continue
             try:

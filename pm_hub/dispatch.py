@@ -51,6 +51,13 @@ class ActiveJob:
     expires_at: float | None
     station: str | None = None
     printing_since: float | None = None
+    #: The hub has offered it to an agent: even while ``queued`` (the ack may have been
+    #: lost with the link, or with a hub crash), that agent may hold it in its spool.
+    offered: bool = False
+
+    @property
+    def maybe_at_agent(self) -> bool:
+        return self.status == "dispatched" or (self.status == "queued" and self.offered)
 
 
 class JobDispatcher:
@@ -63,6 +70,8 @@ class JobDispatcher:
         self._attaching: dict[int, list[dict[str, Any]]] = {}
         #: Jobs sent to an agent whose delivery ack has not come back yet.
         self._in_flight: dict[int, asyncio.Future[None]] = {}
+        #: Expired jobs the hub is asking their agent about.
+        self._asking: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -108,6 +117,7 @@ class JobDispatcher:
                 status=row["status"],
                 expires_at=row["expires_at"],
                 station=row["station"],
+                offered=row.get("offered_at") is not None,
             )
             if row["printer_id"] is not None:
                 self._depth[row["printer_id"]] += 1
@@ -115,6 +125,7 @@ class JobDispatcher:
             if row["status"] == "printing" and job.status != "printing":
                 job.printing_since = time.monotonic()
             job.status = row["status"]
+            job.offered = row.get("offered_at") is not None
             if job.printer_id != row["printer_id"]:  # moved to another printer
                 if job.printer_id is not None:
                     self._depth[job.printer_id] -= 1
@@ -145,10 +156,21 @@ class JobDispatcher:
         if buffered is not None:
             buffered.append(row)
             return
-        printer = self.hub.printers.get(row["printer_id"])
-        link = self.hub.agent_for_printer(printer) if printer else None
-        if link is not None and printer is not None and not printer["paused"]:
+        link = self._sender_for(row["printer_id"])
+        if link is not None:
             self._enqueue(link, row)
+
+    def _sender_for(self, printer_id: int | None) -> AgentLink | None:
+        """The connected agent a job for ``printer_id`` would be sent to right now."""
+        printer = self.hub.printers.get(printer_id) if printer_id is not None else None
+        if printer is None or printer["paused"]:
+            return None
+        return self.hub.agent_for_printer(printer)
+
+    def will_offer(self, printer_id: int | None) -> bool:
+        """Whether a job accepted now for ``printer_id`` goes straight to an agent (the
+        store then notes the offer in the same write as the job)."""
+        return self._sender_for(printer_id) is not None
 
     def _enqueue(self, link: AgentLink, row: dict[str, Any]) -> None:
         queue = self._queues.get(link.sid)
@@ -206,6 +228,12 @@ class JobDispatcher:
                 lambda d: job_store.active_jobs_for_printer(d, printer_id)
             )
             seen = {r["id"] for r in rows}
+            unoffered = [r["id"] for r in rows if r["offered_at"] is None]
+            if unoffered:
+                await self.hub.db.write(lambda d: job_store.mark_offered(d, unoffered))
+                for job_id in unoffered:
+                    if job_id in self.active:
+                        self.active[job_id].offered = True
             buffered = [r for r in self._attaching[printer_id] if r["id"] not in seen]
             for row in sorted(rows + buffered, key=lambda r: r["id"]):
                 self._enqueue(link, row)
@@ -252,14 +280,14 @@ class JobDispatcher:
             raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is already {status}")
         if job.status == "printing":
             raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is printing; too late to cancel")
-        if job.status == "dispatched":
+        if job.maybe_at_agent:
             printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
             link = self.hub.agent_for_printer(printer) if printer else None
             if link is None:
                 raise ProtocolError(
                     ErrorCode.OFFLINE,
-                    f"job {job_id} is at an agent that is not connected; it cannot be "
-                    "stopped until the agent is back",
+                    f"job {job_id} may be in the spool of an agent that is not connected; "
+                    "it cannot be stopped until the agent is back",
                 )
             ack = await self.ask_agent(
                 link, HubEvent.JOB_CANCEL, {"job_id": job_id, "reason": reason}
@@ -269,7 +297,8 @@ class JobDispatcher:
                     known_code(error_of(ack).get("code"), ErrorCode.OFFLINE),
                     f"the agent could not cancel job {job_id}: {error_of(ack).get('message')}",
                 )
-            if not ack.get("cancelled"):
+            # "unknown": the agent never had it, so the hub alone decides.
+            if not ack.get("cancelled") and ack.get("status") != "unknown":
                 raise ProtocolError(
                     ErrorCode.CONFLICT,
                     f"job {job_id} is already {ack.get('status', 'printing')} at the agent",
@@ -296,14 +325,15 @@ class JobDispatcher:
         job = self.active.get(job_id)
         if job is None or job.status not in ("queued", "dispatched"):
             return None
-        if job.status == "dispatched":
+        if job.maybe_at_agent:
             printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
             link = self.hub.agent_for_printer(printer) if printer else None
             if link is None:
-                return None  # in the spool of an unreachable agent: it stays there
+                return None  # maybe in the spool of an unreachable agent: it stays there
             ack = await self.ask_agent(link, HubEvent.JOB_RELEASE, {"job_id": job_id})
-            if not ack.get("released"):
+            if not ack.get("released") and not (ack.get("ok") and ack.get("status") == "unknown"):
                 return None  # started printing meanwhile, or the agent did not answer
+        offered = self.will_offer(printer_id)
         row = await self.hub.db.write(
             lambda d: job_store.reassign(
                 d,
@@ -312,6 +342,7 @@ class JobDispatcher:
                 failover_from=failover_from,
                 actor=actor,
                 reason=reason,
+                offered=offered,
             )
         )
         if row is None:
@@ -495,19 +526,24 @@ class JobDispatcher:
         for job in list(self.active.values()):
             if job.expires_at is None or job.expires_at > now:
                 continue
-            if job.status == "queued":
-                # Still the hub's (never acknowledged by an agent): expire it here,
-                # unless it is on its way to an agent right now.
-                flight = self._in_flight.get(job.id)
-                if flight is None or flight.done():
-                    due.append(job.id)
-            elif job.status == "dispatched":
-                # In an agent's spool: that agent enforces expiry. Only when the agent
-                # has been gone past expiry plus a grace is it written off here.
+            if not job.maybe_at_agent:
+                # Still only the hub's (never offered to an agent): expire it here.
+                due.append(job.id)
+            elif job.status in ("queued", "dispatched"):
+                # Maybe in an agent's spool: that agent enforces expiry (and a connected
+                # agent acknowledges or refuses it soon). Only when the agent has been gone
+                # past expiry plus a grace is it written off here.
                 printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
-                agent_here = printer is not None and self.hub.agent_for_printer(printer) is not None
-                if not agent_here and job.expires_at + EXPIRY_GRACE_SECONDS <= now:
+                link = self.hub.agent_for_printer(printer) if printer is not None else None
+                if job.expires_at + EXPIRY_GRACE_SECONDS > now:
+                    continue
+                if link is None:
                     due.append(job.id)
+                elif job.status == "queued" and job.id not in self._asking:
+                    # Offered long ago and never acknowledged although the agent is here
+                    # (say the printer was paused since): ask whether it holds it.
+                    self._asking.add(job.id)
+                    self._spawn(self._expire_at_agent(link, job.id))
         for job_id in due:
             await self.move(
                 job_id,
@@ -517,6 +553,22 @@ class JobDispatcher:
                 error_message="waited longer than its expiry; not printed",
             )
         return len(due)
+
+    async def _expire_at_agent(self, link: AgentLink, job_id: int) -> None:
+        try:
+            ack = await self.ask_agent(
+                link, HubEvent.JOB_CANCEL, {"job_id": job_id, "reason": "expired"}
+            )
+            if ack.get("ok") and (ack.get("cancelled") or ack.get("status") == "unknown"):
+                await self.move(
+                    job_id,
+                    "expired",
+                    actor="hub",
+                    error_code="expired",
+                    error_message="waited longer than its expiry; not printed",
+                )
+        finally:
+            self._asking.discard(job_id)
 
 
 def _failover_header(hub: Hub, row: dict[str, Any]) -> str | None:

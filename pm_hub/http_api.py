@@ -15,6 +15,7 @@ from pm_hub.auth import AuthError, Principal
 from pm_hub.operations import Operations
 from pm_hub.protocol import ErrorCode, ProtocolError, error_ack
 from pm_hub.protocol.errors import HTTP_STATUS
+from pm_hub.protocol.validation import get_int
 from pm_hub.rate_limit import RateLimiter
 
 if TYPE_CHECKING:
@@ -34,11 +35,9 @@ def _error(code: ErrorCode, message: str) -> web.Response:
 
 
 def _int_param(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    try:
-        return int(raw)
-    except ValueError:
-        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"{name} must be an integer") from None
+    value = get_int(dict(request.match_info), name, required=True)
+    assert value is not None
+    return value
 
 
 async def _body(request: web.Request) -> Any:
@@ -68,6 +67,12 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
                 result = await route(request, principal)
             except ProtocolError as exc:
                 return _json(exc.to_ack(), status=HTTP_STATUS.get(exc.code, 400))
+            except web.HTTPRequestEntityTooLarge:
+                limit = hub.settings.max_payload_bytes
+                return _json(
+                    error_ack(ErrorCode.INVALID_PAYLOAD, f"body larger than {limit} bytes"),
+                    status=413,
+                )
             except web.HTTPException:
                 raise
             except Exception:
@@ -184,7 +189,9 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
     async def metrics(request: web.Request) -> web.Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        body = await asyncio.to_thread(hub.metrics.render)
+        # Rendered on the loop: the collectors read live hub state that only the loop may
+        # touch (a thread could see a dict change size mid-iteration). It takes about 1 ms.
+        body = hub.metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health_summary(request: web.Request, p: Principal) -> dict[str, Any]:

@@ -247,6 +247,7 @@ class Operations:
                 self.hub.router.default_expiry(printer) or self.hub.settings.job_expiry_seconds
             )
         failover_from = primary["id"] if primary["id"] != printer["id"] else None
+        offered = self.hub.dispatcher.will_offer(printer["id"])
         row, created = await self.hub.db.write(
             lambda d: job_store.insert_job(
                 d,
@@ -261,6 +262,7 @@ class Operations:
                 expires_at=time.time() + expires_in,
                 reprint_of=reprint_of,
                 failover_from=failover_from,
+                offered=offered,
             )
         )
         if created:

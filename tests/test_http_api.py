@@ -103,6 +103,12 @@ async def test_http_errors_use_the_same_codes(hub: RunningHub, admin_token: str)
         ("POST", "/api/v1/jobs", ["not", "an", "object"], 400, "invalid_payload"),
         ("POST", "/api/v1/printers/42/test", None, 404, "not_found"),
         ("PATCH", "/api/v1/printers/42", {"name": "x"}, 404, "not_found"),
+        ("GET", "/api/v1/jobs/99999999999999999999", None, 400, "invalid_payload"),
+        ("POST", "/api/v1/alerts/99999999999999999999/ack", None, 400, "invalid_payload"),
+        ("GET", "/api/v1/jobs?limit=--5", None, 400, "invalid_payload"),
+        ("GET", "/api/v1/jobs?printer_id=%C2%B2", None, 400, "invalid_payload"),
+        ("GET", "/api/v1/jobs?since=yesterday", None, 400, "invalid_payload"),
+        ("GET", "/api/v1/alerts?since=1e999", None, 400, "invalid_payload"),
     ]
     for method, path, body, want_status, code in cases:
         status, got = await request(hub, method, path, admin_token, body)
@@ -138,3 +144,97 @@ async def test_http_test_print_times_out_with_504(tmp_path: Any) -> None:
     finally:
         await silent.disconnect()
         await running.stop()
+
+
+async def test_oversized_body_is_refused_with_a_json_error(tmp_path: Any) -> None:
+    from pm_hub.server import start_hub
+    from tests.conftest import hub_settings
+
+    running = await start_hub(hub_settings(tmp_path, max_payload_bytes=4096))
+    try:
+        assert running.hub.tokens is not None
+        token = running.hub.tokens.create(role="admin")
+        big = {"printer_id": 1, "document": {"raw_base64": "A" * 10_000}}
+        status, body = await request(running, "POST", "/api/v1/jobs", token, big)
+        assert status == 413 and body["error"]["code"] == "invalid_payload"
+        assert "4096" in body["error"]["message"]
+    finally:
+        await running.stop()
+
+
+async def test_queue_filters_cancel_reprint_and_alerts_over_http(
+    hub: RunningHub, admin_token: str, agent: Agent, fleet: SimulatorFleet
+) -> None:
+    """What an operator does in the dashboard, done with curl."""
+    import time
+
+    printers = await online_printers(hub, admin_token, 2)
+    bar = next(p for p in printers if p["name"] == "Bar")
+    kitchen = next(p for p in printers if p["name"] == "Kitchen-1")
+    await fleet.printers[1].set_state("cover_open")
+
+    async def bar_open() -> bool:
+        _, got = await request(hub, "GET", f"/api/v1/printers/{bar['id']}", admin_token)
+        return got["printer"]["status"] == "cover_open"
+
+    await eventually(bar_open, what="cover open seen")
+    before = time.time()
+    status, held = await request(
+        hub,
+        "POST",
+        "/api/v1/jobs",
+        admin_token,
+        {"printer_id": bar["id"], "document": receipt_doc("WAIT")},
+    )
+    assert status == 201
+    status, done = await request(
+        hub,
+        "POST",
+        "/api/v1/jobs",
+        admin_token,
+        {"printer_id": kitchen["id"], "document": receipt_doc("DONE")},
+    )
+    assert status == 201
+
+    async def kitchen_done() -> bool:
+        _, got = await request(hub, "GET", f"/api/v1/jobs/{done['job']['id']}", admin_token)
+        return got["job"]["status"] == "completed"
+
+    await eventually(kitchen_done, what="kitchen job printed")
+    status, listed = await request(
+        hub, "GET", f"/api/v1/jobs?since={before - 0.001}&until={time.time() + 1}", admin_token
+    )
+    assert status == 200, listed
+    assert {j["id"] for j in listed["jobs"]} == {held["job"]["id"], done["job"]["id"]}
+    _, later = await request(hub, "GET", f"/api/v1/jobs?since={time.time() + 60}", admin_token)
+    assert later["jobs"] == []
+    _, by_printer = await request(
+        hub, "GET", f"/api/v1/jobs?printer_id={bar['id']}&status=queued,dispatched", admin_token
+    )
+    assert [j["id"] for j in by_printer["jobs"]] == [held["job"]["id"]]
+    _, by_station = await request(hub, "GET", "/api/v1/jobs?station=nowhere", admin_token)
+    assert by_station["jobs"] == []
+
+    status, cancelled = await request(
+        hub, "POST", f"/api/v1/jobs/{held['job']['id']}/cancel", admin_token, {"reason": "gone"}
+    )
+    assert status == 200 and cancelled["job"]["status"] == "cancelled", cancelled
+    status, again = await request(
+        hub, "POST", f"/api/v1/jobs/{held['job']['id']}/cancel", admin_token
+    )
+    assert status == 409 and again["error"]["code"] == "conflict"
+    status, copy = await request(
+        hub, "POST", f"/api/v1/jobs/{done['job']['id']}/reprint", admin_token
+    )
+    assert status == 201 and copy["job"]["reprint_of"] == done["job"]["id"]
+
+    async def cover_alert() -> dict[str, Any] | None:
+        _, got = await request(hub, "GET", "/api/v1/alerts?state=open", admin_token)
+        return next((a for a in got["alerts"] if a["kind"] == "cover_open"), None)
+
+    alert = await eventually(cover_alert, what="cover alert over HTTP")
+    status, acked = await request(hub, "POST", f"/api/v1/alerts/{alert['id']}/ack", admin_token)
+    assert status == 200 and acked["alert"]["state"] == "acknowledged"
+    status, health = await request(hub, "GET", "/api/v1/health", admin_token)
+    assert status == 200 and health["ok"] and len(health["agents"]) == 1
+    await fleet.printers[1].set_state("online")

@@ -331,3 +331,63 @@ async def test_jobs_held_for_a_paused_printer_expire_and_resume_prints_the_rest(
     await ops.call("printer:configure", {"printer_id": ids["Bar"], "paused": False})
     assert (await final_status(ops, long["id"]))["status"] == "completed"
     assert tickets(kitchen.printers[2]) == ["LONG"]
+
+
+def lose_delivery_acks(agent: Agent) -> None:
+    """The agent spools each job it is sent, but its acknowledgement never reaches the
+    hub (as when the link drops between the two)."""
+    accept = agent._accept_job
+
+    async def accept_then_lose_the_ack(data: Any) -> dict[str, Any]:
+        await accept(data)
+        raise ConnectionError("link lost before the ack")
+
+    agent._accept_job = accept_then_lose_the_ack  # type: ignore[method-assign]
+
+
+async def spooled(agent: Agent, job_id: int) -> None:
+    await eventually(lambda: agent.spool.get(job_id), what=f"job {job_id} in the spool")
+
+
+async def test_cancel_after_a_lost_delivery_ack_takes_the_job_from_the_agent(
+    ops: OpsClient, make_agent: AgentFactory, kitchen: SimulatorFleet
+) -> None:
+    """The hub never heard that the agent holds the job; cancel must still stop it there."""
+    bar = kitchen.printers[2]
+    agent = await make_agent([f"Bar=tcp://127.0.0.1:{bar.port}"])
+    (printer_id,) = (await printer_ids(ops, 1)).values()
+    await bar.set_state("cover_open")
+    await ops.wait_for("printer:update", lambda p: p["status"] == "cover_open")
+    lose_delivery_acks(agent)
+    job = await submit(ops, printer_id=printer_id, document=receipt_doc("GONE"))
+    await spooled(agent, job["id"])
+    ack = await ops.call("job:cancel", {"job_id": job["id"]}, timeout=15)
+    assert ack["ok"] and ack["job"]["status"] == "cancelled", ack
+    held = await agent.spool.get(job["id"])
+    assert held is not None and held.state == "cancelled"
+    await bar.set_state("online")
+    await asyncio.sleep(1.0)
+    assert tickets(bar) == []
+
+
+async def test_cancel_while_the_holding_agent_is_away_is_refused_not_faked(
+    ops: OpsClient, make_agent: AgentFactory, kitchen: SimulatorFleet
+) -> None:
+    """A job that may sit in an unreachable agent's spool is not reported cancelled: that
+    agent would print it when it comes back, and the hub would then be wrong."""
+    bar = kitchen.printers[2]
+    spec = f"Bar=tcp://127.0.0.1:{bar.port}"
+    agent = await make_agent([spec], name="bar")
+    (printer_id,) = (await printer_ids(ops, 1)).values()
+    await bar.set_state("cover_open")
+    await ops.wait_for("printer:update", lambda p: p["status"] == "cover_open")
+    lose_delivery_acks(agent)
+    job = await submit(ops, printer_id=printer_id, document=receipt_doc("HELD"))
+    await spooled(agent, job["id"])
+    await agent.stop()
+    ack = await ops.call("job:cancel", {"job_id": job["id"]})
+    assert not ack["ok"] and ack["error"]["code"] == "offline", ack
+    await bar.set_state("online")
+    await make_agent([spec], name="bar", license_key=agent.license_key)
+    assert (await final_status(ops, job["id"]))["status"] == "completed"
+    assert tickets(bar) == ["HELD"]

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from pm_hub.protocol.errors import ErrorCode, ProtocolError
+
+#: The integers SQLite can store; a larger id cannot name anything.
+SQLITE_INT_MIN = -(2**63)
+SQLITE_INT_MAX = 2**63 - 1
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_NUMBER = re.compile(r"-?[0-9]{1,19}(\.[0-9]{1,9})?")
 
 #: Largest JSON payload a handler accepts (a document with an image fits easily).
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
@@ -44,10 +52,12 @@ def get_int(
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         # Accept integral strings from HTTP query strings and loose clients.
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
             value = int(value.strip())
         else:
             raise invalid(f"{key} must be an integer")
+    if not SQLITE_INT_MIN <= value <= SQLITE_INT_MAX:
+        raise invalid(f"{key} is out of range")
     if minimum is not None and value < minimum:
         raise invalid(f"{key} must be >= {minimum}")
     if maximum is not None and value > maximum:
@@ -96,9 +106,15 @@ def get_float(
         if required:
             raise invalid(f"{key} is required")
         return default
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        # Numbers from HTTP query strings (``?since=1733050000.5``).
+        value = float(value.strip())
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid(f"{key} must be a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise invalid(f"{key} is out of range") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise invalid(f"{key} must be a finite number")
     if minimum is not None and value < minimum:

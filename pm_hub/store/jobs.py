@@ -49,6 +49,7 @@ def insert_job(
     failover_from: int | None = None,
     status: str = "queued",
     reason: str | None = None,
+    offered: bool = False,
 ) -> tuple[dict[str, Any], bool]:
     """Insert a job and its first event; returns (row, created). An existing job with
     the same idempotency key is returned instead of a new one (created=False)."""
@@ -61,8 +62,9 @@ def insert_job(
         """
         INSERT INTO jobs (company_id, branch_id, printer_id, station, status, document, copies,
                           idempotency_key, submitted_by, created_at, updated_at, expires_at,
-                          reprint_of, failover_from, finished_at, error_code, error_message)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          reprint_of, failover_from, finished_at, error_code, error_message,
+                          offered_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             company_id,
@@ -82,6 +84,7 @@ def insert_job(
             now if status in FINAL_JOB_STATUSES else None,
             "no_printer" if status == "failed" else None,
             reason if status == "failed" else None,
+            now if offered else None,
         ),
     )
     job_id = cur.lastrowid
@@ -151,6 +154,7 @@ def reassign(
     failover_from: int | None,
     actor: str,
     reason: str,
+    offered: bool = False,
 ) -> dict[str, Any] | None:
     """Failover: a waiting job goes back to ``queued`` on another printer.
     ``failover_from`` is the station primary it stands in for (printed on the ticket),
@@ -160,15 +164,24 @@ def reassign(
         return None
     now = time.time()
     db.execute(
-        "UPDATE jobs SET status = 'queued', printer_id = ?, failover_from = ?, updated_at = ? "
-        "WHERE id = ?",
-        (printer_id, failover_from, now, job_id),
+        "UPDATE jobs SET status = 'queued', printer_id = ?, failover_from = ?, updated_at = ?, "
+        "offered_at = ? WHERE id = ?",
+        (printer_id, failover_from, now, now if offered else None, job_id),
     )
     db.execute(
         "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, 'queued', ?, ?)",
         (job_id, now, actor, reason),
     )
     return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def mark_offered(db: sqlite_utils.Database, job_ids: list[int]) -> None:
+    """Note that these jobs are about to be sent to an agent (see ``offered_at``)."""
+    now = time.time()
+    db.conn.executemany(
+        "UPDATE jobs SET offered_at = ? WHERE id = ? AND offered_at IS NULL",
+        [(now, job_id) for job_id in job_ids],
+    )
 
 
 def get_job(db: sqlite_utils.Database, job_id: int) -> dict[str, Any] | None:

@@ -223,6 +223,12 @@ def _v4_printer_identity(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE printers ADD COLUMN capabilities TEXT NOT NULL DEFAULT '{}'")
 
 
+def _v5_job_offers(db: sqlite_utils.Database) -> None:
+    """When the hub first offered a job to an agent: from then on the agent may hold it
+    even if its acknowledgement was lost, so cancel and expiry must ask the agent."""
+    db.execute("ALTER TABLE jobs ADD COLUMN offered_at REAL")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -230,6 +236,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (2, "alerts, health samples, printer history", _v2_monitoring),
     (3, "stations and expiry defaults", _v3_stations),
     (4, "printer serial, MAC and capabilities", _v4_printer_identity),
+    (5, "job offers to agents", _v5_job_offers),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

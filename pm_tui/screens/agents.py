@@ -65,12 +65,16 @@ def agent_cells(agent_id: int, state: FleetState, clock: Clock) -> dict[str, Cel
         "p95": ms(latency.get("p95")),
         "loss": percent(health.get("packet_loss")),
         "uptime": duration(uptime) if isinstance(uptime, int | float) else "-",
-        "reconnects": str(health.get("reconnects", "-")),
-        "spool": str(health.get("spool_depth", "-")),
+        "reconnects": _count(health.get("reconnects")),
+        "spool": _count(health.get("spool_depth")),
         "printers": str(len(printers)) if isinstance(printers, list) else "-",
         "branch": state.branch_name(agent.get("branch_id")),
         "host": str(agent.get("hostname") or "-"),
     }
+
+
+def _count(value: Any) -> str:
+    return str(value) if isinstance(value, int) else "-"
 
 
 class AgentsView(FleetPanel):
