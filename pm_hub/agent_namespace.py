@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from pm_hub import auth
@@ -212,18 +213,31 @@ def setup_agent_namespace(hub: Hub) -> None:
         flags = get_flags(data)
         row = own_printer(link, printer_id)
         assert status is not None
-        previous = (row["status"], row["flags"])
-        updated = await hub.db.write(
-            lambda d: printer_store.set_printer_status(d, row["id"], status, flags)
+        # The hub's printer rows are the live state; the file follows behind (write-behind:
+        # status is re-reported by the agent on every reconnect, so a crash loses nothing
+        # that matters, and a burst of reports does not wait for a commit each).
+        now = time.time()
+        flags_json = json.dumps(flags, sort_keys=True)
+        if row["status"] == status and row["flags"] == flags_json:
+            hub.printers[row["id"]] = {**row, "last_seen": now}
+            hub.printer_seen(row)
+            return ok_ack()
+        updated = {
+            **row,
+            "status": status,
+            "flags": flags_json,
+            "last_seen": now,
+            "status_changed_at": now,
+            "updated_at": now,
+        }
+        pid = row["id"]
+        hub.db.write_soon(
+            lambda d: printer_store.set_printer_status(d, pid, status, flags, at=now),
+            what=f"status of printer {pid}",
         )
-        if updated is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {printer_id} not found")
-        if (updated["status"], updated["flags"]) != previous:
+        if status != row["status"]:
             log.info("printer %s is %s", updated["name"], status)
-            await hub.printer_changed(updated)
-        else:
-            hub.printers[updated["id"]] = updated
-            hub.printer_seen(updated)
+        await hub.printer_changed(updated)
         return ok_ack()
 
     async def printer_test_result(sid: str, payload: Any) -> dict[str, Any]:

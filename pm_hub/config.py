@@ -41,6 +41,9 @@ class HubSettings:
     """SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL is faster."""
     mdns: bool = False
     """Advertise the hub as ``_printermaster._tcp.local.``."""
+    printer_update_window_s: float = 0.1
+    """Operators that connect with ``coalesce: true`` get printer changes batched into
+    one ``printers:update`` per this many seconds (the first after a quiet spell at once)."""
     max_payload_bytes: int = 2 * 1024 * 1024
     """Largest Socket.IO message or HTTP body accepted."""
     job_expiry_seconds: float = 600.0

@@ -12,6 +12,7 @@ from typing import Any
 import socketio
 
 from pm_hub import auth
+from pm_hub.coalesce import PrinterUpdateCoalescer, batched_rooms
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.protocol import ErrorCode, HubEvent, Namespace, ProtocolError
@@ -60,6 +61,13 @@ class Hub:
         self.agents: dict[int, AgentLink] = {}
         self.agent_by_sid: dict[str, AgentLink] = {}
         self.operators: dict[str, auth.Principal] = {}
+        #: Operators that asked for batched printer updates (``coalesce: true``).
+        self.batched_operators: set[str] = set()
+        self.coalescer = PrinterUpdateCoalescer(
+            self._emit_printer_batch,
+            window=settings.printer_update_window_s,
+            listeners=lambda: len(self.batched_operators),
+        )
         self._seen: dict[tuple[int, int], set[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Future[Any]] = set()
@@ -127,6 +135,7 @@ class Hub:
         await self.webhooks.stop()
         await self.dispatcher.stop()
         await self.registry.stop()
+        await self.coalescer.close()
         await asyncio.to_thread(self.db.close)
 
     # -- credentials ----------------------------------------------------------------
@@ -202,11 +211,25 @@ class Hub:
         task.add_done_callback(self._background.discard)
 
     async def broadcast(self, event: str, record: dict[str, Any]) -> None:
+        """Send ``event`` to the operators allowed to see ``record``; printer updates go
+        through the coalescer to operators that asked for batches."""
         self.metrics.events_out.labels(event).inc()
+        rooms = self.rooms_for(record)
+        if event == HubEvent.PRINTER_UPDATE:
+            self.coalescer.add(rooms, record)
+            to = rooms
+        else:
+            to = rooms + batched_rooms(rooms)
         try:
-            await self.sio.emit(event, record, to=self.rooms_for(record), namespace=Namespace.OPS)
+            await self.sio.emit(event, record, to=to, namespace=Namespace.OPS)
         except Exception:  # a broken client socket must not break the caller
             log.exception("broadcast of %s failed", event)
+
+    async def _emit_printer_batch(self, rooms: list[str], printers: list[dict[str, Any]]) -> None:
+        self.metrics.events_out.labels(HubEvent.PRINTERS_UPDATE).inc()
+        await self.sio.emit(
+            HubEvent.PRINTERS_UPDATE, {"printers": printers}, to=rooms, namespace=Namespace.OPS
+        )
 
     async def printer_changed(self, row: dict[str, Any]) -> None:
         """Record a printer's new state, tell operators, then react: alerts, failover."""
@@ -230,6 +253,17 @@ class Hub:
             await asyncio.sleep(interval)
             pending, self._seen = self._seen, {}
             now = time.time()
+            seen = {
+                pid: self.printers[pid]["last_seen"] or now
+                for ids in pending.values()
+                for pid in ids
+                if pid in self.printers
+            }
+            if seen:
+                self.db.write_soon(
+                    lambda d, seen=seen: printer_store.mark_seen(d, seen),  # type: ignore[misc]
+                    what="printer last-seen times",
+                )
             for (company_id, branch_id), ids in pending.items():
                 await self.broadcast(
                     HubEvent.PRINTERS_SEEN,

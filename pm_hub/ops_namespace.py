@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import socketio
 
 from pm_hub.auth import AuthError, Principal
+from pm_hub.coalesce import batched_rooms
 from pm_hub.handlers import guarded
 from pm_hub.operations import Operations
 from pm_hub.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, error_ack
@@ -42,12 +43,17 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
             raise refuse("token is for another company")
         await sio.save_session(sid, {"principal": principal}, namespace=ns)
         hub.operators[sid] = principal
-        for room in principal.rooms():
+        rooms = principal.rooms()
+        if isinstance(auth, dict) and auth.get("coalesce") is True:
+            rooms = batched_rooms(rooms)  # printer updates arrive as printers:update
+            hub.batched_operators.add(sid)
+        for room in rooms:
             await sio.enter_room(sid, room, namespace=ns)
         log.info("operator %s (%s) connected", principal.sub, principal.role)
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         hub.operators.pop(sid, None)
+        hub.batched_operators.discard(sid)
         limiter.forget(sid)
 
     sio.on("connect", connect, namespace=ns)

@@ -194,12 +194,17 @@ async def measure_dashboard(
     inside: list[float] = []
 
     def on_event(event: str, data: Any) -> None:
-        if measuring and event == "printer:update" and isinstance(data, dict):
-            at = data.get("status_changed_at")
-            if isinstance(at, int | float):
-                now = time.time()
-                received[(data["id"], float(at))] = now
-                arrived.append(now - at)
+        if measuring and isinstance(data, dict):
+            if event == "printers:update" and isinstance(data.get("printers"), list):
+                printers = data["printers"]
+            else:
+                printers = [data] if event == "printer:update" else []
+            now = time.time()
+            for printer in printers:
+                at = printer.get("status_changed_at") if isinstance(printer, dict) else None
+                if isinstance(at, int | float):
+                    received[(printer["id"], float(at))] = now
+                    arrived.append(now - at)
         forward(event, data)
 
     link.on_event = on_event

@@ -24,6 +24,7 @@ NS = Namespace.OPS
 FORWARDED_EVENTS = (
     HubEvent.PRINTER_UPDATE,
     HubEvent.PRINTERS_SEEN,
+    HubEvent.PRINTERS_UPDATE,
     HubEvent.JOB_UPDATE,
     HubEvent.AGENT_UPDATE,
     HubEvent.HEALTH_ALERT,
@@ -129,7 +130,7 @@ class HubLink:
                 await sio.connect(
                     self.url,
                     namespaces=[NS],
-                    auth={"token": self.token},
+                    auth={"token": self.token, "coalesce": True},
                     transports=["websocket"],
                     wait_timeout=5,
                 )

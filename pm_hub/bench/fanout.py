@@ -43,9 +43,26 @@ class StatusListeners:
         self.received = 0
         for index in range(connections):
             handler = self._handler(index)
+            # Like the dashboard, each operator asks for batched printer updates
+            # (printers:update); the bare relay ignores that and sends printer:update.
             self.clients.append(
-                SioClient(self.session, url, "/ops", {"token": token}, {"printer:update": handler})
+                SioClient(
+                    self.session,
+                    url,
+                    "/ops",
+                    {"token": token, "coalesce": True},
+                    {"printer:update": handler, "printers:update": self._batch(handler)},
+                )
             )
+
+    @staticmethod
+    def _batch(handler: Any) -> Any:
+        def on_batch(data: Any = None) -> None:
+            printers = data.get("printers") if isinstance(data, dict) else None
+            for printer in printers if isinstance(printers, list) else ():
+                handler(printer)
+
+        return on_batch
 
     def _handler(self, index: int) -> Any:
         last = self.last[index]

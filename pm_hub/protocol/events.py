@@ -35,6 +35,8 @@ class HubEvent:
     # hub -> /ops rooms
     PRINTER_UPDATE = "printer:update"
     PRINTERS_SEEN = "printers:seen"
+    #: Batched printer updates, for operators that connect with ``coalesce: true``.
+    PRINTERS_UPDATE = "printers:update"
     JOB_UPDATE = "job:update"
     AGENT_UPDATE = "agent:update"
     HEALTH_ALERT = "desktop:health:alert"

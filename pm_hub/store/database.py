@@ -117,6 +117,22 @@ class Database:
         self._queue.put(_Item(fn, future, loop))
         return await future
 
+    def write_soon(self, fn: Callable[[sqlite_utils.Database], Any], *, what: str) -> None:
+        """Queue ``fn`` for the writer thread without waiting for its commit (write-behind,
+        for state that is re-reported anyway, like printer status). Writes still commit in
+        the order they were queued; a failure is logged with ``what``."""
+        if self._closed or self._thread is None:
+            raise RuntimeError("database is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def report(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.error("%s failed: %s", what, done.exception())
+
+        future.add_done_callback(report)
+        self._queue.put(_Item(fn, future, loop))
+
     def _writer_loop(self, conn: sqlite3.Connection) -> None:
         db = sqlite_utils.Database(conn)
         running = True

@@ -112,10 +112,15 @@ def upsert_printer(
 
 
 def set_printer_status(
-    db: sqlite_utils.Database, printer_id: int, status: str, flags: dict[str, bool]
+    db: sqlite_utils.Database,
+    printer_id: int,
+    status: str,
+    flags: dict[str, bool],
+    *,
+    at: float | None = None,
 ) -> dict[str, Any] | None:
     """Record a status report; a change is also appended to the printer's history."""
-    now = time.time()
+    now = time.time() if at is None else at
     row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
     if row is None:
         return None
@@ -134,6 +139,14 @@ def set_printer_status(
     else:
         db.execute("UPDATE printers SET last_seen = ? WHERE id = ?", (now, printer_id))
     return dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone())
+
+
+def mark_seen(db: sqlite_utils.Database, seen: dict[int, float]) -> None:
+    """Printers that reported an unchanged status: when they were last heard from."""
+    db.conn.executemany(
+        "UPDATE printers SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
+        [(at, printer_id) for printer_id, at in seen.items()],
+    )
 
 
 def mark_agent_printers_offline(db: sqlite_utils.Database, agent_id: int) -> list[dict[str, Any]]:

@@ -46,7 +46,16 @@ class EventBuffer:
             self.ignored += 1
             return
         ident = data.get("id")
-        if event == HubEvent.PRINTER_UPDATE and isinstance(ident, int):
+        if event == HubEvent.PRINTERS_UPDATE:
+            printers = data.get("printers")
+            if not isinstance(printers, list):
+                self.ignored += 1
+                return
+            for printer in printers:
+                if isinstance(printer, dict) and isinstance(printer.get("id"), int):
+                    batch.printers[printer["id"]] = printer
+                    batch.seen.pop(printer["id"], None)
+        elif event == HubEvent.PRINTER_UPDATE and isinstance(ident, int):
             batch.printers[ident] = data
             batch.seen.pop(ident, None)
         elif event == HubEvent.PRINTERS_SEEN:
