@@ -1,11 +1,12 @@
-"""Printer updates for operators that asked for them in batches.
+"""Printer and job updates for operators that asked for them in batches.
 
-A dashboard does not need every status change of every printer as its own message:
-it needs the latest state of each printer, promptly. An operator that connects with
+A dashboard does not need every change of every printer and job as its own message:
+it needs the latest state of each, promptly. An operator that connects with
 ``{"coalesce": true}`` in its auth joins the ``…:batched`` twin of each of its rooms
-and receives ``printers:update {"printers": [...]}`` instead of ``printer:update``:
-the first change after a quiet spell goes out at once, later ones are held for at
-most ``window`` seconds and sent together, one entry per printer (its latest state).
+and receives ``printers:update {"printers": [...]}`` and ``jobs:update {"jobs": [...]}``
+instead of ``printer:update`` and ``job:update``: the first change after a quiet spell
+goes out at once, later ones are held for at most one window and sent together, one
+entry per printer or job (its latest state; a job's full trail stays in ``job:get``).
 
 This is what lets one hub feed a thousand dashboards while agents report thousands of
 changes a second: the cost per operator is one message per window, not one per change.
@@ -18,28 +19,35 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pm_hub.protocol import HubEvent
+
 log = logging.getLogger(__name__)
 
 BATCHED_SUFFIX = ":batched"
 
-Emit = Callable[[list[str], list[dict[str, Any]]], Awaitable[None]]
+#: Which single-object events are batched, as (batch event, list field).
+BATCHED_EVENTS = {
+    HubEvent.PRINTER_UPDATE: (HubEvent.PRINTERS_UPDATE, "printers"),
+    HubEvent.JOB_UPDATE: (HubEvent.JOBS_UPDATE, "jobs"),
+}
+
+#: What one batched message costs the hub per listening operator (measured with
+#: ``pm bench fanout --profile``: python-socketio + aiohttp, about 50 us a socket).
+SEND_COST_S = 50e-6
+#: Share of the event loop that batched updates may take at most.
+LOOP_BUDGET = 0.25
+MAX_WINDOW_S = 1.0
+
+Emit = Callable[[str, list[str], dict[str, Any]], Awaitable[None]]
 
 
 def batched_rooms(rooms: list[str]) -> list[str]:
     return [room + BATCHED_SUFFIX for room in rooms]
 
 
-#: What one batched message costs the hub per listening operator (measured with
-#: ``pm bench fanout --profile``: python-socketio + aiohttp, about 50 us a socket).
-SEND_COST_S = 50e-6
-#: Share of the event loop that batched printer updates may take at most.
-LOOP_BUDGET = 0.25
-MAX_WINDOW_S = 1.0
-
-
-class PrinterUpdateCoalescer:
+class UpdateCoalescer:
     """``window`` is the shortest batching interval; with many listening operators it
-    widens so that sending batches keeps within ``LOOP_BUDGET`` of the event loop
+    widens so that sending batches stays within ``LOOP_BUDGET`` of the event loop
     (1,000 dashboards: 0.2 s), leaving the rest for ingest and requests."""
 
     def __init__(
@@ -53,10 +61,11 @@ class PrinterUpdateCoalescer:
         self._last_sent: dict[tuple[str, ...], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def add(self, rooms: list[str], printer: dict[str, Any]) -> None:
-        """Queue the latest state of ``printer`` for the batched twins of ``rooms``."""
-        key = tuple(rooms)
-        self._pending.setdefault(key, {})[printer["id"]] = printer
+    def add(self, event: str, rooms: list[str], record: dict[str, Any]) -> None:
+        """Queue the latest state of ``record`` (a printer or job) for the batched twins
+        of ``rooms``."""
+        key = (event, *rooms)
+        self._pending.setdefault(key, {})[record["id"]] = record
         if key in self._timers:
             return
         loop = asyncio.get_running_loop()
@@ -69,19 +78,22 @@ class PrinterUpdateCoalescer:
 
     def _flush(self, key: tuple[str, ...]) -> None:
         self._timers.pop(key, None)
-        printers = self._pending.pop(key, None)
-        if not printers:
+        records = self._pending.pop(key, None)
+        if not records:
             return
         self._last_sent[key] = asyncio.get_running_loop().time()
-        task = asyncio.ensure_future(self._send(list(key), list(printers.values())))
+        event, *rooms = key
+        batch_event, field = BATCHED_EVENTS[event]
+        payload = {field: list(records.values())}
+        task = asyncio.ensure_future(self._send(batch_event, batched_rooms(rooms), payload))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, rooms: list[str], printers: list[dict[str, Any]]) -> None:
+    async def _send(self, event: str, rooms: list[str], payload: dict[str, Any]) -> None:
         try:
-            await self._emit(batched_rooms(rooms), printers)
+            await self._emit(event, rooms, payload)
         except Exception:  # a broken client socket must not stop later batches
-            log.exception("batched printer update failed")
+            log.exception("batched %s failed", event)
 
     async def close(self) -> None:
         for timer in self._timers.values():

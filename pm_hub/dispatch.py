@@ -380,7 +380,8 @@ class JobDispatcher:
             self._track(row)
             await self.hub.job_changed(row)
             if row["status"] in FINAL_JOB_STATUSES:
-                log.info(
+                log.log(
+                    logging.DEBUG if row["status"] == "completed" else logging.INFO,
                     "job %s %s%s",
                     job_id,
                     row["status"],

@@ -12,7 +12,7 @@ from typing import Any
 import socketio
 
 from pm_hub import auth
-from pm_hub.coalesce import PrinterUpdateCoalescer, batched_rooms
+from pm_hub.coalesce import BATCHED_EVENTS, UpdateCoalescer, batched_rooms
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.protocol import ErrorCode, HubEvent, Namespace, ProtocolError
@@ -63,8 +63,8 @@ class Hub:
         self.operators: dict[str, auth.Principal] = {}
         #: Operators that asked for batched printer updates (``coalesce: true``).
         self.batched_operators: set[str] = set()
-        self.coalescer = PrinterUpdateCoalescer(
-            self._emit_printer_batch,
+        self.coalescer = UpdateCoalescer(
+            self._emit_batch,
             window=settings.printer_update_window_s,
             listeners=lambda: len(self.batched_operators),
         )
@@ -211,25 +211,32 @@ class Hub:
         task.add_done_callback(self._background.discard)
 
     async def broadcast(self, event: str, record: dict[str, Any]) -> None:
-        """Send ``event`` to the operators allowed to see ``record``; printer updates go
-        through the coalescer to operators that asked for batches."""
+        """Send ``event`` to the operators allowed to see ``record``; printer and job
+        updates go through the coalescer to operators that asked for batches."""
         self.metrics.events_out.labels(event).inc()
         rooms = self.rooms_for(record)
-        if event == HubEvent.PRINTER_UPDATE:
-            self.coalescer.add(rooms, record)
-            to = rooms
+        if event in BATCHED_EVENTS:
+            if self.batched_operators:
+                self.coalescer.add(event, rooms, record)
+            to = self._occupied(rooms)
         else:
-            to = rooms + batched_rooms(rooms)
+            to = self._occupied(rooms + batched_rooms(rooms))
+        if not to:
+            return  # nobody to tell: skip encoding the packet at all
         try:
             await self.sio.emit(event, record, to=to, namespace=Namespace.OPS)
         except Exception:  # a broken client socket must not break the caller
             log.exception("broadcast of %s failed", event)
 
-    async def _emit_printer_batch(self, rooms: list[str], printers: list[dict[str, Any]]) -> None:
-        self.metrics.events_out.labels(HubEvent.PRINTERS_UPDATE).inc()
-        await self.sio.emit(
-            HubEvent.PRINTERS_UPDATE, {"printers": printers}, to=rooms, namespace=Namespace.OPS
-        )
+    def _occupied(self, rooms: list[str]) -> list[str]:
+        """The rooms that have someone in them (python-socketio encodes a packet even
+        for an empty room; at a thousand jobs a second that is worth skipping)."""
+        members = self.sio.manager.rooms.get(Namespace.OPS, {})
+        return [room for room in rooms if members.get(room)]
+
+    async def _emit_batch(self, event: str, rooms: list[str], payload: dict[str, Any]) -> None:
+        self.metrics.events_out.labels(event).inc()
+        await self.sio.emit(event, payload, to=rooms, namespace=Namespace.OPS)
 
     async def printer_changed(self, row: dict[str, Any]) -> None:
         """Record a printer's new state, tell operators, then react: alerts, failover."""

@@ -25,6 +25,7 @@ FORWARDED_EVENTS = (
     HubEvent.PRINTER_UPDATE,
     HubEvent.PRINTERS_SEEN,
     HubEvent.PRINTERS_UPDATE,
+    HubEvent.JOBS_UPDATE,
     HubEvent.JOB_UPDATE,
     HubEvent.AGENT_UPDATE,
     HubEvent.HEALTH_ALERT,

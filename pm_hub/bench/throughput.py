@@ -51,7 +51,14 @@ class JobSubmitters:
     def __init__(self, *, url: str, token: str, connections: int) -> None:
         self.session = new_session()
         self.clients = [
-            SioClient(self.session, url, "/ops", {"token": token}, {"job:update": self._on_update})
+            # Like the dashboard, submitters ask for batched updates (jobs:update).
+            SioClient(
+                self.session,
+                url,
+                "/ops",
+                {"token": token, "coalesce": True},
+                {"job:update": self._on_update, "jobs:update": self._on_batch},
+            )
             for _ in range(connections)
         ]
         self._reset()
@@ -65,6 +72,11 @@ class JobSubmitters:
         self.completed_at: list[float] = []
         self.outcomes: Counter[str] = Counter()
         self.progress = asyncio.Event()
+
+    def _on_batch(self, data: Any = None) -> None:
+        jobs = data.get("jobs") if isinstance(data, dict) else None
+        for job in jobs if isinstance(jobs, list) else ():
+            self._on_update(job)
 
     def _on_update(self, data: Any = None) -> None:
         if not isinstance(data, dict) or data.get("status") not in FINAL:

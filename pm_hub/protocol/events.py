@@ -37,6 +37,7 @@ class HubEvent:
     PRINTERS_SEEN = "printers:seen"
     #: Batched printer updates, for operators that connect with ``coalesce: true``.
     PRINTERS_UPDATE = "printers:update"
+    JOBS_UPDATE = "jobs:update"
     JOB_UPDATE = "job:update"
     AGENT_UPDATE = "agent:update"
     HEALTH_ALERT = "desktop:health:alert"

@@ -46,15 +46,19 @@ class EventBuffer:
             self.ignored += 1
             return
         ident = data.get("id")
-        if event == HubEvent.PRINTERS_UPDATE:
-            printers = data.get("printers")
-            if not isinstance(printers, list):
+        if event in (HubEvent.PRINTERS_UPDATE, HubEvent.JOBS_UPDATE):
+            printers = event == HubEvent.PRINTERS_UPDATE
+            items = data.get("printers" if printers else "jobs")
+            if not isinstance(items, list):
                 self.ignored += 1
                 return
-            for printer in printers:
-                if isinstance(printer, dict) and isinstance(printer.get("id"), int):
-                    batch.printers[printer["id"]] = printer
-                    batch.seen.pop(printer["id"], None)
+            for item in items:
+                if isinstance(item, dict) and isinstance(item.get("id"), int):
+                    if printers:
+                        batch.printers[item["id"]] = item
+                        batch.seen.pop(item["id"], None)
+                    else:
+                        batch.jobs[item["id"]] = item
         elif event == HubEvent.PRINTER_UPDATE and isinstance(ident, int):
             batch.printers[ident] = data
             batch.seen.pop(ident, None)
