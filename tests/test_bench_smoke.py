@@ -90,6 +90,14 @@ def test_connections_all_answer(report: dict[str, Any]) -> None:
     assert fig["idle.start_s"]["value"] > 0 and fig["idle.rss_mb"]["value"] > 0
 
 
+def test_dashboard_rows_follow_the_hub(report: dict[str, Any]) -> None:
+    fig = figures(report)
+    assert fig["dashboard.rows_wrong"]["value"] == 0
+    assert fig["dashboard.updated_p50_ms"]["value"] > 0
+    assert fig["dashboard.painted_p99_ms"]["value"] >= fig["dashboard.updated_p50_ms"]["value"]
+    assert report["scenarios"]["dashboard"]["details"]["printers"] == BenchConfig.tiny().db_printers
+
+
 def test_unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "nonsense"]) == 2
     assert "unknown scenario nonsense" in capsys.readouterr().err

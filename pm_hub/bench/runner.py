@@ -35,7 +35,7 @@ from pm_hub.bench.procs import (
 from pm_hub.bench.profiling import Profile, py_spy_path
 from pm_hub.bench.report import ScenarioResult, render_table, to_json, write_json
 
-SCENARIOS = ("idle", "roundtrip", "throughput", "fanout", "connections", "baseline")
+SCENARIOS = ("idle", "roundtrip", "throughput", "fanout", "connections", "dashboard", "baseline")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,9 @@ class BenchConfig:
     fo_printers_per_agent: int = 10
     fo_rate: float = 5.0
     fo_max_events: int = 50_000
+    # dashboard (pm_tui.bench in its own process: the hub never imports Textual)
+    db_printers: int = 500
+    db_rate: float = 100.0
     # connections
     cn_connections: int = 10_000
     cn_agent_share: float = 0.2
@@ -102,6 +105,8 @@ class BenchConfig:
             fo_printers_per_agent=2,
             fo_rate=10.0,
             fo_max_events=500,
+            db_printers=20,
+            db_rate=10.0,
             cn_connections=40,
             cn_processes=2,
             connect_timeout=60.0,
