@@ -560,12 +560,14 @@ class Agent:
         return latency
 
     async def _ping_loop(self) -> None:
-        # The first ping goes out soon after start so a dashboard has a figure at once.
-        await asyncio.sleep(min(self.ping_interval, 1.0))
+        # A ping goes out right after each (re)connect, so a dashboard has a figure at
+        # once, then one every ping_interval.
         while True:
             if self.connected:
                 await self.ping()
-            await asyncio.sleep(self.ping_interval)
+                await asyncio.sleep(self.ping_interval)
+            else:
+                await asyncio.sleep(min(self.ping_interval, 0.5))
 
     async def health_report(self) -> dict[str, Any]:
         """What ``desktop:health:report`` carries."""
