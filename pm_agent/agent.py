@@ -3,6 +3,10 @@ into the spool, prints them, and reports back through the spool's outbox.
 
 It reconnects with backoff whenever the hub goes away and then registers its
 printers again; the hub answers by redelivering whatever is unfinished.
+
+A restarted agent does not wait for the hub to print what is already in its
+spool: each printer takes up the hub printer id it last had (kept in the spool
+by identity) at once, and the results wait in the outbox until the hub is back.
 """
 
 from __future__ import annotations
@@ -94,6 +98,8 @@ class Agent:
         )
         self.workers: list[PrinterWorker] = []
         self.by_printer_id: dict[int, PrinterWorker] = {}
+        #: Printer identity -> the hub printer id it had (from the spool, kept current).
+        self._known_printer_ids: dict[str, int] = {}
         self._specs = printers
         self._ports = ports or {}
         self._outbox_wake = asyncio.Event()
@@ -125,6 +131,7 @@ class Agent:
         for job in recovered:
             log.warning("job %s was interrupted while printing; marked failed", job.job_id)
         await asyncio.to_thread(self._identities.load)
+        self._known_printer_ids = await self.spool.known_printer_ids()
         for spec in self._specs:
             self._add_worker(spec, self._ports.get(spec.uri))
         self._tasks = [
@@ -334,11 +341,46 @@ class Agent:
         if old_id not in (None, printer_id) and self.by_printer_id.get(old_id) is worker:
             del self.by_printer_id[old_id]
         worker.printer_id = printer_id
+        worker.registered = True
         self.by_printer_id[printer_id] = worker
         if worker.previous_identity == description.get("previous_identity"):
             worker.previous_identity = None
+        await self._remember_printer_id(str(description.get("identity")), printer_id)
         worker.wake()
         return True
+
+    async def _remember_printer_id(self, identity: str, printer_id: int) -> None:
+        """Keep the hub's id for this printer in the spool, for a restart without the hub."""
+        if self._known_printer_ids.get(identity) == printer_id:
+            return
+        for other in [k for k, v in self._known_printer_ids.items() if v == printer_id]:
+            del self._known_printer_ids[other]
+        self._known_printer_ids[identity] = printer_id
+        try:
+            await self.spool.remember_printer_id(identity, printer_id)
+        except Exception:
+            log.exception("could not keep the hub id of printer %s", identity)
+
+    def _resume_known_id(self, worker: PrinterWorker) -> None:
+        """Before the hub has confirmed the printer: take up the id it had at the hub
+        (from the spool), so its spooled jobs print while the hub is away."""
+        printer_id = self._known_printer_ids.get(worker.identity)
+        if printer_id is not None and self.by_printer_id.get(printer_id) not in (None, worker):
+            printer_id = None  # another printer here has that id now
+        old_id = worker.printer_id
+        if printer_id == old_id:
+            return
+        if old_id is not None and self.by_printer_id.get(old_id) is worker:
+            del self.by_printer_id[old_id]
+        worker.printer_id = printer_id
+        if printer_id is not None:
+            self.by_printer_id[printer_id] = worker
+            log.info(
+                "printer %s resumes its spooled jobs as hub printer %s",
+                worker.spec.name,
+                printer_id,
+            )
+            worker.wake()
 
     # -- printers ----------------------------------------------------------------------
 
@@ -356,6 +398,7 @@ class Agent:
             identity=identity or self._identities.identity(spec.uri),
         )
         self.workers.append(worker)
+        self._resume_known_id(worker)
         worker.start()
         return worker
 
@@ -382,6 +425,12 @@ class Agent:
                 await asyncio.to_thread(self._identities.save)
             except OSError as exc:
                 log.warning("could not save printer identities: %s", exc)
+        renamed = worker.previous_identity in (None, worker.spec.uri)
+        if not worker.registered and (worker.printer_id is None or not renamed):
+            # Not confirmed by the hub yet: the id follows the identity. (Learning the
+            # serial of the printer known by its address keeps the hub record; another
+            # serial at this address is another printer, with its own record and jobs.)
+            self._resume_known_id(worker)
         if worker.printer_id is not None and self.connected:
             await self._register(worker)
 

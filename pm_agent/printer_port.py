@@ -3,6 +3,11 @@
 Everything here blocks; callers run it on the printer's own worker thread, never
 on the event loop. A network printer keeps one socket open between jobs and is
 reconnected when it stopped accepting or the connection broke.
+
+A failed ``write`` says whether anything of the job went out: with
+:class:`PrinterUnreachable` nothing did (send it again later), with
+:class:`PrinterIOError` some or all of it did and the printer never confirmed
+it, so it may have printed: sending it again could print it twice.
 """
 
 from __future__ import annotations
@@ -24,7 +29,24 @@ class PrinterUnreachable(Exception):
 
 
 class PrinterIOError(Exception):
-    """The connection broke while sending; part of the data may have been printed."""
+    """Bytes of the job went out, then the link broke (or the printer never confirmed
+    them): it may have printed in full, in part or not at all. Never resend blindly.
+
+    ``what`` says what happened in words for the kitchen; ``sent_all`` whether every
+    byte had been handed over before it went wrong."""
+
+    def __init__(self, detail: str, *, what: str, sent_all: bool) -> None:
+        super().__init__(detail)
+        self.what = what
+        self.sent_all = sent_all
+
+
+BROKE_AFTER = "the connection broke after the ticket was sent"
+BROKE_DURING = "the connection broke while the ticket was being sent (part of it may have printed)"
+
+
+def not_confirmed(timeout: float) -> str:
+    return f"the printer took the ticket but did not confirm it within {timeout:.0f} s"
 
 
 class PrinterPort(Protocol):
@@ -133,19 +155,63 @@ class TcpPrinterPort:
             return report
         return None  # pragma: no cover
 
-    def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
+    def _usable_connection(self) -> socket.socket:
+        """The kept-open socket, or a new one when the printer closed or reset it
+        while idle (restarted, switched off and on): found out before sending, when
+        reconnecting is still safe."""
         sock = self._connection()
         try:
+            sock.settimeout(0)
+            try:
+                stale = sock.recv(4096, socket.MSG_PEEK) == b""
+                if not stale:
+                    sock.recv(4096)  # a late answer nobody waits for any more: drop it
+            except BlockingIOError:
+                stale = False  # open and quiet: the usual case
+        except OSError:
+            stale = True
+        if stale:
+            log.info("%s: the printer closed the idle connection; reconnecting", self.description)
+            self.close()
+            sock = self._connection()
+        return sock
+
+    def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
+        sock = self._usable_connection()
+        sent = 0
+        try:
             sock.settimeout(self.connect_timeout + len(data) / 50_000)
-            sock.sendall(data)
-            if self.answers_status is False:
-                return None  # it never answers: do not wait for an answer after each job
-            return self._ask_status(sock, confirm_timeout)
+            view = memoryview(data)
+            while sent < len(data):
+                sent += sock.send(view[sent:])
+        except OSError as exc:
+            self.close()
+            if sent == 0:  # the kernel took nothing: nothing can have reached the printer
+                raise PrinterUnreachable(f"{self.description}: nothing sent ({exc})") from exc
+            raise PrinterIOError(
+                f"{self.description}: connection lost after {sent} of {len(data)} bytes ({exc})",
+                what=BROKE_DURING,
+                sent_all=False,
+            ) from exc
+        if self.answers_status is False:
+            return None  # it never answers: do not wait for an answer after each job
+        try:
+            report = self._ask_status(sock, confirm_timeout)
         except OSError as exc:
             self.close()
             raise PrinterIOError(
-                f"{self.description}: connection lost while printing ({exc})"
+                f"{self.description}: connection lost after sending the job ({exc})",
+                what=BROKE_AFTER,
+                sent_all=True,
             ) from exc
+        if report is None and self.answers_status:
+            # It answered before the job and is silent after it: jammed, off, or hung.
+            raise PrinterIOError(
+                f"{self.description}: no status answer within {confirm_timeout:.0f}s after the job",
+                what=not_confirmed(confirm_timeout),
+                sent_all=True,
+            )
+        return report
 
     def query_identity(self, n: int, timeout: float) -> bytes | None:
         """The answer to ``GS I n`` (see :mod:`pm_agent.printer_identity`)."""
@@ -188,11 +254,17 @@ class FilePrinterPort:
         return None
 
     def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
+        opened = False
         try:
             with open(self.path, "ab") as fh:
+                opened = True
                 fh.write(data)
         except OSError as exc:
-            raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+            if not opened:  # could not open it: nothing written
+                raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+            raise PrinterIOError(
+                f"{self.description}: {exc}", what=BROKE_DURING, sent_all=False
+            ) from exc
         return None
 
     def close(self) -> None:

@@ -26,6 +26,16 @@ T = TypeVar("T")
 
 #: Longest wait between attempts at a job whose printer is not ready.
 MAX_RETRY_DELAY = 10.0
+#: How long the printer may take to confirm a job (status answer after the bytes).
+CONFIRM_TIMEOUT = 60.0
+#: The error code of a job that was sent but whose printing nobody can confirm.
+OUTCOME_UNKNOWN = "outcome_unknown"
+
+
+def outcome_unknown_message(printer: str, exc: PrinterIOError, *, what: str = "ticket") -> str:
+    """What staff read on a job that may or may not have printed."""
+    happened = exc.what.replace("ticket", what)
+    return f"outcome unknown on {printer}: {happened}; check the printer and reprint if needed"
 
 
 class PrinterWorker:
@@ -62,7 +72,11 @@ class PrinterWorker:
         self.mac: str | None = None
         #: Set after the first status poll (reachable or not), identity asked.
         self.first_contact = asyncio.Event()
+        #: The hub's id for this printer: from registration, or (after a restart, until
+        #: the hub confirms it) the id it had before, kept in the spool.
         self.printer_id: int | None = None
+        #: The hub confirmed ``printer_id`` (``printer:discovered`` ack) since the start.
+        self.registered = False
         self.status = "unknown"
         self.last_logged_status: str | None = None
         self.flags: dict[str, bool] = {}
@@ -291,12 +305,28 @@ class PrinterWorker:
                 self.on_outbox()
                 return False
             try:
-                after = await self.io(self.port.write, data, 60.0)
-            except (PrinterUnreachable, PrinterIOError) as exc:
-                log.warning("job %s on %s: %s; will retry", job.job_id, self.spec.name, exc)
+                after = await self.io(self.port.write, data, CONFIRM_TIMEOUT)
+            except PrinterUnreachable as exc:
+                log.warning(
+                    "job %s on %s: nothing sent (%s); will retry", job.job_id, self.spec.name, exc
+                )
                 await self.spool.back_to_pending(job.job_id)
                 await self.refresh_status()
                 return True
+            except PrinterIOError as exc:
+                # Sent (all or part), then the link broke: it may be on paper already.
+                # Sending it again could give the kitchen a second ticket, so it ends
+                # failed and says so; staff reprint it if it is missing.
+                log.error("job %s on %s: %s; not resent", job.job_id, self.spec.name, exc)
+                await self.spool.finish(
+                    job.job_id,
+                    "failed",
+                    error_code=OUTCOME_UNKNOWN,
+                    error_message=outcome_unknown_message(self.spec.name, exc),
+                )
+                self.on_outbox()
+                await self.refresh_status()
+                return False
             await self.spool.finish(job.job_id, "completed")
             self.jobs_printed += 1
             self.on_outbox()
@@ -331,8 +361,11 @@ class PrinterWorker:
             )
             try:
                 await self.io(self.port.write, data, 30.0)
-            except (PrinterUnreachable, PrinterIOError) as exc:
+            except PrinterUnreachable as exc:
                 return {"ok": False, "error": {"code": "offline", "message": str(exc)}}
+            except PrinterIOError as exc:
+                message = outcome_unknown_message(self.spec.name, exc, what="test page")
+                return {"ok": False, "error": {"code": OUTCOME_UNKNOWN, "message": message}}
             return {"ok": True, "duration_ms": round((time.monotonic() - started) * 1000, 2)}
         finally:
             self._busy = False

@@ -6,6 +6,10 @@ or a reconnect is answered with its known outcome and not printed twice. What th
 agent owes the hub (status changes, results) waits in an ``outbox`` table written
 in the same transaction as the state change, and is delivered in order until the
 hub acknowledges it.
+
+The spool also remembers which hub printer id each printer (by identity) had, so a
+restarted agent resumes printing the jobs already in its spool before the hub is
+back (``printer_ids``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pm_hub.protocol import AgentEvent
 from pm_hub.store.database import Database
 
 FINAL = ("completed", "failed", "expired", "cancelled")
-SPOOL_VERSION = 1
+SPOOL_VERSION = 2
 
 
 def _prepare(db: sqlite_utils.Database) -> None:
@@ -52,6 +56,14 @@ def _prepare(db: sqlite_utils.Database) -> None:
             event TEXT NOT NULL,
             payload TEXT NOT NULL,
             created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS printer_ids (
+            identity TEXT PRIMARY KEY,
+            printer_id INTEGER NOT NULL UNIQUE,
+            updated_at REAL NOT NULL
         )"""
     )
     db.execute(f"PRAGMA user_version = {SPOOL_VERSION}")
@@ -294,6 +306,33 @@ class JobSpool:
             return ended
 
         return await self.db.write(write)
+
+    async def known_printer_ids(self) -> dict[str, int]:
+        """The hub printer id of each printer identity, as the hub last said."""
+
+        def read(db: sqlite_utils.Database) -> dict[str, int]:
+            rows = db.execute("SELECT identity, printer_id FROM printer_ids").fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        return await self.db.read(read)
+
+    async def remember_printer_id(self, identity: str, printer_id: int) -> None:
+        """The hub registered the printer ``identity`` as ``printer_id`` (an id the hub
+        gave another identity before is that identity's no longer)."""
+
+        def write(db: sqlite_utils.Database) -> None:
+            db.execute(
+                "DELETE FROM printer_ids WHERE printer_id = ? AND identity != ?",
+                (printer_id, identity),
+            )
+            db.execute(
+                "INSERT INTO printer_ids (identity, printer_id, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (identity) DO UPDATE SET printer_id = excluded.printer_id, "
+                "updated_at = excluded.updated_at",
+                (identity, printer_id, time.time()),
+            )
+
+        await self.db.write(write)
 
     async def outbox(self, limit: int = 200) -> list[OutboxItem]:
         def read(db: sqlite_utils.Database) -> list[OutboxItem]:

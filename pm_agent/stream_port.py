@@ -5,8 +5,12 @@ Subclasses say how to open, send, receive and close; this class asks the status,
 sends jobs with a status barrier behind them, drops late answers before each
 question, remembers a printer that never answers status (so a job does not wait
 for an answer that never comes) and turns device errors into
-:class:`PrinterUnreachable` (nothing sent) or :class:`PrinterIOError` (broke
-while sending). Everything blocks; it runs on the printer's worker thread.
+:class:`PrinterUnreachable` (nothing sent: the device could not be opened) or
+:class:`PrinterIOError` (the job went out in part or in full, then the device
+failed or stayed silent: it may have printed, so it is not sent again). A USB
+or serial write that fails part way cannot tell how much the printer took, so
+any failure once the job's bytes started going out counts as the latter.
+Everything blocks; it runs on the printer's worker thread.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from abc import ABC, abstractmethod
 
 from pm_agent.escpos_status import StatusReport, decode_status
 from pm_agent.printer_identity import identity_request, read_identity_answer
-from pm_agent.printer_port import ALL_STATUS_QUERIES, PrinterIOError, PrinterUnreachable
+from pm_agent.printer_port import (
+    ALL_STATUS_QUERIES,
+    BROKE_AFTER,
+    BROKE_DURING,
+    PrinterIOError,
+    PrinterUnreachable,
+    not_confirmed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +79,9 @@ class StreamPrinterPort(ABC):
             except Exception as exc:  # closing a device that vanished
                 log.debug("%s: close: %s", self.description, exc)
 
-    def _broken(self, exc: BaseException, what: str) -> PrinterIOError:
+    def _broken(self, exc: BaseException, what: str, *, sent_all: bool) -> PrinterIOError:
         self.close()
-        return PrinterIOError(f"{self.description}: {what} ({exc})")
+        return PrinterIOError(f"{self.description}: {what} ({exc})", what=what, sent_all=sent_all)
 
     def _read_exact(self, count: int, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
@@ -133,20 +144,28 @@ class StreamPrinterPort(ABC):
         return report
 
     def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
-        self._ensure_open()
+        self._ensure_open()  # PrinterUnreachable here: nothing was sent
         try:
             self._send(data, 5.0 + len(data) / 2_000)
         except OSError as exc:
-            raise self._broken(exc, "connection lost while printing") from exc
-        if self.answers_status is False:
+            raise self._broken(exc, BROKE_DURING, sent_all=False) from exc
+        answered_before = self.answers_status
+        if answered_before is False:
             return None  # it never answers: do not wait for an answer after each job
         try:
             self._send(ALL_STATUS_QUERIES, 5.0)
-            return self._status_answer(confirm_timeout)
+            report = self._status_answer(confirm_timeout)
         except OSError as exc:
-            raise self._broken(exc, "connection lost after printing") from exc
-        except PrinterUnreachable as exc:
-            raise PrinterIOError(str(exc)) from exc
+            raise self._broken(exc, BROKE_AFTER, sent_all=True) from exc
+        except PrinterUnreachable as exc:  # garbage instead of a status answer
+            raise PrinterIOError(str(exc), what=BROKE_AFTER, sent_all=True) from exc
+        if report is None and answered_before:
+            # It answered before the job and is silent after it: jammed, off, or unplugged.
+            self.answers_status = True
+            self.close()
+            what = not_confirmed(confirm_timeout)
+            raise PrinterIOError(f"{self.description}: {what}", what=what, sent_all=True)
+        return report
 
     def query_identity(self, n: int, timeout: float) -> bytes | None:
         self._ask(identity_request(n))

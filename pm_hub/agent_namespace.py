@@ -201,8 +201,11 @@ def setup_agent_namespace(hub: Hub) -> None:
             )
             row = updated or row
         link.printer_ids.add(row["id"])
-        await hub.printer_changed(row)
+        # No await between these two: from here a new job for this printer goes to this
+        # agent, and printer_attached must have started buffering it behind the
+        # unfinished ones it redelivers, or the new job could overtake them.
         await hub.dispatcher.printer_attached(link, row["id"])
+        await hub.printer_changed(row)
         return ok_ack(printer_id=row["id"], printer=hub.printer_view(row))
 
     async def printer_status(sid: str, payload: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import errno
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,8 @@ class FakeUsbDevice:
     attached: int = 0
     claimed: set[int] = field(default_factory=set)
     written: bytearray = field(default_factory=bytearray)
+    #: Called with each bulk OUT transfer once the device took it (e.g. to unplug it).
+    after_write: Callable[[bytes], None] | None = None
     _sock: socket.socket | None = None
 
     def strings(self) -> dict[int, str]:
@@ -274,6 +277,8 @@ class FakeBackend(usb.backend.IBackend):
                 link.sendall(raw)
             except OSError as exc:
                 raise usb.core.USBError("No such device", errno.ENODEV, errno.ENODEV) from exc
+        if handle.after_write is not None:
+            handle.after_write(raw)
         return len(raw)
 
     def bulk_read(self, handle: FakeUsbDevice, ep: int, intf: int, buff: Any, timeout: int) -> int:

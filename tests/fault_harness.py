@@ -308,9 +308,9 @@ def check_exactly_once(
     printed: Counter[str] = Counter()
     order: dict[str, list[int]] = {}
     for printer in branch.fleet.printers:
+        # Torn receipts (no cut: the link broke mid-send) count too: a cook who got
+        # half a ticket and then the whole one again has been given it twice.
         for receipt in printer.receipts:
-            if not receipt.cut:
-                continue  # torn by a crash mid-send: not a ticket anyone can use
             for marker in re.findall(r"ticket (T\d{4})", receipt.text):
                 printed[marker] += 1
                 order.setdefault(printer.name, []).append(ledger.accepted.get(marker, -1))

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim import Receipt, SimulatorFleet
 from tests.fault_harness import (
     BranchUnderTest,
+    Ledger,
     check_exactly_once,
     submit_load,
     wait_all_final,
@@ -108,3 +111,19 @@ async def test_agent_link_cut_and_restored(tmp_path: Path, printers: SimulatorFl
         await branch.proxy.restore()
 
     await run_with_fault(tmp_path, printers, fault, via_proxy=True)
+
+
+def test_a_torn_ticket_then_a_full_reprint_counts_as_printed_twice() -> None:
+    """The checker itself: half a ticket (the link broke, no cut) followed by the whole
+    ticket again is two tickets in front of the cook, not one."""
+    torn = Receipt(text="ticket T0001\n2x Bur", raw=b"", finished_at=0.0, cut=False)
+    whole = Receipt(text="ticket T0001\n2x Burger", raw=b"", finished_at=1.0, cut=True)
+    printer = SimpleNamespace(name="Kitchen-1", receipts=[torn, whole])
+    branch: Any = SimpleNamespace(fleet=SimpleNamespace(printers=[printer]))
+    ledger = Ledger(accepted={"T0001": 1}, printer_of={"T0001": 1})
+    jobs = {1: {"id": 1, "status": "completed", "error": None}}
+    with pytest.raises(AssertionError, match="printed more than once"):
+        check_exactly_once(branch, ledger, jobs)
+    printer.receipts = [torn]  # torn only, and the job says it failed: fine
+    failed = {1: {"id": 1, "status": "failed", "error": {"message": "outcome unknown"}}}
+    check_exactly_once(branch, ledger, failed)

@@ -1,6 +1,8 @@
 """Each printer connection on its own: a network printer that stopped accepting is
-reconnected, a connection broken in the middle of a job is a retry, and a printer
-that hangs never holds up another one. Real hub, real agent, real sockets."""
+reconnected, a job whose connection broke once its bytes went out is never sent
+again (it ends failed, outcome unknown), a connection that died while idle is
+reconnected before anything is sent, and a printer that hangs never holds up
+another one. Real hub, real agent, real sockets."""
 
 from __future__ import annotations
 
@@ -40,12 +42,20 @@ async def completed(ops: OpsClient, job_id: int, timeout: float = 10) -> dict[st
     )
 
 
+JOB_START = b"\x1b@"  # ESC @: every rendered job begins with it
+STATUS_QUERY = b"\x10\x04"  # DLE EOT: the status barrier the agent sends after a job
+
+
 class CuttingProxy:
     """A TCP proxy in front of a printer that breaks the first connection carrying a
-    job after forwarding part of it (like a cable pulled mid-print)."""
+    job: ``where="mid-job"`` after forwarding part of the chunk that starts it (a
+    cable pulled mid-print), ``where="after-job"`` right after every byte of the
+    job passed, before the status question that would confirm it."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, where: str = "mid-job") -> None:
+        assert where in ("mid-job", "after-job")
         self.target_port = target_port
+        self.where = where
         self.cuts_left = 1
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -72,13 +82,26 @@ class CuttingProxy:
 
         back = asyncio.create_task(downstream())
         self._tasks.add(back)
+        in_job = False
         try:
             while data := await reader.read(4096):
-                if self.cuts_left and b"\x1b@" in data:
+                if self.cuts_left and not in_job and JOB_START in data:
+                    if self.where == "mid-job":
+                        self.cuts_left -= 1
+                        up_writer.write(data[: len(data) // 2])
+                        await up_writer.drain()
+                        writer.transport.abort()  # the agent sees a reset mid-job
+                        break
+                    in_job = True
+                    start = data.index(JOB_START)
+                    up_writer.write(data[:start])
+                    data = data[start:]
+                if in_job and STATUS_QUERY in data:
+                    # The whole job went through: cut before the printer can confirm it.
                     self.cuts_left -= 1
-                    up_writer.write(data[: len(data) // 2])
+                    up_writer.write(data[: data.index(STATUS_QUERY)])
                     await up_writer.drain()
-                    writer.transport.abort()  # the agent sees a reset mid-job
+                    writer.transport.abort()
                     break
                 up_writer.write(data)
                 await up_writer.drain()
@@ -142,26 +165,136 @@ async def test_printer_that_stopped_accepting_is_reconnected(
         assert "ticket while-off" in receipts[0].text and receipts[0].cut
 
 
-async def test_connection_broken_mid_job_is_a_retry(
+async def final(ops: OpsClient, job_id: int, timeout: float = 10) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        job = (await ops.call("job:get", {"job_id": job_id}))["job"]
+        return job if job["status"] in ("completed", "failed", "cancelled", "expired") else None
+
+    return dict(await eventually(done, timeout=timeout, what=f"job {job_id} finished"))
+
+
+def copies_of(sim: SimulatedPrinter, marker: str) -> list[bool]:
+    """Each receipt (torn or whole) that carries ``marker``: whether it was cut."""
+    return [r.cut for r in sim.receipts if f"ticket {marker}" in r.text]
+
+
+async def assert_not_resent(
+    ops: OpsClient, sim: SimulatedPrinter, printer_id: int, job_id: int, marker: str
+) -> dict[str, Any]:
+    """The broken job ended failed, outcome unknown, with a reason staff can act on;
+    the printer works again (the next job prints) and the broken one was not resent."""
+    job = await final(ops, job_id)
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "outcome_unknown", job
+    assert "reprint if needed" in job["error"]["message"], job
+    after = await submit(ops, printer_id, "after-break")
+    assert (await final(ops, after))["status"] == "completed"
+    await asyncio.sleep(0.3)  # a resend, if any, would have come out by now
+    assert len(copies_of(sim, marker)) <= 1, sim.receipts
+    assert copies_of(sim, "after-break") == [True]
+    alerts = (await ops.call("alerts:list", {}))["alerts"]
+    assert any(
+        a["kind"] == "job_failed" and (a.get("details") or {}).get("job_id") == job_id
+        for a in alerts
+    ), alerts
+    return job
+
+
+async def test_connection_broken_mid_job_is_not_resent(
     ops: OpsClient, make_agent: AgentFactory
 ) -> None:
+    """Half a ticket reached the printer, then the link broke: the torn ticket is all
+    there is; the job ends failed with "outcome unknown", not printed a second time."""
     async with SimulatedPrinter("Grill", serial="GRL-1") as sim:
-        proxy = CuttingProxy(sim.port)
+        proxy = CuttingProxy(sim.port, where="mid-job")
         await proxy.start()
         try:
             agent = await make_agent([f"Grill=tcp://127.0.0.1:{proxy.port}"], name="cut")
             row = await printer_row(ops, "Grill", status="online")
-            job_id = await submit(ops, row["id"], "after-cut")
-            await completed(ops, job_id)
+            job_id = await submit(ops, row["id"], "mid-cut")
+            await assert_not_resent(ops, sim, row["id"], job_id, "mid-cut")
             assert proxy.cuts_left == 0
-            full = [r for r in sim.receipts if r.cut and "ticket after-cut" in r.text]
-            assert len(full) == 1
             worker = agent.workers[0]
             assert all(not t.done() for t in worker._tasks)  # nothing crashed
-            second = await submit(ops, row["id"], "next")
-            await completed(ops, second)
         finally:
             await proxy.stop()
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "serial"])
+async def test_job_sent_then_link_cut_prints_once_and_says_outcome_unknown(
+    ops: OpsClient, make_agent: AgentFactory, scheme: str
+) -> None:
+    """Every byte of the ticket reached the printer (it printed), then the link broke
+    before the printer could confirm: one receipt, and the job says what happened.
+    Over TCP, and over a serial line (pyserial's socket:// through the same proxy)."""
+    async with SimulatedPrinter("Wok", serial=f"WOK-{scheme}") as sim:
+        proxy = CuttingProxy(sim.port, where="after-job")
+        await proxy.start()
+        try:
+            uri = f"{scheme}://127.0.0.1:{proxy.port}"
+            if scheme == "serial":
+                uri = f"serial://socket://127.0.0.1:{proxy.port}"
+            await make_agent([f"Wok={uri}"], name=f"after-{scheme}")
+            row = await printer_row(ops, "Wok", status="online")
+            job_id = await submit(ops, row["id"], "sent-then-cut")
+            job = await assert_not_resent(ops, sim, row["id"], job_id, "sent-then-cut")
+            assert proxy.cuts_left == 0
+            assert copies_of(sim, "sent-then-cut") == [True]  # it did print, once
+            assert "broke after the ticket was sent" in job["error"]["message"]
+        finally:
+            await proxy.stop()
+
+
+async def test_usb_printer_unplugged_after_the_ticket_prints_it_once(
+    ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    """A USB printer that takes the whole ticket and is unplugged before it confirms:
+    one receipt, the job ends failed (outcome unknown), not resent once plugged back."""
+    from pm_agent.usb_port import UsbPrinterPort
+    from tests.fake_usb import FakeBackend, FakeUsbDevice
+
+    async with SimulatedPrinter("Till", serial="TILL-1") as sim:
+        device = FakeUsbDevice(0x04B8, 0x0E15, far_side=("127.0.0.1", sim.port))
+
+        def unplug_after_the_ticket(raw: bytes) -> None:
+            if b"ticket usb-unplugged" in raw:
+                device.unplug()
+
+        device.after_write = unplug_after_the_ticket
+        uri = "usb://04b8:0e15"
+        port = UsbPrinterPort(0x04B8, 0x0E15, backend=FakeBackend(device))
+        await make_agent([f"Till={uri}"], name="usb-unplug", ports={uri: port})
+        row = await printer_row(ops, "Till", status="online")
+        job_id = await submit(ops, row["id"], "usb-unplugged")
+        job = await final(ops, job_id)
+        assert (job["status"], job["error"]["code"]) == ("failed", "outcome_unknown"), job
+        assert "broke after the ticket was sent" in job["error"]["message"]
+        device.after_write = None
+        device.plug()
+        await assert_not_resent(ops, sim, row["id"], job_id, "usb-unplugged")
+        assert copies_of(sim, "usb-unplugged") == [True]
+
+
+async def test_idle_connection_closed_by_the_printer_is_reopened_before_sending() -> None:
+    """The printer restarted while the kept-open connection sat idle: the next job
+    goes out on a new connection and prints, instead of into the dead one (where it
+    would be lost and, now, reported as outcome unknown)."""
+    from pm_agent.printer_port import TcpPrinterPort
+    from pm_agent.render import render_document
+
+    async with SimulatedPrinter("Salad", serial="SAL-1") as sim:
+        port = TcpPrinterPort("127.0.0.1", sim.port)
+        try:
+            assert await asyncio.to_thread(port.query_status) is not None
+            await sim.set_state("offline")  # switched off and on: its connections drop
+            await sim.set_state("online")
+            await asyncio.sleep(0.05)
+            doc = {"blocks": [{"type": "text", "text": "ticket after-restart"}, {"type": "cut"}]}
+            report = await asyncio.to_thread(port.write, render_document(doc), 5.0)
+            assert report is not None and report.status == "online"
+            assert copies_of(sim, "after-restart") == [True]
+        finally:
+            await asyncio.to_thread(port.close)
 
 
 async def test_a_hung_printer_never_blocks_another(
