@@ -18,6 +18,7 @@ from typing import Any
 import socketio
 
 from pm_agent.discovery import Discovery, DiscoveryConfig, FoundPrinter
+from pm_agent.discovery.arp import ARP_TABLE
 from pm_agent.identity_cache import FILE_NAME as IDENTITY_FILE
 from pm_agent.identity_cache import IdentityCache
 from pm_agent.link_health import LinkHealth
@@ -71,6 +72,7 @@ class Agent:
         ports: dict[str, PrinterPort] | None = None,
         discovery: DiscoveryConfig | None = None,
         identify_wait: float = 4.0,
+        arp_table: Path | None = None,
     ) -> None:
         self.hub_url = hub_url.rstrip("/")
         self.license_key = license_key
@@ -110,6 +112,8 @@ class Agent:
         self._identities = IdentityCache(data_dir / IDENTITY_FILE)
         self._register_lock = asyncio.Lock()
         self._usb_backend = discovery.usb_backend if discovery is not None else None
+        #: Where network printers' MACs are looked up (tests give a file of their own).
+        self.arp_table = arp_table or (discovery.arp_table if discovery else ARP_TABLE)
         self._setup_handlers()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -343,7 +347,12 @@ class Agent:
     # -- printers ----------------------------------------------------------------------
 
     def _add_worker(
-        self, spec: PrinterSpec, port: PrinterPort | None = None, identity: str | None = None
+        self,
+        spec: PrinterSpec,
+        port: PrinterPort | None = None,
+        identity: str | None = None,
+        *,
+        mac: str | None = None,
     ) -> PrinterWorker:
         worker = PrinterWorker(
             spec,
@@ -354,16 +363,23 @@ class Agent:
             poll_interval=self.poll_interval,
             on_change=self._printer_changed,
             identity=identity or self._identities.identity(spec.uri),
+            mac=mac,
+            arp_table=self.arp_table,
         )
         self.workers.append(worker)
         worker.start()
         return worker
 
     async def add_printer(
-        self, spec: PrinterSpec, port: PrinterPort | None = None, identity: str | None = None
+        self,
+        spec: PrinterSpec,
+        port: PrinterPort | None = None,
+        identity: str | None = None,
+        *,
+        mac: str | None = None,
     ) -> PrinterWorker:
         """Drive one more printer (found by discovery, or added at run time)."""
-        worker = self._add_worker(spec, port, identity)
+        worker = self._add_worker(spec, port, identity, mac=mac)
         log.info("added printer %s (%s)", spec.name, spec.uri)
         if self.connected:
             await self._wait_first_contact([worker])
@@ -392,25 +408,30 @@ class Agent:
         return [str(w.spec.path) for w in self.workers if w.spec.scheme == "usb"]
 
     def worker_for(self, found: FoundPrinter) -> PrinterWorker | None:
-        """The worker already driving a found printer (same address or identity)."""
+        """The worker already driving a found printer: same address, or the same
+        identity (serial, or MAC and port), wherever it is now."""
         for worker in self.workers:
-            if worker.spec.uri == found.uri or found.uri in found.details.get("also_at", ()):
+            if worker.spec.uri == found.uri or worker.spec.uri in found.details.get("also_at", ()):
                 return worker
             if found.kind == "usb" and worker.spec.scheme == "usb":
                 spec = parse_printer_spec(found.uri)
                 ours, theirs = worker.spec.options.get("serial"), spec.options.get("serial")
                 if spec.path == worker.spec.path and (not ours or not theirs or ours == theirs):
                     return worker  # the same VID:PID, told apart by serial only when both have one
-        if found.serial:
+        if found.known_by_itself:
             for worker in self.workers:
                 if worker.identity == found.identity:
                     return worker
+        if found.mac:
+            for worker in self.workers:
+                if worker.mac == found.mac and worker.spec.port == found.port:
+                    return worker  # told its serial to us, but not to the probe
         return None
 
     async def adopt_found(self, found: list[FoundPrinter]) -> None:
         """What discovery found: new printers get a worker; a known printer (same
-        serial) that answers at a new address while its old one is unreachable
-        is driven at the new one and keeps its hub record."""
+        serial, or same MAC and port) that answers at a new address while its old
+        one is unreachable is driven at the new one and keeps its hub record."""
         for printer in found:
             if not printer.confirmed or self._stopping:
                 continue
@@ -421,7 +442,11 @@ class Agent:
                 except ValueError as exc:
                     log.warning("cannot use found printer %s: %s", printer.uri, exc)
                     continue
-                await self.add_printer(spec, identity=printer.identity if printer.serial else None)
+                await self.add_printer(
+                    spec,
+                    identity=printer.identity if printer.known_by_itself else None,
+                    mac=printer.mac,
+                )
             elif worker.spec.uri != printer.uri and worker.status == "offline":
                 if worker.spec.scheme != "tcp" or not printer.uri.startswith("tcp://"):
                     continue

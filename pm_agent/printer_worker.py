@@ -9,9 +9,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pm_agent.capabilities import capabilities_from_options
+from pm_agent.discovery.arp import ARP_TABLE, mac_for_ip, mac_identity
 from pm_agent.escpos_status import StatusReport
 from pm_agent.printer_identity import PrinterIdentity, read_identity
 from pm_agent.printer_port import PrinterIOError, PrinterPort, PrinterUnreachable
@@ -41,6 +43,8 @@ class PrinterWorker:
         columns: int | None = None,
         on_change: Callable[[PrinterWorker], Awaitable[None]] | None = None,
         identity: str | None = None,
+        mac: str | None = None,
+        arp_table: Path = ARP_TABLE,
     ) -> None:
         self.spec = spec
         self.port = port
@@ -59,7 +63,9 @@ class PrinterWorker:
         self.identity = identity or spec.uri
         self.previous_identity: str | None = None
         self.identity_info: PrinterIdentity | None = None  # None: not asked yet
-        self.mac: str | None = None
+        #: A network printer's MAC (ARP table): its identity when it tells no serial.
+        self.mac = mac
+        self.arp_table = arp_table
         #: Set after the first status poll (reachable or not), identity asked.
         self.first_contact = asyncio.Event()
         self.printer_id: int | None = None
@@ -132,15 +138,14 @@ class PrinterWorker:
                 return False  # asked again at the next contact
         self.identity_info = info
         if info.serial is None and self.spec.scheme == "tcp" and self.spec.host:
-            from pm_agent.discovery.arp import mac_for_ip
-
-            self.mac = await asyncio.to_thread(mac_for_ip, self.spec.host)
+            found = await asyncio.to_thread(mac_for_ip, self.spec.host, table=self.arp_table)
+            self.mac = found or self.mac
         if self.spec.options.get("identity") == "uri":
             identity = self.spec.uri  # the user says the serial is not unique
         elif info.serial:
             identity = f"serial:{info.serial}"
         elif self.mac:
-            identity = f"mac:{self.mac}"
+            identity = mac_identity(self.mac, self.spec.port)
         else:
             identity = self.spec.uri
         capabilities = capabilities_from_options(self.spec.options, model=info.model)

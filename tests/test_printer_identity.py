@@ -4,6 +4,7 @@ model or the user, and true status reaching operators."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,7 @@ from pm_agent.sim import SimulatedPrinter
 from pm_hub.server import RunningHub
 from pm_hub.store import printers as printer_store
 from tests.conftest import AgentFactory
-from tests.helpers import OpsClient, eventually
-
-
-class AnonymousPrinter(SimulatedPrinter):
-    """A printer that does not answer GS I (many cheap ones)."""
-
-    def identity(self, n: int) -> bytes | None:
-        return None
+from tests.helpers import AnonymousPrinter, OpsClient, eventually, write_arp_table
 
 
 async def listed(ops: OpsClient) -> list[dict[str, Any]]:
@@ -86,6 +80,49 @@ async def test_running_agent_follows_a_printer_to_its_new_address(
         assert [w.spec.uri for w in agent.workers] == [address]
         assert agent.workers[0].spec.station == "bar"
         assert len(await listed(ops)) == 1
+    finally:
+        await new.stop()
+
+
+async def test_running_agent_follows_a_printer_known_only_by_its_mac(
+    hub: RunningHub, ops: OpsClient, make_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """No serial (no GS I), but its MAC is in the ARP table: the printer leaves 127.0.0.1
+    and answers on 127.0.0.2 (the ARP table has its MAC there now). The agent's scan
+    finds it, the same worker drives it there, and the hub keeps one record with its
+    history; a ticket prints at the new address."""
+    mac = "02:00:5e:00:00:42"
+    table = tmp_path / "arp"
+    write_arp_table(table, {"127.0.0.1": mac})
+    old = AnonymousPrinter("Fryer")
+    await old.start()
+    config = DiscoveryConfig(
+        scan=["127.0.0.2/32"], scan_ports=[old.port], interval=0.3, arp_table=table
+    )
+    agent = await make_agent([f"Fryer={old.address}#kitchen"], name="mac", discovery=config)
+    port = old.port
+    row = await wait_row(ops, "registered by MAC", identity=f"mac:{mac}/{port}", status="online")
+    assert row["mac"] == mac and row["serial"] is None
+    await old.set_state("paper_low")
+    await wait_row(ops, "paper low", id=row["id"], status="paper_low")
+    await old.stop()
+    write_arp_table(table, {"127.0.0.2": mac})
+    new = AnonymousPrinter("Fryer", host="127.0.0.2", port=port)
+    await new.start()
+    try:
+        address = f"tcp://127.0.0.2:{port}"
+        await wait_row(ops, "followed", id=row["id"], address=address, status="online")
+        await asyncio.sleep(1.0)  # a few more scans: still one worker, one record, online
+        assert [w.spec.uri for w in agent.workers] == [address]
+        assert agent.workers[0].spec.station == "kitchen"
+        assert [(p["id"], p["status"]) for p in await listed(ops)] == [(row["id"], "online")]
+        assert "paper_low" in [h["status"] for h in await history(hub, row["id"])]
+        ack = await ops.call(
+            "job:submit",
+            {"printer_id": row["id"], "document": {"blocks": [{"type": "text", "text": "fries"}]}},
+        )
+        assert ack["ok"], ack
+        assert (await new.wait_for_receipts(1))[0].text == "fries"
     finally:
         await new.stop()
 
