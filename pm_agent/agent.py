@@ -278,6 +278,10 @@ class Agent:
             current = await self.spool.get(data["job_id"])
             return ok_ack(cancelled=False, status=current.state if current else "unknown")
 
+        @sio.on(HubEvent.PRINTER_CONFIGURE, namespace=NS)
+        async def on_printer_configure(data: Any = None) -> dict[str, Any]:
+            return await self._configure_printer(data)
+
         @sio.on(HubEvent.JOB_RELEASE, namespace=NS)
         async def on_job_release(data: Any = None) -> dict[str, Any]:
             if not isinstance(data, dict) or not isinstance(data.get("job_id"), int):
@@ -285,6 +289,25 @@ class Agent:
             released = await self.spool.release(data["job_id"])
             current = await self.spool.get(data["job_id"])
             return ok_ack(released=released, status=current.state if current else "unknown")
+
+    async def _configure_printer(self, data: Any) -> dict[str, Any]:
+        """``printer:configure {printer_id, profile}`` from the hub: an operator chose
+        the printer's capability profile (None: automatic again)."""
+        if not isinstance(data, dict) or not isinstance(data.get("printer_id"), int):
+            return error_ack(ErrorCode.INVALID_PAYLOAD, "printer_id is required")
+        profile = data.get("profile")
+        if profile is not None and not isinstance(profile, str):
+            return error_ack(ErrorCode.INVALID_PAYLOAD, "profile must be a name or null")
+        worker = self.by_printer_id.get(data["printer_id"])
+        if worker is None:
+            return error_ack(ErrorCode.NOT_FOUND, "this agent has no such printer")
+        try:
+            changed = worker.use_profile(profile)
+        except ValueError as exc:
+            return error_ack(ErrorCode.INVALID_PAYLOAD, str(exc))
+        if changed:
+            self._spawn(self._printer_changed(worker))
+        return ok_ack(capabilities=worker.capabilities.to_json())
 
     async def _after_connect(self) -> None:
         await self._flush_outbox()
@@ -339,10 +362,28 @@ class Agent:
             del self.by_printer_id[old_id]
         worker.printer_id = printer_id
         self.by_printer_id[printer_id] = worker
+        await self._take_operator_profile(worker, ack.get("printer"))
         if worker.previous_identity == description.get("previous_identity"):
             worker.previous_identity = None
         worker.wake()
         return True
+
+    async def _take_operator_profile(self, worker: PrinterWorker, record: Any) -> None:
+        """The hub's record of the printer carries the profile an operator chose (set
+        while this agent was away, or before it restarted): use it. A change of the
+        capabilities makes :meth:`_register` report the printer again."""
+        if not isinstance(record, dict) or "profile_override" not in record:
+            return
+        profile = record["profile_override"]
+        if profile == worker.profile_override:
+            return
+        try:
+            worker.use_profile(profile if isinstance(profile, str) else None)
+        except ValueError as exc:
+            log.warning("profile for %s from the hub not used: %s", worker.spec.name, exc)
+            return
+        log.info("printer %s: profile %s chosen by an operator", worker.spec.name, profile)
+        await self._remember(worker)
 
     # -- printers ----------------------------------------------------------------------
 
@@ -353,6 +394,7 @@ class Agent:
         identity: str | None = None,
         *,
         mac: str | None = None,
+        model: str | None = None,
     ) -> PrinterWorker:
         worker = PrinterWorker(
             spec,
@@ -365,6 +407,8 @@ class Agent:
             identity=identity or self._identities.identity(spec.uri),
             mac=mac,
             arp_table=self.arp_table,
+            model=model or self._identities.model(spec.uri),
+            profile=self._identities.profile(spec.uri),
         )
         self.workers.append(worker)
         worker.start()
@@ -377,27 +421,35 @@ class Agent:
         identity: str | None = None,
         *,
         mac: str | None = None,
+        model: str | None = None,
     ) -> PrinterWorker:
-        """Drive one more printer (found by discovery, or added at run time)."""
-        worker = self._add_worker(spec, port, identity, mac=mac)
+        """Drive one more printer (found by discovery, or added at run time); ``model``
+        is what discovery learned of it (USB IEEE 1284 id, mDNS TXT record)."""
+        worker = self._add_worker(spec, port, identity, mac=mac, model=model)
         log.info("added printer %s (%s)", spec.name, spec.uri)
         if self.connected:
             await self._wait_first_contact([worker])
             await self._register(worker)
         return worker
 
-    async def _printer_changed(self, worker: PrinterWorker) -> None:
+    async def _remember(self, worker: PrinterWorker) -> None:
+        """Keep what the agent learned about the printer at this address (identity,
+        model, serial) and the profile an operator chose, for the next start."""
         info = worker.identity_info
         entry = {
             "identity": worker.identity,
-            "model": info.model if info else None,
+            "model": worker.model,
             "serial": info.serial if info else None,
+            "profile": worker.profile_override,
         }
         if self._identities.remember(worker.spec.uri, entry):
             try:
                 await asyncio.to_thread(self._identities.save)
             except OSError as exc:
                 log.warning("could not save printer identities: %s", exc)
+
+    async def _printer_changed(self, worker: PrinterWorker) -> None:
+        await self._remember(worker)
         if worker.printer_id is not None and self.connected:
             await self._register(worker)
 
@@ -446,6 +498,7 @@ class Agent:
                     spec,
                     identity=printer.identity if printer.known_by_itself else None,
                     mac=printer.mac,
+                    model=printer.model,
                 )
             elif worker.spec.uri != printer.uri and worker.status == "offline":
                 if worker.spec.scheme != "tcp" or not printer.uri.startswith("tcp://"):
