@@ -393,3 +393,27 @@ async def test_found_usb_printer_gets_the_profile_of_the_model_its_1284_id_names
         )
         assert ack["ok"], ack
         assert (await far.wait_for_receipts(1))[0].text == "-" * 48
+
+
+async def test_agent_adds_the_printer_serial_discovery_finds_and_prints_on_it(
+    bridge: PtyPrinterBridge, sim: SimulatedPrinter, make_agent: AgentFactory, ops: OpsClient
+) -> None:
+    """``--discover serial`` in a running agent: the printer behind the pseudo-terminal
+    is found at its baud rate, registered under its serial, and prints through the pty."""
+    config = DiscoveryConfig(serial=True, serial_ports=[bridge.path])
+    agent = await make_agent([], name="serial-found", discovery=config)
+
+    async def online() -> dict[str, Any] | None:
+        ack = await ops.call("printers:list", {})
+        rows = [p for p in ack["printers"] if p["identity"] == "serial:FAR-42"]
+        return rows[0] if rows and rows[0]["status"] == "online" else None
+
+    row = await eventually(online, what="serial printer found and online")
+    assert (row["kind"], row["address"]) == ("serial", f"serial://{bridge.path}?baudrate=19200")
+    ack = await ops.call(
+        "job:submit",
+        {"printer_id": row["id"], "document": {"blocks": [{"type": "text", "text": "via pty"}]}},
+    )
+    assert ack["ok"], ack
+    assert (await sim.wait_for_receipts(1))[0].text == "via pty"
+    assert [w.spec.uri for w in agent.workers] == [row["address"]]
