@@ -22,6 +22,7 @@ from typing import Any
 import socketio
 
 from pm_agent.discovery import Discovery, DiscoveryConfig, FoundPrinter
+from pm_agent.discovery.arp import ARP_TABLE
 from pm_agent.identity_cache import FILE_NAME as IDENTITY_FILE
 from pm_agent.identity_cache import IdentityCache
 from pm_agent.link_health import LinkHealth
@@ -75,6 +76,7 @@ class Agent:
         ports: dict[str, PrinterPort] | None = None,
         discovery: DiscoveryConfig | None = None,
         identify_wait: float = 4.0,
+        arp_table: Path | None = None,
     ) -> None:
         self.hub_url = hub_url.rstrip("/")
         self.license_key = license_key
@@ -116,6 +118,8 @@ class Agent:
         self._identities = IdentityCache(data_dir / IDENTITY_FILE)
         self._register_lock = asyncio.Lock()
         self._usb_backend = discovery.usb_backend if discovery is not None else None
+        #: Where network printers' MACs are looked up (tests give a file of their own).
+        self.arp_table = arp_table or (discovery.arp_table if discovery else ARP_TABLE)
         self._setup_handlers()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -281,6 +285,10 @@ class Agent:
             current = await self.spool.get(data["job_id"])
             return ok_ack(cancelled=False, status=current.state if current else "unknown")
 
+        @sio.on(HubEvent.PRINTER_CONFIGURE, namespace=NS)
+        async def on_printer_configure(data: Any = None) -> dict[str, Any]:
+            return await self._configure_printer(data)
+
         @sio.on(HubEvent.JOB_RELEASE, namespace=NS)
         async def on_job_release(data: Any = None) -> dict[str, Any]:
             if not isinstance(data, dict) or not isinstance(data.get("job_id"), int):
@@ -288,6 +296,25 @@ class Agent:
             released = await self.spool.release(data["job_id"])
             current = await self.spool.get(data["job_id"])
             return ok_ack(released=released, status=current.state if current else "unknown")
+
+    async def _configure_printer(self, data: Any) -> dict[str, Any]:
+        """``printer:configure {printer_id, profile}`` from the hub: an operator chose
+        the printer's capability profile (None: automatic again)."""
+        if not isinstance(data, dict) or not isinstance(data.get("printer_id"), int):
+            return error_ack(ErrorCode.INVALID_PAYLOAD, "printer_id is required")
+        profile = data.get("profile")
+        if profile is not None and not isinstance(profile, str):
+            return error_ack(ErrorCode.INVALID_PAYLOAD, "profile must be a name or null")
+        worker = self.by_printer_id.get(data["printer_id"])
+        if worker is None:
+            return error_ack(ErrorCode.NOT_FOUND, "this agent has no such printer")
+        try:
+            changed = worker.use_profile(profile)
+        except ValueError as exc:
+            return error_ack(ErrorCode.INVALID_PAYLOAD, str(exc))
+        if changed:
+            self._spawn(self._printer_changed(worker))
+        return ok_ack(capabilities=worker.capabilities.to_json())
 
     async def _after_connect(self) -> None:
         await self._flush_outbox()
@@ -343,6 +370,7 @@ class Agent:
         worker.printer_id = printer_id
         worker.registered = True
         self.by_printer_id[printer_id] = worker
+        await self._take_operator_profile(worker, ack.get("printer"))
         if worker.previous_identity == description.get("previous_identity"):
             worker.previous_identity = None
         await self._remember_printer_id(str(description.get("identity")), printer_id)
@@ -382,10 +410,33 @@ class Agent:
             )
             worker.wake()
 
+    async def _take_operator_profile(self, worker: PrinterWorker, record: Any) -> None:
+        """The hub's record of the printer carries the profile an operator chose (set
+        while this agent was away, or before it restarted): use it. A change of the
+        capabilities makes :meth:`_register` report the printer again."""
+        if not isinstance(record, dict) or "profile_override" not in record:
+            return
+        profile = record["profile_override"]
+        if profile == worker.profile_override:
+            return
+        try:
+            worker.use_profile(profile if isinstance(profile, str) else None)
+        except ValueError as exc:
+            log.warning("profile for %s from the hub not used: %s", worker.spec.name, exc)
+            return
+        log.info("printer %s: profile %s chosen by an operator", worker.spec.name, profile)
+        await self._remember(worker)
+
     # -- printers ----------------------------------------------------------------------
 
     def _add_worker(
-        self, spec: PrinterSpec, port: PrinterPort | None = None, identity: str | None = None
+        self,
+        spec: PrinterSpec,
+        port: PrinterPort | None = None,
+        identity: str | None = None,
+        *,
+        mac: str | None = None,
+        model: str | None = None,
     ) -> PrinterWorker:
         worker = PrinterWorker(
             spec,
@@ -396,6 +447,10 @@ class Agent:
             poll_interval=self.poll_interval,
             on_change=self._printer_changed,
             identity=identity or self._identities.identity(spec.uri),
+            mac=mac,
+            arp_table=self.arp_table,
+            model=model or self._identities.model(spec.uri),
+            profile=self._identities.profile(spec.uri),
         )
         self.workers.append(worker)
         self._resume_known_id(worker)
@@ -403,28 +458,41 @@ class Agent:
         return worker
 
     async def add_printer(
-        self, spec: PrinterSpec, port: PrinterPort | None = None, identity: str | None = None
+        self,
+        spec: PrinterSpec,
+        port: PrinterPort | None = None,
+        identity: str | None = None,
+        *,
+        mac: str | None = None,
+        model: str | None = None,
     ) -> PrinterWorker:
-        """Drive one more printer (found by discovery, or added at run time)."""
-        worker = self._add_worker(spec, port, identity)
+        """Drive one more printer (found by discovery, or added at run time); ``model``
+        is what discovery learned of it (USB IEEE 1284 id, mDNS TXT record)."""
+        worker = self._add_worker(spec, port, identity, mac=mac, model=model)
         log.info("added printer %s (%s)", spec.name, spec.uri)
         if self.connected:
             await self._wait_first_contact([worker])
             await self._register(worker)
         return worker
 
-    async def _printer_changed(self, worker: PrinterWorker) -> None:
+    async def _remember(self, worker: PrinterWorker) -> None:
+        """Keep what the agent learned about the printer at this address (identity,
+        model, serial) and the profile an operator chose, for the next start."""
         info = worker.identity_info
         entry = {
             "identity": worker.identity,
-            "model": info.model if info else None,
+            "model": worker.model,
             "serial": info.serial if info else None,
+            "profile": worker.profile_override,
         }
         if self._identities.remember(worker.spec.uri, entry):
             try:
                 await asyncio.to_thread(self._identities.save)
             except OSError as exc:
                 log.warning("could not save printer identities: %s", exc)
+
+    async def _printer_changed(self, worker: PrinterWorker) -> None:
+        await self._remember(worker)
         renamed = worker.previous_identity in (None, worker.spec.uri)
         if not worker.registered and (worker.printer_id is None or not renamed):
             # Not confirmed by the hub yet: the id follows the identity. (Learning the
@@ -441,25 +509,30 @@ class Agent:
         return [str(w.spec.path) for w in self.workers if w.spec.scheme == "usb"]
 
     def worker_for(self, found: FoundPrinter) -> PrinterWorker | None:
-        """The worker already driving a found printer (same address or identity)."""
+        """The worker already driving a found printer: same address, or the same
+        identity (serial, or MAC and port), wherever it is now."""
         for worker in self.workers:
-            if worker.spec.uri == found.uri or found.uri in found.details.get("also_at", ()):
+            if worker.spec.uri == found.uri or worker.spec.uri in found.details.get("also_at", ()):
                 return worker
             if found.kind == "usb" and worker.spec.scheme == "usb":
                 spec = parse_printer_spec(found.uri)
                 ours, theirs = worker.spec.options.get("serial"), spec.options.get("serial")
                 if spec.path == worker.spec.path and (not ours or not theirs or ours == theirs):
                     return worker  # the same VID:PID, told apart by serial only when both have one
-        if found.serial:
+        if found.known_by_itself:
             for worker in self.workers:
                 if worker.identity == found.identity:
                     return worker
+        if found.mac:
+            for worker in self.workers:
+                if worker.mac == found.mac and worker.spec.port == found.port:
+                    return worker  # told its serial to us, but not to the probe
         return None
 
     async def adopt_found(self, found: list[FoundPrinter]) -> None:
         """What discovery found: new printers get a worker; a known printer (same
-        serial) that answers at a new address while its old one is unreachable
-        is driven at the new one and keeps its hub record."""
+        serial, or same MAC and port) that answers at a new address while its old
+        one is unreachable is driven at the new one and keeps its hub record."""
         for printer in found:
             if not printer.confirmed or self._stopping:
                 continue
@@ -470,7 +543,12 @@ class Agent:
                 except ValueError as exc:
                     log.warning("cannot use found printer %s: %s", printer.uri, exc)
                     continue
-                await self.add_printer(spec, identity=printer.identity if printer.serial else None)
+                await self.add_printer(
+                    spec,
+                    identity=printer.identity if printer.known_by_itself else None,
+                    mac=printer.mac,
+                    model=printer.model,
+                )
             elif worker.spec.uri != printer.uri and worker.status == "offline":
                 if worker.spec.scheme != "tcp" or not printer.uri.startswith("tcp://"):
                     continue

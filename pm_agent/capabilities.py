@@ -15,6 +15,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pm_hub.protocol import profiles
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "default"
@@ -64,15 +66,13 @@ def _profiles() -> dict[str, Any]:
 
 def profile_names() -> list[str]:
     """Every profile name python-escpos knows."""
-    return sorted(_profiles())
+    return list(profiles.profile_names())
 
 
 def check_profile(name: str) -> str:
     """``name`` if it is a known profile; ValueError listing the known ones otherwise."""
-    if name not in _profiles():
-        raise ValueError(
-            f"unknown printer profile {name!r}; known profiles: {', '.join(profile_names())}"
-        )
+    if not profiles.is_known_profile(name):
+        raise ValueError(profiles.unknown_profile_message(name))
     return name
 
 
@@ -80,17 +80,29 @@ def _normalise(model: str) -> str:
     return re.sub(r"[\s_]+", "", model.strip().upper())
 
 
-def profile_for_model(model: str | None) -> str | None:
-    """The profile for a reported model name, or None when the model is unknown."""
-    if not model:
-        return None
-    wanted = _normalise(model)
+def _profile_for_name(wanted: str) -> str | None:
     for name in _profiles():
         if name != DEFAULT_PROFILE and _normalise(name) == wanted:
             return name
     for prefix in sorted(MODEL_PROFILES, key=len, reverse=True):
         if wanted.startswith(_normalise(prefix)):
             return MODEL_PROFILES[prefix]
+    return None
+
+
+def profile_for_model(model: str | None) -> str | None:
+    """The profile for a reported model name, or None when the model is unknown.
+
+    The name may carry the maker and more in front or behind, as mDNS TXT records and
+    USB product strings do (``EPSON TM-T20II Receipt``): each word is tried as the start.
+    """
+    if not model:
+        return None
+    words = model.replace("(", " ").replace(")", " ").split()
+    for start in range(len(words)):
+        found = _profile_for_name(_normalise(" ".join(words[start:])))
+        if found:
+            return found
     return None
 
 

@@ -39,6 +39,15 @@ class IdentityCache:
         value = self.entries.get(uri, {}).get("identity")
         return value if isinstance(value, str) else None
 
+    def model(self, uri: str) -> str | None:
+        value = self.entries.get(uri, {}).get("model")
+        return value if isinstance(value, str) else None
+
+    def profile(self, uri: str) -> str | None:
+        """The profile an operator chose for the printer at ``uri`` (None: automatic)."""
+        value = self.entries.get(uri, {}).get("profile")
+        return value if isinstance(value, str) else None
+
     def remember(self, uri: str, entry: dict[str, Any]) -> bool:
         """Store ``entry`` for ``uri``; True when something changed (then call save)."""
         if self.entries.get(uri) == entry:

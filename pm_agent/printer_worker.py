@@ -9,9 +9,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
-from pm_agent.capabilities import capabilities_from_options
+from pm_agent.capabilities import PrinterCapabilities, capabilities_from_options, check_profile
+from pm_agent.discovery.arp import ARP_TABLE, mac_for_ip, mac_identity
 from pm_agent.escpos_status import StatusReport
 from pm_agent.printer_identity import PrinterIdentity, read_identity
 from pm_agent.printer_port import PrinterIOError, PrinterPort, PrinterUnreachable
@@ -51,6 +53,10 @@ class PrinterWorker:
         columns: int | None = None,
         on_change: Callable[[PrinterWorker], Awaitable[None]] | None = None,
         identity: str | None = None,
+        mac: str | None = None,
+        arp_table: Path = ARP_TABLE,
+        model: str | None = None,
+        profile: str | None = None,
     ) -> None:
         self.spec = spec
         self.port = port
@@ -61,15 +67,22 @@ class PrinterWorker:
         #: Called when what ``describe()`` says changed (identity, capabilities,
         #: status support, address): the agent registers the printer again.
         self.on_change = on_change
-        self.capabilities = capabilities_from_options(spec.options)
+        #: The model something else reported (USB IEEE 1284 id, mDNS TXT, what the
+        #: printer said last time): the capabilities follow it until GS I tells better.
+        self.model_hint = model
+        #: The profile an operator chose (``printer:configure``); None: automatic.
+        self.profile_override = profile
+        self.identity_info: PrinterIdentity | None = None  # None: not asked yet
+        self.capabilities = self._capabilities()
         self._columns_given = columns is not None
         self.columns = columns if columns is not None else self.capabilities.columns
         #: What the hub knows the printer by: its serial once it told it (GS I),
         #: else its MAC (ARP), else the configured address.
         self.identity = identity or spec.uri
         self.previous_identity: str | None = None
-        self.identity_info: PrinterIdentity | None = None  # None: not asked yet
-        self.mac: str | None = None
+        #: A network printer's MAC (ARP table): its identity when it tells no serial.
+        self.mac = mac
+        self.arp_table = arp_table
         #: Set after the first status poll (reachable or not), identity asked.
         self.first_contact = asyncio.Event()
         #: The hub's id for this printer: from registration, or (after a restart, until
@@ -123,7 +136,7 @@ class PrinterWorker:
             "status_supported": self.status_supported,
             "status": self.status,
             "flags": self.flags,
-            "model": info.model,
+            "model": self.model,
             "serial": info.serial,
             "mac": self.mac,
             "capabilities": self.capabilities.to_json(),
@@ -133,6 +146,40 @@ class PrinterWorker:
         return described
 
     # -- identity and capabilities --------------------------------------------------------
+
+    @property
+    def model(self) -> str | None:
+        """The model the printer told (GS I), else the one discovery reported."""
+        told = self.identity_info.model if self.identity_info else None
+        return told or self.model_hint
+
+    def _capabilities(self) -> PrinterCapabilities:
+        """An operator's profile, else ``?profile=``/``?columns=``, else the model's."""
+        options = self.spec.options
+        if self.profile_override:
+            options = {**options, "profile": self.profile_override}
+        return capabilities_from_options(options, model=self.model)
+
+    def _apply_capabilities(self) -> bool:
+        """Recompute the capabilities; True when they changed."""
+        capabilities = self._capabilities()
+        changed = capabilities != self.capabilities
+        self.capabilities = capabilities
+        if not self._columns_given:
+            self.columns = capabilities.columns
+        return changed
+
+    def use_profile(self, profile: str | None) -> bool:
+        """Use the operator's ``profile`` from now on (None: back to automatic): the
+        next job is laid out for it. True when the capabilities changed (the hub must
+        be told); ValueError for an unknown profile."""
+        if profile is not None:
+            check_profile(profile)
+        self.profile_override = profile
+        if not self._apply_capabilities():
+            return False
+        log.info("printer %s now uses profile %s", self.spec.name, self.capabilities.profile)
+        return True
 
     async def identify(self) -> bool:
         """Ask ``GS I`` once the printer answers: identity, model, capabilities.
@@ -146,27 +193,23 @@ class PrinterWorker:
                 return False  # asked again at the next contact
         self.identity_info = info
         if info.serial is None and self.spec.scheme == "tcp" and self.spec.host:
-            from pm_agent.discovery.arp import mac_for_ip
-
-            self.mac = await asyncio.to_thread(mac_for_ip, self.spec.host)
+            found = await asyncio.to_thread(mac_for_ip, self.spec.host, table=self.arp_table)
+            self.mac = found or self.mac
         if self.spec.options.get("identity") == "uri":
             identity = self.spec.uri  # the user says the serial is not unique
         elif info.serial:
             identity = f"serial:{info.serial}"
         elif self.mac:
-            identity = f"mac:{self.mac}"
+            identity = mac_identity(self.mac, self.spec.port)
         else:
             identity = self.spec.uri
-        capabilities = capabilities_from_options(self.spec.options, model=info.model)
-        changed = identity != self.identity or capabilities != self.capabilities
+        changed = self._apply_capabilities()
         if identity != self.identity:
+            changed = True
             log.info("printer %s is %s (was %s)", self.spec.name, identity, self.identity)
             # The hub renames the record when it was known by its address until now;
             # another serial at this address is another printer with its own record.
             self.previous_identity, self.identity = self.identity, identity
-        self.capabilities = capabilities
-        if not self._columns_given:
-            self.columns = capabilities.columns
         if changed or info.answered:
             await self._changed()
             return True
@@ -341,7 +384,13 @@ class PrinterWorker:
 
     def _render(self, payload: dict[str, Any]) -> bytes:
         document = payload.get("document") or {}
-        data = render_document(document, columns=self.columns, header=payload.get("header"))
+        data = render_document(
+            document,
+            columns=self.columns,
+            profile=self.capabilities.profile,
+            header=payload.get("header"),
+            cutter=self.identity_info.has_cutter if self.identity_info else None,
+        )
         copies = int(payload.get("copies") or 1)
         return data * max(1, min(copies, 10))
 

@@ -3,8 +3,16 @@
 :func:`render_document` renders the document of DESIGN.md ("Job document")
 through ``escpos.printer.Dummy`` so the bytes are exactly what python-escpos
 would send to a real printer; :func:`render_test_page` builds the page of the
-"test print" action. Rendering is pure CPU work (no I/O); run it off the
-event loop when documents may be large (images).
+"test print" action.
+
+Given the printer's capability profile, the document is made for that printer:
+images are scaled to its paper width in dots, text uses its code pages, a QR code
+is sent natively only when it can draw them (else printed as an image, or as its
+text when the printer cannot print images either), and images use the first
+image command it supports (raster, column, graphics) or are left out.
+
+Rendering is pure CPU work (no I/O); run it off the event loop when documents may
+be large (images).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from escpos.constants import PAPER_FULL_CUT, PAPER_PART_CUT
 from escpos.printer import Dummy
 from PIL import Image as PILImage
 
@@ -27,6 +36,9 @@ logger = logging.getLogger(__name__)
 #: Width in dots of one Font A character; used when the profile does not say
 #: how wide the paper is.
 DOTS_PER_COLUMN = 12
+#: Image commands in the order they are preferred (python-escpos ``impl`` names,
+#: which are also the profile's feature names).
+IMAGE_COMMANDS = ("bitImageRaster", "bitImageColumn", "graphics")
 TEST_PAGE_TITLE = "PRINTERMASTER TEST PAGE"
 _PRINTING_BLOCKS = frozenset({"text", "line", "feed", "barcode", "qr", "image"})
 _BARCODE_TYPE_A = frozenset({"UPC-A", "UPC-E", "EAN13", "EAN8", "CODE39", "ITF", "NW7", "CODABAR"})
@@ -45,9 +57,15 @@ def _printer(profile: str | None, columns: int) -> tuple[Any, int]:
         max_width = int(width.get("pixels"))
     except (TypeError, ValueError):
         max_width = columns * DOTS_PER_COLUMN
-        width["pixels"] = max_width
+    max_width -= max_width % 8  # images are sent in whole bytes of 8 dots
+    width["pixels"] = max_width
     printer.profile.profile_data = data  # instance copy; the class data stays shared
     return printer, max_width
+
+
+def _image_command(p: Any) -> str | None:
+    """The first image command the printer's profile supports, or None."""
+    return next((c for c in IMAGE_COMMANDS if p.profile.supports(c)), None)
 
 
 def _text_block(p: Any, block: dict[str, Any]) -> None:
@@ -78,7 +96,17 @@ def _text_block(p: Any, block: dict[str, Any]) -> None:
         p.set(custom_size=True, width=1, height=1)
 
 
+def _print_image(p: Any, img: Any, command: str) -> None:
+    p.set(align="center")
+    p.image(img, impl=command)
+    p.set(align="left")
+
+
 def _image_block(p: Any, block: dict[str, Any], max_width: int) -> None:
+    command = _image_command(p)
+    if command is None:
+        logger.info("image left out: printer profile %s cannot print images", p.profile.name)
+        return
     data = base64.b64decode("".join(block["png_base64"].split()))
     with PILImage.open(io.BytesIO(data)) as opened:
         opened.load()
@@ -86,8 +114,38 @@ def _image_block(p: Any, block: dict[str, Any], max_width: int) -> None:
     if img.width > max_width:
         height = max(1, round(img.height * max_width / img.width))
         img = img.resize((max_width, height))
+    _print_image(p, img, command)
+
+
+def _qr_image(data: str, size: int, max_width: int) -> Any:
+    """The QR code as a black-on-white image, ``size`` dots per module (smaller when
+    it would not fit the paper), with a one-module quiet zone."""
+    import qrcode
+
+    code = qrcode.QRCode(version=None, border=1, error_correction=qrcode.constants.ERROR_CORRECT_L)
+    code.add_data(data)
+    code.make(fit=True)
+    matrix = code.get_matrix()
+    modules = len(matrix)
+    scale = max(1, min(size, max_width // modules))
+    img = PILImage.new("L", (modules, modules), 255)
+    img.putdata([0 if dark else 255 for row in matrix for dark in row])
+    return img.resize((modules * scale, modules * scale), PILImage.Resampling.NEAREST)
+
+
+def _qr_block(p: Any, block: dict[str, Any], max_width: int) -> None:
+    if p.profile.supports("qrCode"):
+        p.set(align="center")
+        p.qr(block["data"], size=block["size"], native=True)
+        p.set(align="left")
+        return
+    command = _image_command(p)
+    if command is not None:
+        _print_image(p, _qr_image(block["data"], block["size"], max_width), command)
+        return
+    # Neither QR codes nor images: the text at least (a link can still be typed).
     p.set(align="center")
-    p.image(img, impl="bitImageRaster")
+    p.text(block["data"] + "\n")
     p.set(align="left")
 
 
@@ -110,6 +168,22 @@ def _barcode_block(p: Any, block: dict[str, Any]) -> None:
     p.set(align="left")
 
 
+def _cut(p: Any, mode: str, cutter: bool | None) -> None:
+    """Feed the paper past the tear bar and cut. ``cutter`` is what the printer says
+    about itself (``GS I 2``): True sends the cut even when its profile lists no
+    cutter (many 58 mm models come with and without one), False only feeds; None
+    leaves it to the profile."""
+    if cutter is None:
+        p.cut(mode=mode)
+    elif not cutter:
+        p.print_and_feed(6)
+    elif p.profile.supports("paperFullCut") or p.profile.supports("paperPartCut"):
+        p.cut(mode=mode)
+    else:
+        p.print_and_feed(6)
+        p._raw(PAPER_PART_CUT if mode == "PART" else PAPER_FULL_CUT)
+
+
 def _header(p: Any, header: str) -> None:
     p.set(align="center", bold=True)
     p.text(header + "\n")
@@ -122,14 +196,18 @@ def render_document(
     columns: int = 42,
     profile: str | None = None,
     header: str | None = None,
+    cutter: bool | None = None,
 ) -> bytes:
-    """ESC/POS bytes for a job document (validated first).
+    """ESC/POS bytes for a job document (validated first), for a printer with the
+    python-escpos capability ``profile`` (None: the default profile) and ``columns``
+    characters per line.
 
     The output starts with ``ESC @``, then the optional ``header`` line (bold,
     centred), then the blocks. A job always ends cut: a full cut is appended
-    unless a cut block follows the last block that prints something. A
-    ``raw_base64`` document is passed through after the header, with a cut
-    appended if its bytes contain none.
+    unless a cut block follows the last block that prints something (a printer
+    without a cutter gets its paper fed instead: ``cutter`` is what the printer
+    told about itself, see :func:`_cut`). A ``raw_base64`` document is passed
+    through after the header, with a cut appended if its bytes contain none.
 
     Raises ``ProtocolError`` for an invalid document and ``ValueError`` for an
     unknown profile.
@@ -144,7 +222,7 @@ def render_document(
         raw = base64.b64decode("".join(doc["raw_base64"].split()))
         p._raw(raw)
         if not any(isinstance(event, Cut) for event in decode_all(raw, profile=profile)):
-            p.cut()
+            _cut(p, "FULL", cutter)
         return bytes(p.output)
 
     blocks: list[dict[str, Any]] = doc["blocks"]
@@ -162,18 +240,16 @@ def render_document(
         elif kind == "barcode":
             _barcode_block(p, block)
         elif kind == "qr":
-            p.set(align="center")
-            p.qr(block["data"], size=block["size"], native=True)
-            p.set(align="left")
+            _qr_block(p, block, max_width)
         elif kind == "image":
             _image_block(p, block, max_width)
         elif kind == "cut":
-            p.cut(mode="PART" if block["partial"] else "FULL")
+            _cut(p, "PART" if block["partial"] else "FULL", cutter)
             needs_cut = False
         elif kind == "drawer":
             p.cashdraw(block["pin"])
     if needs_cut:
-        p.cut()
+        _cut(p, "FULL", cutter)
     return bytes(p.output)
 
 

@@ -19,6 +19,7 @@ from pm_hub.protocol import (
     ProtocolError,
     ok_ack,
 )
+from pm_hub.protocol.profiles import check_capabilities
 from pm_hub.protocol.validation import (
     get_bool,
     get_flags,
@@ -40,22 +41,6 @@ PRINTER_KINDS = ("network", "usb", "serial", "file", "simulated")
 
 
 #: Largest ``capabilities`` object a printer may carry (JSON bytes).
-MAX_CAPABILITIES_BYTES = 4096
-
-
-def _capabilities(data: dict[str, Any]) -> dict[str, Any] | None:
-    value = data.get("capabilities")
-    if value is None:
-        return None
-    if not isinstance(value, dict) or len(value) > 40:
-        raise invalid("capabilities must be an object of at most 40 fields")
-    try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError):
-        raise invalid("capabilities must be plain JSON") from None
-    if size > MAX_CAPABILITIES_BYTES:
-        raise invalid(f"capabilities is larger than {MAX_CAPABILITIES_BYTES} bytes")
-    return value
 
 
 def setup_agent_namespace(hub: Hub) -> None:
@@ -154,7 +139,7 @@ def setup_agent_namespace(hub: Hub) -> None:
         serial = get_str(data, "serial", max_length=64)
         mac = get_str(data, "mac", max_length=32)
         previous_identity = get_str(data, "previous_identity", max_length=300)
-        capabilities = _capabilities(data)
+        capabilities = check_capabilities(data.get("capabilities"))
         assert kind is not None
         previous_id = None
         if previous_identity and previous_identity != identity:

@@ -136,17 +136,25 @@ async def run_agent(
     discovery: Any = None,
     mdns_interfaces: list[str] | None = None,
     mdns_timeout: float = 5.0,
+    hub_branch: str | None = None,
 ) -> int:
     from pm_agent.agent import Agent, AgentAuthError
 
     if not hub_url:
         from pm_hub.mdns import find_hub
 
-        _say("pm agent: no --hub given; looking for a hub on mDNS")
-        hub_url = await find_hub(timeout=mdns_timeout, interfaces=mdns_interfaces)
+        which = f" of branch {hub_branch!r}" if hub_branch else ""
+        _say(f"pm agent: no --hub given; looking for a hub{which} on mDNS")
+        hub_url = await find_hub(
+            timeout=mdns_timeout, interfaces=mdns_interfaces, branch=hub_branch
+        )
         if not hub_url:
-            _say("pm agent: no hub announced on mDNS (start it with --mdns, or pass --hub URL)")
+            _say(
+                f"pm agent: no hub{which} announced on mDNS (is the hub started with "
+                "--no-mdns, or listening on 127.0.0.1 on another machine?); pass --hub URL"
+            )
             return 2
+        _say(f"pm agent: found the hub at {hub_url}")
     if not printers and not (discovery is not None and discovery.enabled):
         _say("pm agent: no printers given (use --printer tcp://HOST:PORT); waiting anyway")
     agent = Agent(

@@ -32,14 +32,22 @@ def _common(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
         parser.add_argument("--port", type=int, help="port to listen on (default 3001)")
 
 
-def _settings(args: argparse.Namespace, **extra: Any) -> HubSettings:
+def _settings(
+    args: argparse.Namespace, *, defaults: dict[str, Any] | None = None, **extra: Any
+) -> HubSettings:
     overrides = {
         "data_dir": getattr(args, "data_dir", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         **extra,
     }
-    return load_settings(config_file=getattr(args, "config", None), overrides=overrides)
+    return load_settings(
+        config_file=getattr(args, "config", None), overrides=overrides, defaults=defaults
+    )
+
+
+#: ``pm hub`` and ``pm up`` announce themselves on mDNS unless told otherwise.
+SERVER_DEFAULTS = {"mdns": True}
 
 
 def _printer_specs(values: list[str] | None) -> list[Any]:
@@ -53,7 +61,18 @@ def _mdns_flag(parser: argparse.ArgumentParser) -> None:
         "--mdns",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="announce the hub on mDNS as _printermaster._tcp (default: off, or PM_MDNS)",
+        help="announce the hub on mDNS as _printermaster._tcp (default: on; only on "
+        "127.0.0.1 while the hub listens there; --no-mdns or PM_MDNS=0 to switch it off)",
+    )
+
+
+def _hub_branch_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hub-branch",
+        default=os.environ.get("PM_HUB_BRANCH"),
+        metavar="NAME",
+        help="without --hub: take the hub announced for this branch name when several "
+        "hubs share the network (or PM_HUB_BRANCH)",
     )
 
 
@@ -90,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", type=int, default=0, metavar="N", help="also run N simulated printers")
     p.add_argument("--sim-port", type=int, default=9101, help="first simulated printer port")
     p.add_argument("--sim-control-port", type=int, default=9180, help="simulator control port")
-    p.add_argument("--poll-interval", type=float, default=2.0, help="printer status poll (s)")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        help="seconds between printer status queries (default 2; or PM_POLL_INTERVAL, "
+        "poll_interval in --config)",
+    )
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
     _mdns_flag(p)
     _discovery_options(p)
@@ -112,8 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--license", default=os.environ.get("PM_LICENSE"), help="license key (or PM_LICENSE)"
     )
     p.add_argument("--printer", action="append", metavar="[NAME=]URI[#STATION]", help="repeatable")
-    p.add_argument("--poll-interval", type=float, default=2.0, help="printer status poll (s)")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        help="seconds between printer status queries (default 2; or PM_POLL_INTERVAL, "
+        "poll_interval in --config)",
+    )
     p.add_argument("--name", help="agent name shown to operators (default: host name)")
+    _hub_branch_flag(p)
     _discovery_options(p)
 
     p = sub.add_parser("tui", help="the terminal dashboard")
@@ -125,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mdns-interface", action="append", metavar="IP", help="look for the hub only here"
     )
+    _hub_branch_flag(p)
     p.add_argument(
         "--token", default=os.environ.get("PM_TOKEN"), help="operator token (or PM_TOKEN)"
     )
@@ -236,13 +267,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pm_hub.branch_box import run_hub
 
         settings = _settings(
-            args, company_mode=args.company_mode, branch_name=args.branch_name, mdns=args.mdns
+            args,
+            defaults=SERVER_DEFAULTS,
+            company_mode=args.company_mode,
+            branch_name=args.branch_name,
+            mdns=args.mdns,
         )
         return _run(run_hub(settings))
     if command == "up":
         from pm_hub.branch_box import run_up
 
-        settings = _settings(args, branch_name=args.branch_name, mdns=args.mdns)
+        settings = _settings(
+            args,
+            defaults=SERVER_DEFAULTS,
+            branch_name=args.branch_name,
+            mdns=args.mdns,
+            poll_interval=args.poll_interval,
+        )
         return _run(
             run_up(
                 settings,
@@ -250,7 +291,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 sim_count=args.sim,
                 sim_port=args.sim_port,
                 sim_control_port=args.sim_control_port,
-                poll_interval=args.poll_interval,
+                poll_interval=settings.poll_interval,
                 discovery=_discovery(args),
             )
         )
@@ -264,17 +305,18 @@ def _dispatch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        settings = _settings(args)
+        settings = _settings(args, poll_interval=args.poll_interval)
         return _run(
             run_agent(
                 hub_url=args.hub,
                 license_key=args.license,
                 data_dir=settings.data_dir,
                 printers=_printer_specs(args.printer),
-                poll_interval=args.poll_interval,
+                poll_interval=settings.poll_interval,
                 name=args.name,
                 discovery=_discovery(args),
                 mdns_interfaces=args.mdns_interface,
+                hub_branch=args.hub_branch,
             )
         )
     if command == "tui":
@@ -286,6 +328,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             config_file=args.config,
             mdns_interfaces=args.mdns_interface,
+            hub_branch=args.hub_branch,
             web=args.web,
             web_host=args.web_host,
             web_port=args.web_port,

@@ -1,4 +1,8 @@
-"""Settings for the hub and the agent: defaults < TOML file < ``PM_*`` env < command line."""
+"""Settings for the hub and the agent: defaults < TOML file < ``PM_*`` env < command line.
+
+The TOML file may hold the settings at the top level or in ``[hub]`` and ``[agent]``
+tables (``[agent]`` wins where both name the same setting).
+"""
 
 from __future__ import annotations
 
@@ -40,10 +44,14 @@ class HubSettings:
     sqlite_synchronous: str = "FULL"
     """SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL is faster."""
     mdns: bool = False
-    """Advertise the hub as ``_printermaster._tcp.local.``."""
+    """Advertise the hub as ``_printermaster._tcp.local.`` (``pm hub`` and ``pm up`` turn
+    this on unless told ``--no-mdns``, ``PM_MDNS=0`` or ``mdns = false``)."""
     printer_update_window_s: float = 0.1
     """Operators that connect with ``coalesce: true`` get printer changes batched into
     one ``printers:update`` per this many seconds (the first after a quiet spell at once)."""
+    poll_interval: float = 2.0
+    """Seconds between status queries (DLE EOT) to each printer, for the agent of
+    ``pm up`` and ``pm agent``; a change reaches operators within one interval."""
     max_payload_bytes: int = 2 * 1024 * 1024
     """Largest Socket.IO message or HTTP body accepted."""
     job_expiry_seconds: float = 600.0
@@ -92,26 +100,64 @@ def _convert(value: Any, type_name: str) -> Any:
     return _TYPES[base](value)
 
 
+#: Shortest and longest printer status poll interval accepted (seconds).
+POLL_INTERVAL_RANGE = (0.05, 3600.0)
+
+
+def _check(settings: HubSettings) -> HubSettings:
+    low, high = POLL_INTERVAL_RANGE
+    if not low <= settings.poll_interval <= high:
+        raise ValueError(
+            f"poll_interval must be between {low} and {high:.0f} seconds "
+            f"(got {settings.poll_interval})"
+        )
+    return settings
+
+
+def _tables(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tables of a config file that hold settings: top level, ``[hub]``, ``[agent]``."""
+    tables = [data]
+    for name in ("hub", "agent"):
+        table = data.get(name)
+        if isinstance(table, dict):
+            tables.append(table)
+    return tables
+
+
 def load_settings(
-    *, config_file: Path | None = None, overrides: dict[str, Any] | None = None
+    *,
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> HubSettings:
-    """Build settings from a TOML file (``[hub]`` table or top level), env and overrides."""
-    values: dict[str, Any] = {}
+    """Build settings: ``defaults`` (a command's own, e.g. mDNS on for ``pm hub``) <
+    TOML file (top level, ``[hub]``, ``[agent]``) < ``PM_*`` env < ``overrides`` (the
+    command line; None values are left out). ValueError for a bad file or value."""
     known = {f.name: str(f.type) for f in fields(HubSettings)}
+
+    def convert(name: str, value: Any, where: str) -> Any:
+        try:
+            return _convert(value, known[name])
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} ({where}): {value!r} is not a valid value") from None
+
+    values: dict[str, Any] = {
+        k: convert(k, v, "default") for k, v in (defaults or {}).items() if k in known
+    }
     if config_file is not None:
         try:
             data = tomllib.loads(Path(config_file).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ValueError(f"cannot read config {config_file}: {exc}") from exc
-        table = data.get("hub", data)
-        for key, value in table.items():
-            if key in known:
-                values[key] = _convert(value, known[key])
-    for name, type_name in known.items():
+        for table in _tables(data):
+            for key, value in table.items():
+                if key in known and not isinstance(value, dict):
+                    values[key] = convert(key, value, str(config_file))
+    for name in known:
         env = os.environ.get(f"PM_{name.upper()}")
         if env is not None:
-            values[name] = _convert(env, type_name)
+            values[name] = convert(name, env, f"PM_{name.upper()}")
     for key, value in (overrides or {}).items():
         if value is not None and key in known:
-            values[key] = _convert(value, known[key])
-    return HubSettings(**values)
+            values[key] = convert(key, value, "command line")
+    return _check(HubSettings(**values))

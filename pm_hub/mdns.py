@@ -187,10 +187,23 @@ def _announcement(info: Any) -> HubAnnouncement | None:
     )
 
 
+def _wanted(hub: HubAnnouncement, branch: str | None) -> bool:
+    """A branch hub (agents and dashboards want a branch, not a company hub), of the
+    branch named ``branch`` when one is given (case does not matter)."""
+    if hub.company_mode:
+        return False
+    return branch is None or (hub.branch or "").casefold() == branch.strip().casefold()
+
+
 async def browse_hubs(
-    *, timeout: float = 3.0, interfaces: Sequence[str] | None = None, first: bool = False
+    *,
+    timeout: float = 3.0,
+    interfaces: Sequence[str] | None = None,
+    first: bool = False,
+    branch: str | None = None,
 ) -> list[HubAnnouncement]:
-    """Hubs announced within ``timeout`` seconds (``first``: stop at the first one)."""
+    """Hubs announced within ``timeout`` seconds (``first``: stop at the first branch
+    hub, of ``branch`` when given)."""
     from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange
     from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -222,23 +235,24 @@ async def browse_hubs(
             announcement = _announcement(info)
             if announcement is not None:
                 found[announcement.name] = announcement
-                if first and not announcement.company_mode:
-                    break  # agents want a branch hub, not a company hub
+                if first and _wanted(announcement, branch):
+                    break
     finally:
         await browser.async_cancel()
         await zc.async_close()
     return sorted(found.values(), key=lambda h: (h.company_mode, h.name))
 
 
-async def find_hub(timeout: float = 3.0, interfaces: Sequence[str] | None = None) -> str | None:
-    """The URL of a branch hub announced on mDNS, or None when none answered."""
-    hubs = [
-        h
-        for h in await browse_hubs(timeout=timeout, interfaces=interfaces, first=True)
-        if not h.company_mode
-    ]
+async def find_hub(
+    timeout: float = 3.0, interfaces: Sequence[str] | None = None, branch: str | None = None
+) -> str | None:
+    """The URL of a branch hub announced on mDNS (the hub of ``branch`` when given:
+    several hubs may share a network), or None when none answered."""
+    found = await browse_hubs(timeout=timeout, interfaces=interfaces, first=True, branch=branch)
+    hubs = [h for h in found if _wanted(h, branch)]
     if not hubs:
-        log.info("no PrinterMaster hub announced on mDNS within %.1fs", timeout)
+        which = f"for branch {branch!r} " if branch else ""
+        log.info("no PrinterMaster hub %sannounced on mDNS within %.1fs", which, timeout)
         return None
     hub = hubs[0]
     log.info("found hub %r at %s (branch %s)", hub.name, hub.url, hub.branch)

@@ -25,6 +25,7 @@ from pm_hub.protocol import (
 )
 from pm_hub.protocol.documents import validate_document
 from pm_hub.protocol.errors import error_of, known_code
+from pm_hub.protocol.profiles import check_capabilities, check_profile_field
 from pm_hub.protocol.validation import (
     get_choices,
     get_float,
@@ -91,6 +92,7 @@ class Operations:
                 "station_priority",
                 "paused",
                 "default_expiry_s",
+                "profile",
             ),
         )
         _require_actor(principal)
@@ -113,18 +115,57 @@ class Operations:
             if not isinstance(data["paused"], bool):
                 raise invalid("paused must be true or false")
             changes["paused"] = int(data["paused"])
+        if "profile" in data:
+            changes["profile_override"] = check_profile_field(data["profile"])
         if not changes:
             raise invalid(
-                "nothing to change: give name, station, station_priority, paused "
-                "or default_expiry_s"
+                "nothing to change: give name, station, station_priority, paused, "
+                "default_expiry_s or profile"
             )
         updated = await self.hub.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
         )
         if updated is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {row['id']} not found")
+        extra: dict[str, Any] = {}
+        if "profile_override" in changes:
+            applied, updated = await self._apply_profile(updated)
+            extra["profile_applied"] = applied
         await self.hub.printer_changed(updated)
-        return ok_ack(printer=self.hub.printer_view(updated))
+        return ok_ack(printer=self.hub.printer_view(updated), **extra)
+
+    async def _apply_profile(self, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Tell the printer's agent to lay documents out for the chosen profile. Not
+        connected (or not answering): False, and the agent gets the profile with the
+        answer to its next registration of the printer."""
+        link = self.hub.agent_for_printer(row)
+        if link is None:
+            return False, row
+        ack = await self.hub.dispatcher.ask_agent(
+            link,
+            HubEvent.PRINTER_CONFIGURE,
+            {"printer_id": row["id"], "profile": row["profile_override"]},
+        )
+        if not ack.get("ok"):
+            log.warning(
+                "agent %s did not take the profile of printer %s: %s",
+                link.agent_id,
+                row["id"],
+                ack.get("error"),
+            )
+            return False, row
+        try:
+            capabilities = check_capabilities(ack.get("capabilities"))
+        except ProtocolError as exc:
+            log.warning("agent %s reported bad capabilities: %s", link.agent_id, exc)
+            return True, row
+        if capabilities is None:
+            return True, row
+        printer_id = row["id"]
+        updated = await self.hub.db.write(
+            lambda d: printer_store.set_printer_capabilities(d, printer_id, capabilities)
+        )
+        return True, updated or row
 
     async def test_printer(
         self,

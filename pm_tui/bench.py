@@ -333,7 +333,7 @@ def run_bench(
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         hub_cmd = [sys.executable, "-m", "pm_hub", "hub", "--data-dir", str(data)]
-        hub_cmd += ["--port", str(port), "--log-level", "WARNING"]
+        hub_cmd += ["--port", str(port), "--no-mdns", "--log-level", "WARNING"]
         with _process(hub_cmd, data / "hub.log") as hub:
             _wait_healthy(url, hub, data / "hub.log")
             agent_cmd = [sys.executable, "-m", "pm_tui.bench", "--agent", "--hub", url]

@@ -85,8 +85,11 @@ def check_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def discover_hub(timeout: float = 2.0, interfaces: list[str] | None = None) -> str | None:
-    """A hub advertised on mDNS, if ``pm_hub.mdns.find_hub`` exists and finds one."""
+def discover_hub(
+    timeout: float = 2.0, interfaces: list[str] | None = None, branch: str | None = None
+) -> str | None:
+    """A hub advertised on mDNS (of ``branch`` when given), if ``pm_hub.mdns.find_hub``
+    exists and finds one."""
     try:
         from pm_hub import mdns  # type: ignore[attr-defined,unused-ignore]
     except Exception:
@@ -96,7 +99,7 @@ def discover_hub(timeout: float = 2.0, interfaces: list[str] | None = None) -> s
         return None
     try:
         try:
-            found = find_hub(timeout=timeout, interfaces=interfaces)
+            found = find_hub(timeout=timeout, interfaces=interfaces, branch=branch)
         except TypeError:
             found = find_hub(timeout=timeout)
         if inspect.isawaitable(found):

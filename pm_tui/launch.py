@@ -39,6 +39,7 @@ def launch(
     log_level: str = "WARNING",
     config_file: Path | None = None,
     mdns_interfaces: list[str] | None = None,
+    hub_branch: str | None = None,
     web: bool = False,
     web_host: str = "127.0.0.1",
     web_port: int = 8080,
@@ -50,7 +51,7 @@ def launch(
             hub=hub_url,
             token=token,
             config_file=config_file,
-            discover=lambda: discover_hub(interfaces=mdns_interfaces),
+            discover=lambda: discover_hub(interfaces=mdns_interfaces, branch=hub_branch),
         )
     except TuiConfigError as exc:
         _say(f"pm tui: {exc}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,16 @@ from pm_agent.sim import SimulatorFleet
 from pm_hub.config import HubSettings
 from pm_hub.server import RunningHub, start_hub
 from tests.helpers import OpsClient
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _commands_do_not_announce_on_mdns() -> Iterator[None]:
+    """``pm hub`` and ``pm up`` announce themselves on mDNS by default; the hubs tests
+    start (many, some in subprocesses) stay quiet so no test finds another's hub. The
+    mDNS tests switch it on for their own hub."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PM_MDNS", "0")
+        yield
 
 
 def hub_settings(data_dir: Path, **overrides: Any) -> HubSettings:

@@ -9,7 +9,26 @@ from typing import Any
 
 import socketio
 
+from pm_agent.sim import SimulatedPrinter
 from pm_hub.protocol import HubEvent, Namespace
+
+ARP_HEADER = "IP address       HW type     Flags       HW address            Mask     Device\n"
+
+
+class AnonymousPrinter(SimulatedPrinter):
+    """A printer that does not answer GS I (many cheap ones): no serial, no model."""
+
+    def identity(self, n: int) -> bytes | None:
+        return None
+
+
+def write_arp_table(path: Any, entries: dict[str, str]) -> None:
+    """A file in the format of ``/proc/net/arp`` with complete entries ``{ip: mac}``
+    (the ARP table is the hardware edge: tests give the agent a file of their own)."""
+    rows = "".join(
+        f"{ip:<16} 0x1         0x2         {mac}     *        lo\n" for ip, mac in entries.items()
+    )
+    path.write_text(ARP_HEADER + rows)
 
 
 class OpsClient:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from pm_agent.sim import SimulatedPrinter
 from pm_hub import auth
 from pm_hub.cli import build_parser
+from pm_hub.config import load_settings
+from pm_hub.server import RunningHub
+from tests.helpers import eventually
 
 PM = [sys.executable, "-m", "pm_hub"]
 
@@ -89,3 +95,61 @@ def test_tui_without_token_says_what_to_do(tmp_path: Path) -> None:
 def test_bad_printer_uri_is_a_clear_error(tmp_path: Path) -> None:
     result = run("up", "--data-dir", str(tmp_path), "--port", "0", "--printer", "lpt://x")
     assert result.returncode == 2 and "unsupported printer address" in result.stderr
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def test_poll_interval_setting_file_env_and_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like every setting: default < TOML (top level, [hub] or [agent]) < PM_* < option."""
+    monkeypatch.delenv("PM_POLL_INTERVAL", raising=False)
+    config = tmp_path / "pm.toml"
+    assert load_settings().poll_interval == 2.0
+    config.write_text("[agent]\npoll_interval = 0.5\n")
+    assert load_settings(config_file=config).poll_interval == 0.5
+    monkeypatch.setenv("PM_POLL_INTERVAL", "0.75")
+    assert load_settings(config_file=config).poll_interval == 0.75
+    settings = load_settings(config_file=config, overrides={"poll_interval": 1.5})
+    assert settings.poll_interval == 1.5
+    monkeypatch.setenv("PM_POLL_INTERVAL", "soon")
+    with pytest.raises(ValueError, match=r"poll_interval .*PM_POLL_INTERVAL"):
+        load_settings()
+    monkeypatch.setenv("PM_POLL_INTERVAL", "0")
+    with pytest.raises(ValueError, match="poll_interval must be between"):
+        load_settings()
+
+
+def test_a_bad_poll_interval_stops_the_command_with_a_clear_message(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PM_POLL_INTERVAL": "-1"}
+    result = run("up", "--data-dir", str(tmp_path), "--port", "0", env=env)
+    assert result.returncode == 2 and "poll_interval must be between" in result.stderr
+
+
+async def test_pm_agent_polls_printers_as_often_as_its_config_file_says(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    """`pm agent --config` with ``poll_interval = 0.2``: the printer is asked for its
+    status about five times a second instead of every 2 s."""
+    config = tmp_path / "agent.toml"
+    config.write_text("[agent]\npoll_interval = 0.2\n")
+    key = await hub.hub.create_license()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PM_")}
+    async with SimulatedPrinter("Pass", serial="PASS-2") as sim:
+        log = (tmp_path / "agent.log").open("wb")
+        proc = await asyncio.create_subprocess_exec(
+            *PM, "agent", "--hub", hub.url, "--license", key, "--config", str(config),
+            "--data-dir", str(tmp_path / "agent"), "--printer", f"Pass={sim.address}",
+            stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+        try:
+            await eventually(lambda: sim.status_queries > 0, timeout=20, what="first poll")
+            before = sim.status_queries
+            await asyncio.sleep(1.5)
+            polls = (sim.status_queries - before) / 4  # DLE EOT 1, 2, 3 and 4 each poll
+        finally:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 10)
+            log.close()
+    assert polls >= 4, (polls, (tmp_path / "agent.log").read_text()[-2000:])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from pm_agent.discovery.tcp_scan import TcpScanSource, scan_targets
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim import SimulatedPrinter
 from tests.conftest import AgentFactory
-from tests.helpers import OpsClient, eventually
+from tests.helpers import AnonymousPrinter, OpsClient, eventually, write_arp_table
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -53,6 +54,54 @@ async def test_scan_finds_the_printers_of_a_loopback_range() -> None:
     assert by_uri[kitchen.address].status == "online"
     assert by_uri[bar.address].uri == f"tcp://127.0.0.3:{bar.port}"
     assert by_uri[mute.address].confirmed is False
+
+
+async def test_scan_keeps_to_its_concurrency_bound() -> None:
+    """A scan never has more connections open at once than its bound (it must not flood
+    the branch network or the box's sockets), and it does use the bound: probes overlap.
+    Counted at loopback listeners that take the status query, wait, then hang up."""
+    open_now = peak = seen = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now, peak, seen
+        open_now += 1
+        seen += 1
+        peak = max(peak, open_now)
+        try:
+            await reader.read(64)  # the DLE EOT queries
+            await asyncio.sleep(0.1)
+        finally:
+            open_now -= 1  # counted closed before the scanner can see the hang-up
+            writer.close()
+
+    servers = [await asyncio.start_server(handle, "127.0.0.1", 0) for _ in range(16)]
+    ports = [int(server.sockets[0].getsockname()[1]) for server in servers]
+    try:
+        found = await TcpScanSource(
+            "127.0.0.1/32", ports=ports, concurrency=4, timeout=2.0
+        ).discover()
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+    assert (seen, peak) == (16, 4)
+    assert len(found) == 16 and not any(f.confirmed for f in found)
+
+
+async def test_scan_results_carry_the_mac_from_the_arp_table(tmp_path: Path) -> None:
+    """A printer that tells no serial is known by its MAC (and port: a print server has
+    one MAC for several ports), so the agent can follow it to another address."""
+    table = tmp_path / "arp"
+    write_arp_table(table, {"127.0.0.1": "02:00:5e:00:00:07"})
+    async with AnonymousPrinter("Cheap") as cheap, SimulatedPrinter("Told", serial="T-1") as told:
+        found = await TcpScanSource(
+            "127.0.0.1/32", ports=[cheap.port, told.port], arp_table=table
+        ).discover()
+    by_uri = {f.uri: f for f in found}
+    assert by_uri[cheap.address].mac == "02:00:5e:00:00:07"
+    assert by_uri[cheap.address].identity == f"mac:02:00:5e:00:00:07/{cheap.port}"
+    assert by_uri[told.address].identity == "serial:T-1"
+    assert by_uri[cheap.address].to_json()["mac"] == "02:00:5e:00:00:07"
 
 
 @pytest.mark.parametrize(
@@ -89,6 +138,20 @@ def test_merge_keeps_one_printer_per_address_and_serial() -> None:
     assert first.name == "Kitchen printer"
     assert first.sources == ("configured", "scan", "mdns")
     assert first.details["also_at"] == ["tcp://10.0.0.9:9100"]
+
+
+def test_merge_takes_the_same_mac_and_port_for_one_printer() -> None:
+    scanned = FoundPrinter(uri="tcp://10.0.0.5:9100", kind="network", source="scan", mac="aa:1")
+    announced = FoundPrinter(
+        uri="tcp://10.0.0.9:9100", kind="network", source="mdns", mac="aa:1", name="Grill"
+    )
+    other_port = FoundPrinter(uri="tcp://10.0.0.5:9101", kind="network", source="scan", mac="aa:1")
+    merged = merge_found([scanned, other_port], [announced])
+    assert [(m.uri, m.identity) for m in merged] == [
+        ("tcp://10.0.0.5:9100", "mac:aa:1"),
+        ("tcp://10.0.0.5:9101", "mac:aa:1/9101"),
+    ]
+    assert merged[0].name == "Grill" and merged[0].details["also_at"] == ["tcp://10.0.0.9:9100"]
 
 
 async def test_one_failing_source_does_not_stop_the_others() -> None:
@@ -134,21 +197,27 @@ async def announce(zc: AsyncZeroconf, service: str, name: str, port: int, **txt:
     await zc.async_register_service(info, cooperating_responders=True)
 
 
-async def test_mdns_finds_announced_printers_on_loopback() -> None:
-    """_pdl-datastream announcements on 127.0.0.1 are resolved and confirmed by DLE EOT;
-    an office printer announcing the same service is left out."""
+async def test_mdns_finds_announced_printers_on_loopback(tmp_path: Path) -> None:
+    """_pdl-datastream announcements on 127.0.0.1 are resolved and confirmed by DLE EOT
+    (with the MAC the ARP table has for the address); an office printer announcing the
+    same service is left out. Names are unique: other tests on this machine may announce
+    printers on the loopback at the same time."""
+    table = tmp_path / "arp"
+    write_arp_table(table, {"127.0.0.1": "02:00:5e:00:00:08"})
+    tag = uuid.uuid4().hex[:8]
     zc = AsyncZeroconf(interfaces=LOOPBACK)
     try:
         async with SimulatedPrinter("Pass", serial="PASS-7", model="TM-T20II") as sim:
-            await announce(zc, RAW_SERVICE, "Pass printer", sim.port, ty="EPSON TM-T20II")
-            await announce(zc, RAW_SERVICE, "Office", free_port(), ty="HP LaserJet M404")
-            found = await MdnsSource(interfaces=LOOPBACK, timeout=1.5).discover()
+            await announce(zc, RAW_SERVICE, f"Pass {tag}", sim.port, ty="EPSON TM-T20II")
+            await announce(zc, RAW_SERVICE, f"Office {tag}", free_port(), ty="HP LaserJet M404")
+            found = await MdnsSource(interfaces=LOOPBACK, timeout=1.5, arp_table=table).discover()
     finally:
         await zc.async_close()
-    assert [(f.uri, f.name, f.identity, f.confirmed) for f in found] == [
-        (sim.address, "Pass printer", "serial:PASS-7", True)
+    ours = [f for f in found if f.name and f.name.endswith(tag)]
+    assert [(f.uri, f.name, f.identity, f.confirmed) for f in ours] == [
+        (sim.address, f"Pass {tag}", "serial:PASS-7", True)
     ]
-    assert found[0].model == "TM-T20II"
+    assert ours[0].model == "TM-T20II" and ours[0].mac == "02:00:5e:00:00:08"
 
 
 async def test_mdns_lpd_announcement_points_at_the_raw_port() -> None:

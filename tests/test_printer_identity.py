@@ -4,10 +4,18 @@ model or the user, and true status reaching operators."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import io
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
+from PIL import Image
+
 from pm_agent.agent import Agent
+from pm_agent.capabilities import profile_for_model
 from pm_agent.discovery import DiscoveryConfig
 from pm_agent.escpos_status import STATUSES
 from pm_agent.printer_uri import parse_printer_spec
@@ -15,14 +23,13 @@ from pm_agent.sim import SimulatedPrinter
 from pm_hub.server import RunningHub
 from pm_hub.store import printers as printer_store
 from tests.conftest import AgentFactory
-from tests.helpers import OpsClient, eventually
+from tests.helpers import AnonymousPrinter, OpsClient, eventually, write_arp_table
 
 
-class AnonymousPrinter(SimulatedPrinter):
-    """A printer that does not answer GS I (many cheap ones)."""
-
-    def identity(self, n: int) -> bytes | None:
-        return None
+def png(width: int, height: int) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "black").save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode()
 
 
 async def listed(ops: OpsClient) -> list[dict[str, Any]]:
@@ -86,6 +93,49 @@ async def test_running_agent_follows_a_printer_to_its_new_address(
         assert [w.spec.uri for w in agent.workers] == [address]
         assert agent.workers[0].spec.station == "bar"
         assert len(await listed(ops)) == 1
+    finally:
+        await new.stop()
+
+
+async def test_running_agent_follows_a_printer_known_only_by_its_mac(
+    hub: RunningHub, ops: OpsClient, make_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """No serial (no GS I), but its MAC is in the ARP table: the printer leaves 127.0.0.1
+    and answers on 127.0.0.2 (the ARP table has its MAC there now). The agent's scan
+    finds it, the same worker drives it there, and the hub keeps one record with its
+    history; a ticket prints at the new address."""
+    mac = "02:00:5e:00:00:42"
+    table = tmp_path / "arp"
+    write_arp_table(table, {"127.0.0.1": mac})
+    old = AnonymousPrinter("Fryer")
+    await old.start()
+    config = DiscoveryConfig(
+        scan=["127.0.0.2/32"], scan_ports=[old.port], interval=0.3, arp_table=table
+    )
+    agent = await make_agent([f"Fryer={old.address}#kitchen"], name="mac", discovery=config)
+    port = old.port
+    row = await wait_row(ops, "registered by MAC", identity=f"mac:{mac}/{port}", status="online")
+    assert row["mac"] == mac and row["serial"] is None
+    await old.set_state("paper_low")
+    await wait_row(ops, "paper low", id=row["id"], status="paper_low")
+    await old.stop()
+    write_arp_table(table, {"127.0.0.2": mac})
+    new = AnonymousPrinter("Fryer", host="127.0.0.2", port=port)
+    await new.start()
+    try:
+        address = f"tcp://127.0.0.2:{port}"
+        await wait_row(ops, "followed", id=row["id"], address=address, status="online")
+        await asyncio.sleep(1.0)  # a few more scans: still one worker, one record, online
+        assert [w.spec.uri for w in agent.workers] == [address]
+        assert agent.workers[0].spec.station == "kitchen"
+        assert [(p["id"], p["status"]) for p in await listed(ops)] == [(row["id"], "online")]
+        assert "paper_low" in [h["status"] for h in await history(hub, row["id"])]
+        ack = await ops.call(
+            "job:submit",
+            {"printer_id": row["id"], "document": {"blocks": [{"type": "text", "text": "fries"}]}},
+        )
+        assert ack["ok"], ack
+        assert (await new.wait_for_receipts(1))[0].text == "fries"
     finally:
         await new.stop()
 
@@ -266,3 +316,116 @@ async def test_another_printer_at_the_same_address_is_another_printer(
             assert kept["identity"] == "serial:OLD-1" and kept["serial"] == "OLD-1"
         finally:
             await second.stop()
+
+
+async def test_operator_chooses_the_profile_at_run_time(
+    hub: RunningHub, ops: OpsClient, make_agent: AgentFactory, admin_token: str
+) -> None:
+    """``printer:configure {profile}`` (and HTTP PATCH): checked against python-escpos's
+    database, kept by the hub, used by the agent for the next ticket; null goes back to
+    the model's profile. Set while the agent is away, it is applied when it returns."""
+    line = {"blocks": [{"type": "line"}]}
+    async with SimulatedPrinter("Pass", serial="P-9", model="TM-T20II") as sim:
+        first = await make_agent([f"Pass={sim.address}"], name="profile-1")
+        row = await wait_row(ops, "registered", identity="serial:P-9", status="online")
+        assert (row["profile"], row["profile_override"]) == ("TM-T20II", None)
+
+        bad = await ops.call("printer:configure", {"printer_id": row["id"], "profile": "TM-NOPE"})
+        assert bad["error"]["code"] == "invalid_payload" and "TM-T88V" in bad["error"]["message"]
+        ack = await ops.call("printer:configure", {"printer_id": row["id"], "profile": "POS-5890"})
+        assert ack["ok"] and ack["profile_applied"] is True, ack
+        printer = ack["printer"]
+        assert (printer["profile_override"], printer["profile"]) == ("POS-5890", "POS-5890")
+        assert printer["capabilities"]["columns"] == 32 and printer["capabilities"]["qr"] is False
+        assert (await ops.call("job:submit", {"printer_id": row["id"], "document": line}))["ok"]
+        assert (await sim.wait_for_receipts(1))[-1].text == "-" * 32
+
+        async with (
+            aiohttp.ClientSession() as session,
+            session.patch(
+                f"{hub.url}/api/v1/printers/{row['id']}",
+                json={"profile": None},
+                headers={"Authorization": f"Bearer {admin_token}"},
+            ) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            body = await resp.json()
+        assert (body["printer"]["profile_override"], body["printer"]["profile"]) == (
+            None,
+            "TM-T20II",
+        )
+        assert (await ops.call("job:submit", {"printer_id": row["id"], "document": line}))["ok"]
+        assert (await sim.wait_for_receipts(2))[-1].text == "-" * 48
+
+        await first.stop()
+        away = await ops.call("printer:configure", {"printer_id": row["id"], "profile": "ZJ-5870"})
+        assert away["ok"] and away["profile_applied"] is False
+        await make_agent([f"Pass={sim.address}"], name="profile-2")
+        back = await wait_row(ops, "applied on return", id=row["id"], profile="ZJ-5870")
+        assert back["profile_override"] == "ZJ-5870" and back["capabilities"]["columns"] == 32
+        assert (await ops.call("job:submit", {"printer_id": row["id"], "document": line}))["ok"]
+        assert (await sim.wait_for_receipts(3))[-1].text == "-" * 32
+
+
+async def test_tickets_are_made_for_the_printers_profile(
+    ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    """Images are as wide as the printer's paper in dots (a TM-T88V: 512, not 42 x 12),
+    and a printer without native QR codes (a POS-5890) gets the code as an image."""
+    document = {
+        "blocks": [
+            {"type": "image", "png_base64": png(800, 100)},
+            {"type": "qr", "data": "https://example.com/t/7"},
+        ]
+    }
+    async with (
+        SimulatedPrinter("Wide", serial="W-3", model="TM-T88V") as wide,
+        SimulatedPrinter("Small", serial="S-3", model="POS-5890", profile="POS-5890") as small,
+    ):
+        await make_agent([f"Wide={wide.address}", f"Small={small.address}"], name="layout")
+        for serial in ("W-3", "S-3"):
+            row = await wait_row(ops, serial, identity=f"serial:{serial}", status="online")
+            ack = await ops.call("job:submit", {"printer_id": row["id"], "document": document})
+            assert ack["ok"], ack
+        wide_lines = (await wide.wait_for_receipts(1))[0].text.splitlines()
+        small_lines = (await small.wait_for_receipts(1))[0].text.splitlines()
+    assert wide_lines == ["[IMAGE 512x64]", "[QR https://example.com/t/7]"]
+    assert small_lines[0] == "[IMAGE 384x48]"
+    assert small_lines[1].startswith("[IMAGE ") and "[QR" not in "".join(small_lines)
+
+
+@pytest.mark.parametrize(
+    ("reported", "profile"),
+    [
+        ("TM-T20II", "TM-T20II"),  # GS I, USB MDL
+        ("EPSON TM-T20II Receipt", "TM-T20II"),  # mDNS TXT ty
+        ("(Star TSP650)", "TSP600"),  # LPD product
+        ("TM-T88VI", "TM-T88V"),
+        ("POS58 Printer", "POS-5890"),
+        ("LaserJet 4000", None),
+        ("", None),
+    ],
+)
+def test_a_reported_model_picks_its_profile(reported: str, profile: str | None) -> None:
+    assert profile_for_model(reported) == profile
+
+
+async def test_agent_answers_a_bad_profile_request_with_an_error(
+    hub: RunningHub, ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    async with SimulatedPrinter("Pass", serial="P-10") as sim:
+        agent = await make_agent([f"Pass={sim.address}"], name="bad-profile")
+        row = await wait_row(ops, "registered", identity="serial:P-10", status="online")
+        link = hub.hub.agents[next(iter(hub.hub.agents))]
+        ask = hub.hub.dispatcher.ask_agent
+        for payload, code in [
+            ({"printer_id": "1"}, "invalid_payload"),
+            ({"printer_id": row["id"], "profile": 5}, "invalid_payload"),
+            ({"printer_id": row["id"], "profile": "TM-NOPE"}, "invalid_payload"),
+            ({"printer_id": row["id"] + 100, "profile": None}, "not_found"),
+        ]:
+            ack = await ask(link, "printer:configure", payload)
+            assert ack["error"]["code"] == code, (payload, ack)
+        assert agent.workers[0].capabilities.profile == "default"
+        wrong = await ops.call("printer:configure", {"printer_id": row["id"], "profile": 5})
+        assert wrong["error"]["code"] == "invalid_payload"

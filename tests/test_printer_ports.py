@@ -27,7 +27,7 @@ from pm_agent.sim import SimulatedPrinter
 from pm_agent.usb_port import UsbPrinterPort
 from tests.conftest import AgentFactory
 from tests.fake_usb import FakeBackend, FakeUsbDevice
-from tests.helpers import OpsClient, eventually
+from tests.helpers import AnonymousPrinter, OpsClient, eventually
 from tests.serial_bridge import PtyPrinterBridge
 
 EXPECTED_FLAGS = {
@@ -363,3 +363,57 @@ async def test_agent_adds_usb_printers_it_finds_but_not_twice(
         assert star["address"] == "usb://0519:0003" and star["name"] == "Star TSP650"
         assert agent.discovery is not None and agent.discovery.runs == 1
         assert len(agent.workers) == 2
+
+
+async def test_found_usb_printer_gets_the_profile_of_the_model_its_1284_id_names(
+    make_agent: AgentFactory, ops: OpsClient
+) -> None:
+    """A USB printer that does not answer GS I, but whose IEEE 1284 id says
+    ``MDL:TM-T20II``: it gets the TM-T20II profile (48 columns), not the default 42."""
+    async with AnonymousPrinter("Pass") as far:
+        device = FakeUsbDevice(
+            0x04B8,
+            0x0E28,
+            ieee1284_id="MFG:EPSON;CMD:ESC/POS;MDL:TM-T20II;CLS:PRINTER;",
+            far_side=("127.0.0.1", far.port),
+        )
+        config = DiscoveryConfig(usb=True, usb_backend=FakeBackend(device))
+        await make_agent([], name="usb-model", discovery=config)
+
+        async def online() -> dict[str, Any] | None:
+            ack = await ops.call("printers:list", {})
+            rows = [p for p in ack["printers"] if p["address"] == "usb://04b8:0e28"]
+            return rows[0] if rows and rows[0]["status"] == "online" else None
+
+        row = await eventually(online, what="found USB printer online")
+        assert (row["model"], row["serial"], row["profile"]) == ("TM-T20II", None, "TM-T20II")
+        assert row["capabilities"]["source"] == "model" and row["capabilities"]["columns"] == 48
+        ack = await ops.call(
+            "job:submit", {"printer_id": row["id"], "document": {"blocks": [{"type": "line"}]}}
+        )
+        assert ack["ok"], ack
+        assert (await far.wait_for_receipts(1))[0].text == "-" * 48
+
+
+async def test_agent_adds_the_printer_serial_discovery_finds_and_prints_on_it(
+    bridge: PtyPrinterBridge, sim: SimulatedPrinter, make_agent: AgentFactory, ops: OpsClient
+) -> None:
+    """``--discover serial`` in a running agent: the printer behind the pseudo-terminal
+    is found at its baud rate, registered under its serial, and prints through the pty."""
+    config = DiscoveryConfig(serial=True, serial_ports=[bridge.path])
+    agent = await make_agent([], name="serial-found", discovery=config)
+
+    async def online() -> dict[str, Any] | None:
+        ack = await ops.call("printers:list", {})
+        rows = [p for p in ack["printers"] if p["identity"] == "serial:FAR-42"]
+        return rows[0] if rows and rows[0]["status"] == "online" else None
+
+    row = await eventually(online, what="serial printer found and online")
+    assert (row["kind"], row["address"]) == ("serial", f"serial://{bridge.path}?baudrate=19200")
+    ack = await ops.call(
+        "job:submit",
+        {"printer_id": row["id"], "document": {"blocks": [{"type": "text", "text": "via pty"}]}},
+    )
+    assert ack["ok"], ack
+    assert (await sim.wait_for_receipts(1))[0].text == "via pty"
+    assert [w.spec.uri for w in agent.workers] == [row["address"]]

@@ -183,6 +183,56 @@ def test_wide_images_are_scaled_to_the_paper() -> None:
     assert only(tm_t88, Image) == [Image(512, 102)]
 
 
+def test_odd_column_counts_still_fit_images_in_whole_bytes() -> None:
+    events = decode_all(
+        render_document(doc({"type": "image", "png_base64": png(1500, 300)}), columns=31)
+    )
+    assert only(events, Image) == [Image(368, 74)]  # 31 x 12 = 372, down to 8-dot bytes
+
+
+def test_qr_is_native_only_where_the_profile_has_it() -> None:
+    """A POS-5890 draws no QR codes: it gets the code as an image, scaled down to fit
+    its 58 mm paper; a TM-T20II draws it itself."""
+    qr = {"type": "qr", "data": "https://example.com/r/42", "size": 16}
+    native = decode_all(render_document(doc(qr), profile="TM-T20II"))
+    assert only(native, QRCode) == [QRCode("https://example.com/r/42")]
+    assert only(native, Image) == []
+    drawn = decode_all(render_document(doc(qr), profile="POS-5890"), profile="POS-5890")
+    assert only(drawn, QRCode) == []
+    [image] = only(drawn, Image)
+    assert 300 < image.height <= image.width <= 384  # square (width padded to bytes), 58 mm
+
+
+def test_images_use_a_command_the_printer_has_or_are_left_out() -> None:
+    """An impact TM-U220 prints images in column mode only; an AF-240 customer display
+    prints none (and shows a QR code's text instead)."""
+    blocks = doc(
+        {"type": "text", "text": "Logo:"},
+        {"type": "image", "png_base64": png(100, 50)},
+        {"type": "qr", "data": "PAY-42"},
+    )
+    impact = render_document(blocks, profile="TM-U220")
+    assert b"\x1dv0" not in impact and b"\x1b*" in impact  # ESC * column images only
+    assert len(only(decode_all(impact, profile="TM-U220"), Image)) == 2
+    display = decode_all(render_document(blocks, profile="AF-240"), profile="AF-240")
+    assert only(display, Image) == [] and only(display, QRCode) == []
+    assert lines(display)[:2] == ["Logo:", "PAY-42"]
+
+
+def test_the_cut_follows_the_printers_word_over_its_profile() -> None:
+    """A POS-5890 profile lists no cutter, but many such printers have one and say so
+    (GS I 2): then the cut is sent; a printer that says it has none only feeds."""
+    ticket = doc({"type": "text", "text": "x"})
+
+    def cuts(**kw: Any) -> int:
+        return len(only(decode_all(render_document(ticket, **kw)), Cut))
+
+    assert cuts(profile="POS-5890") == 0
+    assert cuts(profile="POS-5890", cutter=True) == 1
+    assert cuts(profile="TM-T20II") == 1
+    assert cuts(profile="TM-T20II", cutter=False) == 0
+
+
 def test_unknown_profile_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown printer profile"):
         render_document(doc({"type": "text", "text": "x"}), profile="no-such-printer")

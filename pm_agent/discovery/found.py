@@ -6,7 +6,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
+from pm_agent.discovery.arp import mac_identity
 from pm_agent.printer_uri import PrinterSpec, parse_printer_spec
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ class FoundPrinter:
     name: str | None = None
     model: str | None = None
     serial: str | None = None  #: what the printer says (GS I), not the USB serial
+    #: A network printer's MAC (ARP table), when it is on this machine's LAN segment.
+    mac: str | None = None
     maker: str | None = None
     status: str | None = None
     #: It answered DLE EOT, or the user configured it: worth a worker.
@@ -33,9 +37,38 @@ class FoundPrinter:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def port(self) -> int | None:
+        """The TCP port of a network printer."""
+        if not self.uri.startswith("tcp://"):
+            return None
+        try:
+            return urlsplit(self.uri).port
+        except ValueError:
+            return None
+
+    @property
     def identity(self) -> str:
-        """``serial:<SERIAL>`` when the printer told it, else its address."""
-        return f"serial:{self.serial}" if self.serial else self.uri
+        """``serial:<SERIAL>`` when the printer told it, else ``mac:<MAC>`` (see
+        :func:`~pm_agent.discovery.arp.mac_identity`) when known, else its address."""
+        if self.serial:
+            return f"serial:{self.serial}"
+        if self.mac:
+            return mac_identity(self.mac, self.port)
+        return self.uri
+
+    @property
+    def known_by_itself(self) -> bool:
+        """Identified by something the printer carries (serial or MAC), not its address."""
+        return bool(self.serial or self.mac)
+
+    def same_printer(self, other: FoundPrinter) -> bool:
+        """The same address, or the same serial, or the same MAC and port."""
+        return (
+            self.uri == other.uri
+            or other.uri in self.details.get("also_at", ())
+            or bool(self.serial and self.serial == other.serial)
+            or bool(self.mac and self.mac == other.mac and self.port == other.port)
+        )
 
     def spec(self) -> PrinterSpec:
         """The printer spec a worker for this printer is made from."""
@@ -54,6 +87,7 @@ class FoundPrinter:
             "name": self.name,
             "model": self.model,
             "serial": self.serial,
+            "mac": self.mac,
             "maker": self.maker,
             "status": self.status,
             "confirmed": self.confirmed,
@@ -81,6 +115,7 @@ def _combine(first: FoundPrinter, other: FoundPrinter) -> FoundPrinter:
         name=first.name or other.name,
         model=first.model or other.model,
         serial=first.serial or other.serial,
+        mac=first.mac or other.mac,
         maker=first.maker or other.maker,
         status=first.status or other.status,
         confirmed=first.confirmed or other.confirmed,
@@ -90,21 +125,12 @@ def _combine(first: FoundPrinter, other: FoundPrinter) -> FoundPrinter:
 
 
 def merge_found(*lists: Iterable[FoundPrinter]) -> list[FoundPrinter]:
-    """One list: the same address, or the same serial at two addresses, is one
-    printer (its address from the highest-priority source)."""
+    """One list: the same address, or the same serial or MAC at two addresses, is
+    one printer (its address from the highest-priority source)."""
     everything = sorted((f for found in lists for f in found), key=_priority)
     merged: list[FoundPrinter] = []
     for found in everything:
-        index = next(
-            (
-                i
-                for i, m in enumerate(merged)
-                if m.uri == found.uri
-                or found.uri in m.details.get("also_at", ())
-                or (found.serial and m.serial == found.serial)
-            ),
-            None,
-        )
+        index = next((i for i, m in enumerate(merged) if m.same_printer(found)), None)
         if index is None:
             merged.append(replace(found, sources=found.sources or (found.source,)))
         else:

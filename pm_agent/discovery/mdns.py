@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from pm_agent.discovery.arp import ARP_TABLE, with_macs
 from pm_agent.discovery.found import FoundPrinter
 from pm_agent.discovery.tcp_scan import RAW_PORT, probe_printer
 
@@ -56,11 +58,13 @@ class MdnsSource:
         timeout: float = 3.0,
         probe_timeout: float = 0.8,
         service_types: Sequence[str] = SERVICE_TYPES,
+        arp_table: Path = ARP_TABLE,
     ) -> None:
         self.interfaces = list(interfaces) if interfaces else None
         self.timeout = timeout
         self.probe_timeout = probe_timeout
         self.service_types = list(service_types)
+        self.arp_table = arp_table
 
     async def discover(self) -> list[FoundPrinter]:
         from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange
@@ -123,4 +127,4 @@ class MdnsSource:
                 )
             )
         log.info("mDNS: %d printer(s) announced", len(found))
-        return found
+        return await with_macs(found, table=self.arp_table)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from pm_agent.discovery.arp import ARP_TABLE
 from pm_agent.discovery.runner import DiscoverySource
 
 KINDS = ("mdns", "usb", "serial")
@@ -43,6 +45,8 @@ class DiscoveryConfig:
     """Ports to probe (None: every port pyserial lists)."""
     interval: float | None = None
     """Seconds between discovery runs (None: once, at agent start)."""
+    arp_table: Path = ARP_TABLE
+    """Where network printers' MACs are looked up (the kernel's ARP table)."""
 
     @property
     def enabled(self) -> bool:
@@ -68,12 +72,19 @@ class DiscoveryConfig:
                         timeout=self.scan_timeout,
                         concurrency=self.scan_concurrency,
                         force=self.scan_force,
+                        arp_table=self.arp_table,
                     )
                 )
         if self.mdns:
             from pm_agent.discovery.mdns import MdnsSource
 
-            sources.append(MdnsSource(interfaces=self.mdns_interfaces, timeout=self.mdns_timeout))
+            sources.append(
+                MdnsSource(
+                    interfaces=self.mdns_interfaces,
+                    timeout=self.mdns_timeout,
+                    arp_table=self.arp_table,
+                )
+            )
         if self.usb:
             from pm_agent.discovery.usb import UsbSource
 

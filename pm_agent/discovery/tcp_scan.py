@@ -3,8 +3,9 @@
 Every address of the CIDR is tried on every port with a short connect timeout
 and a bounded number of connections at a time; a printer counts as found when it
 answers ``DLE EOT`` with real status bytes (it is then asked ``GS I`` for its
-serial and model). A port that accepts but stays silent is reported as
-unconfirmed: it may be a printer without status support, or something else.
+serial and model, and its MAC is looked up in the ARP table). A port that accepts
+but stays silent is reported as unconfirmed: it may be a printer without status
+support, or something else.
 CIDRs larger than /22 (1024 addresses) are refused unless forced.
 """
 
@@ -15,7 +16,9 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
+from pm_agent.discovery.arp import ARP_TABLE, with_macs
 from pm_agent.discovery.found import FoundPrinter
 from pm_agent.escpos_status import decode_status
 from pm_agent.printer_identity import MODEL, SERIAL, STRING_HEADER, identity_request
@@ -120,12 +123,14 @@ class TcpScanSource:
         timeout: float = 0.6,
         concurrency: int = 64,
         force: bool = False,
+        arp_table: Path = ARP_TABLE,
     ) -> None:
         self.cidr = cidr
         self.hosts = scan_targets(cidr, force=force)
         self.ports = tuple(ports) or (RAW_PORT,)
         self.timeout = timeout
         self.concurrency = max(1, concurrency)
+        self.arp_table = arp_table
 
     async def discover(self) -> list[FoundPrinter]:
         limit = asyncio.Semaphore(self.concurrency)
@@ -135,7 +140,7 @@ class TcpScanSource:
                 return await probe_printer(host, port, timeout=self.timeout)
 
         results = await asyncio.gather(*(one(h, p) for h in self.hosts for p in self.ports))
-        found = [r for r in results if r is not None]
+        found = await with_macs([r for r in results if r is not None], table=self.arp_table)
         log.info(
             "scan of %s on port(s) %s: %d printer(s), %d silent",
             self.cidr,

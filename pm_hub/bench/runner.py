@@ -146,7 +146,7 @@ class BenchContext:
         where = self._dir(name)
         data_dir = where / "hub-data"
         args = [sys.executable, "-m", "pm_hub", "hub", "--data-dir", str(data_dir)]
-        args += ["--port", "0", "--log-level", self.config.hub_log_level]
+        args += ["--port", "0", "--no-mdns", "--log-level", self.config.hub_log_level]
         server = await ServerProcess.start(
             self.procs,
             args,

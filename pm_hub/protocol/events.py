@@ -48,6 +48,7 @@ class HubEvent:
     PRINT_JOB = "print:job"
     JOB_CANCEL = "job:cancel"
     JOB_RELEASE = "job:release"
+    PRINTER_CONFIGURE = "printer:configure"
 
 
 class AgentEvent:

@@ -229,6 +229,11 @@ def _v5_job_offers(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE jobs ADD COLUMN offered_at REAL")
 
 
+def _v6_profile_override(db: sqlite_utils.Database) -> None:
+    """The capability profile an operator chose for a printer (NULL: automatic)."""
+    db.execute("ALTER TABLE printers ADD COLUMN profile_override TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -237,6 +242,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (3, "stations and expiry defaults", _v3_stations),
     (4, "printer serial, MAC and capabilities", _v4_printer_identity),
     (5, "job offers to agents", _v5_job_offers),
+    (6, "printer profile chosen by an operator", _v6_profile_override),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

@@ -182,7 +182,14 @@ def mark_all_agent_printers_offline(db: sqlite_utils.Database) -> int:
 def update_printer_settings(
     db: sqlite_utils.Database, printer_id: int, changes: dict[str, Any]
 ) -> dict[str, Any] | None:
-    allowed = {"name", "station", "station_priority", "paused", "default_expiry_s"}
+    allowed = {
+        "name",
+        "station",
+        "station_priority",
+        "paused",
+        "default_expiry_s",
+        "profile_override",
+    }
     sets = {k: v for k, v in changes.items() if k in allowed}
     if sets:
         assignments = ", ".join(f"{k} = ?" for k in sets)
@@ -190,6 +197,25 @@ def update_printer_settings(
             f"UPDATE printers SET {assignments}, updated_at = ? WHERE id = ?",
             (*sets.values(), time.time(), printer_id),
         )
+    row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def set_printer_capabilities(
+    db: sqlite_utils.Database, printer_id: int, capabilities: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What the agent says the printer can do now (after a profile change)."""
+    profile = capabilities.get("profile")
+    db.execute(
+        "UPDATE printers SET profile = COALESCE(?, profile), capabilities = ?, updated_at = ? "
+        "WHERE id = ?",
+        (
+            profile if isinstance(profile, str) else None,
+            json.dumps(capabilities, sort_keys=True),
+            time.time(),
+            printer_id,
+        ),
+    )
     row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
     return dict(row) if row else None
 

@@ -34,6 +34,7 @@ def printer_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
         "serial": r.get("serial"),
         "mac": r.get("mac"),
         "profile": r.get("profile"),
+        "profile_override": r.get("profile_override"),
         "capabilities": _loads(r.get("capabilities"), {}),
         "default_expiry_s": r.get("default_expiry_s"),
         "branch_id": r["branch_id"],
