@@ -84,11 +84,6 @@ class Principal:
     def branch_list(self) -> list[int] | None:
         return None if self.branch_ids is None else list(self.branch_ids)
 
-    def rooms(self) -> list[str]:
-        if self.branch_ids is None:
-            return [f"company_{self.company_id}"]
-        return [f"branch_{b}" for b in self.branch_ids]
-
 
 class TokenIssuer:
     def __init__(self, secret: bytes, *, issuer: str = ISSUER) -> None:
@@ -106,8 +101,10 @@ class TokenIssuer:
     ) -> str:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        if branch_ids is None and role not in ("admin", "branch"):
+        if branch_ids is None and role != "admin":
             raise ValueError(f"a {role} token needs --branch (only admin tokens span branches)")
+        if role == "branch" and len(branch_ids or ()) != 1:
+            raise ValueError("a branch token names exactly one branch: --branch B")
         now = int(time.time())
         claims: dict[str, Any] = {
             "sub": sub or f"{role}-{secrets.token_hex(3)}",
@@ -149,10 +146,12 @@ class TokenIssuer:
             ):
                 raise AuthError("token branch_ids must be a list of integers")
             branches: tuple[int, ...] | None = tuple(branch_ids)
-        elif role in ("admin", "branch"):
+        elif role == "admin":
             branches = None
         else:
             raise AuthError("only admin tokens may omit branch_ids")
+        if role == "branch" and (branches is None or len(branches) != 1):
+            raise AuthError("a branch token names exactly one branch")
         return Principal(
             sub=str(claims["sub"]),
             role=role,

@@ -56,6 +56,35 @@ def _printer_specs(values: list[str] | None) -> list[Any]:
     return [parse_printer_spec(v) for v in values or []]
 
 
+def _upstream_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="company hub to sync this branch to, e.g. http://company:3001 (or PM_UPSTREAM_URL)",
+    )
+    parser.add_argument(
+        "--upstream-token",
+        metavar="T",
+        help="branch token made on the company hub with "
+        "`pm token create --role branch --branch B` (or PM_UPSTREAM_TOKEN)",
+    )
+
+
+def _upstream(args: argparse.Namespace) -> dict[str, Any]:
+    return {"upstream_url": args.upstream, "upstream_token": args.upstream_token}
+
+
+def _check_upstream(command: str, settings: HubSettings) -> bool:
+    if settings.upstream_url and not settings.upstream_token:
+        print(
+            f"pm {command}: --upstream needs --upstream-token (make it on the company hub "
+            "with: pm token create --role branch --branch B)",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def _mdns_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mdns",
@@ -116,13 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
         "poll_interval in --config)",
     )
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
+    _upstream_options(p)
     _mdns_flag(p)
     _discovery_options(p)
 
     p = sub.add_parser("hub", help="the hub alone")
     _common(p)
-    p.add_argument("--company-mode", action="store_true", help="run as a company hub")
+    p.add_argument(
+        "--company-mode",
+        action="store_true",
+        default=None,
+        help="run as a company hub: branch hubs sync to it on /branch",
+    )
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
+    _upstream_options(p)
     _mdns_flag(p)
 
     p = sub.add_parser("agent", help="the agent alone, connecting to a hub")
@@ -272,7 +308,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             company_mode=args.company_mode,
             branch_name=args.branch_name,
             mdns=args.mdns,
+            **_upstream(args),
         )
+        if settings.company_mode and settings.upstream_url:
+            print("pm hub: a company hub has no upstream (drop --upstream)", file=sys.stderr)
+            return 2
+        if not _check_upstream("hub", settings):
+            return 2
         return _run(run_hub(settings))
     if command == "up":
         from pm_hub.branch_box import run_up
@@ -283,7 +325,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             branch_name=args.branch_name,
             mdns=args.mdns,
             poll_interval=args.poll_interval,
+            **_upstream(args),
         )
+        if not _check_upstream("up", settings):
+            return 2
         return _run(
             run_up(
                 settings,

@@ -76,6 +76,20 @@ class HubSettings:
     """Comma-separated URLs that receive every alert change as a JSON POST."""
     webhook_timeout_s: float = 5.0
     """Seconds a webhook receiver has to answer before the POST is retried."""
+    upstream_url: str | None = None
+    """Company hub this branch hub syncs to (``http://company:3001``); none: no sync."""
+    upstream_token: str | None = None
+    """Branch token made on the company hub (``pm token create --role branch --branch B``)."""
+    upstream_outbox_limit: int = 10000
+    """Most changes kept for the company hub while it is unreachable (one per printer, job,
+    alert or agent: the latest state); beyond it the oldest are dropped."""
+    upstream_batch_size: int = 200
+    """Changes sent to the company hub per batch (each batch is acknowledged)."""
+    upstream_heartbeat_s: float = 10.0
+    """Seconds between heartbeats to the company hub while nothing else is sent."""
+    branch_lag_warning_s: float = 30.0
+    """On a company hub: a branch whose oldest undelivered change is older than this
+    shows as lagging."""
 
     @property
     def db_path(self) -> Path:

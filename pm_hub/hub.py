@@ -89,6 +89,12 @@ class Hub:
             [u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
             timeout=settings.webhook_timeout_s,
         )
+        from pm_hub.company.mirror import BranchMirror
+
+        #: On a company hub: what the branches sent (None on a branch hub).
+        self.mirror: BranchMirror | None = BranchMirror(self) if settings.company_mode else None
+        #: On a branch hub with an upstream: the link to the company hub (set by server).
+        self.upstream: Any = None
         self.db.on_write_latency = self.metrics.sqlite_write.observe
         self.registry.on_resolved = lambda pending, seconds: self.metrics.correlation_rtt.labels(
             pending.kind
@@ -97,7 +103,8 @@ class Hub:
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.db.start, prepare_hub_db)
+        upstream = bool(self.settings.upstream_url)
+        await asyncio.to_thread(self.db.start, lambda d: prepare_hub_db(d, upstream=upstream))
         secret = await asyncio.to_thread(auth.load_or_create_secret, self.settings.data_dir)
         self.tokens = auth.TokenIssuer(secret)
         self.company_id, self.branch_id = await self.db.write(tenants.ensure_default_tenant)
@@ -115,11 +122,16 @@ class Hub:
         await self.router.load()
         await self.alerts.load()
         await self.dispatcher.load()
+        if self.mirror is not None:
+            await self.mirror.load()
+            await self.mirror.load_links()
         self.registry.start()
         self.dispatcher.start()
         self.health.start()
         self.webhooks.start()
         self._tasks.append(asyncio.create_task(self._flush_seen()))
+        if self.upstream is not None:
+            await self.upstream.start()
         log.info(
             "hub ready: %d printers, %d unfinished jobs, data in %s",
             len(self.printers),
@@ -128,6 +140,10 @@ class Hub:
         )
 
     async def stop(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.stop()
+        if self.mirror is not None:
+            self.mirror.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -186,6 +202,30 @@ class Hub:
 
     # -- broadcasts -------------------------------------------------------------------
 
+    async def operator_rooms(self, principal: auth.Principal) -> list[str]:
+        """The rooms an operator joins: its company's, or those of its branches that
+        belong to its company (a branch id of another company gets it nothing)."""
+        if principal.branch_ids is None:
+            return [f"company_{principal.company_id}"]
+        company_id = principal.company_id
+        branches = await self.db.read(lambda d: tenants.list_branches(d, company_id))
+        owned = {b["id"] for b in branches}
+        return [f"branch_{b}" for b in principal.branch_ids if b in owned]
+
+    async def join_branch_rooms(self, branch_id: int, company_id: int) -> None:
+        """A branch just became known: operators already connected who may see it
+        join its room."""
+        for sid, principal in list(self.operators.items()):
+            if (
+                principal.company_id == company_id
+                and principal.branch_ids is not None
+                and branch_id in principal.branch_ids
+            ):
+                room = f"branch_{branch_id}"
+                if sid in self.batched_operators:
+                    room = batched_rooms([room])[0]
+                await self.sio.enter_room(sid, room, namespace=Namespace.OPS)
+
     @staticmethod
     def rooms_for(record: dict[str, Any]) -> list[str]:
         rooms = [f"company_{record['company_id']}"]
@@ -214,6 +254,8 @@ class Hub:
         """Send ``event`` to the operators allowed to see ``record``; printer and job
         updates go through the coalescer to operators that asked for batches."""
         self.metrics.events_out.labels(event).inc()
+        if self.upstream is not None:
+            self.upstream.poke()  # the change is in the outbox too: send it soon
         rooms = self.rooms_for(record)
         if event in BATCHED_EVENTS:
             if self.batched_operators:

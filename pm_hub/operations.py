@@ -17,6 +17,7 @@ from pm_hub.correlation import PendingRequest
 from pm_hub.logs import correlation_id
 from pm_hub.protocol import (
     JOB_STATUSES,
+    PROBLEM_PRINTER_STATUSES,
     ErrorCode,
     HubEvent,
     Namespace,
@@ -562,6 +563,49 @@ class Operations:
                 "server_time": time.time(),
             },
         )
+
+    async def list_branches(self, principal: Principal, payload: Any) -> dict[str, Any]:
+        """One row per branch this token sees. A branch hub serves its own branches:
+        their link state is ``local`` (a company hub answers with its branch links)."""
+        require_object(payload, allowed=())
+        branches = await self.hub.db.read(lambda d: tenants.list_branches(d, principal.company_id))
+        open_alerts = await self.hub.db.read(
+            lambda d: alert_store.list_alerts(
+                d,
+                company_id=principal.company_id,
+                branch_ids=principal.branch_list,
+                states=["open"],
+                limit=1000,
+            )
+        )
+        rows = []
+        for branch in branches:
+            if not principal.sees_branch(branch["id"]):
+                continue
+            printers = [p for p in self.hub.printers.values() if p["branch_id"] == branch["id"]]
+            alerts = {"critical": 0, "warning": 0, "info": 0}
+            for alert in open_alerts:
+                if alert["branch_id"] == branch["id"]:
+                    alerts[alert["severity"]] = alerts.get(alert["severity"], 0) + 1
+            agents = [a for a in self.hub.agents.values() if a.branch_id == branch["id"]]
+            rows.append(
+                {
+                    "id": branch["id"],
+                    "name": branch["name"],
+                    "company_id": branch["company_id"],
+                    "printers": len(printers),
+                    "problems": sum(1 for p in printers if p["status"] in PROBLEM_PRINTER_STATUSES),
+                    "alerts": alerts,
+                    "agents_connected": len(agents),
+                    "active_jobs": sum(
+                        1
+                        for j in self.hub.dispatcher.active.values()
+                        if j.branch_id == branch["id"]
+                    ),
+                    "link": {"state": "local", "connected": True, "last_sync_at": None},
+                }
+            )
+        return ok_ack(branches=rows)
 
 
 def _version() -> str:

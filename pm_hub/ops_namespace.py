@@ -39,11 +39,14 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
             raise refuse(str(exc)) from None
         if principal.role == "branch":
             raise refuse("branch tokens connect to /branch, not /ops")
+        # A branch hub serves one company. A company hub serves every company whose
+        # tokens it signed; each operator then sees only its own company's objects
+        # (every list filters by company) and joins only its own company's rooms.
         if principal.company_id != hub.company_id and not hub.settings.company_mode:
             raise refuse("token is for another company")
         await sio.save_session(sid, {"principal": principal}, namespace=ns)
         hub.operators[sid] = principal
-        rooms = principal.rooms()
+        rooms = await hub.operator_rooms(principal)
         if isinstance(auth, dict) and auth.get("coalesce") is True:
             rooms = batched_rooms(rooms)  # printer updates arrive as printers:update
             hub.batched_operators.add(sid)
@@ -98,6 +101,7 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
     register(OpsEvent.AGENTS_LIST, operations.list_agents)
     register(OpsEvent.HEALTH_SUMMARY, operations.health_summary)
     register(OpsEvent.WHOAMI, operations.whoami)
+    register(OpsEvent.BRANCHES_LIST, operations.list_branches)
 
     async def printer_test(sid: str, payload: Any) -> dict[str, Any]:
         async def send_result(result: dict[str, Any]) -> None:
@@ -123,3 +127,12 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
         return error_ack(ErrorCode.INVALID_PAYLOAD, f"unknown event {event!r}")
 
     sio.on("*", unknown, namespace=ns)
+
+
+def refuse_branch_hubs(hub: Hub) -> None:
+    """``/branch`` on a hub that is not a company hub: refuse, and say why."""
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        raise refuse("this hub is not a company hub (start it with pm hub --company-mode)")
+
+    hub.sio.on("connect", connect, namespace=Namespace.BRANCH)

@@ -15,7 +15,7 @@ from pm_hub.config import HubSettings
 from pm_hub.http_api import setup_http_api
 from pm_hub.hub import Hub
 from pm_hub.operations import Operations
-from pm_hub.ops_namespace import setup_ops_namespace
+from pm_hub.ops_namespace import refuse_branch_hubs, setup_ops_namespace
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,20 @@ def create_app(settings: HubSettings) -> web.Application:
     app = web.Application(client_max_size=settings.max_payload_bytes)
     app[HUB_KEY] = hub
     hub.sio.attach(app)
-    operations = Operations(hub)
+    operations: Operations
+    if hub.mirror is not None:
+        from pm_hub.company.branch_namespace import setup_branch_namespace
+        from pm_hub.company.operations import CompanyOperations
+
+        operations = CompanyOperations(hub, hub.mirror)
+        setup_branch_namespace(hub, hub.mirror)
+    else:
+        operations = Operations(hub)
+        refuse_branch_hubs(hub)
+    if settings.upstream_url:
+        from pm_hub.upstream import UpstreamLink
+
+        hub.upstream = UpstreamLink(hub, operations)
     setup_ops_namespace(hub, operations)
     setup_agent_namespace(hub)
     setup_http_api(app, hub, operations)

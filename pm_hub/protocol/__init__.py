@@ -6,9 +6,10 @@ error codes, payload checks and the correlation-id format live here.
 
 from pm_hub.protocol.correlation_ids import new_correlation_id, parse_correlation_id
 from pm_hub.protocol.errors import ErrorCode, ProtocolError, error_ack, ok_ack
-from pm_hub.protocol.events import AgentEvent, HubEvent, Namespace, OpsEvent
+from pm_hub.protocol.events import AgentEvent, BranchEvent, HubEvent, Namespace, OpsEvent
 from pm_hub.protocol.statuses import (
     ACTIVE_JOB_STATUSES,
+    CANCELLABLE_JOB_STATUSES,
     FINAL_JOB_STATUSES,
     JOB_STATUSES,
     PRINTER_STATUSES,
@@ -17,11 +18,13 @@ from pm_hub.protocol.statuses import (
 
 __all__ = [
     "ACTIVE_JOB_STATUSES",
+    "CANCELLABLE_JOB_STATUSES",
     "FINAL_JOB_STATUSES",
     "JOB_STATUSES",
     "PRINTER_STATUSES",
     "PROBLEM_PRINTER_STATUSES",
     "AgentEvent",
+    "BranchEvent",
     "ErrorCode",
     "HubEvent",
     "Namespace",

@@ -27,6 +27,7 @@ class OpsEvent:
     STATION_CONFIGURE = "station:configure"
     HEALTH_SUMMARY = "health:summary"
     WHOAMI = "whoami"
+    BRANCHES_LIST = "branches:list"
 
 
 class HubEvent:
@@ -43,6 +44,7 @@ class HubEvent:
     HEALTH_ALERT = "desktop:health:alert"
     ALERT_UPDATE = "alert:update"
     PRINTER_TEST_COMPLETED = "printer:test:completed"
+    BRANCH_UPDATE = "branch:update"
     # hub -> /agent
     PRINTER_TEST = "printer:test"
     PRINT_JOB = "print:job"
@@ -61,3 +63,16 @@ class AgentEvent:
     PRINT_JOB_RESULT = "print:job:result"
     HEALTH_REPORT = "desktop:health:report"
     HEALTH_PING = "health:ping"
+
+
+class BranchEvent:
+    """``/branch``: a branch hub syncing to its company hub (and the company's requests)."""
+
+    # branch hub -> company hub
+    HELLO = "branch:hello"
+    SNAPSHOT = "branch:snapshot"
+    CHANGES = "branch:changes"
+    HEARTBEAT = "branch:heartbeat"
+    TEST_COMPLETED = "branch:test:completed"
+    # company hub -> branch hub
+    OPS_REQUEST = "ops:request"

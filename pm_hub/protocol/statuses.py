@@ -25,3 +25,5 @@ JOB_STATUSES = (
 )
 FINAL_JOB_STATUSES = frozenset({"completed", "failed", "cancelled", "expired"})
 ACTIVE_JOB_STATUSES = frozenset({"queued", "dispatched", "printing"})
+#: Statuses in which a job can still be cancelled (not yet printing).
+CANCELLABLE_JOB_STATUSES = frozenset({"queued", "dispatched"})

@@ -234,6 +234,66 @@ def _v6_profile_override(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE printers ADD COLUMN profile_override TEXT")
 
 
+def _v7_branch_sync(db: sqlite_utils.Database) -> None:
+    """Branch side: the outbox of changes owed to the company hub. Company side: the
+    link state of each branch and the mirror of its printers, jobs, alerts and agents."""
+    db.execute(
+        """
+        CREATE TABLE upstream_outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            object_id INTEGER NOT NULL,
+            at REAL NOT NULL,
+            UNIQUE (kind, object_id)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE upstream_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            stream_id TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE branch_links (
+            branch_id INTEGER PRIMARY KEY,
+            company_id INTEGER NOT NULL,
+            stream_id TEXT,
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            hub_version TEXT,
+            first_seen REAL NOT NULL,
+            connected_at REAL,
+            disconnected_at REAL,
+            last_sync_at REAL
+        )"""
+    )
+    for table in ("mirror_printers", "mirror_agents", "mirror_alerts", "mirror_jobs"):
+        extra = {
+            "mirror_printers": "",
+            "mirror_agents": "",
+            "mirror_alerts": ", state TEXT NOT NULL, opened_at REAL",
+            "mirror_jobs": (
+                ", status TEXT NOT NULL, printer_id INTEGER, station TEXT, created_at REAL"
+            ),
+        }[table]
+        db.execute(
+            f"""
+            CREATE TABLE {table} (
+                id INTEGER PRIMARY KEY,
+                branch_id INTEGER NOT NULL,
+                company_id INTEGER NOT NULL,
+                version INTEGER NOT NULL,
+                record TEXT NOT NULL{extra}
+            )"""
+        )
+        db.execute(f"CREATE INDEX {table}_branch ON {table} (branch_id, id)")
+    db.execute("CREATE INDEX mirror_jobs_company ON mirror_jobs (company_id, id)")
+    db.execute("CREATE INDEX mirror_jobs_status ON mirror_jobs (status)")
+    db.execute("CREATE INDEX mirror_alerts_company ON mirror_alerts (company_id, id)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -243,6 +303,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (4, "printer serial, MAC and capabilities", _v4_printer_identity),
     (5, "job offers to agents", _v5_job_offers),
     (6, "printer profile chosen by an operator", _v6_profile_override),
+    (7, "branch sync: outbox, branch links, mirror", _v7_branch_sync),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
@@ -287,6 +348,11 @@ def migrate(db: sqlite_utils.Database, *, target: int = CURRENT_VERSION) -> int:
     return ran
 
 
-def prepare_hub_db(db: sqlite_utils.Database) -> None:
-    """What the hub runs on its file before the writer thread starts."""
+def prepare_hub_db(db: sqlite_utils.Database, *, upstream: bool = False) -> None:
+    """What the hub runs on its file before the writer thread starts (on the writer's
+    connection). With an upstream, that connection also fills the outbox."""
     migrate(db)
+    if upstream:
+        from pm_hub.store.outbox import install_triggers
+
+        install_triggers(db)
