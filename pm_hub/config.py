@@ -85,6 +85,8 @@ class HubSettings:
     alert or agent: the latest state); beyond it the oldest are dropped."""
     upstream_batch_size: int = 200
     """Changes sent to the company hub per batch (each batch is acknowledged)."""
+    upstream_retry_max_s: float = 30.0
+    """Longest wait between two attempts to reach the company hub (it backs off from 1 s)."""
     upstream_heartbeat_s: float = 10.0
     """Seconds between heartbeats to the company hub while nothing else is sent."""
     branch_lag_warning_s: float = 30.0

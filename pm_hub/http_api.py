@@ -61,6 +61,10 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
                 principal = hub.verify_token(header[7:].strip())
             except AuthError as exc:
                 return _error(ErrorCode.AUTH_FAILED, str(exc))
+            if principal.role == "branch":
+                return _error(ErrorCode.AUTH_FAILED, "branch tokens are for /branch, not the API")
+            if principal.company_id != hub.company_id and not hub.settings.company_mode:
+                return _error(ErrorCode.AUTH_FAILED, "token is for another company")
             if not limiter.allow(principal.sub):
                 return _error(ErrorCode.RATE_LIMITED, "too many requests; slow down")
             try:

@@ -56,7 +56,6 @@ class UpstreamLink:
         hub: Hub,
         operations: Operations,
         *,
-        max_delay: float = 30.0,
         trim_interval: float = 10.0,
     ) -> None:
         settings = hub.settings
@@ -68,7 +67,7 @@ class UpstreamLink:
         self.batch_size = max(1, settings.upstream_batch_size)
         self.outbox_limit = max(100, settings.upstream_outbox_limit)
         self.heartbeat_interval = settings.upstream_heartbeat_s
-        self.max_delay = max_delay
+        self.max_delay = settings.upstream_retry_max_s
         self.trim_interval = trim_interval
         #: ``connecting``, ``connected``, ``refused`` or ``offline``; and why.
         self.state = "connecting"
@@ -142,7 +141,7 @@ class UpstreamLink:
         return sio
 
     async def _run(self) -> None:
-        delay = 1.0
+        delay = min(1.0, self.max_delay)
         while True:
             self._refused = None
             self._lost.clear()
@@ -172,7 +171,7 @@ class UpstreamLink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
                 continue
-            delay = 1.0
+            delay = min(1.0, self.max_delay)
             self._sio = sio
             try:
                 await self._session(sio)

@@ -3,6 +3,8 @@ all real, on 127.0.0.1, in the test's event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,15 @@ class BranchBox:
         await self.agent.start()
         return self
 
+    async def outbox_rows(self) -> int:
+        """Entries in the branch's outbox, read from its SQLite file (hub stopped or not)."""
+
+        def count() -> int:
+            with sqlite3.connect(self.settings.db_path) as conn:
+                return int(conn.execute("SELECT COUNT(*) FROM upstream_outbox").fetchone()[0])
+
+        return await asyncio.to_thread(count)
+
     async def stop(self) -> None:
         if self.agent is not None:
             await self.agent.stop()
@@ -99,6 +110,7 @@ async def start_branch_box(
 ) -> BranchBox:
     fleet = await SimulatorFleet.start(count=len(printers), names=list(printers), control_port=None)
     overrides.setdefault("upstream_heartbeat_s", 0.5)
+    overrides.setdefault("upstream_retry_max_s", 0.5)
     settings = hub_settings(
         root / name,
         branch_name=name,

@@ -17,7 +17,16 @@ from pm_hub.company.ids import MAX_BRANCH_ID, global_id, valid_local_id
 from pm_hub.company.mirror import BranchLink, BranchMirror
 from pm_hub.handlers import guarded
 from pm_hub.ops_namespace import refuse
-from pm_hub.protocol import BranchEvent, ErrorCode, HubEvent, Namespace, ProtocolError, ok_ack
+from pm_hub.protocol import (
+    JOB_STATUSES,
+    PRINTER_STATUSES,
+    BranchEvent,
+    ErrorCode,
+    HubEvent,
+    Namespace,
+    ProtocolError,
+    ok_ack,
+)
 from pm_hub.protocol.validation import get_float, get_int, get_str, invalid, require_object
 from pm_hub.store import mirror as mirror_store
 from pm_hub.store import tenants
@@ -28,13 +37,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KINDS = ("printer", "job", "alert", "agent")
+ALERT_STATES = ("open", "acknowledged", "cleared")
 #: Most entries or records in one message.
 MAX_ENTRIES = 1000
 
 
-def _record(value: Any, where: str) -> dict[str, Any]:
+#: What each kind of record must carry (field -> allowed values, or a type).
+_REQUIRED: dict[str, dict[str, Any]] = {
+    "printer": {"name": str, "status": PRINTER_STATUSES},
+    "job": {"status": JOB_STATUSES},
+    "alert": {"kind": str, "severity": ("critical", "warning", "info"), "state": ALERT_STATES},
+    "agent": {"connected": bool},
+}
+
+
+def _record(value: Any, where: str, kind: str) -> dict[str, Any]:
+    """A record a branch sent: an object with a valid id and the fields the company hub
+    and its dashboards rely on."""
     if not isinstance(value, dict) or not valid_local_id(value.get("id")):
         raise invalid(f"{where} must be an object with an integer id from 1 to 999999999")
+    for key, rule in _REQUIRED[kind].items():
+        field = value.get(key)
+        ok = isinstance(field, rule) if isinstance(rule, type) else field in rule
+        if not ok:
+            raise invalid(f"{where}.{key} is missing or not valid for a {kind}")
     return value
 
 
@@ -59,7 +85,8 @@ def _entries(data: dict[str, Any]) -> list[dict[str, Any]]:
         last = seq
         record = entry.get("record")
         if record is not None:
-            record = _record(record, f"{where}.record")
+            assert kind is not None
+            record = _record(record, f"{where}.record", kind)
             if record["id"] != ident:
                 raise invalid(f"{where}.record.id must be {ident}")
         checked.append({"seq": seq, "kind": kind, "id": ident, "record": record})
@@ -178,8 +205,8 @@ def setup_branch_namespace(hub: Hub, mirror: BranchMirror) -> None:
         records = data.get("records")
         if not isinstance(records, list) or len(records) > MAX_ENTRIES:
             raise invalid(f"records must be a list of at most {MAX_ENTRIES}")
-        checked = [_record(r, f"records[{i}]") for i, r in enumerate(records)]
         assert seq is not None and kind is not None
+        checked = [_record(r, f"records[{i}]", kind) for i, r in enumerate(records)]
         if link.snapshot_seq != seq:
             link.snapshot_seq, link.snapshot_ids = seq, {}
         kept = link.snapshot_ids.setdefault(kind, set())

@@ -61,9 +61,12 @@ _AGENT_COLUMNS = ("connected", "name", "version", "hostname", "branch_id", "last
 
 
 def _trigger(name: str, event: str, table: str, kind: str, when: str = "") -> str:
+    # DELETE then INSERT rather than INSERT OR REPLACE: the conflict clause of the
+    # statement that fires a trigger (an upsert's ON CONFLICT) overrides the body's.
     return (
         f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {event} ON main.{table} {when} "
-        f"BEGIN INSERT OR REPLACE INTO upstream_outbox (kind, object_id, at) "
+        f"BEGIN DELETE FROM upstream_outbox WHERE kind = '{kind}' AND object_id = NEW.id; "
+        f"INSERT INTO upstream_outbox (kind, object_id, at) "
         f"VALUES ('{kind}', NEW.id, {_NOW}); END"
     )
 
