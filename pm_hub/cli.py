@@ -183,18 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     _discovery_options(p)
 
     p = sub.add_parser("tui", help="the terminal dashboard")
+    # No env defaults here: pm_tui.config reads PM_HUB and PM_TOKEN itself, so that it
+    # can say where a refused token came from.
     p.add_argument(
         "--hub",
-        default=os.environ.get("PM_HUB"),
-        help="hub URL (default: the hub announced on mDNS, else http://127.0.0.1:3001)",
+        help="hub URL (or PM_HUB; default: the hub announced on mDNS, else http://127.0.0.1:3001)",
     )
     p.add_argument(
         "--mdns-interface", action="append", metavar="IP", help="look for the hub only here"
     )
     _hub_branch_flag(p)
-    p.add_argument(
-        "--token", default=os.environ.get("PM_TOKEN"), help="operator token (or PM_TOKEN)"
-    )
+    p.add_argument("--token", help="operator token (or PM_TOKEN)")
     p.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "WARNING"))
     p.add_argument(
         "--config",

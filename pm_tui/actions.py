@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.protocol import ACTIVE_JOB_STATUSES, OpsEvent
+from pm_hub.protocol import CANCELLABLE_JOB_STATUSES, OpsEvent
 from pm_tui.data.source import error_message
 
 if TYPE_CHECKING:
@@ -146,8 +146,9 @@ class OperatorActions:
         if job is None:
             self.app.notify("Select a job first", severity="warning")
             return
-        if job.get("status") not in ACTIVE_JOB_STATUSES:
-            self.app.notify(f"Job #{job['id']} is {job['status']}: nothing to cancel")
+        if job.get("status") not in CANCELLABLE_JOB_STATUSES:
+            why = "too late to cancel" if job.get("status") == "printing" else "nothing to cancel"
+            self.app.notify(f"Job #{job['id']} is {job['status']}: {why}")
             return
 
         async def confirmed(yes: bool | None) -> None:

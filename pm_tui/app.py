@@ -260,7 +260,14 @@ class PrinterMasterApp(App[int]):
                     markup=False,
                 )
                 return
+            branch_links = None
+            hub = who.get("hub") if who.get("ok") else None
+            if isinstance(hub, dict) and hub.get("company_mode"):
+                listed = await call(OpsEvent.BRANCHES_LIST)
+                if listed.get("ok"):
+                    branch_links = listed["branches"]
             changes = self.state.load(
+                branch_links=branch_links,
                 who=who if who.get("ok") else None,
                 printers=printers["printers"],
                 jobs=jobs.get("jobs") if jobs.get("ok") else None,

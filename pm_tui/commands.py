@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from pm_hub.protocol import CANCELLABLE_JOB_STATUSES
+
 if TYPE_CHECKING:
     from pm_tui.app import PrinterMasterApp
 
@@ -90,7 +92,7 @@ class DashboardCommands(Provider):
                     "",
                 )
             )
-            if job.get("status") in ("queued", "dispatched"):
+            if job.get("status") in CANCELLABLE_JOB_STATUSES:
                 commands.append(
                     (
                         f"Cancel job #{job['id']} ({printer})",

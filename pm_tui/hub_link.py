@@ -31,17 +31,26 @@ FORWARDED_EVENTS = (
     HubEvent.HEALTH_ALERT,
     HubEvent.ALERT_UPDATE,
     HubEvent.PRINTER_TEST_COMPLETED,
+    HubEvent.BRANCH_UPDATE,
 )
+#: A lost hub shows ``offline`` (instead of ``reconnecting``) after this many failed
+#: attempts in a row, or this many seconds; the dashboard keeps trying either way.
+OFFLINE_AFTER_ATTEMPTS = 3
+OFFLINE_AFTER_S = 30.0
 
 
 @dataclass(frozen=True)
 class LinkState:
-    """Where the link stands: connecting, connected, reconnecting, refused."""
+    """Where the link stands: connecting, connected, reconnecting, offline (still
+    retrying, but for a while now), refused."""
 
     state: str
     message: str = ""
     retry_at: float | None = None
     latency_ms: float | None = None
+    #: Wall-clock time the hub was lost (reconnecting and offline).
+    since: float | None = None
+    attempts: int = 0
 
     @property
     def retry_in(self) -> int | None:
@@ -63,12 +72,16 @@ class HubLink:
         on_event: Callable[[str, Any], None] | None = None,
         on_state: Callable[[LinkState], None] | None = None,
         max_delay: float = 10.0,
+        offline_after: int = OFFLINE_AFTER_ATTEMPTS,
+        offline_after_s: float = OFFLINE_AFTER_S,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.on_event: Callable[[str, Any], None] = on_event or (lambda _e, _d: None)
         self.on_state: Callable[[LinkState], None] = on_state or (lambda _s: None)
         self.max_delay = max_delay
+        self.offline_after = offline_after
+        self.offline_after_s = offline_after_s
         self.state = LinkState("connecting")
         self._sio: socketio.AsyncClient | None = None
         self._lost = asyncio.Event()
@@ -122,10 +135,14 @@ class HubLink:
     async def run(self) -> None:
         """Connect, and reconnect after every loss, until cancelled or refused."""
         delay = 0.5
+        failures = 0
+        lost_at: float | None = None  # monotonic, for offline_after_s
+        since: float | None = None  # wall clock, to show
         while True:
             self._refused = None
             self._lost.clear()
-            self._set(LinkState("connecting", f"connecting to {self.url}"))
+            if failures == 0 and lost_at is None:
+                self._set(LinkState("connecting", f"connecting to {self.url}"))
             sio = self._new_client()
             try:
                 await sio.connect(
@@ -144,23 +161,36 @@ class HubLink:
                         )
                     )
                     return
+                failures += 1
+                if lost_at is None:
+                    lost_at, since = time.monotonic(), time.time()
                 retry_at = time.monotonic() + delay
                 log.info("cannot reach %s: %r", self.url, exc)
-                message = f"no answer from the hub at {self.url}"
-                self._set(LinkState("reconnecting", message, retry_at))
+                gone_long = time.monotonic() - lost_at >= self.offline_after_s
+                if failures >= self.offline_after or gone_long:
+                    message = f"the hub at {self.url} has not answered {failures} tries"
+                    self._set(
+                        LinkState("offline", message, retry_at, since=since, attempts=failures)
+                    )
+                else:
+                    message = f"no answer from the hub at {self.url}"
+                    self._set(
+                        LinkState("reconnecting", message, retry_at, since=since, attempts=failures)
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
                 continue
             self._sio = sio
-            delay = 0.5
+            delay, failures, lost_at, since = 0.5, 0, None, None
             self._set(LinkState("connected", f"connected to {self.url}"))
             try:
                 await self._lost.wait()
             finally:
                 self._sio = None
                 await _quietly_disconnect(sio)
+            lost_at, since = time.monotonic(), time.time()
             retry_at = time.monotonic() + delay
-            self._set(LinkState("reconnecting", "lost the hub connection", retry_at))
+            self._set(LinkState("reconnecting", "lost the hub connection", retry_at, since=since))
             await asyncio.sleep(delay)
 
     async def call(

@@ -25,6 +25,8 @@ class Batch:
     #: Alerts in arrival order, with whether they just opened (toast-worthy).
     alerts: list[tuple[bool, dict[str, Any]]] = field(default_factory=list)
     test_results: list[dict[str, Any]] = field(default_factory=list)
+    #: Company hub: branch id -> its newest ``branch:update`` row.
+    branches: dict[int, dict[str, Any]] = field(default_factory=dict)
     events: int = 0
 
     def __bool__(self) -> bool:
@@ -76,6 +78,8 @@ class EventBuffer:
             batch.alerts.append((event == HubEvent.HEALTH_ALERT, data))
         elif event == HubEvent.PRINTER_TEST_COMPLETED:
             batch.test_results.append(data)
+        elif event == HubEvent.BRANCH_UPDATE and isinstance(ident, int):
+            batch.branches[ident] = data
         else:
             self.ignored += 1
             return

@@ -403,8 +403,8 @@ class SampleHub:
             "hub": {
                 "version": "0.1.0",
                 "company_mode": self.data.multi_branch,
-                "branch_id": first["id"],
-                "branch_name": first["name"],
+                "branch_id": None if self.data.multi_branch else first["id"],
+                "branch_name": None if self.data.multi_branch else first["name"],
                 "server_time": SAMPLE_NOW,
             },
         }
@@ -578,6 +578,38 @@ class SampleHub:
         alert["acknowledged_at"] = SAMPLE_NOW
         self.push(HubEvent.ALERT_UPDATE, copy.deepcopy(alert))
         return {"ok": True, "alert": alert}
+
+    def _branches_list(self, data: Record) -> Record:
+        """As a company hub answers: Downtown in sync, Harbour's box gone 25 minutes."""
+        if not self.data.multi_branch:
+            return _error("invalid_payload", "unknown event 'branches:list'")
+        links: dict[Any, Record] = {
+            12: {
+                "state": "connected",
+                "connected": True,
+                "connected_at": SAMPLE_NOW - 86400,
+                "disconnected_at": None,
+                "last_sync_at": SAMPLE_NOW - 3,
+                "lag_s": 0.0,
+                "pending": 0,
+            },
+            14: {
+                "state": "offline",
+                "connected": False,
+                "connected_at": SAMPLE_NOW - 7200,
+                "disconnected_at": SAMPLE_NOW - 1500,
+                "last_sync_at": SAMPLE_NOW - 1502,
+                "lag_s": 0.0,
+                "pending": None,
+            },
+        }
+        return {
+            "ok": True,
+            "branches": [
+                {"id": b["id"], "name": b["name"], "company_id": 1, "link": links[b["id"]]}
+                for b in self.data.branches
+            ],
+        }
 
 
 def _error(code: str, message: str) -> Record:

@@ -31,10 +31,13 @@ class Changes:
     opened: list[Record] = field(default_factory=list)
     test_results: list[Record] = field(default_factory=list)
     health: bool = False
+    #: Company hub: branches whose link row changed.
+    branches: set[int] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(
-            self.reloaded
+            self.branches
+            or self.reloaded
             or self.printers
             or self.seen
             or self.jobs
@@ -55,6 +58,9 @@ class BranchSummary:
     agents_connected: int
     agents: int
     active_jobs: int
+    #: Company hub: the branch's link (``state``, ``disconnected_at``, ``last_sync_at``,
+    #: ``lag_s``, ``pending``); None on a branch hub.
+    link: Record | None = None
 
 
 class FleetState:
@@ -72,6 +78,8 @@ class FleetState:
         self.health_supported: bool | None = None
         self.stations: list[Record] = []
         self.last_job_at: dict[int, float] = {}
+        #: Company hub: ``branches:list`` rows (with link state), by branch id.
+        self.branch_links: dict[int, Record] = {}
 
     # -- identity ----------------------------------------------------------------------
 
@@ -81,8 +89,15 @@ class FleetState:
         return list(value) if isinstance(value, list) else []
 
     @property
+    def company_mode(self) -> bool:
+        """Connected to a company hub (branches sync to it)."""
+        return bool(self.hub_info.get("company_mode"))
+
+    @property
     def multi_branch(self) -> bool:
-        return len(self.branches) > 1
+        """Several branches to tell apart (and a Branches screen): a company hub, or a
+        token that sees more than one branch."""
+        return self.company_mode or len(self.branches) > 1
 
     def branch_name(self, branch_id: int | None) -> str:
         for branch in self.branches:
@@ -174,6 +189,9 @@ class FleetState:
         for branch in self.branches:
             branch_id = branch.get("id")
             agents = [a for a in self.agents.values() if a.get("branch_id") == branch_id]
+            link = self.branch_link(branch_id)
+            # A company hub cannot see the agents of a branch it has lost.
+            reachable = link is None or link.get("state") != "offline"
             rows.append(
                 BranchSummary(
                     id=int(branch_id) if isinstance(branch_id, int) else 0,
@@ -181,12 +199,35 @@ class FleetState:
                     printers=sum(1 for p in self.printers.values() if p["branch_id"] == branch_id),
                     problems=len(self.problems(branch_id)),
                     alerts=len(self.open_alerts(branch_id)),
-                    agents_connected=sum(1 for a in agents if a.get("connected")),
+                    agents_connected=sum(1 for a in agents if a.get("connected") and reachable),
                     agents=len(agents),
                     active_jobs=self.active_jobs(branch_id),
+                    link=link,
                 )
             )
         return rows
+
+    def branch_link(self, branch_id: Any) -> Record | None:
+        """Company hub: the branch hub's link (``state``, ``last_sync_at``, ...)."""
+        row = self.branch_links.get(branch_id) if isinstance(branch_id, int) else None
+        link = row.get("link") if row is not None else None
+        return link if isinstance(link, dict) else None
+
+    def put_branch_link(self, row: Record) -> None:
+        """A ``branches:list`` row or ``branch:update``: its link, and the branch itself
+        when it is new (a branch that just connected to the company hub)."""
+        branch_id = row.get("id")
+        if not isinstance(branch_id, int):
+            return
+        self.branch_links[branch_id] = row
+        branches = self.branches
+        known = next((b for b in branches if b.get("id") == branch_id), None)
+        name = row.get("name") or f"branch {branch_id}"
+        if known is None:
+            branches.append({"id": branch_id, "name": name})
+            self.who = {**self.who, "branches": sorted(branches, key=lambda b: b.get("id") or 0)}
+        elif known.get("name") != name:
+            known["name"] = name
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -199,10 +240,15 @@ class FleetState:
         alerts: Iterable[Record] | None = None,
         agents: Iterable[Record] | None = None,
         stations: Iterable[Record] | None = None,
+        branch_links: Iterable[Record] | None = None,
     ) -> Changes:
         """Replace what the hub sent in full (after connecting or a refresh)."""
         if who is not None:
             self.who = who
+        if branch_links is not None:
+            self.branch_links = {}
+            for row in branch_links:
+                self.put_branch_link(row)
         if printers is not None:
             self.printers = {p["id"]: p for p in printers}
         if jobs is not None:
@@ -284,6 +330,9 @@ class FleetState:
             changes.alerts[alert["id"]] = (first, alert)
             if opened and alert.get("state") == "open":
                 changes.opened.append(alert)
+        for branch_id, row in batch.branches.items():
+            self.put_branch_link(row)
+            changes.branches.add(branch_id)
         self._trim_jobs()
         return changes
 

@@ -52,4 +52,7 @@ class MainScreen(Screen[None]):
         self.refresh_bindings()
 
     def refresh_tabs(self) -> None:
-        self.query_one("#tabbar", TabBar).show(self.current)
+        # query, not query_one: a chrome tick can come while the app is shutting down
+        # and the screen's widgets are already gone.
+        for bar in self.query("#tabbar").results(TabBar):
+            bar.show(self.current)

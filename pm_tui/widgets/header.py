@@ -28,7 +28,7 @@ def link_text(state: LinkState, latency_ms: float | None) -> Text:
     if state.state == "refused":
         return Text("✕ token refused", style="bold red")
     if state.state == "offline":
-        return Text("✕ offline", style="bold red")
+        return Text(f"✕ offline, retry {state.retry_in or 0}s", style="bold red")
     return Text("◌ connecting", style="yellow")
 
 
@@ -64,7 +64,8 @@ class HubHeader(Vertical):
         if branch_filter is not None:
             place = f"{state.branch_name(branch_filter)} (branch {branch_filter})"
         elif state.multi_branch:
-            place = f"all {len(state.branches)} branches"
+            count = len(state.branches)
+            place = f"all {count} branches" if count != 1 else "1 branch"
         elif hub.get("branch_name"):
             place = f"{hub['branch_name']} (branch {hub.get('branch_id')})"
         else:
@@ -110,10 +111,13 @@ class HubHeader(Vertical):
                 f"{state.message}. Make a new one on the hub with: pm token create --role admin",
             )
             banner.add_class("visible")
-        elif state.state == "reconnecting":
+        elif state.state in ("reconnecting", "offline"):
+            since = ""
+            if state.state == "offline" and state.since is not None:
+                since = f" since {self.dashboard.clock.hms(state.since)}"
             show(
                 banner,
-                f"{state.message}; retrying in {state.retry_in or 0}s "
+                f"{state.message}{since}; retrying in {state.retry_in or 0}s "
                 "(showing the last known state)",
             )
             banner.add_class("visible")
