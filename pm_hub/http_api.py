@@ -101,6 +101,8 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
                 "agents_connected": len(hub.agents),
                 "printers": len(hub.printers),
                 "branch": {"id": hub.branch_id, "name": hub.branch_name},
+                "company_mode": hub.settings.company_mode,
+                "upstream": hub.upstream.describe() if hub.upstream is not None else None,
             }
         )
 

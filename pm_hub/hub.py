@@ -125,6 +125,7 @@ class Hub:
         if self.mirror is not None:
             await self.mirror.load()
             await self.mirror.load_links()
+            self.mirror.start()
         self.registry.start()
         self.dispatcher.start()
         self.health.start()

@@ -561,6 +561,7 @@ class Operations:
                 "branch_id": self.hub.branch_id,
                 "branch_name": self.hub.branch_name,
                 "server_time": time.time(),
+                "upstream": self.hub.upstream.describe() if self.hub.upstream else None,
             },
         )
 

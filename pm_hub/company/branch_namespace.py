@@ -132,7 +132,7 @@ def setup_branch_namespace(hub: Hub, mirror: BranchMirror) -> None:
         await hub.db.write(lambda d: mirror_store.close_link(d, branch_id))
         mirror.fail_requests(branch_id)
         log.warning("branch %s (%s) disconnected", branch_id, link.name)
-        await mirror.link_changed(link, now=True)
+        await mirror.branch_lost(link)
 
     sio.on("connect", connect, namespace=ns)
     sio.on("disconnect", disconnect, namespace=ns)

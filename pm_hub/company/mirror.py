@@ -39,6 +39,8 @@ SEVERITIES = ("critical", "warning", "info")
 UPDATE_INTERVAL = 1.0
 #: A connected branch that sent nothing (not even a heartbeat) for this long is lagging.
 SILENCE_LAGGING_S = 35.0
+#: Finished jobs kept in the mirror per branch (unfinished ones are always kept).
+MIRROR_JOBS_KEPT = 5000
 
 
 @dataclass
@@ -81,6 +83,7 @@ class BranchMirror:
         self.tests: dict[tuple[int, str], str] = {}
         #: results that came before the branch's ack was seen (rare race)
         self.early_results: dict[tuple[int, str], Record] = {}
+        self._pruner: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         state = await self.hub.db.read(mirror_store.load)
@@ -253,7 +256,35 @@ class BranchMirror:
 
         self._update_due[link.branch_id] = loop.call_later(UPDATE_INTERVAL, due)
 
+    async def branch_lost(self, link: BranchLink) -> None:
+        """A branch hub disconnected: its agents can no longer be vouched for."""
+        for agent in list(self.agents.values()):
+            if agent["branch_id"] == link.branch_id and agent.get("connected"):
+                await self.hub.broadcast(
+                    HubEvent.AGENT_UPDATE, {**self.agent_view(agent), "connected": False}
+                )
+        await self.link_changed(link, now=True)
+
+    def start(self) -> None:
+        self._pruner = asyncio.create_task(self._prune_loop())
+
+    async def _prune_loop(self, every: float = 300.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                removed = await self.hub.db.write(
+                    lambda d: mirror_store.prune_jobs(d, MIRROR_JOBS_KEPT)
+                )
+            except Exception:
+                log.exception("pruning mirrored jobs failed")
+                continue
+            if removed:
+                log.info("pruned %d old mirrored jobs", removed)
+
     def stop(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            self._pruner = None
         for handle in self._update_due.values():
             handle.cancel()
         self._update_due.clear()
