@@ -261,8 +261,11 @@ async def test_actions_from_the_company_hub_are_done_at_the_branch(
 
     await branches[1].stop()
     await wait_branch(company_ops, 2, lambda r: r["link"]["state"] == "offline")
-    gone_agent = await company_ops.wait_for("agent:update", lambda a: a["branch_id"] == 2)
-    assert gone_agent["connected"] is False
+    await company_ops.wait_for(
+        "agent:update", lambda a: a["branch_id"] == 2 and a["connected"] is False
+    )
+    agents = await listing(company_ops, "agents:list", "agents")
+    assert [(a["branch_id"], a["connected"]) for a in agents] == [(1, True), (2, False)]
     gone = next(p for p in printers if p["branch_id"] == 2)
     offline = await company_ops.call("printer:test", {"printer_id": gone["id"]})
     assert offline["ok"] is False and offline["error"]["code"] == "offline"
