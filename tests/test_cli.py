@@ -62,6 +62,8 @@ def test_token_create_prints_a_token_the_hub_accepts(tmp_path: Path) -> None:
     [
         (["--role", "operator"], "needs --branch"),
         (["--role", "admin", "--ttl", "forever"], "bad duration"),
+        (["--role", "branch"], "needs --branch"),
+        (["--role", "branch", "--branch", "1", "--branch", "2"], "exactly one branch"),
     ],
 )
 def test_token_create_explains_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
@@ -153,3 +155,15 @@ async def test_pm_agent_polls_printers_as_often_as_its_config_file_says(
             await asyncio.wait_for(proc.wait(), 10)
             log.close()
     assert polls >= 4, (polls, (tmp_path / "agent.log").read_text()[-2000:])
+
+
+def test_upstream_without_a_token_says_what_to_do(tmp_path: Path) -> None:
+    """``--upstream`` alone is refused at once with the command that makes the token."""
+    for command in ("hub", "up"):
+        result = run(
+            command, "--data-dir", str(tmp_path), "--port", "0", "--upstream", "http://127.0.0.1:9"
+        )
+        assert result.returncode == 2, result.stderr
+        assert "--upstream-token" in result.stderr and "--role branch" in result.stderr
+    result = run("hub", "--company-mode", "--upstream", "http://x:1", "--upstream-token", "t")
+    assert result.returncode == 2 and "company hub has no upstream" in result.stderr
