@@ -99,7 +99,7 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
                 "version": _version(),
                 "uptime_s": round(time.time() - hub.started_at, 1),
                 "agents_connected": len(hub.agents),
-                "printers": len(hub.printers),
+                "printers": len(hub.mirror.printers if hub.mirror is not None else hub.printers),
                 "branch": {"id": hub.branch_id, "name": hub.branch_name},
                 "company_mode": hub.settings.company_mode,
                 "upstream": hub.upstream.describe() if hub.upstream is not None else None,
