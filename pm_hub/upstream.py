@@ -44,6 +44,8 @@ NS = Namespace.BRANCH
 SNAPSHOT_CHUNK = 100
 #: Seconds to wait for the company hub to acknowledge a message.
 CALL_TIMEOUT = 30.0
+#: Seconds between a change being announced and reading the outbox for it.
+WAKE_DELAY = 0.05
 
 
 class UpstreamError(Exception):
@@ -246,7 +248,10 @@ class UpstreamLink:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
             except TimeoutError:
-                pass
+                continue
+            # Woken by a broadcast: let the writer commit it (printer status is written
+            # behind) and let a burst gather into one batch.
+            await asyncio.sleep(WAKE_DELAY)
 
     def _batch_reader(self, after: int) -> Any:
         size = self.batch_size

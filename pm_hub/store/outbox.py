@@ -41,6 +41,7 @@ _PRINTER_COLUMNS = (
     "serial",
     "mac",
     "profile",
+    "profile_override",
     "capabilities",
     "default_expiry_s",
     "agent_id",
