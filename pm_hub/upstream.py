@@ -156,6 +156,9 @@ class UpstreamLink:
                     transports=["websocket"],
                     wait_timeout=10,
                 )
+            except asyncio.CancelledError:
+                await _quietly_disconnect(sio)  # stopped while connecting: close its session
+                raise
             except (socketio.exceptions.ConnectionError, ValueError, OSError) as exc:
                 await _quietly_disconnect(sio)
                 if self._refused is not None:

@@ -629,3 +629,41 @@ async def test_tokens_see_only_their_company_and_branches(
         for client in (only_one, company_two, sneaky):
             await client.close()
         await other.close()
+
+
+async def test_a_branch_pointed_at_a_plain_hub_says_why_it_is_refused(tmp_path: Path) -> None:
+    """An upstream that is not a company hub (or a wrong token) refuses the branch; the
+    branch's /healthz says so in words, and it keeps serving its own operators."""
+    import aiohttp
+
+    from pm_hub.server import start_hub
+    from tests.conftest import hub_settings
+
+    plain = await start_hub(hub_settings(tmp_path / "plain"))
+    box = await start_branch_box(tmp_path, "Harbour", company=plain, token=branch_token(plain, 1))
+    try:
+
+        async def health() -> dict[str, Any]:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{box.running.url}/healthz") as response,
+            ):
+                body: dict[str, Any] = await response.json()
+                return body
+
+        async def refused() -> dict[str, Any] | None:
+            upstream = (await health())["upstream"]
+            return upstream if upstream["state"] == "refused" else None
+
+        upstream = await eventually(refused, what="upstream refused")
+        assert "not a company hub" in upstream["message"]
+        branch_ops = await OpsClient(box.running.url, operator_token(box.running)).connect()
+        try:
+            who = await branch_ops.call("whoami", {})
+            assert who["hub"]["upstream"]["state"] == "refused"
+            await wait_company_printers(branch_ops, 2)  # the branch itself works as ever
+        finally:
+            await branch_ops.close()
+    finally:
+        await box.close()
+        await plain.stop()
