@@ -48,6 +48,7 @@ class OpsClient:
             HubEvent.PRINTER_TEST_COMPLETED,
             HubEvent.HEALTH_ALERT,
             HubEvent.ALERT_UPDATE,
+            HubEvent.BRANCH_UPDATE,
         ):
             self.sio.on(event, self._recorder(event), namespace=Namespace.OPS)
 

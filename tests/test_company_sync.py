@@ -502,6 +502,18 @@ async def test_a_batch_sent_twice_is_applied_once(
             (5 * ID_SPAN + 1, "cover_open"),
             (5 * ID_SPAN + 2, "paper_out"),
         }
+        # A branch that says it is behind shows lagging, then connected once it caught up.
+        assert (await raw.call("branch:heartbeat", {"pending": 40, "oldest_age_s": 120}))["ok"]
+        row = await wait_branch(company_ops, 5)
+        assert row["link"]["state"] == "lagging" and row["link"]["lag_s"] >= 120
+        assert row["link"]["pending"] == 40
+        assert (await raw.call("branch:heartbeat", {"pending": 0}))["ok"]
+        row = await wait_branch(company_ops, 5)
+        assert row["link"]["state"] == "connected" and row["link"]["lag_s"] == 0
+        update = await company_ops.wait_for(
+            "branch:update", lambda b: b["id"] == 5 and b["link"]["state"] == "lagging"
+        )
+        assert update["name"] == "Raw"
         # The same branch again after a restart: it learns what was applied.
         await raw.close()
         raw = await RawBranch(company.url, branch_token(company, 5)).connect()
@@ -612,8 +624,9 @@ async def test_tokens_see_only_their_company_and_branches(
         await company_ops.wait_for(
             "printer:update", lambda p: p["branch_id"] == 2 and p["status"] == "paper_out"
         )
-        assert all(d["branch_id"] == 1 for _e, d in only_one.events)
-        assert company_two.events == [] and sneaky.events == []
+        assert all(d.get("branch_id", d.get("id")) == 1 for _e, d in only_one.events)
+        assert all(d["company_id"] == 2 for _e, d in company_two.events)
+        assert sneaky.events == []
 
         refused = RawBranch(company.url, branch_token(company, 1, company_id=2))
         with pytest.raises(socketio.exceptions.ConnectionError):
