@@ -31,6 +31,7 @@ from pm_agent.printer_uri import PrinterSpec, parse_printer_spec
 from pm_agent.printer_worker import PrinterWorker
 from pm_agent.spool import JobSpool
 from pm_agent.task_control import cancel_tasks
+from pm_hub.logs import correlation, wire_correlation_id
 from pm_hub.protocol import AgentEvent, ErrorCode, HubEvent, Namespace, error_ack, ok_ack
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ NS = Namespace.AGENT
 #: What makes a printer registration stale: registered again when one changes.
 REGISTRATION_KEYS = ("identity", "address", "capabilities", "status_supported", "model")
 VERSION = "0.1.0"
+#: Finished jobs are remembered this long (redeliveries are answered, not printed).
+SPOOL_RETENTION_S = 7 * 86400.0
+#: How often the spool forgets finished jobs older than the retention.
+PRUNE_INTERVAL_S = 3600.0
 
 
 class AgentAuthError(Exception):
@@ -73,6 +78,8 @@ class Agent:
         ping_timeout: float = 5.0,
         report_interval: float = 300.0,
         spool_synchronous: str = "FULL",
+        spool_retention: float = SPOOL_RETENTION_S,
+        prune_interval: float = PRUNE_INTERVAL_S,
         ports: dict[str, PrinterPort] | None = None,
         discovery: DiscoveryConfig | None = None,
         identify_wait: float = 4.0,
@@ -87,7 +94,12 @@ class Agent:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.report_interval = report_interval
-        self.spool = JobSpool(data_dir / "agent-spool.sqlite", synchronous=spool_synchronous)
+        self.spool = JobSpool(
+            data_dir / "agent-spool.sqlite",
+            synchronous=spool_synchronous,
+            retention=spool_retention,
+        )
+        self.prune_interval = prune_interval
         self.health = LinkHealth()
         self.sio = socketio.AsyncClient(
             reconnection=True,
@@ -143,6 +155,7 @@ class Agent:
             asyncio.create_task(self._ping_loop(), name="agent:ping"),
             asyncio.create_task(self._report_loop(), name="agent:report"),
             asyncio.create_task(self._expiry_loop(), name="agent:expiry"),
+            asyncio.create_task(self._prune_loop(), name="agent:prune"),
         ]
         config = self.discovery_config
         if config is not None and config.enabled:
@@ -256,7 +269,8 @@ class Agent:
 
         @sio.on(HubEvent.PRINT_JOB, namespace=NS)
         async def on_print_job(data: Any = None) -> dict[str, Any]:
-            return await self._accept_job(data)
+            with correlation(wire_correlation_id(data)):
+                return await self._accept_job(data)
 
         @sio.on(HubEvent.PRINTER_TEST, namespace=NS)
         async def on_printer_test(data: Any = None) -> dict[str, Any]:
@@ -265,25 +279,17 @@ class Agent:
             worker = self.by_printer_id.get(data.get("printer_id"))  # type: ignore[arg-type]
             if worker is None:
                 return error_ack(ErrorCode.NOT_FOUND, "this agent has no such printer")
-            self._spawn(self._run_test(worker, data["correlation_id"]))
+            with correlation(wire_correlation_id(data)):
+                log.debug("test print on %s", worker.spec.name)
+                self._spawn(self._run_test(worker, data["correlation_id"]))
             return ok_ack()
 
         @sio.on(HubEvent.JOB_CANCEL, namespace=NS)
         async def on_job_cancel(data: Any = None) -> dict[str, Any]:
             if not isinstance(data, dict) or not isinstance(data.get("job_id"), int):
                 return error_ack(ErrorCode.INVALID_PAYLOAD, "job_id is required")
-            job = await self.spool.finish(
-                data["job_id"],
-                "cancelled",
-                error_code="cancelled",
-                error_message=str(data.get("reason") or "cancelled by an operator")[:300],
-                only_from=("pending",),
-            )
-            if job is not None:
-                self._outbox_wake.set()
-                return ok_ack(cancelled=True, status="cancelled")
-            current = await self.spool.get(data["job_id"])
-            return ok_ack(cancelled=False, status=current.state if current else "unknown")
+            with correlation(wire_correlation_id(data)):
+                return await self._cancel_job(data)
 
         @sio.on(HubEvent.PRINTER_CONFIGURE, namespace=NS)
         async def on_printer_configure(data: Any = None) -> dict[str, Any]:
@@ -293,8 +299,11 @@ class Agent:
         async def on_job_release(data: Any = None) -> dict[str, Any]:
             if not isinstance(data, dict) or not isinstance(data.get("job_id"), int):
                 return error_ack(ErrorCode.INVALID_PAYLOAD, "job_id is required")
-            released = await self.spool.release(data["job_id"])
-            current = await self.spool.get(data["job_id"])
+            with correlation(wire_correlation_id(data)):
+                released = await self.spool.release(data["job_id"])
+                current = await self.spool.get(data["job_id"])
+                if released:
+                    log.info("job %s handed back to the hub", data["job_id"])
             return ok_ack(released=released, status=current.state if current else "unknown")
 
     async def _configure_printer(self, data: Any) -> dict[str, Any]:
@@ -315,6 +324,22 @@ class Agent:
         if changed:
             self._spawn(self._printer_changed(worker))
         return ok_ack(capabilities=worker.capabilities.to_json())
+
+    async def _cancel_job(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``job:cancel``: only a job that has not started printing is cancelled."""
+        job = await self.spool.finish(
+            data["job_id"],
+            "cancelled",
+            error_code="cancelled",
+            error_message=str(data.get("reason") or "cancelled by an operator")[:300],
+            only_from=("pending",),
+        )
+        if job is not None:
+            self._outbox_wake.set()
+            log.info("job %s cancelled before printing", data["job_id"])
+            return ok_ack(cancelled=True, status="cancelled")
+        current = await self.spool.get(data["job_id"])
+        return ok_ack(cancelled=False, status=current.state if current else "unknown")
 
     async def _after_connect(self) -> None:
         await self._flush_outbox()
@@ -593,14 +618,21 @@ class Agent:
         worker = self.by_printer_id.get(printer_id)
         if worker is None:
             return error_ack(ErrorCode.NOT_FOUND, f"this agent has no printer {printer_id}")
+        cid = wire_correlation_id(data)
+        if cid is not None:
+            job = {**job, "correlation_id": cid}  # kept in the spool: later lines carry it
         spooled, new = await self.spool.accept(job)
         if new:
+            log.debug("job %s accepted into the spool for %s", job_id, worker.spec.name)
             worker.wake()
         elif spooled.state in ("completed", "failed", "expired", "cancelled"):
             # Already done: answer with the outcome so the hub can close the job.
+            log.debug("job %s delivered again; already %s", job_id, spooled.state)
             outcome = spooled.result_payload()
             outcome["ok"] = True  # the delivery is fine; "status" carries the outcome
             return outcome
+        else:
+            log.debug("job %s delivered again; already in the spool", job_id)
         return ok_ack(status="dispatched" if spooled.state == "pending" else spooled.state)
 
     async def _run_test(self, worker: PrinterWorker, correlation_id: str) -> None:
@@ -667,12 +699,13 @@ class Agent:
     # -- health ------------------------------------------------------------------------
 
     async def ping(self) -> float | None:
-        """One ``health:ping``; it carries the previous outcome so the hub can keep the
-        series. An ack later than ``ping_timeout`` counts as lost."""
+        """One ``health:ping``; it carries the previous ping's outcome (its latency, or
+        ``last_lost``) so the hub keeps one sample per ping. An ack later than
+        ``ping_timeout`` counts as lost."""
         started = time.perf_counter()
         payload = {
             "t": time.time(),
-            "last_latency_ms": self.health.last_latency_ms,
+            **self.health.previous_outcome(),
             "packet_loss": self.health.packet_loss,
         }
         try:
@@ -722,6 +755,17 @@ class Agent:
                 await self.sio.call(AgentEvent.HEALTH_REPORT, report, namespace=NS, timeout=10)
             except Exception as exc:
                 log.warning("health report not delivered: %s", exc)
+
+    async def _prune_loop(self) -> None:
+        """Forget finished jobs past the retention: at start, then every ``prune_interval``."""
+        while True:
+            try:
+                pruned = await self.spool.prune()
+                if pruned:
+                    log.info("spool: forgot %d finished jobs older than the retention", pruned)
+            except Exception:
+                log.exception("spool pruning failed")
+            await asyncio.sleep(self.prune_interval)
 
     async def _expiry_loop(self) -> None:
         while True:

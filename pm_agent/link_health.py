@@ -49,7 +49,17 @@ class LinkHealth:
 
     @property
     def last_latency_ms(self) -> float | None:
+        """The latency of the most recent ping that was answered in time."""
         return self.latencies[-1] if self.latencies else None
+
+    def previous_outcome(self) -> dict[str, Any]:
+        """What the next ``health:ping`` says about the one before it: its latency, or
+        ``last_lost`` when its ack was missed or late (never an older ping's latency)."""
+        if not self.outcomes:
+            return {"last_latency_ms": None, "last_lost": False}
+        if not self.outcomes[-1]:
+            return {"last_latency_ms": None, "last_lost": True}
+        return {"last_latency_ms": self.latencies[-1], "last_lost": False}
 
     @property
     def packet_loss(self) -> float:

@@ -21,6 +21,7 @@ from pm_agent.printer_uri import PrinterSpec
 from pm_agent.render import render_document, render_test_page
 from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
+from pm_hub.logs import correlation
 from pm_hub.protocol import PROBLEM_PRINTER_STATUSES
 
 log = logging.getLogger(__name__)
@@ -293,18 +294,8 @@ class PrinterWorker:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            try:
-                retry = await self._process(job)
-            except Exception:
-                log.exception("job %s on %s failed unexpectedly", job.job_id, self.spec.name)
-                await self.spool.finish(
-                    job.job_id,
-                    "failed",
-                    error_code="internal",
-                    error_message="the agent hit an internal error printing this job",
-                )
-                self.on_outbox()
-                retry = False
+            with correlation(job.correlation_id):
+                retry = await self._process_guarded(job)
             if retry:
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
@@ -315,9 +306,24 @@ class PrinterWorker:
             else:
                 delay = 0.5
 
+    async def _process_guarded(self, job: SpooledJob) -> bool:
+        try:
+            return await self._process(job)
+        except Exception:
+            log.exception("job %s on %s failed unexpectedly", job.job_id, self.spec.name)
+            await self.spool.finish(
+                job.job_id,
+                "failed",
+                error_code="internal",
+                error_message="the agent hit an internal error printing this job",
+            )
+            self.on_outbox()
+            return False
+
     async def _process(self, job: SpooledJob) -> bool:
         """Try to print one job; True means "not now, try again later"."""
         if job.expires_at is not None and job.expires_at <= time.time():
+            log.info("job %s expired before %s could print it", job.job_id, self.spec.name)
             await self.spool.finish(
                 job.job_id,
                 "expired",
@@ -330,15 +336,18 @@ class PrinterWorker:
         try:
             status = await self.refresh_status()
             if status in PROBLEM_PRINTER_STATUSES:
+                log.debug("job %s waits: %s is %s", job.job_id, self.spec.name, status)
                 return True
             started = await self.spool.start_printing(job.job_id)
             if started is None:
                 return False  # cancelled meanwhile
+            log.debug("job %s printing on %s", job.job_id, self.spec.name)
             self.on_outbox()
             payload = job.payload
             try:
                 data = await self.io(self._render, payload)
             except Exception as exc:
+                log.warning("job %s cannot be laid out: %s", job.job_id, exc)
                 await self.spool.finish(
                     job.job_id,
                     "failed",
@@ -371,6 +380,7 @@ class PrinterWorker:
                 await self.refresh_status()
                 return False
             await self.spool.finish(job.job_id, "completed")
+            log.debug("job %s printed on %s", job.job_id, self.spec.name)
             self.jobs_printed += 1
             self.on_outbox()
             if after is not None:

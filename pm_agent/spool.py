@@ -93,6 +93,12 @@ class SpooledJob:
             error_message=row["error_message"],
         )
 
+    @property
+    def correlation_id(self) -> str | None:
+        """The hub's correlation id for this job (from its ``print:job``), if any."""
+        value = self.payload.get("correlation_id")
+        return value if isinstance(value, str) else None
+
     def result_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "job_id": self.job_id,
@@ -100,6 +106,8 @@ class SpooledJob:
             "status": self.state,
             "attempts": self.attempts,
         }
+        if self.correlation_id is not None:
+            payload["correlation_id"] = self.correlation_id
         if self.state != "completed":
             payload["error"] = {
                 "code": self.error_code or self.state,
@@ -194,11 +202,14 @@ class JobSpool:
                 return None
             job = _get(db, job_id)
             assert job is not None
-            _outbox(
-                db,
-                AgentEvent.PRINT_JOB_STATUS,
-                {"job_id": job_id, "status": "printing", "attempts": job.attempts},
-            )
+            status: dict[str, Any] = {
+                "job_id": job_id,
+                "status": "printing",
+                "attempts": job.attempts,
+            }
+            if job.correlation_id is not None:
+                status["correlation_id"] = job.correlation_id
+            _outbox(db, AgentEvent.PRINT_JOB_STATUS, status)
             return job
 
         return await self.db.write(write)
@@ -350,15 +361,20 @@ class JobSpool:
         await self.db.write(lambda db: db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", ids))
 
     async def prune(self, now: float | None = None) -> int:
-        """Forget finished jobs older than the retention (their ids can no longer come back)."""
-        cutoff = (now or time.time()) - self.retention
+        """Forget jobs that finished more than ``retention`` seconds ago and whose result
+        the hub has acknowledged (it no longer sends them again), and jobs handed back
+        to the hub that long ago. Returns how many rows went."""
+        cutoff = (time.time() if now is None else now) - self.retention
 
         def write(db: sqlite_utils.Database) -> int:
             cur = db.execute(
                 "DELETE FROM spool_jobs "
-                "WHERE state IN ('completed', 'failed', 'expired', 'cancelled') "
-                "AND finished_at < ?",
-                (cutoff,),
+                "WHERE ((state IN ('completed', 'failed', 'expired', 'cancelled') "
+                "        AND finished_at < ?) "
+                "       OR (state = 'released' AND received_at < ?)) "
+                "AND job_id NOT IN (SELECT json_extract(payload, '$.job_id') FROM outbox "
+                "                   WHERE event = ?)",
+                (cutoff, cutoff, AgentEvent.PRINT_JOB_RESULT),
             )
             return cur.rowcount
 

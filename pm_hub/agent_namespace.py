@@ -271,7 +271,13 @@ def setup_agent_namespace(hub: Hub) -> None:
     ):
         sio.on(
             event,
-            guarded(event, fn, max_bytes=max_bytes, on_answer=hub.count_answer(ns)),
+            guarded(
+                event,
+                fn,
+                max_bytes=max_bytes,
+                on_answer=hub.count_answer(ns),
+                request_kind="agent",
+            ),
             namespace=ns,
         )
 

@@ -107,11 +107,18 @@ class AlertBook:
         return record
 
     async def acknowledge(self, alert_id: int, *, by: str) -> dict[str, Any] | None:
-        row = await self.hub.db.write(lambda d: alert_store.acknowledge_alert(d, alert_id, by=by))
-        if row is None:
+        """Acknowledge an open alert and tell everyone; acknowledging it again only
+        returns it (no second broadcast or webhook)."""
+        outcome = await self.hub.db.write(
+            lambda d: alert_store.acknowledge_alert(d, alert_id, by=by)
+        )
+        if outcome is None:
             return None
+        row, changed = outcome
         record = alert_record(row)
-        await self._tell(HubEvent.ALERT_UPDATE, record)
+        if changed:
+            log.info("alert %s acknowledged by %s", alert_id, by)
+            await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
 
     async def printer_status(self, printer: dict[str, Any]) -> None:

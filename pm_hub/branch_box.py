@@ -27,6 +27,15 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def agent_health_options(settings: HubSettings) -> dict[str, Any]:
+    """The agent's health and spool settings, as :class:`pm_agent.agent.Agent` takes them."""
+    return {
+        "ping_interval": settings.agent_ping_interval_s,
+        "report_interval": settings.agent_report_interval_s,
+        "spool_retention": settings.agent_spool_retention_s,
+    }
+
+
 async def run_hub(settings: HubSettings) -> int:
     running = await start_hub(settings)
     _say(f"hub listening on {running.url} (data in {settings.data_dir})")
@@ -103,6 +112,7 @@ async def run_up(
             poll_interval=poll_interval,
             name="local agent",
             discovery=discovery,
+            **agent_health_options(settings),
         )
         await agent.start()
         _say(
@@ -129,7 +139,7 @@ async def run_agent(
     *,
     hub_url: str | None,
     license_key: str,
-    data_dir: Path,
+    settings: HubSettings,
     printers: list[Any],
     poll_interval: float = 2.0,
     name: str | None = None,
@@ -160,11 +170,12 @@ async def run_agent(
     agent = Agent(
         hub_url=hub_url,
         license_key=license_key,
-        data_dir=data_dir,
+        data_dir=settings.data_dir,
         printers=printers,
         poll_interval=poll_interval,
         name=name,
         discovery=discovery,
+        **agent_health_options(settings),
     )
     try:
         await agent.start()

@@ -105,6 +105,28 @@ def _hub_branch_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _agent_health_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        metavar="S",
+        help="seconds between the agent's health pings (default 15, or agent_ping_interval_s)",
+    )
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        metavar="S",
+        help="seconds between the agent's health reports (default 300, or agent_report_interval_s)",
+    )
+
+
+def _agent_health_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "agent_ping_interval_s": args.ping_interval,
+        "agent_report_interval_s": args.report_interval,
+    }
+
+
 def _discovery_options(parser: argparse.ArgumentParser) -> None:
     from pm_agent.discovery.options import add_discovery_arguments
 
@@ -147,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
     _upstream_options(p)
     _mdns_flag(p)
+    _agent_health_options(p)
     _discovery_options(p)
 
     p = sub.add_parser("hub", help="the hub alone")
@@ -180,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="agent name shown to operators (default: host name)")
     _hub_branch_flag(p)
+    _agent_health_options(p)
     _discovery_options(p)
 
     p = sub.add_parser("tui", help="the terminal dashboard")
@@ -325,6 +349,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             mdns=args.mdns,
             poll_interval=args.poll_interval,
             **_upstream(args),
+            **_agent_health_settings(args),
         )
         if not _check_upstream("up", settings):
             return 2
@@ -349,12 +374,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        settings = _settings(args, poll_interval=args.poll_interval)
+        settings = _settings(args, poll_interval=args.poll_interval, **_agent_health_settings(args))
         return _run(
             run_agent(
                 hub_url=args.hub,
                 license_key=args.license,
-                data_dir=settings.data_dir,
+                settings=settings,
                 printers=_printer_specs(args.printer),
                 poll_interval=settings.poll_interval,
                 name=args.name,

@@ -92,6 +92,18 @@ class HubSettings:
     branch_lag_warning_s: float = 30.0
     """On a company hub: a branch whose oldest undelivered change is older than this
     shows as lagging."""
+    agent_ping_interval_s: float = 15.0
+    """Seconds between an agent's ``health:ping`` round trips (``pm agent``, ``pm up``)."""
+    agent_report_interval_s: float = 300.0
+    """Seconds between an agent's ``desktop:health:report`` (the first comes soon after start)."""
+    agent_spool_retention_s: float = 7 * 86400.0
+    """How long an agent remembers a finished job (to answer a redelivery with its outcome
+    instead of printing it again); pruned hourly, never before the hub has the result."""
+
+    def __post_init__(self) -> None:
+        for name in ("agent_ping_interval_s", "agent_report_interval_s", "agent_spool_retention_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
 
     @property
     def db_path(self) -> Path:

@@ -48,6 +48,14 @@ class CorrelationRegistry:
     def __len__(self) -> int:
         return sum(1 for p in self._pending.values() if p.resolved_at is None)
 
+    def pending_by_kind(self) -> dict[str, int]:
+        """How many requests of each kind still wait for their answer."""
+        counts: dict[str, int] = {}
+        for pending in self._pending.values():
+            if pending.resolved_at is None:
+                counts[pending.kind] = counts.get(pending.kind, 0) + 1
+        return counts
+
     def register(
         self,
         kind: str,

@@ -18,13 +18,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pm_hub.logs import correlation
 from pm_hub.protocol import (
     FINAL_JOB_STATUSES,
     ErrorCode,
     HubEvent,
     Namespace,
     ProtocolError,
-    new_correlation_id,
+    job_correlation_id,
     ok_ack,
 )
 from pm_hub.protocol.errors import error_of, known_code
@@ -50,6 +51,8 @@ class ActiveJob:
     status: str
     expires_at: float | None
     station: str | None = None
+    #: The job's correlation id (the same for every delivery): its log lines carry it.
+    correlation_id: str | None = None
     printing_since: float | None = None
     #: The hub has offered it to an agent: even while ``queued`` (the ack may have been
     #: lost with the link, or with a hub crash), that agent may hold it in its spool.
@@ -93,6 +96,14 @@ class JobDispatcher:
     def active_count(self) -> int:
         return len(self.active)
 
+    def in_flight_count(self) -> int:
+        """Jobs sent to an agent whose delivery ack has not come back yet."""
+        return sum(1 for flight in self._in_flight.values() if not flight.done())
+
+    def correlation_id_of(self, job_id: int) -> str | None:
+        job = self.active.get(job_id)
+        return job.correlation_id if job is not None else None
+
     def depth(self, printer_id: int) -> int:
         return self._depth.get(printer_id, 0)
 
@@ -117,6 +128,7 @@ class JobDispatcher:
                 status=row["status"],
                 expires_at=row["expires_at"],
                 station=row["station"],
+                correlation_id=job_correlation_id(row["id"], row["created_at"]),
                 offered=row.get("offered_at") is not None,
             )
             if row["printer_id"] is not None:
@@ -179,9 +191,12 @@ class JobDispatcher:
             self._queues[link.sid] = queue
             self._senders[link.sid] = asyncio.create_task(self._send_loop(link, queue))
         document = row["document"]
+        job = self.active.get(row["id"])
         queue.put_nowait(
             {
-                "correlation_id": new_correlation_id("job"),
+                "correlation_id": job.correlation_id
+                if job is not None and job.correlation_id
+                else job_correlation_id(row["id"], row["created_at"]),
                 "job": {
                     "id": row["id"],
                     "printer_id": row["printer_id"],
@@ -202,20 +217,27 @@ class JobDispatcher:
                 continue  # cancelled or expired while waiting to be sent
             flight = self._in_flight.get(job_id)
             if flight is None or flight.done():
-                self._in_flight[job_id] = asyncio.get_running_loop().create_future()
-            self.hub.metrics.events_out.labels(HubEvent.PRINT_JOB).inc()
-            try:
-                await self.hub.sio.emit(
-                    HubEvent.PRINT_JOB,
-                    payload,
-                    to=link.sid,
-                    namespace=Namespace.AGENT,
-                    callback=lambda ack=None, j=job_id, c=payload["correlation_id"]: self._spawn(
-                        self._delivered(link, j, c, ack)
-                    ),
-                )
-            except Exception:
-                log.exception("could not send job %s to agent %s", job_id, link.agent_id)
+                flight = self._in_flight[job_id] = asyncio.get_running_loop().create_future()
+            cid = payload["correlation_id"]
+            sent_at = time.monotonic()
+            with correlation(cid):
+                log.debug("job %s sent to agent %s", job_id, link.agent_id)
+                try:
+                    await self.hub.emit(
+                        HubEvent.PRINT_JOB,
+                        payload,
+                        to=link.sid,
+                        namespace=Namespace.AGENT,
+                        callback=lambda ack=None, j=job_id, c=cid, t=sent_at: self._spawn(
+                            self._delivered(link, j, c, t, ack)
+                        ),
+                    )
+                except Exception:
+                    log.exception("could not send job %s to agent %s", job_id, link.agent_id)
+                    if self._in_flight.get(job_id) is flight:
+                        del self._in_flight[job_id]
+                    if not flight.done():
+                        flight.set_result(None)
 
     async def printer_attached(self, link: AgentLink, printer_id: int) -> None:
         """An agent registered ``printer_id``: send it every unfinished job, oldest first."""
@@ -256,15 +278,30 @@ class JobDispatcher:
     # -- recording ---------------------------------------------------------------------
 
     async def ask_agent(
-        self, link: AgentLink, event: str, payload: dict[str, Any], timeout: float = 5.0
+        self,
+        link: AgentLink,
+        event: str,
+        payload: dict[str, Any],
+        timeout: float = 5.0,
+        *,
+        correlation_id: str | None = None,
     ) -> dict[str, Any]:
-        """A request to an agent; an error ack if it does not answer."""
-        try:
-            ack = await self.hub.sio.call(
-                event, payload, to=link.sid, namespace=Namespace.AGENT, timeout=timeout
-            )
-        except Exception as exc:
-            return {"ok": False, "error": {"code": "offline", "message": f"agent: {exc}"}}
+        """A request about a job to an agent (``job:cancel``, ``job:release``); an error
+        ack if it does not answer. The job's correlation id goes along (and into the logs)."""
+        cid = correlation_id or self.correlation_id_of(payload.get("job_id", 0))
+        if cid is not None:
+            payload = {**payload, "correlation_id": cid}
+        started = time.monotonic()
+        with correlation(cid):
+            try:
+                ack = await self.hub.call(
+                    event, payload, to=link.sid, namespace=Namespace.AGENT, timeout=timeout
+                )
+            except Exception as exc:
+                log.warning("agent %s did not answer %s: %s", link.agent_id, event, exc)
+                return {"ok": False, "error": {"code": "offline", "message": f"agent: {exc}"}}
+            self.hub.metrics.observe_roundtrip(event, time.monotonic() - started)
+            log.debug("agent %s answered %s: %s", link.agent_id, event, ack)
         return ack if isinstance(ack, dict) else {"ok": False, "error": {"code": "internal"}}
 
     async def cancel(self, job_id: int, *, actor: str, reason: str) -> dict[str, Any]:
@@ -380,14 +417,20 @@ class JobDispatcher:
             self._track(row)
             await self.hub.job_changed(row)
             if row["status"] in FINAL_JOB_STATUSES:
-                log.log(
-                    logging.DEBUG if row["status"] == "completed" else logging.INFO,
-                    "job %s %s%s",
-                    job_id,
-                    row["status"],
-                    f" ({row['error_message']})" if row["error_message"] else "",
-                )
-                await self._job_outcome_alerts(row)
+                # A job that printed is routine (debug); anything else is worth a line.
+                level = logging.DEBUG if row["status"] == "completed" else logging.INFO
+                with correlation(job_correlation_id(row["id"], row["created_at"])):
+                    log.log(
+                        level,
+                        "job %s %s%s",
+                        job_id,
+                        row["status"],
+                        f" ({row['error_message']})" if row["error_message"] else "",
+                    )
+                    await self._job_outcome_alerts(row)
+            elif log.isEnabledFor(logging.DEBUG):
+                with correlation(job_correlation_id(row["id"], row["created_at"])):
+                    log.debug("job %s %s (%s)", job_id, row["status"], reason or actor)
         return row
 
     async def _job_outcome_alerts(self, row: dict[str, Any]) -> None:
@@ -410,9 +453,13 @@ class JobDispatcher:
                 details={"job_id": row["id"], "printer_id": printer["id"]},
             )
 
-    async def _delivered(self, link: AgentLink, job_id: int, cid: str, ack: Any) -> None:
+    async def _delivered(
+        self, link: AgentLink, job_id: int, cid: str, sent_at: float, ack: Any
+    ) -> None:
+        self.hub.metrics.observe_roundtrip("job", time.monotonic() - sent_at)
         try:
-            await self._record_delivery(link, job_id, cid, ack)
+            with correlation(cid):
+                await self._record_delivery(link, job_id, cid, ack)
         finally:
             flight = self._in_flight.pop(job_id, None)
             if flight is not None and not flight.done():
@@ -435,11 +482,15 @@ class JobDispatcher:
         if ack.get("ok") and job_id not in self.active and ack.get("status") == "dispatched":
             # Cancelled or expired while it was on its way: take it back from the spool.
             await self.ask_agent(
-                link, HubEvent.JOB_CANCEL, {"job_id": job_id, "reason": "cancelled"}
+                link,
+                HubEvent.JOB_CANCEL,
+                {"job_id": job_id, "reason": "cancelled"},
+                correlation_id=cid,
             )
             return
         if ack.get("ok"):
             state = ack.get("status") or "dispatched"
+            log.debug("job %s in the spool of agent %s (%s)", job_id, link.agent_id, state)
             if state in FINAL_JOB_STATUSES:
                 await self._apply_result(link, job_id, ack, actor=actor)
             elif state == "printing":

@@ -1,5 +1,9 @@
 """The guard every Socket.IO handler runs inside: bad input becomes an error ack,
-an unexpected exception is logged with its correlation id and becomes ``internal``."""
+an unexpected exception is logged with its correlation id and becomes ``internal``.
+
+Every request gets a correlation id for its log lines: the one the payload carries
+(an agent's answer about a job or a test print), else a new request id
+(``ops_...`` on ``/ops``, ``agent_...`` on ``/agent``)."""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pm_hub.logs import correlation_id
-from pm_hub.protocol import ErrorCode, ProtocolError, error_ack
+from pm_hub.logs import correlation_id, wire_correlation_id
+from pm_hub.protocol import ErrorCode, ProtocolError, error_ack, new_correlation_id
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +34,22 @@ def guarded(
     *,
     max_bytes: int,
     on_answer: Callable[[str, dict[str, Any]], None] | None = None,
+    request_kind: str = "req",
 ) -> Callable[..., Awaitable[Any]]:
     """Wrap ``fn(sid, payload)`` so it always answers with an ack dict; ``on_answer``
-    sees every (event, ack) for metrics."""
+    sees every (event, ack) for metrics. ``request_kind`` starts the request ids."""
 
     @functools.wraps(fn)
     async def wrapper(sid: str, *args: Any) -> dict[str, Any]:
-        ack = await answer(sid, *args)
+        payload = args[0] if args else None
+        token = correlation_id.set(wire_correlation_id(payload) or new_correlation_id(request_kind))
+        try:
+            ack = await answer(sid, *args)
+            if log.isEnabledFor(logging.DEBUG):
+                outcome = "ok" if ack.get("ok") else ack.get("error", {}).get("code")
+                log.debug("%s from %s answered %s", event, sid, outcome)
+        finally:
+            correlation_id.reset(token)
         if on_answer is not None:
             on_answer(event, ack)
         return ack
@@ -47,18 +60,12 @@ def guarded(
         payload = args[0] if args else None
         if payload is not None and _size(payload) > max_bytes:
             return error_ack(ErrorCode.INVALID_PAYLOAD, f"payload larger than {max_bytes} bytes")
-        token = correlation_id.set(
-            payload.get("correlation_id") if isinstance(payload, dict) else None
-        )
         try:
             return await fn(sid, payload)
         except ProtocolError as exc:
             return exc.to_ack()
         except Exception:
-            cid = payload.get("correlation_id") if isinstance(payload, dict) else None
-            log.exception("[%s] handler for %s failed", cid or "-", event)
+            log.exception("handler for %s failed", event)
             return error_ack(ErrorCode.INTERNAL, "internal error; the hub logged it")
-        finally:
-            correlation_id.reset(token)
 
     return wrapper

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pm_hub.protocol import ok_ack
-from pm_hub.protocol.validation import get_float, require_object
+from pm_hub.protocol.validation import get_bool, get_float, invalid, require_object
 from pm_hub.store import health as health_store
+from pm_hub.store import tenants
 
 if TYPE_CHECKING:
     from pm_hub.hub import AgentLink, Hub
@@ -90,40 +91,76 @@ class HealthMonitor:
         health = self._health(link)
         health.disconnected_at = time.time()
         health.connected_at = None
+        self._watch_absence(health)
+
+    async def watch_absent_agents(self) -> int:
+        """At hub start: every agent the hub knows (license not revoked) is absent until
+        it connects. One that is still gone after ``agent_disconnect_alert_s`` gets the
+        same alerts as one seen leaving. Returns how many are watched."""
+        rows = await self.hub.db.read(tenants.agents_to_watch)
+        for row in rows:
+            if row["id"] in self.hub.agents or row["id"] in self._disconnect_timers:
+                continue
+            health = self.agents.get(row["id"])
+            if health is None:
+                health = AgentHealth(row["id"], row["company_id"], row["branch_id"])
+                self.agents[row["id"]] = health
+            health.name = health.name or row["name"] or f"agent {row['id']}"
+            health.disconnected_at = row["last_disconnect"] or row["last_seen"]
+            self._watch_absence(health)
+        return len(rows)
+
+    def _watch_absence(self, health: AgentHealth) -> None:
         delay = self.hub.settings.agent_disconnect_alert_s
         loop = asyncio.get_running_loop()
-        self._disconnect_timers[link.agent_id] = loop.call_later(
-            delay, lambda: self.hub.spawn(self._still_gone(link, delay))
+        old = self._disconnect_timers.pop(health.agent_id, None)
+        if old is not None:
+            old.cancel()
+        self._disconnect_timers[health.agent_id] = loop.call_later(
+            delay, lambda: self.hub.spawn(self._still_gone(health, delay))
         )
 
-    async def _still_gone(self, link: AgentLink, delay: float) -> None:
-        self._disconnect_timers.pop(link.agent_id, None)
-        if link.agent_id in self.hub.agents:
+    async def _still_gone(self, health: AgentHealth, delay: float) -> None:
+        self._disconnect_timers.pop(health.agent_id, None)
+        if health.agent_id in self.hub.agents:
             return
-        health = self._health(link)
-        await self.hub.alerts.raise_alert(
-            "agent_disconnected",
-            f"agent:{link.agent_id}",
-            f"agent {health.name or link.agent_id} has been disconnected for more than "
-            f"{delay:g} s; its printers cannot be reached",
-            company_id=link.company_id,
-            branch_id=link.branch_id,
-            details={"agent_id": link.agent_id, "since": health.disconnected_at},
-        )
+        subject = f"agent:{health.agent_id}"
+        if not self.hub.alerts.is_open("agent_disconnected", subject):
+            await self.hub.alerts.raise_alert(
+                "agent_disconnected",
+                subject,
+                f"agent {health.name or health.agent_id} has been disconnected for more than "
+                f"{delay:g} s; its printers cannot be reached",
+                company_id=health.company_id,
+                branch_id=health.branch_id,
+                details={"agent_id": health.agent_id, "since": health.disconnected_at},
+            )
+        # Its printers: already alerted when the agent was seen leaving (nothing new
+        # then); after a hub restart this is their first printer_offline alert.
+        for printer in list(self.hub.printers.values()):
+            if printer["agent_id"] == health.agent_id and printer["status"] == "offline":
+                await self.hub.alerts.printer_status(printer)
 
     # -- pings and reports -------------------------------------------------------------------
 
     async def on_ping(self, link: AgentLink, payload: Any) -> dict[str, Any]:
+        """A ``health:ping``: it reports the previous ping's outcome, its latency or
+        ``last_lost``. A lost ping is stored as a sample without latency; a ping with
+        no previous outcome (the agent's first) stores nothing but its loss figure."""
         data = require_object(payload)
         latency = get_float(data, "last_latency_ms", minimum=0, maximum=3_600_000)
+        lost = get_bool(data, "last_lost", default=False)
         loss = get_float(data, "packet_loss", minimum=0, maximum=1) or 0.0
+        if lost and latency is not None:
+            raise invalid("a lost ping has no latency: give last_latency_ms or last_lost")
         health = self._health(link)
         now = time.time()
         health.last_ping_at = now
         health.packet_loss = loss
         if latency is not None:
             health.latencies.append(latency)
-        self._samples.append((link.agent_id, now, latency, loss))
+        if latency is not None or lost:
+            self._samples.append((link.agent_id, now, latency, loss))
         await self._check_thresholds(link, health)
         return ok_ack(t=data.get("t"), server_time=now)
 

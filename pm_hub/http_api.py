@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from pm_hub.auth import AuthError, Principal
+from pm_hub.logs import correlation
 from pm_hub.operations import Operations
-from pm_hub.protocol import ErrorCode, ProtocolError, error_ack
+from pm_hub.protocol import ErrorCode, ProtocolError, error_ack, new_correlation_id
 from pm_hub.protocol.errors import HTTP_STATUS
 from pm_hub.protocol.validation import get_int
 from pm_hub.rate_limit import RateLimiter
@@ -54,6 +55,11 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
 
     def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaitable[Any]]:
         async def handler(request: web.Request) -> web.StreamResponse:
+            # Log lines about this request carry a request id (a job's id once it has one).
+            with correlation(new_correlation_id("http")):
+                return await answer(request)
+
+        async def answer(request: web.Request) -> web.StreamResponse:
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):
                 return _error(ErrorCode.AUTH_FAILED, "missing Authorization: Bearer <token>")

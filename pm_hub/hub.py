@@ -96,9 +96,9 @@ class Hub:
         #: On a branch hub with an upstream: the link to the company hub (set by server).
         self.upstream: Any = None
         self.db.on_write_latency = self.metrics.sqlite_write.observe
-        self.registry.on_resolved = lambda pending, seconds: self.metrics.correlation_rtt.labels(
-            pending.kind
-        ).observe(seconds)
+        self.registry.on_resolved = lambda pending, seconds: self.metrics.observe_roundtrip(
+            pending.kind, seconds
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -129,6 +129,8 @@ class Hub:
         self.registry.start()
         self.dispatcher.start()
         self.health.start()
+        # Agents that do not come back get their disconnect alerts, as if seen leaving.
+        await self.health.watch_absent_agents()
         self.webhooks.start()
         self._tasks.append(asyncio.create_task(self._flush_seen()))
         if self.upstream is not None:
@@ -251,10 +253,29 @@ class Hub:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def emit(
+        self,
+        event: str,
+        data: dict[str, Any],
+        *,
+        to: str | list[str],
+        namespace: str,
+        callback: Any = None,
+    ) -> None:
+        """Every event the hub sends goes through here (or :meth:`call`): it is counted."""
+        self.metrics.count_out(namespace, event)
+        await self.sio.emit(event, data, to=to, namespace=namespace, callback=callback)
+
+    async def call(
+        self, event: str, data: dict[str, Any], *, to: str, namespace: str, timeout: float
+    ) -> Any:
+        """Send an event and wait for its ack (counted like :meth:`emit`)."""
+        self.metrics.count_out(namespace, event)
+        return await self.sio.call(event, data, to=to, namespace=namespace, timeout=timeout)
+
     async def broadcast(self, event: str, record: dict[str, Any]) -> None:
         """Send ``event`` to the operators allowed to see ``record``; printer and job
         updates go through the coalescer to operators that asked for batches."""
-        self.metrics.events_out.labels(event).inc()
         if self.upstream is not None:
             self.upstream.poke()  # the change is in the outbox too: send it soon
         rooms = self.rooms_for(record)
@@ -267,7 +288,7 @@ class Hub:
         if not to:
             return  # nobody to tell: skip encoding the packet at all
         try:
-            await self.sio.emit(event, record, to=to, namespace=Namespace.OPS)
+            await self.emit(event, record, to=to, namespace=Namespace.OPS)
         except Exception:  # a broken client socket must not break the caller
             log.exception("broadcast of %s failed", event)
 
@@ -278,8 +299,7 @@ class Hub:
         return [room for room in rooms if members.get(room)]
 
     async def _emit_batch(self, event: str, rooms: list[str], payload: dict[str, Any]) -> None:
-        self.metrics.events_out.labels(event).inc()
-        await self.sio.emit(event, payload, to=rooms, namespace=Namespace.OPS)
+        await self.emit(event, payload, to=rooms, namespace=Namespace.OPS)
 
     async def printer_changed(self, row: dict[str, Any]) -> None:
         """Record a printer's new state, tell operators, then react: alerts, failover."""

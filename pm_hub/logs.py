@@ -7,12 +7,40 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from pm_hub.protocol import parse_correlation_id
 
 #: The correlation id of the request being handled (set by the handler guard).
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
+
+
+@contextmanager
+def correlation(cid: str | None) -> Iterator[None]:
+    """Log lines written inside the block carry ``cid`` (nothing changes for None)."""
+    if cid is None:
+        yield
+        return
+    token = correlation_id.set(cid)
+    try:
+        yield
+    finally:
+        correlation_id.reset(token)
+
+
+def wire_correlation_id(payload: Any) -> str | None:
+    """The ``correlation_id`` a peer put in a payload, if it is a well-formed one
+    (anything else is not trusted into the logs)."""
+    if not isinstance(payload, dict):
+        return None
+    value = payload.get("correlation_id")
+    if isinstance(value, str) and len(value) <= 120 and parse_correlation_id(value):
+        return value
+    return None
 
 
 class CorrelationFilter(logging.Filter):
@@ -41,6 +69,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """For a terminal: time, level, logger, message, and ``[correlation id]`` if any."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        cid = getattr(record, "correlation_id", None)
+        return f"{line} [{cid}]" if cid else line
+
+
 def setup_logging(
     level: str = "INFO", *, stream: Any = None, json_format: bool | None = None
 ) -> None:
@@ -49,12 +89,7 @@ def setup_logging(
         json_format = not (hasattr(stream, "isatty") and stream.isatty())
     handler = logging.StreamHandler(stream)
     handler.addFilter(CorrelationFilter())
-    if json_format:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
-        )
+    handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client import Counter as PromCounter
@@ -33,8 +33,9 @@ class HubMetrics:
         )
         self.events_out = PromCounter(
             "pm_events_out_total",
-            "Socket.IO events sent, by event",
-            ["event"],
+            "Socket.IO events the hub sent (broadcasts, jobs, requests to agents), "
+            "by namespace and event",
+            ["namespace", "event"],
             registry=self.registry,
         )
         self.errors = PromCounter(
@@ -45,7 +46,7 @@ class HubMetrics:
         )
         self.correlation_rtt = Histogram(
             "pm_correlation_roundtrip_seconds",
-            "Operator request to agent answer, by request type",
+            "Hub request to agent answer, by kind (test, job delivery, job:cancel, ...)",
             ["kind"],
             buckets=FAST,
             registry=self.registry,
@@ -69,6 +70,23 @@ class HubMetrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(hub))
+        # Labelled children, looked up once (these are on the per-job path).
+        self._out: dict[tuple[str, str], Any] = {}
+        self._roundtrip: dict[str, Any] = {}
+
+    def count_out(self, namespace: str, event: str) -> None:
+        """One event sent by the hub."""
+        child = self._out.get((namespace, event))
+        if child is None:
+            child = self._out[(namespace, event)] = self.events_out.labels(namespace, event)
+        child.inc()
+
+    def observe_roundtrip(self, kind: str, seconds: float) -> None:
+        """From the hub sending a request to an agent to that agent's answer."""
+        child = self._roundtrip.get(kind)
+        if child is None:
+            child = self._roundtrip[kind] = self.correlation_rtt.labels(kind)
+        child.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -86,11 +104,18 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "pm_operators_connected", "Operators connected on /ops now", value=len(hub.operators)
         )
-        yield GaugeMetricFamily(
+        pending = GaugeMetricFamily(
             "pm_correlations_pending",
-            "Operator requests waiting for an agent's answer",
-            value=len(hub.registry),
+            "Requests sent to agents still waiting for an answer, by kind "
+            "(test prints; jobs on their way to an agent's spool)",
+            labels=["kind"],
         )
+        waiting = hub.registry.pending_by_kind()
+        waiting["job"] = hub.dispatcher.in_flight_count()
+        waiting.setdefault("test", 0)
+        for kind, count in sorted(waiting.items()):
+            pending.add_metric([kind], count)
+        yield pending
         jobs = GaugeMetricFamily("pm_jobs_active", "Unfinished jobs by status", labels=["status"])
         counts = Counter(job.status for job in hub.dispatcher.active.values())
         for status in ("queued", "dispatched", "printing"):
@@ -110,6 +135,8 @@ class _StateCollector(Collector):
             labels=["agent"],
         )
         for agent_id, health in hub.health.agents.items():
+            if health.last_ping_at is None:
+                continue  # never pinged (since this hub started): nothing to say
             if health.latency_avg is not None:
                 latency.add_metric([str(agent_id)], health.latency_avg)
             loss.add_metric([str(agent_id)], health.packet_loss)

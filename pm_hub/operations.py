@@ -22,6 +22,7 @@ from pm_hub.protocol import (
     HubEvent,
     Namespace,
     ProtocolError,
+    job_correlation_id,
     ok_ack,
 )
 from pm_hub.protocol.documents import validate_document
@@ -217,7 +218,7 @@ class Operations:
                     str(error.get("message", "the agent refused the test print")),
                 )
 
-        await self.hub.sio.emit(
+        await self.hub.emit(
             HubEvent.PRINTER_TEST,
             {"correlation_id": pending.correlation_id, "printer_id": printer_id},
             to=link.sid,
@@ -309,6 +310,12 @@ class Operations:
         )
         if created:
             self.hub.dispatcher.submitted(row)  # before any await: keeps acceptance order
+        # From here on the request's log lines carry the job's correlation id.
+        correlation_id.set(job_correlation_id(row["id"], row["created_at"]))
+        if created:
+            log.debug(
+                "job %s accepted for printer %s from %s", row["id"], printer["id"], principal.sub
+            )
             await self.hub.job_changed(row)
             if failover_from is not None:
                 await self.hub.router.routed_around(printer, primary)

@@ -82,7 +82,13 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
 
         sio.on(
             event,
-            guarded(event, handle, max_bytes=max_bytes, on_answer=hub.count_answer(ns)),
+            guarded(
+                event,
+                handle,
+                max_bytes=max_bytes,
+                on_answer=hub.count_answer(ns),
+                request_kind="ops",
+            ),
             namespace=ns,
         )
 
@@ -105,7 +111,7 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
 
     async def printer_test(sid: str, payload: Any) -> dict[str, Any]:
         async def send_result(result: dict[str, Any]) -> None:
-            await sio.emit(HubEvent.PRINTER_TEST_COMPLETED, result, to=sid, namespace=ns)
+            await hub.emit(HubEvent.PRINTER_TEST_COMPLETED, result, to=sid, namespace=ns)
 
         ack, _pending = await operations.test_printer(
             principal_of(sid), payload, on_result=send_result
@@ -119,6 +125,7 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
             printer_test,
             max_bytes=max_bytes,
             on_answer=hub.count_answer(ns),
+            request_kind="ops",
         ),
         namespace=ns,
     )

@@ -201,6 +201,7 @@ class UpstreamLink:
         the answer is an error."""
         if self._lost.is_set():
             raise UpstreamError("disconnected")
+        self.hub.metrics.count_out(NS, event)
         call = asyncio.ensure_future(sio.call(event, payload, namespace=NS, timeout=CALL_TIMEOUT))
         lost = asyncio.ensure_future(self._lost.wait())
         try:
@@ -369,6 +370,7 @@ class UpstreamLink:
             async def send_result(result: dict[str, Any]) -> None:
                 if sio is not None:
                     try:
+                        self.hub.metrics.count_out(NS, BranchEvent.TEST_COMPLETED)
                         await sio.emit(BranchEvent.TEST_COMPLETED, result, namespace=NS)
                     except Exception:
                         log.warning("could not send a test print result upstream")

@@ -142,6 +142,57 @@ async def test_latency_and_loss_come_from_real_pings(
         await proxy.cut()
 
 
+async def test_a_lost_ping_is_stored_as_lost_not_as_an_old_latency(
+    watched_hub: RunningHub, tmp_path: Path
+) -> None:
+    """Each ping reports the one before it: after a lost ping the hub stores a sample
+    without latency, never the last good latency again."""
+    proxy = LinkProxy(watched_hub.port)
+    await proxy.start()
+    agent = Agent(
+        hub_url=f"http://127.0.0.1:{proxy.port}",
+        license_key=await watched_hub.hub.create_license(),
+        data_dir=tmp_path / "agent",
+        printers=[],
+        ping_interval=0.1,
+        ping_timeout=0.4,
+        spool_synchronous="NORMAL",
+    )
+    await agent.start()
+    try:
+        await eventually(lambda: len(agent.health.latencies) >= 3, what="pings answered")
+        proxy.delay = 0.3  # round trip 600 ms > 400 ms timeout: acks arrive late
+        await eventually(lambda: agent.health.pings_lost >= 3, timeout=15, what="lost pings")
+        proxy.delay = 0.0
+        answered = len(agent.health.latencies)
+        await eventually(
+            lambda: (
+                agent.health.pings_sent - agent.health.pings_lost >= answered + 3
+                and agent.health.outcomes[-1]
+            ),
+            timeout=15,
+            what="link back",
+        )
+        lost = agent.health.pings_lost
+        await watched_hub.hub.health.flush()
+        agent_id = next(iter(watched_hub.hub.agents))
+        rows = await watched_hub.hub.db.read(
+            lambda d: d.execute(
+                "SELECT latency_ms FROM health_samples WHERE agent_id = ? ORDER BY at",
+                (agent_id,),
+            ).fetchall()
+        )
+    finally:
+        await agent.stop()
+        await proxy.cut()
+    latencies = [r[0] for r in rows]
+    measured = [v for v in latencies if v is not None]
+    # One sample without latency per lost ping (all of them reported by now) ...
+    assert latencies.count(None) == lost, latencies
+    # ... and every latency stored once: no lost ping stands in as an old figure.
+    assert len(set(measured)) == len(measured), measured
+
+
 async def test_paper_out_raises_one_alert_that_ack_and_recovery_close(
     watched_hub: RunningHub, tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
@@ -172,12 +223,19 @@ async def test_paper_out_raises_one_alert_that_ack_and_recovery_close(
             ack = await ops.call("alert:ack", {"alert_id": alert["id"]})
             assert ack["alert"]["state"] == "acknowledged"
             assert ack["alert"]["acknowledged_by"] is not None
+            # Acknowledging again changes nothing and tells nobody again.
+            repeat = await ops.call("alert:ack", {"alert_id": alert["id"]})
+            assert repeat["ok"] and repeat["alert"] == ack["alert"]
 
             await fleet.printers[0].set_state("online")
             cleared = await ops.wait_for(
                 "alert:update", lambda a: a["id"] == alert["id"] and a["state"] == "cleared"
             )
             assert cleared["cleared_at"] >= cleared["opened_at"]
+            updates = [
+                d["state"] for e, d in ops.events if e == "alert:update" and d["id"] == alert["id"]
+            ]
+            assert updates == ["acknowledged", "cleared"]
             again = await ops.call("alert:ack", {"alert_id": alert["id"]})
             assert again["error"]["code"] == "conflict"
 
@@ -240,44 +298,155 @@ async def test_short_disconnect_raises_nothing(ops: OpsClient, make_agent: Agent
     assert listed["alerts"] == []
 
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(url: str) -> Samples:
+    """``GET /metrics``, parsed with prometheus_client's own parser."""
+    async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def out(namespace: str, event: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return ("pm_events_out_total", (("event", event), ("namespace", namespace)))
+
+
+def roundtrips(kind: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return ("pm_correlation_roundtrip_seconds_count", (("kind", kind),))
+
+
+def pending(kind: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return ("pm_correlations_pending", (("kind", kind),))
+
+
 async def test_metrics_parse_and_move(
     hub: RunningHub, ops: OpsClient, agent: Agent, fleet: SimulatorFleet, admin_token: str
 ) -> None:
-    async def scrape() -> dict[str, Any]:
-        async with aiohttp.ClientSession() as session, session.get(hub.url + "/metrics") as resp:
-            assert resp.status == 200
-            text = await resp.text()
-        samples: dict[str, Any] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return samples
-
+    """Events in and out (every kind the hub sends), round trips of test prints, job
+    deliveries and cancels, jobs finished, errors and SQLite writes all move."""
     await eventually(lambda: len(hub.hub.printers) == 2, what="printers")
-    before = await scrape()
+    by_name = {p["name"]: p["id"] for p in hub.hub.printers.values()}
+    before = await scrape(hub.url)
     key = ("pm_events_in_total", (("event", "printers:list"), ("namespace", "/ops")))
     for _ in range(3):
         await ops.call("printers:list", {})
-    printer_id = next(iter(hub.hub.printers))
-    await ops.call(
-        "job:submit",
-        {"printer_id": printer_id, "document": {"blocks": [{"type": "text", "text": "m"}]}},
-    )
-    await ops.call("printer:test", {"printer_id": 9999})
+    doc = {"blocks": [{"type": "text", "text": "m"}]}
+    await ops.call("job:submit", {"printer_id": by_name["Kitchen-1"], "document": doc})
     await ops.wait_for("job:update", lambda j: j["status"] == "completed")
-    after = await scrape()
+    await ops.call("printer:test", {"printer_id": 9999})
+    test = await ops.call("printer:test", {"printer_id": by_name["Bar"]})
+    await ops.wait_for(
+        "printer:test:completed", lambda d: d["correlation_id"] == test["correlation_id"]
+    )
+
+    # A job waiting in the spool of an agent whose printer is out of paper: cancelling
+    # it asks the agent (job:cancel), and that round trip is measured too.
+    await fleet.printers[1].set_state("paper_out")
+    await ops.wait_for("printer:update", lambda p: p["status"] == "paper_out")
+    held = await ops.call("job:submit", {"printer_id": by_name["Bar"], "document": doc})
+    job_id = held["job"]["id"]
+    await ops.wait_for("job:update", lambda j: j["id"] == job_id and j["status"] == "dispatched")
+    cancelled = await ops.call("job:cancel", {"job_id": job_id})
+    assert cancelled["job"]["status"] == "cancelled"
+
+    after = await scrape(hub.url)
     assert after[key] - before.get(key, 0) == 3
     assert after[("pm_agents_connected", ())] == 1
     assert after[("pm_operators_connected", ())] >= 1
     assert after[("pm_jobs_finished_total", (("status", "completed"),))] == 1
+    assert after[("pm_jobs_finished_total", (("status", "cancelled"),))] == 1
     assert after[("pm_print_duration_seconds_count", ())] == 1
     assert after[("pm_error_acks_total", (("code", "not_found"),))] >= 1
     assert (
         after[("pm_sqlite_write_seconds_count", ())] > before[("pm_sqlite_write_seconds_count", ())]
     )
-    assert after[("pm_printers", (("status", "online"),))] == 2
-    out_key = ("pm_events_out_total", (("event", "job:update"),))
-    assert after[out_key] > before.get(out_key, 0)
+    assert after[("pm_printers", (("status", "online"),))] == 1
+    assert after[("pm_printers", (("status", "paper_out"),))] == 1
+    # Every kind of event the hub sends is counted, by namespace.
+    for namespace, event, at_least in (
+        ("/ops", "job:update", 6),
+        ("/ops", "printer:update", 1),
+        ("/ops", "printer:test:completed", 1),
+        ("/agent", "print:job", 2),
+        ("/agent", "printer:test", 1),
+        ("/agent", "job:cancel", 1),
+    ):
+        moved = after.get(out(namespace, event), 0) - before.get(out(namespace, event), 0)
+        assert moved >= at_least, (namespace, event, moved)
+    # Round trips: the test print, both job deliveries, the cancel.
+    assert after[roundtrips("test")] - before.get(roundtrips("test"), 0) == 1
+    assert after[roundtrips("job")] - before.get(roundtrips("job"), 0) >= 2
+    assert after[roundtrips("job:cancel")] == 1
+    assert after[pending("job")] == 0 and after[pending("test")] == 0
+    assert all(after[("pm_jobs_active", (("status", s),))] == 0 for s in ("queued", "dispatched"))
+
+
+async def test_metrics_show_requests_in_flight_and_link_quality(
+    hub: RunningHub, ops: OpsClient, fleet: SimulatorFleet, tmp_path: Path
+) -> None:
+    """Through a link that gets slow: the agent's latency gauge rises, then its loss
+    gauge once acks come too late; a job on its way is a pending correlation and an
+    active queued job until the agent's ack arrives, then both drop back to zero."""
+    proxy = LinkProxy(hub.port)
+    await proxy.start()
+    agent = Agent(
+        hub_url=f"http://127.0.0.1:{proxy.port}",
+        license_key=await hub.hub.create_license(),
+        data_dir=tmp_path / "agent",
+        printers=[parse_printer_spec(f"Kitchen-1=tcp://127.0.0.1:{fleet.printers[0].port}")],
+        poll_interval=0.2,
+        ping_interval=0.1,
+        ping_timeout=0.5,
+        spool_synchronous="NORMAL",
+    )
+    await agent.start()
+    try:
+        await eventually(lambda: len(hub.hub.agents) == 1, what="agent connected")
+        agent_id = str(next(iter(hub.hub.agents)))
+        latency = ("pm_agent_latency_ms", (("agent", agent_id),))
+        loss = ("pm_agent_packet_loss_ratio", (("agent", agent_id),))
+
+        async def gauge(key: tuple[str, Any], check: Any) -> Samples:
+            async def met() -> Samples | None:
+                samples = await scrape(hub.url)
+                return samples if key in samples and check(samples[key]) else None
+
+            result: Samples = await eventually(met, timeout=15, what=f"{key[0]}")
+            return result
+
+        fast = await gauge(latency, lambda v: v >= 0)
+        assert fast[loss] == 0
+        proxy.delay = 0.1  # ~200 ms round trips, under the 500 ms ping timeout
+        await gauge(latency, lambda v: v >= 150 > fast[latency])
+
+        printer_id = next(iter(hub.hub.printers))
+        await eventually(lambda: hub.hub.printers[printer_id]["status"] == "online", what="online")
+        proxy.delay = 0.4  # acks now come after ~800 ms: pings are lost
+        await gauge(loss, lambda v: v > 0)
+        job = await ops.call(
+            "job:submit",
+            {"printer_id": printer_id, "document": {"blocks": [{"type": "text", "text": "x"}]}},
+        )
+        in_flight = await gauge(pending("job"), lambda v: v == 1)
+        assert in_flight[("pm_jobs_active", (("status", "queued"),))] == 1
+
+        proxy.delay = 0.0
+        await ops.wait_for(
+            "job:update", lambda j: j["id"] == job["job"]["id"] and j["status"] == "completed"
+        )
+        done = await scrape(hub.url)
+        assert done[pending("job")] == 0
+        assert done[roundtrips("job")] >= 1
+        assert all(done[("pm_jobs_active", (("status", s),))] == 0 for s in ("queued", "printing"))
+    finally:
+        await agent.stop()
+        await proxy.cut()
 
 
 def test_downsampling_keeps_a_month_of_samples_small(tmp_path: Path) -> None:

@@ -305,8 +305,9 @@ class BranchMirror:
     ) -> Record:
         """Ask a branch hub to do an operator request; its ack (with its own ids)."""
         link = self.connected_link(branch_id)
+        assert link.sid is not None  # connected_link checked it
         try:
-            ack = await self.hub.sio.call(
+            ack = await self.hub.call(
                 BranchEvent.OPS_REQUEST,
                 {"event": event, "payload": payload, "sub": principal.sub, "role": principal.role},
                 to=link.sid,

@@ -4,7 +4,11 @@ Agents and the dashboard import only this package from ``pm_hub``: event names,
 error codes, payload checks and the correlation-id format live here.
 """
 
-from pm_hub.protocol.correlation_ids import new_correlation_id, parse_correlation_id
+from pm_hub.protocol.correlation_ids import (
+    job_correlation_id,
+    new_correlation_id,
+    parse_correlation_id,
+)
 from pm_hub.protocol.errors import ErrorCode, ProtocolError, error_ack, ok_ack
 from pm_hub.protocol.events import AgentEvent, BranchEvent, HubEvent, Namespace, OpsEvent
 from pm_hub.protocol.statuses import (
@@ -31,6 +35,7 @@ __all__ = [
     "OpsEvent",
     "ProtocolError",
     "error_ack",
+    "job_correlation_id",
     "new_correlation_id",
     "ok_ack",
     "parse_correlation_id",

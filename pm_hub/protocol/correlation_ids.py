@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import secrets
@@ -17,6 +18,16 @@ def new_correlation_id(kind: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9-]*", kind):
         raise ValueError(f"correlation type must be lowercase letters/digits, got {kind!r}")
     return f"{kind}_{int(time.time() * 1000)}_{next(_counter)}_{secrets.token_hex(4)}"
+
+
+def job_correlation_id(job_id: int, created_at: float) -> str:
+    """The correlation id of a print job: ``job_{created_ms}_{job_id}_{hash}``.
+
+    Derived from the job itself, so every delivery of a job (also after a hub
+    restart) and every log line about it carry the same id."""
+    created_ms = int(created_at * 1000)
+    digest = hashlib.blake2s(f"{job_id}:{created_ms}".encode(), digest_size=4).hexdigest()
+    return f"job_{created_ms}_{job_id}_{digest}"
 
 
 @dataclass(frozen=True)

@@ -70,18 +70,20 @@ def clear_alert(
 
 def acknowledge_alert(
     db: sqlite_utils.Database, alert_id: int, *, by: str
-) -> dict[str, Any] | None:
-    """open -> acknowledged; returns None if there is no such alert."""
+) -> tuple[dict[str, Any], bool] | None:
+    """open -> acknowledged; returns (alert, whether this call changed it), or None if
+    there is no such alert. An alert already acknowledged (or cleared) stays as it is."""
     row = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     if row is None:
         return None
-    if row["state"] == "open":
-        db.execute(
-            "UPDATE alerts SET state = 'acknowledged', acknowledged_at = ?, acknowledged_by = ? "
-            "WHERE id = ?",
-            (time.time(), by, alert_id),
-        )
-    return _row(db, alert_id)
+    if row["state"] != "open":
+        return dict(row), False
+    db.execute(
+        "UPDATE alerts SET state = 'acknowledged', acknowledged_at = ?, acknowledged_by = ? "
+        "WHERE id = ?",
+        (time.time(), by, alert_id),
+    )
+    return _row(db, alert_id), True
 
 
 def get_alert(db: sqlite_utils.Database, alert_id: int) -> dict[str, Any] | None:

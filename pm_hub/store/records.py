@@ -6,6 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
+from pm_hub.protocol import job_correlation_id
+
 
 def _loads(value: str | None, default: Any) -> Any:
     if not value:
@@ -69,6 +71,7 @@ def job_record(row: sqlite3.Row | dict[str, Any], *, with_document: bool = False
         "finished_at": r["finished_at"],
         "reprint_of": r["reprint_of"],
         "failover_from": r["failover_from"],
+        "correlation_id": job_correlation_id(r["id"], r["created_at"]),
     }
     if with_document:
         record["document"] = _loads(r["document"], {})

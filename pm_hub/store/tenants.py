@@ -125,6 +125,15 @@ def set_agent_disconnected(db: sqlite_utils.Database, agent_id: int) -> dict[str
     return dict(row) if row else None
 
 
+def agents_to_watch(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Agents whose absence matters: every known agent whose license is not revoked."""
+    rows = db.execute(
+        "SELECT a.* FROM agents a LEFT JOIN licenses l ON l.id = a.license_id "
+        "WHERE l.revoked_at IS NULL ORDER BY a.id"
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
 def mark_all_agents_disconnected(db: sqlite_utils.Database) -> None:
     """At hub start nobody is connected yet, whatever the file says."""
     db.execute("UPDATE agents SET connected = 0 WHERE connected = 1")
