@@ -37,14 +37,17 @@ def free_port() -> int:
 class Proc:
     """A ``pm`` subcommand in its own process group, logging to a file."""
 
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.args = args
         self.log = log
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = dict(os.environ, PM_LOG_LEVEL="INFO")
+        env = dict(os.environ, PM_LOG_LEVEL="INFO", **self.env)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [*PM, *self.args], stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env
