@@ -57,7 +57,9 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
         async def handler(request: web.Request) -> web.StreamResponse:
             # Log lines about this request carry a request id (a job's id once it has one).
             with correlation(new_correlation_id("http")):
-                return await answer(request)
+                response = await answer(request)
+                log.debug("HTTP %s %s answered %s", request.method, request.path, response.status)
+                return response
 
         async def answer(request: web.Request) -> web.StreamResponse:
             header = request.headers.get("Authorization", "")
