@@ -430,7 +430,7 @@ class JobDispatcher:
                     await self._job_outcome_alerts(row)
             elif log.isEnabledFor(logging.DEBUG):
                 with correlation(job_correlation_id(row["id"], row["created_at"])):
-                    log.debug("job %s %s (%s)", job_id, row["status"], reason or actor)
+                    log.debug("job %s %s (by %s)", job_id, row["status"], actor)
         return row
 
     async def _job_outcome_alerts(self, row: dict[str, Any]) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +19,7 @@ from pm_hub import auth
 from pm_hub.cli import build_parser
 from pm_hub.config import load_settings
 from pm_hub.server import RunningHub
+from tests.fault_harness import Proc, free_port, wait_healthy
 from tests.helpers import eventually
 
 PM = [sys.executable, "-m", "pm_hub"]
@@ -167,3 +172,64 @@ def test_upstream_without_a_token_says_what_to_do(tmp_path: Path) -> None:
         assert "--upstream-token" in result.stderr and "--role branch" in result.stderr
     result = run("hub", "--company-mode", "--upstream", "http://x:1", "--upstream-token", "t")
     assert result.returncode == 2 and "company hub has no upstream" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--ping-interval", "0"], {}, "agent_ping_interval_s must be a positive"),
+        ([], {"PM_AGENT_REPORT_INTERVAL_S": "-5"}, "agent_report_interval_s must be a positive"),
+    ],
+)
+def test_agent_health_intervals_must_be_positive(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = run(
+        "agent",
+        "--hub",
+        "http://127.0.0.1:9",
+        "--license",
+        "pmk_x",
+        "--data-dir",
+        str(tmp_path),
+        *args,
+        env={**base, **env},
+    )
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_pm_up_takes_the_agent_ping_and_report_intervals(tmp_path: Path) -> None:
+    """``pm up --ping-interval --report-interval``: the hub has the local agent's
+    latency and its health report within seconds (defaults: 15 s and 5 min)."""
+    port = free_port()
+    proc = Proc(
+        "up",
+        [
+            *("up", "--data-dir", str(tmp_path), "--port", str(port)),
+            *("--ping-interval", "0.2", "--report-interval", "0.5"),
+        ],
+        tmp_path / "up.log",
+    )
+    proc.start()
+    try:
+        asyncio.run(wait_healthy(f"http://127.0.0.1:{port}"))
+        token = auth.TokenIssuer(auth.load_or_create_secret(tmp_path)).create(role="admin")
+        deadline = time.monotonic() + 4
+        agent: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/health",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                agents = json.loads(resp.read())["agents"]
+            agent = agents[0] if agents else {}
+            if agent.get("latency_ms", {}).get("last") is not None and agent["last_report_at"]:
+                break
+            time.sleep(0.2)
+        assert agent.get("latency_ms", {}).get("last") is not None, (agent, proc.tail())
+        assert agent["last_report_at"], agent
+    finally:
+        proc.stop()
