@@ -139,8 +139,9 @@ async def run_agent(
     *,
     hub_url: str | None,
     license_key: str,
-    settings: HubSettings,
+    data_dir: Path,
     printers: list[Any],
+    settings: HubSettings | None = None,
     poll_interval: float = 2.0,
     name: str | None = None,
     discovery: Any = None,
@@ -167,15 +168,16 @@ async def run_agent(
         _say(f"pm agent: found the hub at {hub_url}")
     if not printers and not (discovery is not None and discovery.enabled):
         _say("pm agent: no printers given (use --printer tcp://HOST:PORT); waiting anyway")
+    options = agent_health_options(settings or HubSettings(data_dir=data_dir))
     agent = Agent(
         hub_url=hub_url,
         license_key=license_key,
-        data_dir=settings.data_dir,
+        data_dir=data_dir,
         printers=printers,
         poll_interval=poll_interval,
         name=name,
         discovery=discovery,
-        **agent_health_options(settings),
+        **options,
     )
     try:
         await agent.start()

@@ -379,6 +379,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             run_agent(
                 hub_url=args.hub,
                 license_key=args.license,
+                data_dir=settings.data_dir,
                 settings=settings,
                 printers=_printer_specs(args.printer),
                 poll_interval=settings.poll_interval,
