@@ -100,11 +100,6 @@ class HubSettings:
     """How long an agent remembers a finished job (to answer a redelivery with its outcome
     instead of printing it again); pruned hourly, never before the hub has the result."""
 
-    def __post_init__(self) -> None:
-        for name in ("agent_ping_interval_s", "agent_report_interval_s", "agent_spool_retention_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
-
     @property
     def db_path(self) -> Path:
         return self.data_dir / "hub.sqlite"
@@ -132,6 +127,14 @@ def _convert(value: Any, type_name: str) -> Any:
 POLL_INTERVAL_RANGE = (0.05, 3600.0)
 
 
+#: Agent settings that must be a positive number of seconds.
+POSITIVE_AGENT_SECONDS = (
+    "agent_ping_interval_s",
+    "agent_report_interval_s",
+    "agent_spool_retention_s",
+)
+
+
 def _check(settings: HubSettings) -> HubSettings:
     low, high = POLL_INTERVAL_RANGE
     if not low <= settings.poll_interval <= high:
@@ -139,6 +142,10 @@ def _check(settings: HubSettings) -> HubSettings:
             f"poll_interval must be between {low} and {high:.0f} seconds "
             f"(got {settings.poll_interval})"
         )
+    for name in POSITIVE_AGENT_SECONDS:
+        value = getattr(settings, name)
+        if not value > 0:
+            raise ValueError(f"{name} must be a positive number of seconds (got {value})")
     return settings
 
 

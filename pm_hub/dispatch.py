@@ -286,8 +286,9 @@ class JobDispatcher:
         *,
         correlation_id: str | None = None,
     ) -> dict[str, Any]:
-        """A request about a job to an agent (``job:cancel``, ``job:release``); an error
-        ack if it does not answer. The job's correlation id goes along (and into the logs)."""
+        """A request to an agent (``job:cancel``, ``job:release``, ``printer:configure``);
+        an error ack if it does not answer. For a job, its correlation id goes along (and
+        into the logs)."""
         cid = correlation_id or self.correlation_id_of(payload.get("job_id", 0))
         if cid is not None:
             payload = {**payload, "correlation_id": cid}
