@@ -46,9 +46,10 @@ class HubSettings:
     mdns: bool = False
     """Advertise the hub as ``_printermaster._tcp.local.`` (``pm hub`` and ``pm up`` turn
     this on unless told ``--no-mdns``, ``PM_MDNS=0`` or ``mdns = false``)."""
-    printer_update_window_s: float = 0.1
-    """Operators that connect with ``coalesce: true`` get printer changes batched into
-    one ``printers:update`` per this many seconds (the first after a quiet spell at once)."""
+    update_batch_window_s: float = 0.02
+    """Operators that connect with ``coalesce: true`` get printer and job changes batched
+    into one ``printers:update`` / ``jobs:update`` per this many seconds (the first after
+    a quiet spell at once); the window widens with the number of such operators."""
     poll_interval: float = 2.0
     """Seconds between status queries (DLE EOT) to each printer, for the agent of
     ``pm up`` and ``pm agent``; a change reaches operators within one interval."""

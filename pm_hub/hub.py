@@ -65,7 +65,7 @@ class Hub:
         self.batched_operators: set[str] = set()
         self.coalescer = UpdateCoalescer(
             self._emit_batch,
-            window=settings.printer_update_window_s,
+            window=settings.update_batch_window_s,
             listeners=lambda: len(self.batched_operators),
         )
         self._seen: dict[tuple[int, int], set[int]] = {}
