@@ -220,7 +220,7 @@ def setup_agent_namespace(hub: Hub) -> None:
         }
         pid = row["id"]
         hub.db.write_soon(
-            lambda d: printer_store.set_printer_status(d, pid, status, flags, at=now),
+            lambda d: printer_store.record_status_change(d, pid, status, flags_json, now),
             what=f"status of printer {pid}",
         )
         if status != row["status"]:

@@ -45,12 +45,19 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
 
 
 class _Item:
-    __slots__ = ("fn", "future", "loop")
+    __slots__ = ("fn", "future", "loop", "what")
 
-    def __init__(self, fn: WriteFn, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        fn: WriteFn,
+        future: asyncio.Future[Any] | None,
+        loop: asyncio.AbstractEventLoop | None,
+        what: str = "",
+    ):
         self.fn = fn
-        self.future = future
+        self.future = future  # None: write-behind, nobody waits (``what`` names it)
         self.loop = loop
+        self.what = what
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -123,15 +130,9 @@ class Database:
         the order they were queued; a failure is logged with ``what``."""
         if self._closed or self._thread is None:
             raise RuntimeError("database is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def report(done: asyncio.Future[Any]) -> None:
-            if not done.cancelled() and done.exception() is not None:
-                log.error("%s failed: %s", what, done.exception())
-
-        future.add_done_callback(report)
-        self._queue.put(_Item(fn, future, loop))
+        # No future: the writer thread logs a failure itself, and a success costs the
+        # event loop no wake-up at all.
+        self._queue.put(_Item(fn, None, None, what))
 
     def _writer_loop(self, conn: sqlite3.Connection) -> None:
         db = sqlite_utils.Database(conn)
@@ -180,6 +181,10 @@ class Database:
         if self.on_write_latency is not None:
             self.on_write_latency(time.perf_counter() - started)
         for item, result, error in outcomes:
+            if item.future is None or item.loop is None:
+                if error is not None:
+                    log.error("%s failed: %s", item.what, error)
+                continue
             try:
                 item.loop.call_soon_threadsafe(_settle, item.future, result, error)
             except RuntimeError:  # the caller's loop is gone (shutdown)

@@ -141,6 +141,22 @@ def set_printer_status(
     return dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone())
 
 
+def record_status_change(
+    db: sqlite_utils.Database, printer_id: int, status: str, flags_json: str, at: float
+) -> None:
+    """A status change the hub already holds in memory: the row and its history entry
+    (write-behind from the status handler; no reads)."""
+    db.execute(
+        "UPDATE printers SET status = ?, flags = ?, last_seen = ?, status_changed_at = ?, "
+        "updated_at = ? WHERE id = ?",
+        (status, flags_json, at, at, at, printer_id),
+    )
+    db.execute(
+        "INSERT INTO printer_events (printer_id, at, status, flags) VALUES (?, ?, ?, ?)",
+        (printer_id, at, status, flags_json),
+    )
+
+
 def mark_seen(db: sqlite_utils.Database, seen: dict[int, float]) -> None:
     """Printers that reported an unchanged status: when they were last heard from."""
     db.conn.executemany(
