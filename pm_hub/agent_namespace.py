@@ -46,7 +46,6 @@ PRINTER_KINDS = ("network", "usb", "serial", "file", "simulated")
 def setup_agent_namespace(hub: Hub) -> None:
     sio = hub.sio
     ns = Namespace.AGENT
-    max_bytes = hub.settings.max_payload_bytes
 
     async def connect(sid: str, environ: dict[str, Any], data: Any = None) -> None:
         if not isinstance(data, dict):
@@ -274,7 +273,6 @@ def setup_agent_namespace(hub: Hub) -> None:
             guarded(
                 event,
                 fn,
-                max_bytes=max_bytes,
                 on_answer=hub.count_answer(ns),
                 request_kind="agent",
             ),

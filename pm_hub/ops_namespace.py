@@ -29,7 +29,6 @@ def refuse(message: str) -> socketio.exceptions.ConnectionRefusedError:
 def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
     sio = hub.sio
     ns = Namespace.OPS
-    max_bytes = hub.settings.max_payload_bytes
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -85,7 +84,6 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
             guarded(
                 event,
                 handle,
-                max_bytes=max_bytes,
                 on_answer=hub.count_answer(ns),
                 request_kind="ops",
             ),
@@ -123,7 +121,6 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
         guarded(
             OpsEvent.PRINTER_TEST,
             printer_test,
-            max_bytes=max_bytes,
             on_answer=hub.count_answer(ns),
             request_kind="ops",
         ),

@@ -132,7 +132,6 @@ class UpstreamLink:
         handler = guarded(
             BranchEvent.OPS_REQUEST,
             lambda _sid, payload: self._ops_request(payload),
-            max_bytes=self.hub.settings.max_payload_bytes,
         )
 
         async def on_request(data: Any = None) -> dict[str, Any]:

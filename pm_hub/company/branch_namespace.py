@@ -96,7 +96,6 @@ def _entries(data: dict[str, Any]) -> list[dict[str, Any]]:
 def setup_branch_namespace(hub: Hub, mirror: BranchMirror) -> None:
     sio = hub.sio
     ns = Namespace.BRANCH
-    max_bytes = hub.settings.max_payload_bytes
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if not hub.settings.company_mode:
@@ -319,7 +318,7 @@ def setup_branch_namespace(hub: Hub, mirror: BranchMirror) -> None:
     ):
         sio.on(
             event,
-            guarded(event, fn, max_bytes=max_bytes, on_answer=hub.count_answer(ns)),
+            guarded(event, fn, on_answer=hub.count_answer(ns)),
             namespace=ns,
         )
 
