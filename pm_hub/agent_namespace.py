@@ -19,6 +19,7 @@ from pm_hub.protocol import (
     ProtocolError,
     ok_ack,
 )
+from pm_hub.protocol.errors import outcome_of
 from pm_hub.protocol.profiles import check_capabilities
 from pm_hub.protocol.validation import (
     get_bool,
@@ -232,14 +233,7 @@ def setup_agent_namespace(hub: Hub) -> None:
         data = require_object(payload)
         cid = get_str(data, "correlation_id", required=True, max_length=120)
         assert cid is not None
-        result: dict[str, Any] = {"ok": bool(data.get("ok"))}
-        if not result["ok"]:
-            error = data.get("error")
-            result["error"] = (
-                {"code": str(error.get("code", "internal")), "message": str(error.get("message"))}
-                if isinstance(error, dict)
-                else {"code": "internal", "message": str(error or "test print failed")}
-            )
+        result = outcome_of(data, failed="test print failed")
         duration = get_float(data, "duration_ms", minimum=0)
         if duration is not None:
             result["agent_duration_ms"] = duration

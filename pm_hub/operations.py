@@ -16,7 +16,6 @@ from pm_hub.auth import Principal
 from pm_hub.correlation import PendingRequest
 from pm_hub.logs import correlation_id
 from pm_hub.protocol import (
-    JOB_STATUSES,
     PROBLEM_PRINTER_STATUSES,
     ErrorCode,
     HubEvent,
@@ -34,6 +33,7 @@ from pm_hub.protocol.validation import (
     get_int,
     get_str,
     invalid,
+    job_filters,
     require_object,
 )
 from pm_hub.store import alerts as alert_store
@@ -377,30 +377,13 @@ class Operations:
         return ok_ack(job=record)
 
     async def list_jobs(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        data = require_object(
-            payload,
-            allowed=("status", "printer_id", "station", "since", "until", "limit", "before_id"),
-        )
-        statuses = get_choices(data, "status", JOB_STATUSES)
-        printer_id = get_int(data, "printer_id", minimum=1)
-        station = get_str(data, "station", max_length=64)
-        since = get_float(data, "since", minimum=0)
-        until = get_float(data, "until", minimum=0)
-        limit = get_int(data, "limit", default=100, minimum=1, maximum=1000)
-        before_id = get_int(data, "before_id", minimum=1)
-        assert limit is not None
+        filters = job_filters(payload)
         rows = await self.hub.db.read(
             lambda d: job_store.list_jobs(
                 d,
                 company_id=principal.company_id,
                 branch_ids=principal.branch_list,
-                statuses=statuses,
-                printer_id=printer_id,
-                station=station,
-                since=since,
-                until=until,
-                limit=limit,
-                before_id=before_id,
+                **filters,
             )
         )
         return ok_ack(jobs=[job_record(r) for r in rows])

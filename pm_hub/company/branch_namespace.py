@@ -27,6 +27,7 @@ from pm_hub.protocol import (
     ProtocolError,
     ok_ack,
 )
+from pm_hub.protocol.errors import outcome_of
 from pm_hub.protocol.validation import get_float, get_int, get_str, invalid, require_object
 from pm_hub.store import mirror as mirror_store
 from pm_hub.store import tenants
@@ -293,14 +294,7 @@ def setup_branch_namespace(hub: Hub, mirror: BranchMirror) -> None:
         link = link_of(sid)
         cid = get_str(data, "correlation_id", required=True, max_length=120)
         assert cid is not None
-        result: dict[str, Any] = {"ok": bool(data.get("ok"))}
-        if not result["ok"]:
-            error = data.get("error")
-            result["error"] = (
-                {"code": str(error.get("code", "internal")), "message": str(error.get("message"))}
-                if isinstance(error, dict)
-                else {"code": "internal", "message": "test print failed"}
-            )
+        result = outcome_of(data, failed="test print failed")
         key = (link.branch_id, cid)
         ours = mirror.tests.pop(key, None)
         if ours is None:

@@ -13,13 +13,14 @@ from pm_hub.company.ids import global_id, globalize, localize_payload, split_id,
 from pm_hub.correlation import PendingRequest
 from pm_hub.logs import correlation_id
 from pm_hub.operations import Operations, TestResultSink, _require_actor, _version
-from pm_hub.protocol import JOB_STATUSES, ErrorCode, OpsEvent, ProtocolError, ok_ack
+from pm_hub.protocol import ErrorCode, OpsEvent, ProtocolError, ok_ack
 from pm_hub.protocol.validation import (
     get_choices,
     get_float,
     get_int,
     get_str,
     invalid,
+    job_filters,
     require_object,
 )
 from pm_hub.store import mirror as mirror_store
@@ -229,30 +230,13 @@ class CompanyOperations(Operations):
         return ok_ack(job=shown)
 
     async def list_jobs(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        data = require_object(
-            payload,
-            allowed=("status", "printer_id", "station", "since", "until", "limit", "before_id"),
-        )
-        statuses = get_choices(data, "status", JOB_STATUSES)
-        printer_id = get_int(data, "printer_id", minimum=1)
-        station = get_str(data, "station", max_length=64)
-        since = get_float(data, "since", minimum=0)
-        until = get_float(data, "until", minimum=0)
-        limit = get_int(data, "limit", default=100, minimum=1, maximum=1000)
-        before_id = get_int(data, "before_id", minimum=1)
-        assert limit is not None
+        filters = job_filters(payload)
         jobs = await self.hub.db.read(
             lambda d: mirror_store.list_jobs(
                 d,
                 company_id=principal.company_id,
                 branch_ids=principal.branch_list,
-                statuses=statuses,
-                printer_id=printer_id,
-                station=station,
-                since=since,
-                until=until,
-                limit=limit,
-                before_id=before_id,
+                **filters,
             )
         )
         return ok_ack(jobs=jobs)

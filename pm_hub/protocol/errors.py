@@ -63,6 +63,20 @@ def error_of(ack: Any) -> dict[str, Any]:
     return {}
 
 
+def outcome_of(data: dict[str, Any], *, failed: str = "failed") -> dict[str, Any]:
+    """``{"ok": bool}`` plus, when not ok, an ``error`` with a string code and message,
+    from a result someone reported (a malformed error becomes ``internal``)."""
+    result: dict[str, Any] = {"ok": bool(data.get("ok"))}
+    if not result["ok"]:
+        error = data.get("error")
+        result["error"] = (
+            {"code": str(error.get("code", "internal")), "message": str(error.get("message"))}
+            if isinstance(error, dict)
+            else {"code": "internal", "message": str(error or failed)}
+        )
+    return result
+
+
 def known_code(value: Any, default: ErrorCode = ErrorCode.INTERNAL) -> ErrorCode:
     """``value`` as an ErrorCode if it is one, else ``default``."""
     try:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pm_hub.protocol.errors import ErrorCode, ProtocolError
+from pm_hub.protocol.statuses import JOB_STATUSES
 
 #: The integers SQLite can store; a larger id cannot name anything.
 SQLITE_INT_MIN = -(2**63)
@@ -163,3 +164,21 @@ def get_choices(payload: dict[str, Any], key: str, choices: Iterable[str]) -> li
     if not set(values) <= set(options):
         raise invalid(f"{key} must be among {', '.join(options)}")
     return values
+
+
+def job_filters(payload: Any) -> dict[str, Any]:
+    """The filters of ``jobs:list`` (and ``GET /api/v1/jobs``), checked, as keyword
+    arguments for the stores' ``list_jobs``."""
+    data = require_object(
+        payload,
+        allowed=("status", "printer_id", "station", "since", "until", "limit", "before_id"),
+    )
+    return {
+        "statuses": get_choices(data, "status", JOB_STATUSES),
+        "printer_id": get_int(data, "printer_id", minimum=1),
+        "station": get_str(data, "station", max_length=64),
+        "since": get_float(data, "since", minimum=0),
+        "until": get_float(data, "until", minimum=0),
+        "limit": get_int(data, "limit", default=100, minimum=1, maximum=1000),
+        "before_id": get_int(data, "before_id", minimum=1),
+    }
