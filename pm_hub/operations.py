@@ -34,6 +34,7 @@ from pm_hub.protocol.validation import (
     get_str,
     invalid,
     job_filters,
+    printer_filter,
     require_object,
 )
 from pm_hub.store import alerts as alert_store
@@ -63,17 +64,11 @@ class Operations:
     # -- printers ----------------------------------------------------------------------
 
     async def list_printers(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        data = require_object(payload, allowed=("branch_id", "station", "status"))
-        branch_id = get_int(data, "branch_id")
-        station = get_str(data, "station", max_length=64)
-        status = get_str(data, "status", max_length=32)
+        wanted = printer_filter(payload)
         printers = [
             self.hub.printer_view(row)
             for row in self.hub.printers.values()
-            if principal.sees(row)
-            and (branch_id is None or row["branch_id"] == branch_id)
-            and (station is None or row["station"] == station)
-            and (status is None or row["status"] == status)
+            if principal.sees(row) and wanted(row)
         ]
         printers.sort(key=lambda p: p["id"])
         return ok_ack(printers=printers)

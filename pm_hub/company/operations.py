@@ -18,9 +18,9 @@ from pm_hub.protocol.validation import (
     get_choices,
     get_float,
     get_int,
-    get_str,
     invalid,
     job_filters,
+    printer_filter,
     require_object,
 )
 from pm_hub.store import mirror as mirror_store
@@ -105,17 +105,11 @@ class CompanyOperations(Operations):
     # -- printers ----------------------------------------------------------------------
 
     async def list_printers(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        data = require_object(payload, allowed=("branch_id", "station", "status"))
-        branch_id = get_int(data, "branch_id")
-        station = get_str(data, "station", max_length=64)
-        status = get_str(data, "status", max_length=32)
+        wanted = printer_filter(payload)
         printers = [
             self.mirror.printer_view(p)
             for p in self.mirror.printers.values()
-            if principal.sees(p)
-            and (branch_id is None or p["branch_id"] == branch_id)
-            and (station is None or p["station"] == station)
-            and (status is None or p["status"] == status)
+            if principal.sees(p) and wanted(p)
         ]
         printers.sort(key=lambda p: p["id"])
         return ok_ack(printers=printers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pm_hub.protocol.errors import ErrorCode, ProtocolError
@@ -182,3 +182,21 @@ def job_filters(payload: Any) -> dict[str, Any]:
         "limit": get_int(data, "limit", default=100, minimum=1, maximum=1000),
         "before_id": get_int(data, "before_id", minimum=1),
     }
+
+
+def printer_filter(payload: Any) -> Callable[[dict[str, Any]], bool]:
+    """The filters of ``printers:list`` (branch, station, status), checked, as a test
+    for one printer row."""
+    data = require_object(payload, allowed=("branch_id", "station", "status"))
+    branch_id = get_int(data, "branch_id")
+    station = get_str(data, "station", max_length=64)
+    status = get_str(data, "status", max_length=32)
+
+    def wanted(row: dict[str, Any]) -> bool:
+        return (
+            (branch_id is None or row["branch_id"] == branch_id)
+            and (station is None or row["station"] == station)
+            and (status is None or row["status"] == status)
+        )
+
+    return wanted
