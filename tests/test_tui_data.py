@@ -213,3 +213,13 @@ def test_preflight_says_what_is_wrong_in_one_sentence(not_a_hub: str) -> None:
         preflight(not_a_hub)
     with pytest.raises(TuiConfigError, match="cannot find the host"):
         preflight("http://no-such-host.invalid:3001", timeout=2)
+
+
+def test_latency_line_says_the_last_ping_before_the_first_report() -> None:
+    from pm_tui.widgets.charts import latency_summary
+
+    assert latency_summary(None) == "no figures yet"
+    pings_only = {"latency_ms": {}, "series": [{"at": 1.0, "latency_ms": 2.4}]}
+    assert latency_summary(pings_only) == "2.4 ms last ping"
+    reported = {**pings_only, "latency_ms": {"avg": 3.0, "p95": 5.0}, "packet_loss": 0.0}
+    assert latency_summary(reported).startswith("3.0 ms avg · p95 5.0 ms")

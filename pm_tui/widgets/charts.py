@@ -19,7 +19,9 @@ Record = dict[str, Any]
 def latency_summary(health: Record | None) -> str:
     latency = (health or {}).get("latency_ms") or {}
     if not health or not isinstance(latency.get("avg"), int | float):
-        return "no figures yet"
+        values = latency_values(health)
+        # Pings have come in, the agent's first report (avg, p95) not yet.
+        return f"{ms(values[-1])} ms last ping" if values else "no figures yet"
     return (
         f"{ms(latency.get('avg'))} ms avg · p95 {ms(latency.get('p95'))} ms"
         f" · loss {percent(health.get('packet_loss'))}"
@@ -48,7 +50,7 @@ class LatencyLine(Horizontal):
         figures = self.query_one(".latency-figures", Static)
         values = latency_values(health)
         spark.data = values or [0.0]
-        spark.display = bool(values)
+        spark.display = len(values) > 1  # one value would fill the whole line
         if unsupported:
             show(figures, Text("no figures: this hub has no health:summary", style="dim"))
         else:
