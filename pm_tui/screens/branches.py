@@ -86,7 +86,7 @@ def branch_cells(row: BranchSummary, selected: bool, clock: Clock | None = None)
         link = Text("DOWN", style="bold red")
     synced = (row.link or {}).get("last_sync_at")
     return {
-        "name": ("▸ " if selected else "") + row.name,
+        "name": ("✓ " if selected else "") + row.name,
         "printers": str(row.printers),
         "problems": Text(str(row.problems), style="bold red" if row.problems else ""),
         "alerts": Text(str(row.alerts), style="bold" if row.alerts else ""),
