@@ -265,8 +265,12 @@ class HealthMonitor:
                     "name": agent["name"],
                     "connected": agent["connected"],
                     "latency_ms": {
-                        "last": round(lat[-1], 2) if lat else None,
-                        "avg": health.latency_avg if health else None,
+                        # The hub's own samples; until the first arrives (a ping reports
+                        # the one before it), what the agent's report says.
+                        "last": round(lat[-1], 2) if lat else report.get("latency_last_ms"),
+                        "avg": health.latency_avg
+                        if health and lat
+                        else report.get("latency_avg_ms"),
                         "p95": report.get("latency_p95_ms"),
                     },
                     "packet_loss": health.packet_loss if health else None,

@@ -513,3 +513,20 @@ async def test_log_lines_about_a_request_carry_its_correlation_id(
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
     tagged = [line for line in lines if line.get("correlation_id") == ack["correlation_id"]]
     assert any("test print sent" in line["msg"] for line in tagged), lines[-10:]
+
+
+async def test_a_new_agent_has_latency_figures_from_its_first_report(
+    ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    """Right after connecting the hub has no ping sample yet (a ping reports the one
+    before it); the dashboard still gets the agent's own figures from its first report."""
+    await make_agent([], ping_interval=60.0, report_interval=0.5)
+
+    async def figures() -> dict[str, Any] | None:
+        ack = await ops.call("health:summary", {})
+        agents = ack.get("agents") or []
+        latency = agents[0]["latency_ms"] if agents else {}
+        return latency if isinstance(latency.get("avg"), int | float) else None
+
+    latency = await eventually(figures, timeout=5, what="latency in the summary")
+    assert latency["last"] is not None and latency["avg"] > 0

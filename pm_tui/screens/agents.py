@@ -163,6 +163,10 @@ class AgentsView(FleetPanel):
             now=app.clock.now(),
         )
 
+    def on_show(self) -> None:
+        # Fresh figures whenever the tab comes into view (the periodic poll is 15 s).
+        self.run_worker(self.dashboard._poll_health(), exclusive=True, group="agents-health")
+
     async def action_refresh_health(self) -> None:
         app = self.dashboard
         if await app._fetch_health():
