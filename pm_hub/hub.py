@@ -305,7 +305,8 @@ class Hub:
         """Record a printer's new state, tell operators, then react: alerts, failover."""
         old = self.printers.get(row["id"])
         self.printers[row["id"]] = row
-        await self.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(row))
+        if self.batched_operators or self._occupied(self.rooms_for(row)):
+            await self.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(row))
         if old is None or old["status"] != row["status"]:
             await self.alerts.printer_status(row)
         await self.router.health_changed(old, row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from typing import Any
@@ -16,6 +17,14 @@ def _loads(value: str | None, default: Any) -> Any:
         return json.loads(value)
     except ValueError:
         return default
+
+
+@functools.lru_cache(maxsize=256)
+def _capabilities(value: str | None) -> dict[str, Any]:
+    # Printers share a handful of profiles and their capabilities change only with the
+    # printer's settings, so the parse is cached (a status change rebuilds the record).
+    parsed = _loads(value, {})
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def printer_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +46,7 @@ def printer_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
         "mac": r.get("mac"),
         "profile": r.get("profile"),
         "profile_override": r.get("profile_override"),
-        "capabilities": _loads(r.get("capabilities"), {}),
+        "capabilities": dict(_capabilities(r.get("capabilities"))),
         "default_expiry_s": r.get("default_expiry_s"),
         "branch_id": r["branch_id"],
         "company_id": r["company_id"],
