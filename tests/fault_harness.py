@@ -8,7 +8,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,14 +23,9 @@ from pm_agent.sim import SimulatorFleet
 from pm_hub import auth
 from pm_hub.licenses import create_license_offline
 from pm_hub.protocol import FINAL_JOB_STATUSES, Namespace
+from tests.helpers import free_port
 
 PM = [sys.executable, "-m", "pm_hub"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Proc:

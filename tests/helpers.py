@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -137,3 +138,21 @@ def receipt_doc(marker: str) -> dict[str, Any]:
             {"type": "cut"},
         ]
     }
+
+
+def free_port(run: int = 1) -> int:
+    """A port that is free, with the ``run - 1`` ports after it free too."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = int(sock.getsockname()[1])
+        if first + run > 65536:
+            continue
+        try:
+            for port in range(first + 1, first + run):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no run of {run} free ports")

@@ -21,15 +21,9 @@ from pm_agent.discovery.tcp_scan import TcpScanSource, scan_targets
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim import SimulatedPrinter
 from tests.conftest import AgentFactory
-from tests.helpers import AnonymousPrinter, OpsClient, eventually, write_arp_table
+from tests.helpers import AnonymousPrinter, OpsClient, eventually, free_port, write_arp_table
 
 LOOPBACK = ["127.0.0.1"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- subnet scan ---------------------------------------------------------------------------

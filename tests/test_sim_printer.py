@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -24,6 +23,7 @@ from pm_agent.sim import (
     run_sim,
     run_simctl,
 )
+from tests.helpers import free_port
 
 ALL_QUERIES = b"".join(STATUS_QUERIES[n] for n in (1, 2, 3, 4))
 
@@ -66,12 +66,6 @@ class Client:
 async def printer() -> AsyncIterator[SimulatedPrinter]:
     async with SimulatedPrinter("Kitchen-1", serial="SN-0001", model="TM-SIM") as sim:
         yield sim
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- printing
@@ -334,11 +328,8 @@ async def test_fleet_can_be_awaited_and_stopped() -> None:
 
 
 async def test_fleet_on_consecutive_ports() -> None:
-    base = free_port()
-    try:
-        sims = await SimulatorFleet.start(count=2, base_port=base, control_port=None)
-    except OSError:
-        pytest.skip("the port after a free port was taken")
+    base = free_port(run=2)
+    sims = await SimulatorFleet.start(count=2, base_port=base, control_port=None)
     try:
         assert [p.port for p in sims.printers] == [base, base + 1]
     finally:

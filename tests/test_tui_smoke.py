@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ from pathlib import Path
 import pytest
 
 from pm_hub.cli import main
+from tests.helpers import free_port
 
 PM = [sys.executable, "-m", "pm_hub"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_pm_tui_explains_a_hub_that_is_down(
@@ -53,7 +47,7 @@ def test_pm_tui_explains_a_wrong_url_and_a_missing_token(
 @pytest.fixture
 def branch_box(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """``pm up --sim 2`` in its own process; yields (hub URL, admin token)."""
-    port, sim_port = free_port(), free_port()
+    port, sim_port = free_port(), free_port(run=2)
     data = tmp_path / "box"
     cmd = [
         sys.executable, "-m", "pm_hub", "up", "--data-dir", str(data), "--port", str(port),
