@@ -17,6 +17,7 @@ from typing import Any
 
 from pm_hub import __version__
 from pm_hub.config import HubSettings, default_data_dir, load_settings
+from pm_hub.event_loop import event_loop_factory
 
 
 def _common(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
@@ -302,7 +303,8 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
         except asyncio.CancelledError:
             return 0
 
-    return asyncio.run(main()) or 0
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(main()) or 0
 
 
 def main(argv: list[str] | None = None) -> int:

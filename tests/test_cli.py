@@ -233,3 +233,22 @@ def test_pm_up_takes_the_agent_ping_and_report_intervals(tmp_path: Path) -> None
         assert agent["last_report_at"], agent
     finally:
         proc.stop()
+
+
+def test_services_run_on_uvloop_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from pm_hub.event_loop import event_loop_factory, event_loop_name
+
+    monkeypatch.delenv("PM_EVENT_LOOP", raising=False)
+    factory = event_loop_factory()
+    assert factory is not None and event_loop_name() == "uvloop"
+    loop = factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
+    monkeypatch.setenv("PM_EVENT_LOOP", "asyncio")
+    assert event_loop_factory() is None
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        assert runner.run(asyncio.sleep(0, result=7)) == 7

@@ -10,6 +10,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from pm_hub.event_loop import event_loop_name
+
 PACKAGES = (
     "printermaster",
     "aiohttp",
@@ -70,7 +72,7 @@ def machine_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "python_executable": sys.executable,
-        "event_loop": "asyncio (default selector loop)",
+        "event_loop": event_loop_name(),
         "sqlite": sqlite3.sqlite_version,
         "open_files_limit": {"soft": soft, "hard": hard},
         "load_average": load_average(),

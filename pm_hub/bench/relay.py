@@ -22,6 +22,8 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from pm_hub.event_loop import event_loop_factory
+
 OPS = "/ops"
 AGENT = "/agent"
 ROOM = "branch_1"
@@ -128,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.host, args.port))
+        # The same event loop as the hub, so the ratio compares code, not loops.
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve(args.host, args.port))
     except KeyboardInterrupt:
         return 130
     return 0

@@ -20,6 +20,8 @@ import sys
 import traceback
 from typing import Any
 
+from pm_hub.event_loop import event_loop_factory
+
 DEFAULT_MAX_LIFETIME = 900.0
 
 
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         return await asyncio.wait_for(serve(args[0]), lifetime)
 
     try:
-        return asyncio.run(bounded())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(bounded())
     except TimeoutError:
         print(f"bench worker {args[0]}: max lifetime {lifetime}s reached", file=sys.stderr)
         return 3
