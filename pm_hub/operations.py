@@ -28,7 +28,7 @@ from pm_hub.protocol.documents import validate_document
 from pm_hub.protocol.errors import error_of, known_code
 from pm_hub.protocol.profiles import check_capabilities, check_profile_field
 from pm_hub.protocol.validation import (
-    get_choices,
+    alert_filters,
     get_float,
     get_int,
     get_str,
@@ -464,19 +464,13 @@ class Operations:
     # -- alerts --------------------------------------------------------------------------
 
     async def list_alerts(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        data = require_object(payload, allowed=("state", "since", "limit"))
-        states = get_choices(data, "state", ("open", "acknowledged", "cleared"))
-        since = get_float(data, "since", minimum=0)
-        limit = get_int(data, "limit", default=200, minimum=1, maximum=1000)
-        assert limit is not None
+        filters = alert_filters(payload)
         rows = await self.hub.db.read(
             lambda d: alert_store.list_alerts(
                 d,
                 company_id=principal.company_id,
                 branch_ids=principal.branch_list,
-                states=states,
-                since=since,
-                limit=limit,
+                **filters,
             )
         )
         return ok_ack(alerts=[alert_record(r) for r in rows])

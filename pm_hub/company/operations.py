@@ -15,8 +15,7 @@ from pm_hub.logs import correlation_id
 from pm_hub.operations import Operations, TestResultSink, _require_actor, _version
 from pm_hub.protocol import ErrorCode, OpsEvent, ProtocolError, ok_ack
 from pm_hub.protocol.validation import (
-    get_choices,
-    get_float,
+    alert_filters,
     get_int,
     invalid,
     job_filters,
@@ -315,19 +314,13 @@ class CompanyOperations(Operations):
     # -- alerts and agents --------------------------------------------------------------------
 
     async def list_alerts(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        data = require_object(payload, allowed=("state", "since", "limit"))
-        states = get_choices(data, "state", ("open", "acknowledged", "cleared"))
-        since = get_float(data, "since", minimum=0)
-        limit = get_int(data, "limit", default=200, minimum=1, maximum=1000)
-        assert limit is not None
+        filters = alert_filters(payload)
         alerts = await self.hub.db.read(
             lambda d: mirror_store.list_alerts(
                 d,
                 company_id=principal.company_id,
                 branch_ids=principal.branch_list,
-                states=states,
-                since=since,
-                limit=limit,
+                **filters,
             )
         )
         return ok_ack(alerts=alerts)

@@ -200,3 +200,14 @@ def printer_filter(payload: Any) -> Callable[[dict[str, Any]], bool]:
         )
 
     return wanted
+
+
+def alert_filters(payload: Any) -> dict[str, Any]:
+    """The filters of ``alerts:list`` (and ``GET /api/v1/alerts``), checked, as keyword
+    arguments for the stores' ``list_alerts``."""
+    data = require_object(payload, allowed=("state", "since", "limit"))
+    return {
+        "states": get_choices(data, "state", ("open", "acknowledged", "cleared")),
+        "since": get_float(data, "since", minimum=0),
+        "limit": get_int(data, "limit", default=200, minimum=1, maximum=1000),
+    }
