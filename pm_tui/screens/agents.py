@@ -9,13 +9,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.events import Resize
 from textual.widgets import Static
 
 from pm_tui.data.clock import Clock
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import duration, ms, percent
-from pm_tui.screens.base import FleetPanel
+from pm_tui.screens.base import TablePanel
 from pm_tui.widgets.charts import LatencyPlot
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
@@ -77,7 +76,7 @@ def _count(value: Any) -> str:
     return str(value) if isinstance(value, int) else "-"
 
 
-class AgentsView(FleetPanel):
+class AgentsView(TablePanel):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh_health", "refresh"),
     ]
@@ -139,10 +138,6 @@ class AgentsView(FleetPanel):
 
     def update_chrome(self) -> None:
         self._note()
-
-    def on_resize(self, event: Resize) -> None:
-        if self._columns() != self.table.specs:
-            self.rebuild()
 
     @on(LiveTable.Highlighted, "#agents")
     def _highlighted(self, event: LiveTable.Highlighted) -> None:

@@ -9,13 +9,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.events import Resize
 from textual.widgets import Static
 
 from pm_tui.data.clock import Clock
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import alert_state_text, severity_text
-from pm_tui.screens.base import FleetPanel
+from pm_tui.screens.base import TablePanel
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
 
@@ -56,7 +55,7 @@ def alert_cells(alert: Record, state: FleetState, clock: Clock) -> dict[str, Cel
     }
 
 
-class AlertsView(FleetPanel):
+class AlertsView(TablePanel):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "ack", "acknowledge"),
         Binding("o", "toggle_open", "open only/all"),
@@ -131,10 +130,6 @@ class AlertsView(FleetPanel):
                 table.want_sort()
         if changes.alerts:
             self.mark_chrome()
-
-    def on_resize(self, event: Resize) -> None:
-        if self._columns() != self.table.specs:
-            self.rebuild()
 
     @on(LiveTable.Highlighted, "#alerts")
     def _highlighted(self, event: LiveTable.Highlighted) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual.containers import Vertical
+from textual.events import Resize
 from textual.screen import Screen
 
 from pm_tui.data.state import Changes
+from pm_tui.widgets.tables import ColumnSpec, LiveTable
 
 if TYPE_CHECKING:
     from pm_tui.app import PrinterMasterApp
@@ -78,3 +80,21 @@ class FleetScreen(Screen[None]):
 
     def clock_tick(self) -> None:
         """Once a second (override)."""
+
+
+class TablePanel(FleetPanel):
+    """A fleet view around one live table whose columns depend on the width."""
+
+    @property
+    def table(self) -> LiveTable:
+        raise NotImplementedError
+
+    def _columns(self) -> list[ColumnSpec]:
+        raise NotImplementedError
+
+    def rebuild(self) -> None:
+        raise NotImplementedError
+
+    def on_resize(self, event: Resize) -> None:
+        if self._columns() != self.table.specs:
+            self.rebuild()

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.events import Resize
 from textual.widgets import Input, Static
 
 from pm_hub.protocol import ACTIVE_JOB_STATUSES, OpsEvent
@@ -17,7 +16,7 @@ from pm_tui.data.filters import JOB_STATUS_PRESETS, JobQuery, QueryError
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import duration, job_status_text
-from pm_tui.screens.base import FleetPanel
+from pm_tui.screens.base import TablePanel
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
 
@@ -76,7 +75,7 @@ def job_cells(job: Record, state: FleetState, clock: Clock) -> dict[str, Cell]:
     }
 
 
-class JobsView(FleetPanel):
+class JobsView(TablePanel):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "filter"),
         Binding("s", "cycle_status", "status"),
@@ -175,10 +174,6 @@ class JobsView(FleetPanel):
             job = app.state.jobs.get(job_id)
             if job is not None and job.get("status") in ACTIVE_JOB_STATUSES:
                 self.table.put_row(job_id, {"info": job_info(job, app.state, app.clock)})
-
-    def on_resize(self, event: Resize) -> None:
-        if self._columns() != self.table.specs:
-            self.rebuild()
 
     # -- filters -----------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.events import Resize
 from textual.widgets import Input, Static
 
 from pm_hub.protocol import PROBLEM_PRINTER_STATUSES
@@ -18,7 +17,7 @@ from pm_tui.data.clock import Clock
 from pm_tui.data.filters import PRINTER_SORTS, next_sort, printer_matches
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import ago, flags_text, paper_text, plural, status_text
-from pm_tui.screens.base import FleetPanel
+from pm_tui.screens.base import TablePanel
 from pm_tui.widgets.charts import LatencyLine
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
@@ -108,7 +107,7 @@ def printer_summary(p: Record, state: FleetState, clock: Clock) -> Text:
     return line
 
 
-class PrintersView(FleetPanel):
+class PrintersView(TablePanel):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "filter"),
         Binding("o", "sort", "sort"),
@@ -215,10 +214,6 @@ class PrintersView(FleetPanel):
                     last = app.state.last_job_at.get(printer_id)
                     cells["last_job"] = ago(last, now) if last else "-"
                 table.put_row(printer_id, cells)
-
-    def on_resize(self, event: Resize) -> None:
-        if self._columns() != self.table.specs:
-            self.rebuild()
 
     # -- summary -------------------------------------------------------------------------
 
