@@ -218,10 +218,10 @@ def setup_agent_namespace(hub: Hub) -> None:
             "status_changed_at": now,
             "updated_at": now,
         }
-        pid = row["id"]
-        hub.db.write_soon(
-            lambda d: printer_store.record_status_change(d, pid, status, flags_json, now),
-            what=f"status of printer {pid}",
+        hub.db.append_soon(
+            "printer status",
+            printer_store.record_status_changes,
+            (row["id"], status, flags_json, now),
         )
         if status != row["status"]:
             log.info("printer %s is %s", updated["name"], status)

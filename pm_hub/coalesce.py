@@ -56,7 +56,7 @@ class UpdateCoalescer:
         self._emit = emit
         self.window = window
         self._listeners = listeners
-        self._pending: dict[tuple[str, ...], dict[int, dict[str, Any]]] = {}
+        self._pending: dict[tuple[str, ...], dict[int, Any]] = {}
         self._timers: dict[tuple[str, ...], asyncio.TimerHandle] = {}
         self._last_sent: dict[tuple[str, ...], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -64,8 +64,19 @@ class UpdateCoalescer:
     def add(self, event: str, rooms: list[str], record: dict[str, Any]) -> None:
         """Queue the latest state of ``record`` (a printer or job) for the batched twins
         of ``rooms``."""
+        self.add_lazy(event, rooms, record["id"], record)
+
+    def add_lazy(
+        self,
+        event: str,
+        rooms: list[str],
+        record_id: int,
+        record: dict[str, Any] | Callable[[], dict[str, Any]],
+    ) -> None:
+        """Like :meth:`add`; ``record`` may be a function that builds it, called when the
+        batch goes out (a printer changing 50 times in a window is rendered once)."""
         key = (event, *rooms)
-        self._pending.setdefault(key, {})[record["id"]] = record
+        self._pending.setdefault(key, {})[record_id] = record
         if key in self._timers:
             return
         loop = asyncio.get_running_loop()
@@ -84,7 +95,13 @@ class UpdateCoalescer:
         self._last_sent[key] = asyncio.get_running_loop().time()
         event, *rooms = key
         batch_event, field = BATCHED_EVENTS[event]
-        payload = {field: list(records.values())}
+        entries = []
+        for record in records.values():
+            try:
+                entries.append(record() if callable(record) else record)
+            except Exception:  # one bad record must not lose the others' updates
+                log.exception("building a %s entry failed", batch_event)
+        payload = {field: entries}
         task = asyncio.ensure_future(self._send(batch_event, batched_rooms(rooms), payload))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

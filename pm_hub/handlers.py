@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pm_hub.logs import correlation_id, wire_correlation_id
-from pm_hub.protocol import ErrorCode, ProtocolError, error_ack, new_correlation_id
+from pm_hub.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def guarded(
     @functools.wraps(fn)
     async def wrapper(sid: str, *args: Any) -> dict[str, Any]:
         payload = args[0] if args else None
-        token = correlation_id.set(wire_correlation_id(payload) or new_correlation_id(request_kind))
+        token = correlation_id.set(wire_correlation_id(payload) or new_request_id(request_kind))
         try:
             ack = await answer(sid, *args)
             if log.isEnabledFor(logging.DEBUG):

@@ -14,7 +14,7 @@ from aiohttp import web
 from pm_hub.auth import AuthError, Principal
 from pm_hub.logs import correlation
 from pm_hub.operations import Operations
-from pm_hub.protocol import ErrorCode, ProtocolError, error_ack, new_correlation_id
+from pm_hub.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 from pm_hub.protocol.errors import HTTP_STATUS
 from pm_hub.protocol.validation import get_int
 from pm_hub.rate_limit import RateLimiter
@@ -56,7 +56,7 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
     def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaitable[Any]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             # Log lines about this request carry a request id (a job's id once it has one).
-            with correlation(new_correlation_id("http")):
+            with correlation(new_request_id("http")):
                 response = await answer(request)
                 log.debug("HTTP %s %s answered %s", request.method, request.path, response.status)
                 return response

@@ -4,6 +4,7 @@ the printer cache, plus the helpers that broadcast changes to operator rooms."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -11,11 +12,12 @@ from typing import Any
 
 import socketio
 
-from pm_hub import auth
+from pm_hub import auth, engineio_fast
 from pm_hub.coalesce import BATCHED_EVENTS, UpdateCoalescer, batched_rooms
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.protocol import ErrorCode, HubEvent, Namespace, ProtocolError
+from pm_hub.room_manager import BroadcastManager
 from pm_hub.store import Database, prepare_hub_db, tenants
 from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
@@ -44,8 +46,10 @@ class Hub:
         self.registry = CorrelationRegistry(
             timeout=settings.request_timeout, stale_after=settings.stale_after
         )
+        engineio_fast.install()
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
+            client_manager=BroadcastManager(),
             cors_allowed_origins="*",
             max_http_buffer_size=settings.max_payload_bytes,
             logger=False,
@@ -285,6 +289,9 @@ class Hub:
             to = self._occupied(rooms)
         else:
             to = self._occupied(rooms + batched_rooms(rooms))
+        await self._send(event, record, to)
+
+    async def _send(self, event: str, record: dict[str, Any], to: list[str]) -> None:
         if not to:
             return  # nobody to tell: skip encoding the packet at all
         try:
@@ -305,8 +312,16 @@ class Hub:
         """Record a printer's new state, tell operators, then react: alerts, failover."""
         old = self.printers.get(row["id"])
         self.printers[row["id"]] = row
-        if self.batched_operators or self._occupied(self.rooms_for(row)):
-            await self.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(row))
+        if self.upstream is not None:
+            self.upstream.poke()
+        rooms = self.rooms_for(row)
+        if self.batched_operators:
+            # Rendered when the batch goes out: only the latest state of a busy printer.
+            view = functools.partial(self.printer_view, row)
+            self.coalescer.add_lazy(HubEvent.PRINTER_UPDATE, rooms, row["id"], view)
+        plain = self._occupied(rooms)
+        if plain:
+            await self._send(HubEvent.PRINTER_UPDATE, self.printer_view(row), plain)
         if old is None or old["status"] != row["status"]:
             await self.alerts.printer_status(row)
         await self.router.health_changed(old, row)

@@ -118,3 +118,37 @@ async def test_a_lone_change_is_not_held_back(hub: RunningHub, admin_token: str)
     finally:
         await agent.disconnect()
         await batched.close()
+
+
+async def test_lazy_entries_are_built_once_per_window_and_a_broken_one_spares_the_rest() -> None:
+    from pm_hub.coalesce import UpdateCoalescer
+    from pm_hub.protocol import HubEvent
+
+    sent: list[tuple[str, list[str], dict[str, Any]]] = []
+
+    async def emit(event: str, rooms: list[str], payload: dict[str, Any]) -> None:
+        sent.append((event, rooms, payload))
+
+    built: list[int] = []
+
+    def view(n: int) -> Any:
+        def build() -> dict[str, Any]:
+            built.append(n)
+            if n < 0:
+                raise ValueError("broken record")
+            return {"id": 1, "n": n}
+
+        return build
+
+    coalescer = UpdateCoalescer(emit, window=0.05)
+    room = ["branch_1"]
+    coalescer.add_lazy(HubEvent.PRINTER_UPDATE, room, 1, view(0))  # first: goes out at once
+    await asyncio.sleep(0.01)
+    for n in range(1, 50):  # a busy printer within one window
+        coalescer.add_lazy(HubEvent.PRINTER_UPDATE, room, 1, view(n))
+    coalescer.add_lazy(HubEvent.PRINTER_UPDATE, room, 2, view(-1))
+    await eventually(lambda: len(sent) == 2, timeout=2)
+    await coalescer.close()
+    assert built == [0, 49, -1]  # the 48 states in between were never rendered
+    assert [s[2]["printers"] for s in sent] == [[{"id": 1, "n": 0}], [{"id": 1, "n": 49}]]
+    assert sent[0][1] == ["branch_1:batched"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -168,3 +169,60 @@ def test_job_status_only_moves_forward(tmp_path: Path) -> None:
     assert job_store.transition(db, job_id, "failed", actor="a") is None  # final stays final
     trail = [e["status"] for e in job_store.job_events(db, job_id)]
     assert trail == ["queued", "printing", "completed"]
+
+
+async def test_bulk_write_behind_keeps_its_place_among_other_writes(tmp_path: Path) -> None:
+    """Rows appended with append_soon reach the file in one executemany per batch, yet
+    a write queued between two appends lands between them (a status report after a
+    re-registration must not be overwritten by it, nor overwrite it out of turn)."""
+    database = Database(tmp_path / "hub.sqlite")
+    await asyncio.to_thread(database.start, migrate)
+    calls: list[list[tuple[str, str]]] = []
+
+    def log_rows(d: sqlite_utils.Database, rows: list[tuple[str, str]]) -> None:
+        calls.append(list(rows))
+        d.conn.executemany("INSERT INTO companies (name, created_at) VALUES (?, 0)", rows)
+
+    def one(name: str) -> Any:
+        sql = "INSERT INTO companies (name, created_at) VALUES (?, 0)"
+        return lambda d: d.execute(sql, (name,))
+
+    try:
+        for name in ("a1", "a2", "a3"):
+            database.append_soon("test", log_rows, (name,))
+        database.write_soon(one("between"), what="between")
+        for name in ("b1", "b2"):
+            database.append_soon("test", log_rows, (name,))
+        awaited = asyncio.ensure_future(database.write(one("awaited")))
+        await asyncio.sleep(0)  # the write is queued once its coroutine runs
+        database.append_soon("test", log_rows, ("c1",))
+        await awaited
+        await database.write(one("last"))
+        names = await database.read(
+            lambda d: [r[0] for r in d.execute("SELECT name FROM companies ORDER BY id")]
+        )
+        assert names == ["a1", "a2", "a3", "between", "b1", "b2", "awaited", "c1", "last"]
+        assert [len(c) for c in calls] == [3, 2, 1]  # one call per batch, not one per row
+    finally:
+        await asyncio.to_thread(database.close)
+
+
+async def test_a_failing_bulk_write_is_logged_and_later_writes_still_commit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(tmp_path / "hub.sqlite")
+    await asyncio.to_thread(database.start, migrate)
+
+    def broken(d: sqlite_utils.Database, rows: list[Any]) -> None:
+        d.conn.executemany("INSERT INTO no_such_table VALUES (?)", rows)
+
+    try:
+        database.append_soon("broken", broken, (1,))
+        await database.write(tenants.ensure_default_tenant)
+        names = await database.read(
+            lambda d: [r[0] for r in d.execute("SELECT name FROM companies")]
+        )
+        assert names == ["My restaurant"]
+        assert any("broken" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    finally:
+        await asyncio.to_thread(database.close)

@@ -21,6 +21,7 @@ Phases, on the same connections:
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -30,6 +31,10 @@ from pm_hub.bench.report import Figure, ScenarioResult, Target
 from pm_hub.bench.runner import BenchContext
 from pm_hub.bench.stats import rate, summary
 from pm_hub.bench.wire import SioClient, close_all, connect_all, new_session
+
+#: One printer of a ``printers:update`` batch as the hub writes it (``id`` first, then
+#: ``name``, ..., ``flags`` holding the ``bench_seq_<n>`` flag): (id, n).
+BATCH_ENTRY = re.compile(r'\{"id":(\d+),"name":.*?"flags":\{[^}]*?"bench_seq_(\d+)"')
 
 
 class StatusListeners:
@@ -51,31 +56,38 @@ class StatusListeners:
                     url,
                     "/ops",
                     {"token": token, "coalesce": True},
-                    {"printer:update": handler, "printers:update": self._batch(handler)},
+                    {"printer:update": self._single(handler)},
+                    {"printers:update": self._batch(handler)},
                 )
             )
 
     @staticmethod
-    def _batch(handler: Any) -> Any:
-        def on_batch(data: Any = None) -> None:
-            printers = data.get("printers") if isinstance(data, dict) else None
-            for printer in printers if isinstance(printers, list) else ():
-                handler(printer)
+    def _single(handler: Any) -> Any:
+        def on_update(data: Any = None) -> None:
+            if isinstance(data, dict) and isinstance(data.get("id"), int):
+                seq = seq_of(data.get("flags"))
+                if seq is not None:
+                    handler(data["id"], seq)
+
+        return on_update
+
+    def _batch(self, handler: Any) -> Any:
+        # A batch is ~20 printers of ~650 bytes each, 5 a second to every operator; the
+        # listeners share the 2 cores with the hub, so they pick out (id, sequence)
+        # without decoding the JSON (a quarter of the cost). A batch whose entries do
+        # not match shows up as changes that missed an operator.
+        def on_batch(text: str) -> None:
+            for printer_id, seq in BATCH_ENTRY.findall(text):
+                handler(int(printer_id), int(seq))
 
         return on_batch
 
     def _handler(self, index: int) -> Any:
         last = self.last[index]
 
-        def on_update(data: Any = None) -> None:
+        def on_update(printer_id: int, seq: int) -> None:
             now = time.monotonic()
             self.received += 1
-            if not isinstance(data, dict):
-                return
-            seq = seq_of(data.get("flags"))
-            printer_id = data.get("id")
-            if seq is None or not isinstance(printer_id, int):
-                return
             seen = last.get(printer_id, 0)
             for k in range(seen + 1, seq + 1):
                 record = self.arrivals.get((printer_id, k))

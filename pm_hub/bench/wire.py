@@ -68,6 +68,7 @@ class SioClient:
         namespace: str,
         auth: dict[str, Any] | None,
         handlers: dict[str, Handler] | None = None,
+        raw_handlers: dict[str, Callable[[str], None]] | None = None,
     ) -> None:
         self.session = session
         self.url = url.rstrip("/")
@@ -84,6 +85,11 @@ class SioClient:
         self._reader: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any] | Callable[[Any], None]] = {}
+        #: Events handed over as the packet's text, undecoded (no ack): a load process
+        #: that only needs a few numbers out of a large event skips parsing its JSON.
+        self._raw = [
+            (f'42{self._prefix}["{event}",', fn) for event, fn in (raw_handlers or {}).items()
+        ]
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -186,6 +192,8 @@ class SioClient:
                     continue
                 text: str = msg.data
                 head = text[:1]
+                if self._raw and self._on_raw(text):
+                    continue
                 if head == "4":
                     await self._on_packet(ws, text[1:])
                 elif head == "2":
@@ -202,6 +210,13 @@ class SioClient:
             self._pending.clear()
             if self.on_close is not None:
                 self.on_close(self)
+
+    def _on_raw(self, text: str) -> bool:
+        for prefix, fn in self._raw:
+            if text.startswith(prefix):
+                fn(text)
+                return True
+        return False
 
     def _count_follow_up(self, ack: Any) -> None:
         if isinstance(ack, dict) and ack.get("ok"):

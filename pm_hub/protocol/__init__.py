@@ -7,6 +7,7 @@ error codes, payload checks and the correlation-id format live here.
 from pm_hub.protocol.correlation_ids import (
     job_correlation_id,
     new_correlation_id,
+    new_request_id,
     parse_correlation_id,
 )
 from pm_hub.protocol.errors import ErrorCode, ProtocolError, error_ack, ok_ack
@@ -37,6 +38,7 @@ __all__ = [
     "error_ack",
     "job_correlation_id",
     "new_correlation_id",
+    "new_request_id",
     "ok_ack",
     "parse_correlation_id",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import random
 import re
 import secrets
 import time
@@ -13,11 +15,27 @@ _counter = itertools.count(1)
 _PATTERN = re.compile(r"^([a-z][a-z0-9-]*)_(\d+)_(\d+)_([0-9a-f]{6,})$")
 
 
-def new_correlation_id(kind: str) -> str:
-    """A new id: request type, milliseconds since the epoch, process counter, random hex."""
+@functools.lru_cache(maxsize=64)
+def _checked_kind(kind: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9-]*", kind):
         raise ValueError(f"correlation type must be lowercase letters/digits, got {kind!r}")
-    return f"{kind}_{int(time.time() * 1000)}_{next(_counter)}_{secrets.token_hex(4)}"
+    return kind
+
+
+def new_correlation_id(kind: str) -> str:
+    """A new id: request type, milliseconds since the epoch, process counter, random hex
+    (from the OS: an agent answering a pending request must not guess another's id)."""
+    return _make(kind, secrets.token_hex(4))
+
+
+def new_request_id(kind: str) -> str:
+    """An id for a request's log lines only (nothing is looked up by it): the same shape,
+    cheaper random (every event an agent sends gets one)."""
+    return _make(kind, f"{random.getrandbits(32):08x}")
+
+
+def _make(kind: str, suffix: str) -> str:
+    return f"{_checked_kind(kind)}_{int(time.time() * 1000)}_{next(_counter)}_{suffix}"
 
 
 def job_correlation_id(job_id: int, created_at: float) -> str:

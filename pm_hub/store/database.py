@@ -60,6 +60,35 @@ class _Item:
         self.what = what
 
 
+class _Rows:
+    """Rows appended by the event loop for one write-behind function, until the writer
+    thread takes them (then a new append starts a new batch behind it in the queue)."""
+
+    __slots__ = ("fn", "lock", "open", "rows")
+
+    def __init__(self, fn: Callable[[sqlite_utils.Database, list[Any]], Any]) -> None:
+        self.fn = fn
+        self.rows: list[Any] = []
+        self.open = True
+        self.lock = threading.Lock()
+
+    def append(self, row: Any) -> bool:
+        with self.lock:
+            if self.open:
+                self.rows.append(row)
+            return self.open
+
+    def close(self) -> None:
+        with self.lock:
+            self.open = False
+
+    def run(self, db: sqlite_utils.Database) -> Any:
+        with self.lock:
+            self.open = False
+            rows, self.rows = self.rows, []
+        return self.fn(db, rows) if rows else None
+
+
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():
         return
@@ -88,6 +117,7 @@ class Database:
         self._local = threading.local()
         self.on_write_latency = on_write_latency
         self._closed = False
+        self._open_rows: dict[str, _Rows] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -121,6 +151,7 @@ class Database:
             raise RuntimeError("database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self._close_rows()
         self._queue.put(_Item(fn, future, loop))
         return await future
 
@@ -132,7 +163,31 @@ class Database:
             raise RuntimeError("database is closed")
         # No future: the writer thread logs a failure itself, and a success costs the
         # event loop no wake-up at all.
+        self._close_rows()
         self._queue.put(_Item(fn, None, None, what))
+
+    def append_soon(
+        self, kind: str, fn: Callable[[sqlite_utils.Database, list[Any]], Any], row: Any
+    ) -> None:
+        """Write-behind in bulk: ``row`` joins the rows the writer thread will hand to
+        ``fn`` in one call (``executemany``), instead of one queued function per row.
+        Order is kept: any other write queued after this closes the batch, so rows
+        appended later land after that write."""
+        if self._closed or self._thread is None:
+            raise RuntimeError("database is closed")
+        batch = self._open_rows.get(kind)
+        if batch is not None and batch.append(row):
+            return
+        batch = _Rows(fn)
+        batch.append(row)
+        self._open_rows[kind] = batch
+        self._queue.put(_Item(batch.run, None, None, f"{kind} ({fn.__name__})"))
+
+    def _close_rows(self) -> None:
+        if self._open_rows:
+            for batch in self._open_rows.values():
+                batch.close()
+            self._open_rows.clear()
 
     def _writer_loop(self, conn: sqlite3.Connection) -> None:
         db = sqlite_utils.Database(conn)

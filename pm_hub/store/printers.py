@@ -141,19 +141,18 @@ def set_printer_status(
     return dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone())
 
 
-def record_status_change(
-    db: sqlite_utils.Database, printer_id: int, status: str, flags_json: str, at: float
-) -> None:
-    """A status change the hub already holds in memory: the row and its history entry
-    (write-behind from the status handler; no reads)."""
-    db.execute(
+def record_status_changes(db: sqlite_utils.Database, changes: list[tuple[Any, ...]]) -> None:
+    """Status changes the hub already holds in memory, as (printer_id, status, flags_json,
+    at) in the order they happened: each printer's row and one history entry per change
+    (write-behind from the status handler, in bulk; no reads)."""
+    db.conn.executemany(
         "UPDATE printers SET status = ?, flags = ?, last_seen = ?, status_changed_at = ?, "
         "updated_at = ? WHERE id = ?",
-        (status, flags_json, at, at, at, printer_id),
+        [(status, flags, at, at, at, pid) for pid, status, flags, at in changes],
     )
-    db.execute(
+    db.conn.executemany(
         "INSERT INTO printer_events (printer_id, at, status, flags) VALUES (?, ?, ?, ?)",
-        (printer_id, at, status, flags_json),
+        [(pid, at, status, flags) for pid, status, flags, at in changes],
     )
 
 

@@ -1,0 +1,66 @@
+"""python-socketio's client manager with a cheaper broadcast.
+
+``socketio.AsyncManager.emit`` sends a room broadcast by creating one task per
+recipient and waiting for all of them. Each of those tasks only puts the (already
+encoded) packet on the recipient's Engine.IO queue, which never waits (the queue is
+unbounded); a batch to a thousand dashboards paid for a thousand tasks to do that.
+This manager puts the packets on the queues in one pass instead; the per-socket
+writers send them exactly as before. Everything else (rooms, acks, callbacks) is the
+framework's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet
+
+log = logging.getLogger(__name__)
+
+
+class BroadcastManager(socketio.AsyncManager):
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if callback is not None:  # every recipient needs its own ack id: the framework's way
+            await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to,
+                **kwargs,
+            )  # fmt: skip
+            return
+        room = to or room
+        if namespace not in self.rooms:
+            return
+        if isinstance(data, tuple):
+            args = list(data)
+        elif data is not None:
+            args = [data]
+        else:
+            args = []
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        packets = [
+            eio_packet.Packet(eio_packet.MESSAGE, p)
+            for p in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+        for sid, eio_sid in list(self.get_participants(namespace, room)):
+            if sid in skip:
+                continue
+            for p in packets:
+                try:
+                    await self.server._send_eio_packet(eio_sid, p)
+                except Exception:  # one broken socket must not cost the others the event
+                    log.debug("sending %s to %s failed", event, sid, exc_info=True)
