@@ -225,7 +225,7 @@ def setup_agent_namespace(hub: Hub) -> None:
         )
         if status != row["status"]:
             log.info("printer %s is %s", updated["name"], status)
-        await hub.printer_changed(updated)
+        await hub.printer_changed(updated, status_only=True)
         return ok_ack()
 
     async def printer_test_result(sid: str, payload: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pm_hub import auth, engineio_fast
 from pm_hub.coalesce import BATCHED_EVENTS, UpdateCoalescer, batched_rooms
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
-from pm_hub.protocol import ErrorCode, HubEvent, Namespace, ProtocolError
+from pm_hub.protocol import PRINTER_STATUS_FIELDS, ErrorCode, HubEvent, Namespace, ProtocolError
 from pm_hub.room_manager import BroadcastManager
 from pm_hub.store import Database, prepare_hub_db, tenants
 from pm_hub.store import jobs as job_store
@@ -67,6 +67,8 @@ class Hub:
         self.operators: dict[str, auth.Principal] = {}
         #: Operators that asked for batched printer updates (``coalesce: true``).
         self.batched_operators: set[str] = set()
+        #: Printers whose next batched entry must be whole (something besides status changed).
+        self._whole_printer_due: set[int] = set()
         self.coalescer = UpdateCoalescer(
             self._emit_batch,
             window=settings.update_batch_window_s,
@@ -308,16 +310,27 @@ class Hub:
     async def _emit_batch(self, event: str, rooms: list[str], payload: dict[str, Any]) -> None:
         await self.emit(event, payload, to=rooms, namespace=Namespace.OPS)
 
-    async def printer_changed(self, row: dict[str, Any]) -> None:
-        """Record a printer's new state, tell operators, then react: alerts, failover."""
+    def _batched_printer_view(self, row: dict[str, Any]) -> dict[str, Any]:
+        if row["id"] in self._whole_printer_due:
+            self._whole_printer_due.discard(row["id"])
+            return self.printer_view(row)
+        view = self.printer_view(row)
+        return {k: view[k] for k in PRINTER_STATUS_FIELDS}
+
+    async def printer_changed(self, row: dict[str, Any], *, status_only: bool = False) -> None:
+        """Record a printer's new state, tell operators, then react: alerts, failover.
+        ``status_only``: only its status, flags and times changed (a status report)."""
         old = self.printers.get(row["id"])
         self.printers[row["id"]] = row
         if self.upstream is not None:
             self.upstream.poke()
         rooms = self.rooms_for(row)
         if self.batched_operators:
-            # Rendered when the batch goes out: only the latest state of a busy printer.
-            view = functools.partial(self.printer_view, row)
+            # Rendered when the batch goes out: only the latest state of a busy printer,
+            # and only its status fields when nothing else changed since the last batch.
+            if not status_only:
+                self._whole_printer_due.add(row["id"])
+            view = functools.partial(self._batched_printer_view, row)
             self.coalescer.add_lazy(HubEvent.PRINTER_UPDATE, rooms, row["id"], view)
         plain = self._occupied(rooms)
         if plain:

@@ -163,6 +163,8 @@ class PrinterMasterApp(App[int]):
         if not batch:
             return Changes()
         changes = self.state.apply(batch)
+        if changes.unknown_printers:
+            self.fetch_missing_printers()
         for alert in changes.opened:
             if self._toast_allowed():
                 self._toast_alert(alert)
@@ -235,6 +237,16 @@ class PrinterMasterApp(App[int]):
                 severity="error",
                 markup=False,
             )
+
+    @work(exclusive=True, group="missing")
+    async def fetch_missing_printers(self) -> None:
+        """Printers the hub sent a status for before this dashboard had them."""
+        ack = await self.link.call(OpsEvent.PRINTERS_LIST)
+        if not ack.get("ok"):
+            return
+        for printer in ack.get("printers") or ():
+            if isinstance(printer, dict) and printer.get("id") not in self.state.printers:
+                self.publish(self.state.put_printer(printer))
 
     @work(exclusive=True, group="load")
     async def load_in_background(self) -> None:

@@ -152,3 +152,52 @@ async def test_lazy_entries_are_built_once_per_window_and_a_broken_one_spares_th
     assert built == [0, 49, -1]  # the 48 states in between were never rendered
     assert [s[2]["printers"] for s in sent] == [[{"id": 1, "n": 0}], [{"id": 1, "n": 49}]]
     assert sent[0][1] == ["branch_1:batched"]
+
+
+async def test_a_status_change_sends_only_status_fields_and_a_settings_change_the_printer(
+    hub: RunningHub, admin_token: str
+) -> None:
+    """Batched entries for a status report carry the status fields alone (a dashboard
+    merges them); a change of anything else, even with status reports in the same
+    window, sends the whole printer."""
+    from pm_hub.protocol import PRINTER_STATUS_FIELDS
+
+    hub.hub.coalescer.window = 0.5
+    batched = await BatchedOps(hub.url, admin_token).connect()
+    ops = await OpsClient(hub.url, admin_token).connect()
+    agent, (pid,) = await raw_agent(hub, 1)
+
+    def entries() -> list[dict[str, Any]]:
+        return [p for n, d in batched.events if n == "printers:update" for p in d["printers"]]
+
+    async def status(value: str) -> None:
+        ack = await agent.call(
+            "printer:status",
+            {"printer_id": pid, "status": value, "flags": {"paper_near_end": value == "paper_low"}},
+            namespace=Namespace.AGENT,
+        )
+        assert ack["ok"], ack
+
+    try:
+        await asyncio.sleep(0.7)  # registration's batch is out, the window has passed
+        batched.events.clear()
+        await status("paper_low")  # after a quiet spell: sent at once
+        await eventually(lambda: len(entries()) == 1, what="status entry")
+        (entry,) = entries()
+        assert set(entry) == set(PRINTER_STATUS_FIELDS)
+        assert entry["status"] == "paper_low" and entry["flags"] == {"paper_near_end": True}
+        assert entry["id"] == pid and entry["queue"] == 0 and entry["agent_connected"] is True
+
+        # Within the window: a settings change between two status reports.
+        await status("paper_out")
+        ack = await ops.call("printer:configure", {"printer_id": pid, "station": "bar"})
+        assert ack["ok"], ack
+        await status("online")
+        await eventually(lambda: len(entries()) == 2, what="the window's batch")
+        last = entries()[-1]
+        assert last["name"] == "P0" and last["station"] == "bar" and last["status"] == "online"
+        assert set(last) > set(PRINTER_STATUS_FIELDS)
+    finally:
+        await agent.disconnect()
+        await ops.close()
+        await batched.close()

@@ -66,6 +66,28 @@ def test_state_reports_what_changed_and_toasts_only_new_alerts() -> None:
     assert state.alert_counts() == {"critical": 0, "warning": 0, "info": 0}
 
 
+def test_status_only_entries_are_merged_into_the_printer_the_dashboard_has() -> None:
+    """``printers:update`` entries without a name carry only status fields: they update
+    the printer in place; one for a printer the dashboard lacks is asked for."""
+    state = FleetState()
+    state.load(printers=[printer(1, station="bar"), printer(2)], alerts=[], jobs=[])
+    buffer = EventBuffer()
+    status = {"id": 1, "status": "paper_low", "flags": {"paper_near_end": True}, "queue": 2}
+    buffer.add(HubEvent.PRINTERS_UPDATE, {"printers": [status, {"id": 7, "status": "online"}]})
+    buffer.add(HubEvent.PRINTERS_UPDATE, {"printers": [{"id": 1, "status": "paper_out"}]})
+    buffer.add(HubEvent.PRINTERS_UPDATE, {"printers": [printer(2, "offline", station="x")]})
+    changes = state.apply(buffer.drain())
+    assert state.printers[1] == {
+        **printer(1, station="bar"),
+        "status": "paper_out",
+        "flags": {"paper_near_end": True},
+        "queue": 2,
+    }
+    assert changes.printers[1][0] == printer(1, station="bar")
+    assert state.printers[2]["station"] == "x"  # a whole printer replaces what was there
+    assert 7 not in state.printers and changes.unknown_printers == {7}
+
+
 def test_printer_filter_matches_every_word_anywhere() -> None:
     state = FleetState()
     kitchen = printer(1, "paper_out", name="Kitchen-1", station="kitchen", address="tcp://x")

@@ -32,9 +32,10 @@ from pm_hub.bench.runner import BenchContext
 from pm_hub.bench.stats import rate, summary
 from pm_hub.bench.wire import SioClient, close_all, connect_all, new_session
 
-#: One printer of a ``printers:update`` batch as the hub writes it (``id`` first, then
-#: ``name``, ..., ``flags`` holding the ``bench_seq_<n>`` flag): (id, n).
-BATCH_ENTRY = re.compile(r'\{"id":(\d+),"name":.*?"flags":\{[^}]*?"bench_seq_(\d+)"')
+#: One printer of a ``printers:update`` batch as the hub writes it: ``id`` first, then
+#: either the whole printer (``name``, ..., ``flags``) or its status fields (``status``,
+#: ``flags``), ``flags`` holding the ``bench_seq_<n>`` flag: (id, n).
+BATCH_ENTRY = re.compile(r'\{"id":(\d+),[^{]*?"flags":\{[^}]*?"bench_seq_(\d+)"')
 
 
 class StatusListeners:
@@ -72,7 +73,7 @@ class StatusListeners:
         return on_update
 
     def _batch(self, handler: Any) -> Any:
-        # A batch is ~20 printers of ~650 bytes each, 5 a second to every operator; the
+        # A batch is up to 20 printers, 5 a second to every operator; the
         # listeners share the 2 cores with the hub, so they pick out (id, sequence)
         # without decoding the JSON (a quarter of the cost). A batch whose entries do
         # not match shows up as changes that missed an operator.

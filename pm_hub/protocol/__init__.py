@@ -11,7 +11,15 @@ from pm_hub.protocol.correlation_ids import (
     parse_correlation_id,
 )
 from pm_hub.protocol.errors import ErrorCode, ProtocolError, error_ack, ok_ack
-from pm_hub.protocol.events import AgentEvent, BranchEvent, HubEvent, Namespace, OpsEvent
+from pm_hub.protocol.events import (
+    PRINTER_STATUS_FIELDS,
+    AgentEvent,
+    BranchEvent,
+    HubEvent,
+    Namespace,
+    OpsEvent,
+    is_status_entry,
+)
 from pm_hub.protocol.statuses import (
     ACTIVE_JOB_STATUSES,
     CANCELLABLE_JOB_STATUSES,
@@ -27,6 +35,7 @@ __all__ = [
     "FINAL_JOB_STATUSES",
     "JOB_STATUSES",
     "PRINTER_STATUSES",
+    "PRINTER_STATUS_FIELDS",
     "PROBLEM_PRINTER_STATUSES",
     "AgentEvent",
     "BranchEvent",
@@ -36,6 +45,7 @@ __all__ = [
     "OpsEvent",
     "ProtocolError",
     "error_ack",
+    "is_status_entry",
     "job_correlation_id",
     "new_correlation_id",
     "new_request_id",

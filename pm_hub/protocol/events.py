@@ -76,3 +76,22 @@ class BranchEvent:
     TEST_COMPLETED = "branch:test:completed"
     # company hub -> branch hub
     OPS_REQUEST = "ops:request"
+
+
+#: A ``printers:update`` entry for a change of status alone carries only these fields
+#: (a client merges it into the printer it already has); any other change of a printer,
+#: and every ``printer:update``, carries the whole printer.
+PRINTER_STATUS_FIELDS = (
+    "id",
+    "status",
+    "flags",
+    "last_seen",
+    "status_changed_at",
+    "queue",
+    "agent_connected",
+)
+
+
+def is_status_entry(entry: dict[str, object]) -> bool:
+    """A status-only ``printers:update`` entry (no ``name``: not a whole printer)."""
+    return "name" not in entry

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pm_hub.protocol import HubEvent
+from pm_hub.protocol import HubEvent, is_status_entry
 
 
 @dataclass
@@ -57,6 +57,9 @@ class EventBuffer:
             for item in items:
                 if isinstance(item, dict) and isinstance(item.get("id"), int):
                     if printers:
+                        pending = batch.printers.get(item["id"])
+                        if pending is not None and is_status_entry(item):
+                            item = {**pending, **item}  # status on top of what is waiting
                         batch.printers[item["id"]] = item
                         batch.seen.pop(item["id"], None)
                     else:

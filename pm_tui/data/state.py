@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pm_hub.protocol import ACTIVE_JOB_STATUSES, PROBLEM_PRINTER_STATUSES
+from pm_hub.protocol import ACTIVE_JOB_STATUSES, PROBLEM_PRINTER_STATUSES, is_status_entry
 from pm_tui.data.buffer import Batch
 
 Record = dict[str, Any]
@@ -33,6 +33,8 @@ class Changes:
     health: bool = False
     #: Company hub: branches whose link row changed.
     branches: set[int] = field(default_factory=set)
+    #: Printers a status-only update named that the state does not hold (fetch them).
+    unknown_printers: set[int] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(
@@ -306,6 +308,11 @@ class FleetState:
         changes = Changes(test_results=list(batch.test_results))
         for printer_id, printer in batch.printers.items():
             old = self.printers.get(printer_id)
+            if is_status_entry(printer):
+                if old is None:
+                    changes.unknown_printers.add(printer_id)  # not fetched yet: the app asks
+                    continue
+                printer = {**old, **printer}
             self.printers[printer_id] = printer
             changes.printers[printer_id] = (old, printer)
         for printer_id, at in batch.seen.items():
