@@ -624,7 +624,7 @@ class Agent:
         spooled, new = await self.spool.accept(job)
         if new:
             log.debug("job %s accepted into the spool for %s", job_id, worker.spec.name)
-            worker.wake()
+            worker.wake(spooled.job_id)
         elif spooled.state in ("completed", "failed", "expired", "cancelled"):
             # Already done: answer with the outcome so the hub can close the job.
             log.debug("job %s delivered again; already %s", job_id, spooled.state)

@@ -5,10 +5,13 @@ jobs from the spool in order, each doing device I/O on the printer's own thread
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +36,23 @@ MAX_RETRY_DELAY = 10.0
 CONFIRM_TIMEOUT = 60.0
 #: The error code of a job that was sent but whose printing nobody can confirm.
 OUTCOME_UNKNOWN = "outcome_unknown"
+#: Pending jobs read from the spool at a time (each is re-checked when it starts).
+PREFETCH = 16
+
+
+@dataclass
+class JobRun:
+    """What one go at a job on the printer's thread ended in (``outcome``): ``waiting``
+    (the printer cannot print now; nothing changed), ``gone`` (no longer pending),
+    ``not_sent`` (unreachable; back to pending), ``render_error`` / ``outcome_unknown``
+    (failed, written) or ``completed`` (written); the printer's answers before and
+    after the ticket."""
+
+    outcome: str
+    before: StatusReport | None = None
+    unreachable: PrinterUnreachable | None = None
+    after: StatusReport | None = None
+    error: str = ""
 
 
 def outcome_unknown_message(printer: str, exc: PrinterIOError, *, what: str = "ticket") -> str:
@@ -104,12 +124,15 @@ class PrinterWorker:
         self._busy = False
         self._reported_at = 0.0
         self.heartbeat_interval = 10.0
+        self._prefetched: collections.deque[SpooledJob] = collections.deque()
 
     # -- plumbing ---------------------------------------------------------------------
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        # In the caller's context: log lines on the printer's thread keep the job's id.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, context.run, fn, *args)
 
     def start(self) -> None:
         self._tasks = [
@@ -122,7 +145,11 @@ class PrinterWorker:
         await self.io(self.port.close)
         self._executor.shutdown(wait=False)
 
-    def wake(self) -> None:
+    def wake(self, job_id: int | None = None) -> None:
+        """Look at the spool again; ``job_id``: a job just spooled (one older than those
+        already read ahead, say redelivered after a reconnect, goes first)."""
+        if job_id is None or (self._prefetched and job_id < self._prefetched[0].job_id):
+            self._prefetched.clear()
         self._wake.set()
 
     def describe(self) -> dict[str, Any]:
@@ -239,14 +266,24 @@ class PrinterWorker:
 
     async def refresh_status(self) -> str:
         """Ask the printer; report a change. Returns the status."""
-        supported_before = self.status_supported
-        reachable = False
         try:
             report: StatusReport | None = await self.io(self.port.query_status)
         except PrinterUnreachable as exc:
+            return await self._apply_status(None, exc)
+        return await self._apply_status(report, None)
+
+    async def _apply_status(
+        self, report: StatusReport | None, unreachable: PrinterUnreachable | None
+    ) -> str:
+        """What the printer answered to DLE EOT (``report``; None: it does not answer
+        status queries) or that it could not be reached: the hub hears of a change (or
+        a heartbeat), a first answer asks who it is. Returns the status."""
+        supported_before = self.status_supported
+        reachable = False
+        if unreachable is not None:
             status, flags = "offline", {"unreachable": True}
             if self.status != "offline":
-                log.warning("printer %s unreachable: %s", self.spec.name, exc)
+                log.warning("printer %s unreachable: %s", self.spec.name, unreachable)
         else:
             reachable = True
             if report is None:
@@ -289,14 +326,17 @@ class PrinterWorker:
     async def _print_loop(self) -> None:
         delay = 0.5
         while True:
-            job = await self.spool.next_pending(self.printer_id) if self.printer_id else None
-            if job is None:
+            if not self._prefetched and self.printer_id:
+                self._prefetched.extend(await self.spool.pending(self.printer_id, PREFETCH))
+            if not self._prefetched:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
+            job = self._prefetched.popleft()
             with correlation(job.correlation_id):
                 retry = await self._process_guarded(job)
             if retry:
+                self._prefetched.clear()  # it waits in the spool, first in line
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
                 except TimeoutError:
@@ -334,63 +374,93 @@ class PrinterWorker:
             return False
         self._busy = True
         try:
-            status = await self.refresh_status()
-            if status in PROBLEM_PRINTER_STATUSES:
-                log.debug("job %s waits: %s is %s", job.job_id, self.spec.name, status)
-                return True
-            started = await self.spool.start_printing(job.job_id)
-            if started is None:
-                return False  # cancelled meanwhile
-            log.debug("job %s printing on %s", job.job_id, self.spec.name)
-            self.on_outbox()
-            payload = job.payload
-            try:
-                data = await self.io(self._render, payload)
-            except Exception as exc:
-                log.warning("job %s cannot be laid out: %s", job.job_id, exc)
-                await self.spool.finish(
-                    job.job_id,
-                    "failed",
-                    error_code="render_error",
-                    error_message=f"could not lay out the document: {exc}",
-                )
-                self.on_outbox()
-                return False
-            try:
-                after = await self.io(self.port.write, data, CONFIRM_TIMEOUT)
-            except PrinterUnreachable as exc:
-                log.warning(
-                    "job %s on %s: nothing sent (%s); will retry", job.job_id, self.spec.name, exc
-                )
-                await self.spool.back_to_pending(job.job_id)
-                await self.refresh_status()
-                return True
-            except PrinterIOError as exc:
-                # Sent (all or part), then the link broke: it may be on paper already.
-                # Sending it again could give the kitchen a second ticket, so it ends
-                # failed and says so; staff reprint it if it is missing.
-                log.error("job %s on %s: %s; not resent", job.job_id, self.spec.name, exc)
-                await self.spool.finish(
-                    job.job_id,
-                    "failed",
-                    error_code=OUTCOME_UNKNOWN,
-                    error_message=outcome_unknown_message(self.spec.name, exc),
-                )
-                self.on_outbox()
-                await self.refresh_status()
-                return False
-            await self.spool.finish(job.job_id, "completed")
-            log.debug("job %s printed on %s", job.job_id, self.spec.name)
-            self.jobs_printed += 1
-            self.on_outbox()
-            if after is not None:
-                flags: dict[str, bool] = {k: v for k, v in after.flags.items() if v}
-                if (after.status, flags) != (self.status, self.flags):
-                    self.status, self.flags = after.status, flags
-                    await self.on_status(self)
-            return False
+            run = await self.io(self._run_job, job.job_id, asyncio.get_running_loop())
+            return await self._after_run(job, run)
         finally:
             self._busy = False
+
+    def _run_job(self, job_id: int, loop: asyncio.AbstractEventLoop) -> JobRun:
+        """On the printer's thread, the whole job in one step (no event-loop turn between
+        its parts, each spool write still committed before the next part): the printer
+        asked whether it can print, the job marked printing, the ticket laid out and
+        sent, the printer's answer after it, the outcome written."""
+        try:
+            before = self.port.query_status()
+        except PrinterUnreachable as exc:
+            return JobRun("waiting", unreachable=exc)
+        if before is not None and before.status in PROBLEM_PRINTER_STATUSES:
+            return JobRun("waiting", before=before)
+        run = JobRun("gone", before=before)
+        started = self.spool.start_printing_now(job_id)
+        if started is None:
+            return run  # cancelled or moved meanwhile
+        log.debug("job %s printing on %s", job_id, self.spec.name)
+        loop.call_soon_threadsafe(self.on_outbox)  # the hub hears "printing" now
+        try:
+            data = self._render(started.payload)
+        except Exception as exc:
+            run.outcome, run.error = "render_error", str(exc)
+            self.spool.finish_now(
+                job_id,
+                "failed",
+                error_code="render_error",
+                error_message=f"could not lay out the document: {exc}",
+            )
+            return run
+        try:
+            run.after = self.port.write(data, CONFIRM_TIMEOUT)
+        except PrinterUnreachable as exc:
+            run.outcome, run.error = "not_sent", str(exc)
+            self.spool.back_to_pending_now(job_id)
+            return run
+        except PrinterIOError as exc:
+            # Sent (all or part), then the link broke: it may be on paper already.
+            # Sending it again could give the kitchen a second ticket, so it ends
+            # failed and says so; staff reprint it if it is missing.
+            run.outcome, run.error = OUTCOME_UNKNOWN, str(exc)
+            self.spool.finish_now(
+                job_id,
+                "failed",
+                error_code=OUTCOME_UNKNOWN,
+                error_message=outcome_unknown_message(self.spec.name, exc),
+            )
+            return run
+        self.spool.finish_now(job_id, "completed")
+        run.outcome = "completed"
+        return run
+
+    async def _after_run(self, job: SpooledJob, run: JobRun) -> bool:
+        """Back on the event loop: report what the job run learnt; True: try again later."""
+        if run.outcome == "waiting":
+            status = await self._apply_status(run.before, run.unreachable)
+            log.debug("job %s waits: %s is %s", job.job_id, self.spec.name, status)
+            return True
+        await self._apply_status(run.before, None)
+        if run.outcome == "gone":
+            return False
+        if run.outcome == "not_sent":
+            log.warning(
+                "job %s on %s: nothing sent (%s); will retry", job.job_id, self.spec.name, run.error
+            )
+            await self.refresh_status()
+            return True
+        self.on_outbox()
+        if run.outcome == "render_error":
+            log.warning("job %s cannot be laid out: %s", job.job_id, run.error)
+            return False
+        if run.outcome == OUTCOME_UNKNOWN:
+            log.error("job %s on %s: %s; not resent", job.job_id, self.spec.name, run.error)
+            await self.refresh_status()
+            return False
+        log.debug("job %s printed on %s", job.job_id, self.spec.name)
+        self.jobs_printed += 1
+        after = run.after
+        if after is not None:
+            flags: dict[str, bool] = {k: v for k, v in after.flags.items() if v}
+            if (after.status, flags) != (self.status, self.flags):
+                self.status, self.flags = after.status, flags
+                await self.on_status(self)
+        return False
 
     def _render(self, payload: dict[str, Any]) -> bytes:
         document = payload.get("document") or {}

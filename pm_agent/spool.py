@@ -14,6 +14,7 @@ back (``printer_ids``).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -191,28 +192,11 @@ class JobSpool:
 
     async def start_printing(self, job_id: int) -> SpooledJob | None:
         """pending -> printing (with the attempt counted); None if it is not pending."""
+        return await self.db.write(functools.partial(_start_printing, job_id=job_id))
 
-        def write(db: sqlite_utils.Database) -> SpooledJob | None:
-            cur = db.execute(
-                "UPDATE spool_jobs SET state = 'printing', attempts = attempts + 1, "
-                "started_at = ? WHERE job_id = ? AND state = 'pending'",
-                (time.time(), job_id),
-            )
-            if not cur.rowcount:
-                return None
-            job = _get(db, job_id)
-            assert job is not None
-            status: dict[str, Any] = {
-                "job_id": job_id,
-                "status": "printing",
-                "attempts": job.attempts,
-            }
-            if job.correlation_id is not None:
-                status["correlation_id"] = job.correlation_id
-            _outbox(db, AgentEvent.PRINT_JOB_STATUS, status)
-            return job
-
-        return await self.db.write(write)
+    def start_printing_now(self, job_id: int) -> SpooledJob | None:
+        """:meth:`start_printing` from a printer's I/O thread (blocks until committed)."""
+        return self.db.write_now(functools.partial(_start_printing, job_id=job_id))
 
     async def release(self, job_id: int) -> bool:
         """Give a job that has not started back to the hub (failover to another
@@ -229,12 +213,10 @@ class JobSpool:
 
     async def back_to_pending(self, job_id: int) -> None:
         """Nothing reached the printer: the job may be tried again."""
-        await self.db.write(
-            lambda db: db.execute(
-                "UPDATE spool_jobs SET state = 'pending' WHERE job_id = ? AND state = 'printing'",
-                (job_id,),
-            )
-        )
+        await self.db.write(functools.partial(_back_to_pending, job_id=job_id))
+
+    def back_to_pending_now(self, job_id: int) -> None:
+        self.db.write_now(functools.partial(_back_to_pending, job_id=job_id))
 
     async def finish(
         self,
@@ -247,36 +229,50 @@ class JobSpool:
     ) -> SpooledJob | None:
         """End a job and queue its result for the hub; None if it was not in ``only_from``."""
         assert state in FINAL
-
-        def write(db: sqlite_utils.Database) -> SpooledJob | None:
-            marks = ",".join("?" * len(only_from))
-            cur = db.execute(
-                f"UPDATE spool_jobs SET state = ?, finished_at = ?, error_code = ?, "
-                f"error_message = ? WHERE job_id = ? AND state IN ({marks})",
-                (state, time.time(), error_code, error_message, job_id, *only_from),
-            )
-            if not cur.rowcount:
-                return None
-            job = _get(db, job_id)
-            assert job is not None
-            _outbox(db, AgentEvent.PRINT_JOB_RESULT, job.result_payload())
-            return job
-
+        write = functools.partial(
+            _finish,
+            job_id=job_id,
+            state=state,
+            error_code=error_code,
+            error_message=error_message,
+            only_from=only_from,
+        )
         return await self.db.write(write)
+
+    def finish_now(
+        self,
+        job_id: int,
+        state: str,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> SpooledJob | None:
+        """:meth:`finish` (of a job being printed) from a printer's I/O thread."""
+        assert state in FINAL
+        write = functools.partial(
+            _finish,
+            job_id=job_id,
+            state=state,
+            error_code=error_code,
+            error_message=error_message,
+            only_from=("printing",),
+        )
+        return self.db.write_now(write)
 
     async def get(self, job_id: int) -> SpooledJob | None:
         return await self.db.read(lambda db: _get(db, job_id))
 
-    async def next_pending(self, printer_id: int) -> SpooledJob | None:
-        """The oldest job of this printer that still has to print."""
+    async def pending(self, printer_id: int, limit: int) -> list[SpooledJob]:
+        """The oldest ``limit`` jobs of this printer that still have to print, in order
+        (a snapshot: :meth:`start_printing` says whether each is still to print)."""
 
-        def read(db: sqlite_utils.Database) -> SpooledJob | None:
-            row = db.execute(
+        def read(db: sqlite_utils.Database) -> list[SpooledJob]:
+            rows = db.execute(
                 "SELECT * FROM spool_jobs WHERE printer_id = ? AND state = 'pending' "
-                "ORDER BY job_id LIMIT 1",
-                (printer_id,),
-            ).fetchone()
-            return SpooledJob.from_row(row) if row else None
+                "ORDER BY job_id LIMIT ?",
+                (printer_id, limit),
+            ).fetchall()
+            return [SpooledJob.from_row(row) for row in rows]
 
         return await self.db.read(read)
 
@@ -404,3 +400,50 @@ class JobSpool:
             return ended
 
         return await self.db.write(write)
+
+
+def _start_printing(db: sqlite_utils.Database, *, job_id: int) -> SpooledJob | None:
+    cur = db.execute(
+        "UPDATE spool_jobs SET state = 'printing', attempts = attempts + 1, "
+        "started_at = ? WHERE job_id = ? AND state = 'pending'",
+        (time.time(), job_id),
+    )
+    if not cur.rowcount:
+        return None
+    job = _get(db, job_id)
+    assert job is not None
+    status: dict[str, Any] = {"job_id": job_id, "status": "printing", "attempts": job.attempts}
+    if job.correlation_id is not None:
+        status["correlation_id"] = job.correlation_id
+    _outbox(db, AgentEvent.PRINT_JOB_STATUS, status)
+    return job
+
+
+def _back_to_pending(db: sqlite_utils.Database, *, job_id: int) -> None:
+    db.execute(
+        "UPDATE spool_jobs SET state = 'pending' WHERE job_id = ? AND state = 'printing'",
+        (job_id,),
+    )
+
+
+def _finish(
+    db: sqlite_utils.Database,
+    *,
+    job_id: int,
+    state: str,
+    error_code: str | None,
+    error_message: str | None,
+    only_from: tuple[str, ...],
+) -> SpooledJob | None:
+    marks = ",".join("?" * len(only_from))
+    cur = db.execute(
+        f"UPDATE spool_jobs SET state = ?, finished_at = ?, error_code = ?, "
+        f"error_message = ? WHERE job_id = ? AND state IN ({marks})",
+        (state, time.time(), error_code, error_message, job_id, *only_from),
+    )
+    if not cur.rowcount:
+        return None
+    job = _get(db, job_id)
+    assert job is not None
+    _outbox(db, AgentEvent.PRINT_JOB_RESULT, job.result_payload())
+    return job

@@ -226,3 +226,33 @@ async def test_a_failing_bulk_write_is_logged_and_later_writes_still_commit(
         assert any("broken" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     finally:
         await asyncio.to_thread(database.close)
+
+
+async def test_a_printer_thread_can_write_and_wait_for_the_commit(tmp_path: Path) -> None:
+    """``write_now`` (a printer's I/O thread marking a job printing before its bytes go
+    out) returns only once the write is committed, and raises what the write raised."""
+    database = Database(tmp_path / "hub.sqlite")
+    await asyncio.to_thread(database.start, migrate)
+
+    def in_thread() -> tuple[int, str]:
+        database.write_now(
+            lambda d: d.execute("INSERT INTO companies (name, created_at) VALUES ('t', 0)")
+        )
+        other = sqlite3.connect(tmp_path / "hub.sqlite")  # committed: visible to others
+        try:
+            count = other.execute("SELECT COUNT(*) FROM companies").fetchone()[0]
+        finally:
+            other.close()
+        try:
+            database.write_now(lambda d: d.execute("INSERT INTO no_such_table VALUES (1)"))
+        except sqlite3.OperationalError as exc:
+            return count, str(exc)
+        return count, "no error"
+
+    try:
+        count, error = await asyncio.to_thread(in_thread)
+        assert count == 1 and "no_such_table" in error
+    finally:
+        await asyncio.to_thread(database.close)
+    with pytest.raises(RuntimeError, match="closed"):
+        database.write_now(lambda d: None)

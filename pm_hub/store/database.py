@@ -12,6 +12,7 @@ the event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import sqlite3
@@ -45,7 +46,7 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
 
 
 class _Item:
-    __slots__ = ("fn", "future", "loop", "what")
+    __slots__ = ("fn", "future", "loop", "waiter", "what")
 
     def __init__(
         self,
@@ -53,11 +54,13 @@ class _Item:
         future: asyncio.Future[Any] | None,
         loop: asyncio.AbstractEventLoop | None,
         what: str = "",
+        waiter: concurrent.futures.Future[Any] | None = None,
     ):
         self.fn = fn
         self.future = future  # None: write-behind, nobody waits (``what`` names it)
         self.loop = loop
         self.what = what
+        self.waiter = waiter  # a thread blocked in ``write_now``
 
 
 class _Rows:
@@ -118,6 +121,7 @@ class Database:
         self.on_write_latency = on_write_latency
         self._closed = False
         self._open_rows: dict[str, _Rows] = {}
+        self._rows_lock = threading.Lock()  # ``write_now`` closes batches from other threads
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -141,6 +145,13 @@ class Database:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout=30)
+        while True:  # a thread that queued a write as this closed must not wait forever
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and item.waiter is not None:
+                item.waiter.set_exception(RuntimeError("database is closed"))
         self._readers.shutdown(wait=True)
 
     # -- writes ----------------------------------------------------------------------
@@ -151,9 +162,24 @@ class Database:
             raise RuntimeError("database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._close_rows()
-        self._queue.put(_Item(fn, future, loop))
+        self._enqueue(_Item(fn, future, loop))
         return await future
+
+    def write_now(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """:meth:`write` for a thread that may block (a printer's I/O thread, never the
+        event loop): returns after the commit, in the same group commits as the rest."""
+        if self._closed or self._thread is None:
+            raise RuntimeError("database is closed")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("write_now from the writer thread would wait for itself")
+        waiter: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._enqueue(_Item(fn, None, None, getattr(fn, "__name__", "write"), waiter))
+        return waiter.result()
+
+    def _enqueue(self, item: _Item) -> None:
+        with self._rows_lock:
+            self._close_rows()
+            self._queue.put(item)
 
     def write_soon(self, fn: Callable[[sqlite_utils.Database], Any], *, what: str) -> None:
         """Queue ``fn`` for the writer thread without waiting for its commit (write-behind,
@@ -163,8 +189,7 @@ class Database:
             raise RuntimeError("database is closed")
         # No future: the writer thread logs a failure itself, and a success costs the
         # event loop no wake-up at all.
-        self._close_rows()
-        self._queue.put(_Item(fn, None, None, what))
+        self._enqueue(_Item(fn, None, None, what))
 
     def append_soon(
         self, kind: str, fn: Callable[[sqlite_utils.Database, list[Any]], Any], row: Any
@@ -175,15 +200,17 @@ class Database:
         appended later land after that write."""
         if self._closed or self._thread is None:
             raise RuntimeError("database is closed")
-        batch = self._open_rows.get(kind)
-        if batch is not None and batch.append(row):
-            return
-        batch = _Rows(fn)
-        batch.append(row)
-        self._open_rows[kind] = batch
-        self._queue.put(_Item(batch.run, None, None, f"{kind} ({fn.__name__})"))
+        with self._rows_lock:
+            batch = self._open_rows.get(kind)
+            if batch is not None and batch.append(row):
+                return
+            batch = _Rows(fn)
+            batch.append(row)
+            self._open_rows[kind] = batch
+            self._queue.put(_Item(batch.run, None, None, f"{kind} ({fn.__name__})"))
 
     def _close_rows(self) -> None:
+        """(With ``_rows_lock`` held.)"""
         if self._open_rows:
             for batch in self._open_rows.values():
                 batch.close()
@@ -236,6 +263,12 @@ class Database:
         if self.on_write_latency is not None:
             self.on_write_latency(time.perf_counter() - started)
         for item, result, error in outcomes:
+            if item.waiter is not None:
+                if error is not None:
+                    item.waiter.set_exception(error)
+                else:
+                    item.waiter.set_result(result)
+                continue
             if item.future is None or item.loop is None:
                 if error is not None:
                     log.error("%s failed: %s", item.what, error)
