@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -125,6 +127,9 @@ class PrinterWorker:
         self._reported_at = 0.0
         self.heartbeat_interval = 10.0
         self._prefetched: collections.deque[SpooledJob] = collections.deque()
+        #: Set on the loop, read on the printer's thread: stop the jobs in hand.
+        self._cut_short = False
+        self._running_max = 0  # the newest job handed to the printer's thread
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -141,6 +146,7 @@ class PrinterWorker:
         ]
 
     async def stop(self) -> None:
+        self._cut_short = True
         await cancel_tasks(self._tasks)  # re-cancels: wait_for may swallow one on 3.11
         await self.io(self.port.close)
         self._executor.shutdown(wait=False)
@@ -150,6 +156,8 @@ class PrinterWorker:
         already read ahead, say redelivered after a reconnect, goes first)."""
         if job_id is None or (self._prefetched and job_id < self._prefetched[0].job_id):
             self._prefetched.clear()
+        if job_id is None or (self._busy and job_id < self._running_max):
+            self._cut_short = True  # the printer's thread stops after its current job
         self._wake.set()
 
     def describe(self) -> dict[str, Any]:
@@ -332,11 +340,11 @@ class PrinterWorker:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            job = self._prefetched.popleft()
-            with correlation(job.correlation_id):
-                retry = await self._process_guarded(job)
-            if retry:
-                self._prefetched.clear()  # it waits in the spool, first in line
+            jobs = list(self._prefetched)
+            self._prefetched.clear()
+            self._running_max = jobs[-1].job_id
+            retry = await self._process(jobs)
+            if retry:  # the job waits in the spool, first in line
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
                 except TimeoutError:
@@ -346,44 +354,62 @@ class PrinterWorker:
             else:
                 delay = 0.5
 
-    async def _process_guarded(self, job: SpooledJob) -> bool:
-        try:
-            return await self._process(job)
-        except Exception:
-            log.exception("job %s on %s failed unexpectedly", job.job_id, self.spec.name)
-            await self.spool.finish(
-                job.job_id,
-                "failed",
-                error_code="internal",
-                error_message="the agent hit an internal error printing this job",
-            )
-            self.on_outbox()
-            return False
-
-    async def _process(self, job: SpooledJob) -> bool:
-        """Try to print one job; True means "not now, try again later"."""
-        if job.expires_at is not None and job.expires_at <= time.time():
-            log.info("job %s expired before %s could print it", job.job_id, self.spec.name)
-            await self.spool.finish(
-                job.job_id,
-                "expired",
-                error_code="expired",
-                error_message=f"not printed: waited past its expiry on {self.spec.name}",
-            )
-            self.on_outbox()
-            return False
+    async def _process(self, jobs: list[SpooledJob]) -> bool:
+        """Print these jobs in order, until one cannot be; True: "not now, try again
+        later". They run one after the other on the printer's thread, the event loop
+        hearing of each afterwards (a loop turn between jobs cost as long as a job)."""
         self._busy = True
+        self._cut_short = False
         try:
-            run = await self.io(self._run_job, job.job_id, asyncio.get_running_loop())
-            return await self._after_run(job, run)
+            runs = await self.io(self._run_jobs, jobs, asyncio.get_running_loop())
         finally:
             self._busy = False
+        retry = False
+        for job, run in runs:
+            with correlation(job.correlation_id):
+                retry = await self._after_run(job, run)
+        return retry
 
-    def _run_job(self, job_id: int, loop: asyncio.AbstractEventLoop) -> JobRun:
+    def _run_jobs(
+        self, jobs: list[SpooledJob], loop: asyncio.AbstractEventLoop
+    ) -> list[tuple[SpooledJob, JobRun]]:
+        runs: list[tuple[SpooledJob, JobRun]] = []
+        for job in jobs:
+            if self._cut_short:
+                break  # an older job arrived, or the worker stops: the rest stay pending
+            with correlation(job.correlation_id):
+                try:
+                    run = self._run_job(job, loop)
+                except Exception as exc:
+                    log.exception("job %s on %s failed unexpectedly", job.job_id, self.spec.name)
+                    self.spool.finish_now(
+                        job.job_id,
+                        "failed",
+                        error_code="internal",
+                        error_message="the agent hit an internal error printing this job",
+                        only_from=("pending", "printing"),
+                    )
+                    run = JobRun("internal", error=str(exc))
+            runs.append((job, run))
+            if run.outcome not in ("completed", "gone", "expired", "render_error"):
+                break  # the printer needs a look (or a pause) before the next one
+        return runs
+
+    def _run_job(self, job: SpooledJob, loop: asyncio.AbstractEventLoop) -> JobRun:
         """On the printer's thread, the whole job in one step (no event-loop turn between
         its parts, each spool write still committed before the next part): the printer
         asked whether it can print, the job marked printing, the ticket laid out and
         sent, the printer's answer after it, the outcome written."""
+        job_id = job.job_id
+        if job.expires_at is not None and job.expires_at <= time.time():
+            self.spool.finish_now(
+                job_id,
+                "expired",
+                error_code="expired",
+                error_message=f"not printed: waited past its expiry on {self.spec.name}",
+                only_from=("pending",),
+            )
+            return JobRun("expired")
         try:
             before = self.port.query_status()
         except PrinterUnreachable as exc:
@@ -425,12 +451,34 @@ class PrinterWorker:
                 error_message=outcome_unknown_message(self.spec.name, exc),
             )
             return run
-        self.spool.finish_now(job_id, "completed")
+        # Not waited for: the next job's check and start go ahead, and its "printing"
+        # commits with (or after) this one. The hub hears of it once it is committed.
+        done = self.spool.finish_later(job_id, "completed")
+        done.add_done_callback(functools.partial(self._on_commit, loop, job_id))
         run.outcome = "completed"
         return run
 
+    def _on_commit(
+        self, loop: asyncio.AbstractEventLoop, job_id: int, done: concurrent.futures.Future[Any]
+    ) -> None:
+        try:
+            loop.call_soon_threadsafe(self._finished, job_id, done)
+        except RuntimeError:  # the loop is gone (shutdown): the outbox is read at start
+            pass
+
+    def _finished(self, job_id: int, done: concurrent.futures.Future[Any]) -> None:
+        if done.exception() is not None:
+            log.error("job %s: its outcome was not written: %s", job_id, done.exception())
+            return
+        self.on_outbox()
+
     async def _after_run(self, job: SpooledJob, run: JobRun) -> bool:
         """Back on the event loop: report what the job run learnt; True: try again later."""
+        if run.outcome in ("expired", "internal"):
+            if run.outcome == "expired":
+                log.info("job %s expired before %s could print it", job.job_id, self.spec.name)
+            self.on_outbox()
+            return False
         if run.outcome == "waiting":
             status = await self._apply_status(run.before, run.unreachable)
             log.debug("job %s waits: %s is %s", job.job_id, self.spec.name, status)
@@ -444,11 +492,12 @@ class PrinterWorker:
             )
             await self.refresh_status()
             return True
-        self.on_outbox()
         if run.outcome == "render_error":
+            self.on_outbox()
             log.warning("job %s cannot be laid out: %s", job.job_id, run.error)
             return False
         if run.outcome == OUTCOME_UNKNOWN:
+            self.on_outbox()
             log.error("job %s on %s: %s; not resent", job.job_id, self.spec.name, run.error)
             await self.refresh_status()
             return False

@@ -14,6 +14,7 @@ back (``printer_ids``).
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import time
@@ -246,8 +247,24 @@ class JobSpool:
         *,
         error_code: str | None = None,
         error_message: str | None = None,
+        only_from: tuple[str, ...] = ("printing",),
     ) -> SpooledJob | None:
         """:meth:`finish` (of a job being printed) from a printer's I/O thread."""
+        return self.finish_later(
+            job_id, state, error_code=error_code, error_message=error_message, only_from=only_from
+        ).result()
+
+    def finish_later(
+        self,
+        job_id: int,
+        state: str,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        only_from: tuple[str, ...] = ("printing",),
+    ) -> concurrent.futures.Future[SpooledJob | None]:
+        """:meth:`finish_now` without waiting: settled once committed (a crash before
+        that leaves the job ``printing``, which a restart ends as outcome unknown)."""
         assert state in FINAL
         write = functools.partial(
             _finish,
@@ -255,9 +272,9 @@ class JobSpool:
             state=state,
             error_code=error_code,
             error_message=error_message,
-            only_from=("printing",),
+            only_from=only_from,
         )
-        return self.db.write_now(write)
+        return self.db.write_later(write)
 
     async def get(self, job_id: int) -> SpooledJob | None:
         return await self.db.read(lambda db: _get(db, job_id))

@@ -168,13 +168,18 @@ class Database:
     def write_now(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         """:meth:`write` for a thread that may block (a printer's I/O thread, never the
         event loop): returns after the commit, in the same group commits as the rest."""
-        if self._closed or self._thread is None:
-            raise RuntimeError("database is closed")
         if threading.current_thread() is self._thread:
             raise RuntimeError("write_now from the writer thread would wait for itself")
+        return self.write_later(fn).result()
+
+    def write_later(self, fn: Callable[[sqlite_utils.Database], T]) -> concurrent.futures.Future[T]:
+        """Queue ``fn`` from any thread; the future is settled after its commit (writes
+        queued after it, from any thread, commit with it or after it)."""
+        if self._closed or self._thread is None:
+            raise RuntimeError("database is closed")
         waiter: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._enqueue(_Item(fn, None, None, getattr(fn, "__name__", "write"), waiter))
-        return waiter.result()
+        return waiter
 
     def _enqueue(self, item: _Item) -> None:
         with self._rows_lock:
