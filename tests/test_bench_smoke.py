@@ -106,3 +106,36 @@ def test_unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None
 def test_json_records_the_command(report: dict[str, Any], tmp_path: Path) -> None:
     assert report["run"]["command"].startswith("pm bench --duration 0.5 --json ")
     assert report["run"]["config"]["cn_connections"] == BenchConfig.tiny().cn_connections
+
+
+async def test_fanout_listeners_credit_every_change_a_batch_skipped_over() -> None:
+    """A batch may move a printer from change 3 to change 7 at once: each operator then
+    has 4..7 from that moment; the next collect starts where this one ended."""
+    from pm_hub.bench.fanout import StatusListeners
+
+    listeners = StatusListeners(url="http://127.0.0.1:9", token="t", connections=2)
+    try:
+        first, second = listeners._handler(0), listeners._handler(1)
+        first(1, 3)
+        second(1, 2)
+        second(1, 3)
+        first(1, 7)
+        first(1, 5)  # older than what it has: nothing new
+        second(2, 1)
+        progress = await listeners.cmd_progress()
+        assert progress["deliveries"] == 7 + 3 + 1
+        rows = {
+            (p, s): (count, a <= b)
+            for p, s, count, a, b in (await listeners.cmd_collect())["arrivals"]
+        }
+        assert rows == {
+            (1, 1): (2, True), (1, 2): (2, True), (1, 3): (2, True),
+            (1, 4): (1, True), (1, 5): (1, True), (1, 6): (1, True), (1, 7): (1, True),
+            (2, 1): (1, True),
+        }  # fmt: skip
+        second(1, 8)
+        assert (await listeners.cmd_progress())["deliveries"] == 5  # 4..8 for the second
+        again = (await listeners.cmd_collect())["arrivals"]
+        assert sorted((p, s, c) for p, s, c, _, _ in again) == [(1, s, 1) for s in range(4, 9)]
+    finally:
+        await listeners.close()

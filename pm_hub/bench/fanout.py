@@ -44,8 +44,12 @@ class StatusListeners:
     def __init__(self, *, url: str, token: str, connections: int) -> None:
         self.session = new_session()
         self.clients: list[SioClient] = []
+        #: Per operator: printer -> highest sequence number seen, and what it was at
+        #: the last collect.
         self.last: list[dict[int, int]] = [{} for _ in range(connections)]
-        self.arrivals: dict[tuple[int, int], list[float]] = {}  # -> [count, first, last]
+        self.base: list[dict[int, int]] = [{} for _ in range(connections)]
+        #: Per operator: printer -> [(sequence number, when it arrived), ...] rising.
+        self.timeline: list[dict[int, list[tuple[int, float]]]] = [{} for _ in range(connections)]
         self.received = 0
         for index in range(connections):
             handler = self._handler(index)
@@ -84,21 +88,16 @@ class StatusListeners:
         return on_batch
 
     def _handler(self, index: int) -> Any:
-        last = self.last[index]
+        # Only what arrived when: a batch may move a printer on by dozens of changes at
+        # once, and filling in each of them for each operator here cost the listeners
+        # more than reading the websocket (it is done once per phase in cmd_collect).
+        last, timeline = self.last[index], self.timeline[index]
 
         def on_update(printer_id: int, seq: int) -> None:
-            now = time.monotonic()
             self.received += 1
-            seen = last.get(printer_id, 0)
-            for k in range(seen + 1, seq + 1):
-                record = self.arrivals.get((printer_id, k))
-                if record is None:
-                    self.arrivals[(printer_id, k)] = [1, now, now]
-                else:
-                    record[0] += 1
-                    record[2] = now
-            if seq > seen:
+            if seq > last.get(printer_id, 0):
                 last[printer_id] = seq
+                timeline.setdefault(printer_id, []).append((seq, time.monotonic()))
 
         return on_update
 
@@ -110,12 +109,44 @@ class StatusListeners:
         return {"connected": connected, "seconds": round(time.monotonic() - t0, 3)}
 
     async def cmd_progress(self) -> dict[str, Any]:
-        return {"deliveries": sum(r[0] for r in self.arrivals.values()), "received": self.received}
+        deliveries = sum(
+            seq - base.get(printer_id, 0)
+            for last, base in zip(self.last, self.base, strict=True)
+            for printer_id, seq in last.items()
+        )
+        return {"deliveries": deliveries, "received": self.received}
 
     async def cmd_collect(self) -> dict[str, Any]:
         """Arrivals since the last collect: [[printer_id, seq, count, first, last], ...]."""
-        rows = [[p, s, *record] for (p, s), record in self.arrivals.items()]
-        self.arrivals = {}
+        # Operators mostly got the same batches, so first the runs of changes that
+        # arrived together: (printer, after, up to) -> [operators, first, last].
+        runs: dict[tuple[int, int, int], list[float]] = {}
+        for base, timeline in zip(self.base, self.timeline, strict=True):
+            for printer_id, arrived in timeline.items():
+                after = base.get(printer_id, 0)
+                for seq, at in arrived:
+                    run = runs.get((printer_id, after, seq))
+                    if run is None:
+                        runs[(printer_id, after, seq)] = [1, at, at]
+                    else:
+                        run[0] += 1
+                        run[1] = min(run[1], at)
+                        run[2] = max(run[2], at)
+                    after = seq
+        arrivals: dict[tuple[int, int], list[float]] = {}  # -> [count, first, last]
+        for (printer_id, after, upto), (count, first, last) in runs.items():
+            for seq in range(after + 1, upto + 1):
+                record = arrivals.get((printer_id, seq))
+                if record is None:
+                    arrivals[(printer_id, seq)] = [count, first, last]
+                else:
+                    record[0] += count
+                    record[1] = min(record[1], first)
+                    record[2] = max(record[2], last)
+        for base, seen, timeline in zip(self.base, self.last, self.timeline, strict=True):
+            base.update(seen)  # in place: the handlers hold these dicts
+            timeline.clear()
+        rows = [[p, s, *record] for (p, s), record in arrivals.items()]
         return {"arrivals": rows, "connected": sum(c.connected for c in self.clients)}
 
     async def cmd_disconnect(self) -> dict[str, Any]:
