@@ -18,6 +18,7 @@ import concurrent.futures
 import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,16 +230,7 @@ class JobSpool:
         only_from: tuple[str, ...] = ("pending", "printing"),
     ) -> SpooledJob | None:
         """End a job and queue its result for the hub; None if it was not in ``only_from``."""
-        assert state in FINAL
-        write = functools.partial(
-            _finish,
-            job_id=job_id,
-            state=state,
-            error_code=error_code,
-            error_message=error_message,
-            only_from=only_from,
-        )
-        return await self.db.write(write)
+        return await self.db.write(_finishing(job_id, state, error_code, error_message, only_from))
 
     def finish_now(
         self,
@@ -265,16 +257,7 @@ class JobSpool:
     ) -> concurrent.futures.Future[SpooledJob | None]:
         """:meth:`finish_now` without waiting: settled once committed (a crash before
         that leaves the job ``printing``, which a restart ends as outcome unknown)."""
-        assert state in FINAL
-        write = functools.partial(
-            _finish,
-            job_id=job_id,
-            state=state,
-            error_code=error_code,
-            error_message=error_message,
-            only_from=only_from,
-        )
-        return self.db.write_later(write)
+        return self.db.write_later(_finishing(job_id, state, error_code, error_message, only_from))
 
     async def get(self, job_id: int) -> SpooledJob | None:
         return await self.db.read(lambda db: _get(db, job_id))
@@ -440,6 +423,25 @@ def _back_to_pending(db: sqlite_utils.Database, *, job_id: int) -> None:
     db.execute(
         "UPDATE spool_jobs SET state = 'pending' WHERE job_id = ? AND state = 'printing'",
         (job_id,),
+    )
+
+
+def _finishing(
+    job_id: int,
+    state: str,
+    error_code: str | None,
+    error_message: str | None,
+    only_from: tuple[str, ...],
+) -> Callable[[sqlite_utils.Database], SpooledJob | None]:
+    """The write that ends a job (for the writer thread)."""
+    assert state in FINAL
+    return functools.partial(
+        _finish,
+        job_id=job_id,
+        state=state,
+        error_code=error_code,
+        error_message=error_message,
+        only_from=only_from,
     )
 
 

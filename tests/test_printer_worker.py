@@ -4,9 +4,11 @@ thread, and stops that run when an older job turns up or the printer needs a loo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,12 @@ from pm_agent.spool import JobSpool
 from tests.helpers import eventually, receipt_doc
 
 
-async def started_worker(
+@contextlib.asynccontextmanager
+async def printing_to(
     tmp_path: Path, printer: SimulatedPrinter
-) -> tuple[PrinterWorker, JobSpool]:
+) -> AsyncIterator[tuple[PrinterWorker, JobSpool]]:
+    """A started simulated printer, a spool and a worker printing from it to it."""
+    await printer.start()
     spool = JobSpool(tmp_path / "spool.sqlite", synchronous="NORMAL")
     await asyncio.to_thread(spool.open)
     spec = parse_printer_uri(printer.address, name=printer.name)
@@ -33,7 +38,12 @@ async def started_worker(
     )
     worker.printer_id = 1
     worker.start()
-    return worker, spool
+    try:
+        yield worker, spool
+    finally:
+        await worker.stop()
+        await asyncio.to_thread(spool.close)
+        await printer.stop()
 
 
 def job(job_id: int, **extra: Any) -> dict[str, Any]:
@@ -52,9 +62,7 @@ def states(tmp_path: Path) -> dict[int, tuple[str, str | None]]:
 
 async def test_an_older_job_arriving_mid_run_prints_before_the_newer_ones(tmp_path: Path) -> None:
     printer = SimulatedPrinter("Slow", print_delay=0.15)
-    await printer.start()
-    worker, spool = await started_worker(tmp_path, printer)
-    try:
+    async with printing_to(tmp_path, printer) as (worker, spool):
         for job_id in range(10, 15):
             await spool.accept(job(job_id))
         worker.wake()
@@ -69,19 +77,13 @@ async def test_an_older_job_arriving_mid_run_prints_before_the_newer_ones(tmp_pa
         await eventually(
             lambda: {s for s, _ in states(tmp_path).values()} == {"completed"}, timeout=5
         )
-    finally:
-        await worker.stop()
-        await asyncio.to_thread(spool.close)
-        await printer.stop()
 
 
 async def test_a_run_skips_expired_jobs_fails_unprintable_ones_and_prints_the_rest(
     tmp_path: Path,
 ) -> None:
     printer = SimulatedPrinter("Fast")
-    await printer.start()
-    worker, spool = await started_worker(tmp_path, printer)
-    try:
+    async with printing_to(tmp_path, printer) as (worker, spool):
         await spool.accept(job(1))
         await spool.accept(job(2, expires_at=time.time() - 1))
         await spool.accept({**job(3), "document": {"blocks": [{"type": "image", "data": "%%"}]}})
@@ -97,19 +99,13 @@ async def test_a_run_skips_expired_jobs_fails_unprintable_ones_and_prints_the_re
             3: ("failed", "render_error"),
             4: ("completed", None),
         }
-    finally:
-        await worker.stop()
-        await asyncio.to_thread(spool.close)
-        await printer.stop()
 
 
 async def test_paper_out_mid_run_stops_it_and_the_rest_wait_unmarked(tmp_path: Path) -> None:
     """The printer is asked before every ticket: once it is out of paper, the jobs left
     stay pending (the hub can move them) instead of being marked printing."""
     printer = SimulatedPrinter("Paper", print_delay=0.1)
-    await printer.start()
-    worker, spool = await started_worker(tmp_path, printer)
-    try:
+    async with printing_to(tmp_path, printer) as (worker, spool):
         for job_id in range(1, 6):
             await spool.accept(job(job_id))
         worker.wake()
@@ -122,7 +118,3 @@ async def test_paper_out_mid_run_stops_it_and_the_rest_wait_unmarked(tmp_path: P
         await printer.set_state("online")
         await printer.wait_for_receipts(5)
         assert printed(printer) == [f"J{i}" for i in range(1, 6)]
-    finally:
-        await worker.stop()
-        await asyncio.to_thread(spool.close)
-        await printer.stop()
