@@ -4,8 +4,9 @@
 recipient and waiting for all of them. Each of those tasks only puts the (already
 encoded) packet on the recipient's Engine.IO queue, which never waits (the queue is
 unbounded); a batch to a thousand dashboards paid for a thousand tasks to do that.
-This manager puts the packets on the queues itself, a hundred recipients at a time;
-the per-socket writers send them exactly as before. Everything else (rooms, acks, callbacks) is the
+This manager puts the packets on the queues itself, a hundred recipients at a time
+(with the loop answering in between) and one broadcast after the other; the
+per-socket writers send them exactly as before. Everything else (rooms, acks, callbacks) is the
 framework's own.
 """
 
@@ -29,6 +30,13 @@ CHUNK = 100
 
 
 class BroadcastManager(socketio.AsyncManager):
+    def __init__(self) -> None:
+        super().__init__()
+        # One broadcast at a time puts its packets on the queues: a room that goes out
+        # in steps must not let a later event overtake it at the recipients not yet
+        # reached (each operator gets the hub's events in the order they were sent).
+        self._sending = asyncio.Lock()
+
     async def emit(
         self,
         event: str,
@@ -41,10 +49,11 @@ class BroadcastManager(socketio.AsyncManager):
         **kwargs: Any,
     ) -> None:
         if callback is not None:  # every recipient needs its own ack id: the framework's way
-            await super().emit(
-                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to,
-                **kwargs,
-            )  # fmt: skip
+            async with self._sending:
+                await super().emit(
+                    event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
+                    to=to, **kwargs,
+                )  # fmt: skip
             return
         room = to or room
         if namespace not in self.rooms:
@@ -63,13 +72,13 @@ class BroadcastManager(socketio.AsyncManager):
             eio_packet.Packet(eio_packet.MESSAGE, p)
             for p in (encoded if isinstance(encoded, list) else [encoded])
         ]
-        for n, (sid, eio_sid) in enumerate(list(self.get_participants(namespace, room))):
-            if n and n % CHUNK == 0:
-                await asyncio.sleep(0)
-            if sid in skip:
-                continue
-            for p in packets:
-                try:
-                    await self.server._send_eio_packet(eio_sid, p)
-                except Exception:  # one broken socket must not cost the others the event
-                    log.debug("sending %s to %s failed", event, sid, exc_info=True)
+        recipients = [(s, e) for s, e in self.get_participants(namespace, room) if s not in skip]
+        async with self._sending:
+            for n, (sid, eio_sid) in enumerate(recipients):
+                if n and n % CHUNK == 0:
+                    await asyncio.sleep(0)
+                for p in packets:
+                    try:
+                        await self.server._send_eio_packet(eio_sid, p)
+                    except Exception:  # one broken socket must not cost the others the event
+                        log.debug("sending %s to %s failed", event, sid, exc_info=True)
