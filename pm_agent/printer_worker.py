@@ -382,14 +382,19 @@ class PrinterWorker:
                     run = self._run_job(job, loop)
                 except Exception as exc:
                     log.exception("job %s on %s failed unexpectedly", job.job_id, self.spec.name)
-                    self.spool.finish_now(
-                        job.job_id,
-                        "failed",
-                        error_code="internal",
-                        error_message="the agent hit an internal error printing this job",
-                        only_from=("pending", "printing"),
-                    )
                     run = JobRun("internal", error=str(exc))
+                    try:
+                        self.spool.finish_now(
+                            job.job_id,
+                            "failed",
+                            error_code="internal",
+                            error_message="the agent hit an internal error printing this job",
+                            only_from=("pending", "printing"),
+                        )
+                    except Exception:  # the spool is gone (shutdown): a restart recovers it
+                        log.warning("job %s: its failure was not written", job.job_id)
+                        runs.append((job, run))
+                        break
             runs.append((job, run))
             if run.outcome not in ("completed", "gone", "expired", "render_error"):
                 break  # the printer needs a look (or a pause) before the next one
