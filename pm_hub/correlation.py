@@ -180,3 +180,28 @@ class CorrelationRegistry:
 
 
 _background: set[asyncio.Future[Any]] = set()
+
+
+def printer_test_done(
+    printer_id: int, on_result: Callable[[dict[str, Any]], Any] | None
+) -> Callable[[PendingRequest, dict[str, Any]], Any]:
+    """The ``on_done`` of a ``printer:test`` request registered now: hands
+    ``on_result`` the ``printer:test:completed`` payload (the round trip counted from
+    this call; a failure without an error says ``test print failed``)."""
+    started = time.monotonic()
+
+    def done(pending: PendingRequest, result: dict[str, Any]) -> Any:
+        completed = {
+            "correlation_id": pending.correlation_id,
+            "printer_id": printer_id,
+            "ok": bool(result.get("ok")),
+            "duration_ms": round((time.monotonic() - started) * 1000, 2),
+        }
+        if not result.get("ok"):
+            completed["error"] = result.get("error") or {
+                "code": ErrorCode.INTERNAL,
+                "message": "test print failed",
+            }
+        return on_result(completed) if on_result is not None else None
+
+    return done

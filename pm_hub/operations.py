@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pm_hub.auth import Principal
-from pm_hub.correlation import PendingRequest
+from pm_hub.correlation import PendingRequest, printer_test_done
 from pm_hub.logs import correlation_id
 from pm_hub.protocol import (
     PROBLEM_PRINTER_STATUSES,
@@ -181,26 +181,11 @@ class Operations:
                 ErrorCode.OFFLINE, f"printer {row['name']} is not reachable: its agent is offline"
             )
         printer_id = row["id"]
-        started = time.monotonic()
-
-        def done(pending: PendingRequest, result: dict[str, Any]) -> Any:
-            completed = {
-                "correlation_id": pending.correlation_id,
-                "printer_id": printer_id,
-                "ok": bool(result.get("ok")),
-                "duration_ms": round((time.monotonic() - started) * 1000, 2),
-            }
-            if not result.get("ok"):
-                completed["error"] = result.get("error") or {
-                    "code": ErrorCode.INTERNAL,
-                    "message": "test print failed",
-                }
-            if on_result is not None:
-                return on_result(completed)
-            return None
-
         pending = self.hub.registry.register(
-            "test", printer_id=printer_id, agent_id=link.agent_id, on_done=done
+            "test",
+            printer_id=printer_id,
+            agent_id=link.agent_id,
+            on_done=printer_test_done(printer_id, on_result),
         )
         correlation_id.set(pending.correlation_id)  # log lines from here on carry it
 

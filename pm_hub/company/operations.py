@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pm_hub.auth import Principal
 from pm_hub.company.ids import global_id, globalize, localize_payload, split_id, valid_local_id
-from pm_hub.correlation import PendingRequest
+from pm_hub.correlation import PendingRequest, printer_test_done
 from pm_hub.logs import correlation_id
 from pm_hub.operations import Operations, TestResultSink, _require_actor, _version
 from pm_hub.protocol import ErrorCode, OpsEvent, ProtocolError, ok_ack
@@ -162,24 +162,11 @@ class CompanyOperations(Operations):
             {"printer_id": printer_id},
             ids=("printer_id",),
         )
-        started = time.monotonic()
-
-        def done(pending: PendingRequest, result: dict[str, Any]) -> Any:
-            completed = {
-                "correlation_id": pending.correlation_id,
-                "printer_id": printer_id,
-                "ok": bool(result.get("ok")),
-                "duration_ms": round((time.monotonic() - started) * 1000, 2),
-            }
-            if not result.get("ok"):
-                completed["error"] = result.get("error") or {
-                    "code": ErrorCode.INTERNAL,
-                    "message": "test print failed",
-                }
-            return on_result(completed) if on_result is not None else None
-
         pending = self.hub.registry.register(
-            "test", printer_id=printer_id, branch_id=branch_id, on_done=done
+            "test",
+            printer_id=printer_id,
+            branch_id=branch_id,
+            on_done=printer_test_done(printer_id, on_result),
         )
         correlation_id.set(pending.correlation_id)
         key = (branch_id, str(ack.get("correlation_id")))
