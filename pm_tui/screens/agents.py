@@ -17,7 +17,7 @@ from pm_tui.formatting import duration, ms, percent
 from pm_tui.screens.base import TablePanel
 from pm_tui.widgets.charts import LatencyPlot
 from pm_tui.widgets.quiet import show
-from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
+from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
 
 Record = dict[str, Any]
 
@@ -77,6 +77,9 @@ def _count(value: Any) -> str:
 
 
 class AgentsView(TablePanel):
+    TABLE_ID = "agents"
+    COLUMNS = AGENT_COLUMNS
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh_health", "refresh"),
     ]
@@ -85,18 +88,6 @@ class AgentsView(TablePanel):
         yield Static(id="agents-note", classes="filterline")
         yield LiveTable(id="agents")
         yield LatencyPlot(id="agent-plot")
-
-    @property
-    def table(self) -> LiveTable:
-        return self.query_one("#agents", LiveTable)
-
-    def focus_main(self) -> None:
-        self.table.focus()
-
-    def _columns(self) -> list[ColumnSpec]:
-        width = (self.size.width or 80) - 1
-        multi = self.dashboard.state.multi_branch and self.dashboard.branch_filter is None
-        return fit_columns([c for c in AGENT_COLUMNS if c.key != "branch" or multi], width)
 
     def rebuild(self) -> None:
         app = self.dashboard

@@ -16,7 +16,7 @@ from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import alert_state_text, severity_text
 from pm_tui.screens.base import TablePanel
 from pm_tui.widgets.quiet import show
-from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
+from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
 
 Record = dict[str, Any]
 
@@ -56,6 +56,9 @@ def alert_cells(alert: Record, state: FleetState, clock: Clock) -> dict[str, Cel
 
 
 class AlertsView(TablePanel):
+    TABLE_ID = "alerts"
+    COLUMNS = ALERT_COLUMNS
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "ack", "acknowledge"),
         Binding("o", "toggle_open", "open only/all"),
@@ -70,22 +73,10 @@ class AlertsView(TablePanel):
         yield LiveTable(id="alerts")
         yield Static(id="alert-detail", classes="summary")
 
-    @property
-    def table(self) -> LiveTable:
-        return self.query_one("#alerts", LiveTable)
-
     def on_mount(self) -> None:
         super().on_mount()
         state = self.dashboard.state
         self.table.order_by(lambda aid: alert_order(state.alerts.get(aid) or {}))
-
-    def focus_main(self) -> None:
-        self.table.focus()
-
-    def _columns(self) -> list[ColumnSpec]:
-        width = (self.size.width or 80) - 1
-        multi = self.dashboard.state.multi_branch and self.dashboard.branch_filter is None
-        return fit_columns([c for c in ALERT_COLUMNS if c.key != "branch" or multi], width)
 
     def _visible(self, alert: Record) -> bool:
         app = self.dashboard

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.containers import Vertical
 from textual.events import Resize
 from textual.screen import Screen
 
 from pm_tui.data.state import Changes
-from pm_tui.widgets.tables import ColumnSpec, LiveTable
+from pm_tui.widgets.tables import ColumnSpec, LiveTable, fit_columns
 
 if TYPE_CHECKING:
     from pm_tui.app import PrinterMasterApp
@@ -83,14 +83,24 @@ class FleetScreen(Screen[None]):
 
 
 class TablePanel(FleetPanel):
-    """A fleet view around one live table whose columns depend on the width."""
+    """A fleet view around one live table (``#TABLE_ID``) whose columns depend on the
+    width: ``COLUMNS`` fitted to it, the branch column only while several branches
+    show."""
+
+    TABLE_ID: ClassVar[str] = ""
+    COLUMNS: ClassVar[tuple[ColumnSpec, ...]] = ()
 
     @property
     def table(self) -> LiveTable:
-        raise NotImplementedError
+        return self.query_one(f"#{self.TABLE_ID}", LiveTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
 
     def _columns(self) -> list[ColumnSpec]:
-        raise NotImplementedError
+        width = (self.size.width or 80) - 1
+        multi = self.dashboard.state.multi_branch and self.dashboard.branch_filter is None
+        return fit_columns([c for c in self.COLUMNS if c.key != "branch" or multi], width)
 
     def rebuild(self) -> None:
         raise NotImplementedError

@@ -18,7 +18,7 @@ from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import duration, job_status_text
 from pm_tui.screens.base import TablePanel
 from pm_tui.widgets.quiet import show
-from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
+from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
 
 Record = dict[str, Any]
 
@@ -76,6 +76,9 @@ def job_cells(job: Record, state: FleetState, clock: Clock) -> dict[str, Cell]:
 
 
 class JobsView(TablePanel):
+    TABLE_ID = "jobs"
+    COLUMNS = JOB_COLUMNS
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "filter"),
         Binding("s", "cycle_status", "status"),
@@ -98,21 +101,9 @@ class JobsView(TablePanel):
         yield Static(id="jobs-filterline", classes="filterline")
         yield LiveTable(id="jobs")
 
-    @property
-    def table(self) -> LiveTable:
-        return self.query_one("#jobs", LiveTable)
-
     def on_mount(self) -> None:
         super().on_mount()
         self.table.order_by(lambda job_id: job_id, reverse=True)
-
-    def focus_main(self) -> None:
-        self.table.focus()
-
-    def _columns(self) -> list[ColumnSpec]:
-        width = (self.size.width or 80) - 1
-        multi = self.dashboard.state.multi_branch and self.dashboard.branch_filter is None
-        return fit_columns([c for c in JOB_COLUMNS if c.key != "branch" or multi], width)
 
     def _visible(self, job: Record) -> bool:
         app = self.dashboard

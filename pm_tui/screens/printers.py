@@ -20,7 +20,7 @@ from pm_tui.formatting import ago, flags_text, paper_text, plural, status_text
 from pm_tui.screens.base import TablePanel
 from pm_tui.widgets.charts import LatencyLine
 from pm_tui.widgets.quiet import show
-from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
+from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
 
 Record = dict[str, Any]
 
@@ -108,6 +108,9 @@ def printer_summary(p: Record, state: FleetState, clock: Clock) -> Text:
 
 
 class PrintersView(TablePanel):
+    TABLE_ID = "printers"
+    COLUMNS = PRINTER_COLUMNS
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "filter"),
         Binding("o", "sort", "sort"),
@@ -134,19 +137,12 @@ class PrintersView(TablePanel):
             yield Static(id="detail")
             yield LatencyLine(id="printer-latency")
 
-    @property
-    def table(self) -> LiveTable:
-        return self.query_one("#printers", LiveTable)
-
     def on_mount(self) -> None:
         super().on_mount()
         state = self.dashboard.state
         self.table.order_by(
             lambda pid: PRINTER_SORTS[self.sort_mode](state.printers.get(pid) or {"id": pid})
         )
-
-    def focus_main(self) -> None:
-        self.table.focus()
 
     # -- rows --------------------------------------------------------------------------
 
@@ -155,12 +151,6 @@ class PrintersView(TablePanel):
         return app.state.in_branch(p, app.branch_filter) and printer_matches(
             p, self.filter_text, app.state
         )
-
-    def _columns(self) -> list[ColumnSpec]:
-        width = (self.size.width or 80) - 1
-        multi = self.dashboard.state.multi_branch and self.dashboard.branch_filter is None
-        specs = [c for c in PRINTER_COLUMNS if c.key != "branch" or multi]
-        return fit_columns(specs, width)
 
     def rebuild(self) -> None:
         """Fill the table from scratch: reload, new filter, new branch, resize."""
