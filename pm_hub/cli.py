@@ -392,9 +392,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
     if command == "tui":
-        from pm_tui.app import run_tui
+        from pm_tui.launch import launch
 
-        return run_tui(
+        return launch(
             hub_url=args.hub,
             token=args.token,
             log_level=args.log_level,

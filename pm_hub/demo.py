@@ -117,9 +117,9 @@ def run_demo(
         if headless:
             print(f"Branch box running on {url}. Token:\n{token}\n{hint}", flush=True)
             return proc.wait()
-        from pm_tui.app import run_tui
+        from pm_tui.launch import launch
 
-        code = run_tui(hub_url=url, token=token)
+        code = launch(hub_url=url, token=token)
         print(hint.replace("Try:", "While it runs, try:"), file=sys.stderr)
         return code
     finally:

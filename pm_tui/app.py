@@ -398,31 +398,3 @@ class PrinterMasterApp(App[int]):
     def describe_problems(self) -> str:
         problems = self.state.problems(self.branch_filter)
         return plural(len(problems), "problem")
-
-
-def run_tui(
-    *,
-    hub_url: str | None = None,
-    token: str | None = None,
-    log_level: str = "WARNING",
-    config_file: Path | None = None,
-    mdns_interfaces: list[str] | None = None,
-    hub_branch: str | None = None,
-    web: bool = False,
-    web_host: str = "127.0.0.1",
-    web_port: int = 8080,
-) -> int:
-    """``pm tui``: resolve where and how to connect, check the hub, run the dashboard."""
-    from pm_tui.launch import launch
-
-    return launch(
-        hub_url=hub_url,
-        token=token,
-        log_level=log_level,
-        config_file=config_file,
-        mdns_interfaces=mdns_interfaces,
-        hub_branch=hub_branch,
-        web=web,
-        web_host=web_host,
-        web_port=web_port,
-    )

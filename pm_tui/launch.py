@@ -44,6 +44,7 @@ def launch(
     web_host: str = "127.0.0.1",
     web_port: int = 8080,
 ) -> int:
+    """``pm tui``: resolve where and how to connect, check the hub, run the dashboard."""
     from pm_tui.config import default_config_path
 
     try:
