@@ -598,14 +598,17 @@ class JobDispatcher:
                     self._asking.add(job.id)
                     self._spawn(self._expire_at_agent(link, job.id))
         for job_id in due:
-            await self.move(
-                job_id,
-                "expired",
-                actor="hub",
-                error_code="expired",
-                error_message="waited longer than its expiry; not printed",
-            )
+            await self._expire(job_id)
         return len(due)
+
+    async def _expire(self, job_id: int) -> None:
+        await self.move(
+            job_id,
+            "expired",
+            actor="hub",
+            error_code="expired",
+            error_message="waited longer than its expiry; not printed",
+        )
 
     async def _expire_at_agent(self, link: AgentLink, job_id: int) -> None:
         try:
@@ -613,13 +616,7 @@ class JobDispatcher:
                 link, HubEvent.JOB_CANCEL, {"job_id": job_id, "reason": "expired"}
             )
             if ack.get("ok") and (ack.get("cancelled") or ack.get("status") == "unknown"):
-                await self.move(
-                    job_id,
-                    "expired",
-                    actor="hub",
-                    error_code="expired",
-                    error_message="waited longer than its expiry; not printed",
-                )
+                await self._expire(job_id)
         finally:
             self._asking.discard(job_id)
 

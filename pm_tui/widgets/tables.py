@@ -122,9 +122,7 @@ class LiveTable(ScrollView, can_focus=True):
     #: Re-sorting under a burst of changes happens at most this often (seconds).
     SORT_INTERVAL = 0.5
 
-    class Highlighted(Message):
-        """The cursor is on another row (or another row came under it)."""
-
+    class _RowMessage(Message):
         def __init__(self, table: LiveTable, row_id: int | None) -> None:
             super().__init__()
             self.table = table
@@ -134,17 +132,13 @@ class LiveTable(ScrollView, can_focus=True):
         def control(self) -> LiveTable:
             return self.table
 
-    class Selected(Message):
+    class Highlighted(_RowMessage):
+        """The cursor is on another row (or another row came under it)."""
+
+    class Selected(_RowMessage):
         """``enter`` (or a click on the highlighted row)."""
 
-        def __init__(self, table: LiveTable, row_id: int) -> None:
-            super().__init__()
-            self.table = table
-            self.row_id = row_id
-
-        @property
-        def control(self) -> LiveTable:
-            return self.table
+        row_id: int
 
     class Refit(Message):
         """The columns changed with the table's width: fill it again."""
