@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint types unit bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml bench/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./bench
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,6 +20,7 @@ test: lint types unit
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 types: $(STAMP)
 	$(BIN)/mypy
@@ -27,6 +28,7 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
+# The benchmark is its own package (bench/, the `bench` extra); the dev install has it.
 bench: $(STAMP)
 	$(BIN)/pm bench
 

@@ -31,8 +31,8 @@ from pm_agent.printer_uri import PrinterSpec, parse_printer_spec
 from pm_agent.printer_worker import PrinterWorker
 from pm_agent.spool import JobSpool
 from pm_agent.task_control import cancel_tasks
-from pm_hub.logs import correlation, wire_correlation_id
-from pm_hub.protocol import AgentEvent, ErrorCode, HubEvent, Namespace, error_ack, ok_ack
+from pm_core.logs import correlation, wire_correlation_id
+from pm_core.protocol import AgentEvent, ErrorCode, HubEvent, Namespace, error_ack, ok_ack
 
 log = logging.getLogger(__name__)
 

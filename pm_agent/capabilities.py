@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pm_hub.protocol import profiles
+from pm_core.protocol import profiles
 
 log = logging.getLogger(__name__)
 

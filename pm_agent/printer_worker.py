@@ -26,8 +26,8 @@ from pm_agent.printer_uri import PrinterSpec
 from pm_agent.render import render_document, render_test_page
 from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
-from pm_hub.logs import correlation
-from pm_hub.protocol import PROBLEM_PRINTER_STATUSES
+from pm_core.logs import correlation
+from pm_core.protocol import PROBLEM_PRINTER_STATUSES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

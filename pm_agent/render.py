@@ -31,7 +31,7 @@ from escpos.printer import Dummy
 from PIL import Image as PILImage
 
 from pm_agent.escpos_stream import Cut, decode_all
-from pm_hub.protocol.documents import barcode_payload, validate_document
+from pm_core.protocol.documents import barcode_payload, validate_document
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import sqlite_utils
 
-from pm_hub.protocol import AgentEvent
-from pm_hub.store.database import Database
+from pm_core.database import Database
+from pm_core.protocol import AgentEvent
 
 FINAL = ("completed", "failed", "expired", "cancelled")
 SPOOL_VERSION = 2

@@ -1,3 +1,1 @@
-"""PrinterMaster branch hub: aiohttp + python-socketio, SQLite, JWT."""
-
-__version__ = "0.1.0"
+"""PrinterMaster hub: aiohttp + python-socketio, SQLite, JWT (branch or company mode)."""

@@ -1,5 +1,5 @@
 import sys
 
-from pm_hub.cli import main
+from pm_hub.command import main
 
 sys.exit(main())

@@ -7,11 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from pm_hub import auth
-from pm_hub.handlers import guarded
-from pm_hub.hub import AgentLink
-from pm_hub.ops_namespace import refuse
-from pm_hub.protocol import (
+from pm_core.protocol import (
     PRINTER_STATUSES,
     AgentEvent,
     ErrorCode,
@@ -19,9 +15,9 @@ from pm_hub.protocol import (
     ProtocolError,
     ok_ack,
 )
-from pm_hub.protocol.errors import outcome_of
-from pm_hub.protocol.profiles import check_capabilities
-from pm_hub.protocol.validation import (
+from pm_core.protocol.errors import outcome_of
+from pm_core.protocol.profiles import check_capabilities
+from pm_core.protocol.validation import (
     get_bool,
     get_flags,
     get_float,
@@ -30,6 +26,10 @@ from pm_hub.protocol.validation import (
     invalid,
     require_object,
 )
+from pm_hub import auth
+from pm_hub.handlers import guarded
+from pm_hub.hub import AgentLink
+from pm_hub.ops_namespace import refuse
 from pm_hub.store import printers as printer_store
 from pm_hub.store import tenants
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.protocol import HubEvent
+from pm_core.protocol import HubEvent
 from pm_hub.store import alerts as alert_store
 from pm_hub.store.records import alert_record
 

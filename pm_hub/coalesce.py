@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pm_hub.protocol import HubEvent
+from pm_core.protocol import HubEvent
 
 log = logging.getLogger(__name__)
 

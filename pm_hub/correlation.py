@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pm_hub.protocol import ErrorCode, error_ack, new_correlation_id
+from pm_core.protocol import ErrorCode, error_ack, new_correlation_id
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.logs import correlation
-from pm_hub.protocol import (
+from pm_core.logs import correlation
+from pm_core.protocol import (
     FINAL_JOB_STATUSES,
     ErrorCode,
     HubEvent,
@@ -28,8 +28,8 @@ from pm_hub.protocol import (
     job_correlation_id,
     ok_ack,
 )
-from pm_hub.protocol.errors import error_of, known_code
-from pm_hub.protocol.validation import get_int, get_str, require_object
+from pm_core.protocol.errors import error_of, known_code
+from pm_core.protocol.validation import get_int, get_str, require_object
 from pm_hub.store import jobs as job_store
 
 if TYPE_CHECKING:

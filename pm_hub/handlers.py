@@ -12,8 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pm_hub.logs import correlation_id, wire_correlation_id
-from pm_hub.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
+from pm_core.logs import correlation_id, wire_correlation_id
+from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 
 log = logging.getLogger(__name__)
 

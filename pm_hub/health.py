@@ -12,8 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.protocol import ok_ack
-from pm_hub.protocol.validation import get_bool, get_float, invalid, require_object
+from pm_core.protocol import ok_ack
+from pm_core.protocol.validation import get_bool, get_float, invalid, require_object
 from pm_hub.store import health as health_store
 from pm_hub.store import tenants
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from pm_core.logs import correlation
+from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
+from pm_core.protocol.errors import HTTP_STATUS
+from pm_core.protocol.validation import get_int
 from pm_hub.auth import AuthError, Principal
-from pm_hub.logs import correlation
 from pm_hub.operations import Operations
-from pm_hub.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
-from pm_hub.protocol.errors import HTTP_STATUS
-from pm_hub.protocol.validation import get_int
 from pm_hub.rate_limit import RateLimiter
 
 if TYPE_CHECKING:
@@ -231,6 +231,6 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
 
 
 def _version() -> str:
-    from pm_hub import __version__
+    from pm_core import __version__
 
     return __version__

@@ -12,11 +12,11 @@ from typing import Any
 
 import socketio
 
+from pm_core.protocol import PRINTER_STATUS_FIELDS, ErrorCode, HubEvent, Namespace, ProtocolError
 from pm_hub import auth, engineio_fast
 from pm_hub.coalesce import BATCHED_EVENTS, UpdateCoalescer, batched_rooms
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
-from pm_hub.protocol import PRINTER_STATUS_FIELDS, ErrorCode, HubEvent, Namespace, ProtocolError
 from pm_hub.room_manager import BroadcastManager
 from pm_hub.store import Database, prepare_hub_db, tenants
 from pm_hub.store import jobs as job_store

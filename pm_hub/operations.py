@@ -12,10 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.auth import Principal
-from pm_hub.correlation import PendingRequest, printer_test_done
-from pm_hub.logs import correlation_id
-from pm_hub.protocol import (
+from pm_core.logs import correlation_id
+from pm_core.protocol import (
     PROBLEM_PRINTER_STATUSES,
     ErrorCode,
     HubEvent,
@@ -24,10 +22,10 @@ from pm_hub.protocol import (
     job_correlation_id,
     ok_ack,
 )
-from pm_hub.protocol.documents import validate_document
-from pm_hub.protocol.errors import error_of, known_code
-from pm_hub.protocol.profiles import check_capabilities, check_profile_field
-from pm_hub.protocol.validation import (
+from pm_core.protocol.documents import validate_document
+from pm_core.protocol.errors import error_of, known_code
+from pm_core.protocol.profiles import check_capabilities, check_profile_field
+from pm_core.protocol.validation import (
     alert_filters,
     get_float,
     get_int,
@@ -37,6 +35,8 @@ from pm_hub.protocol.validation import (
     printer_filter,
     require_object,
 )
+from pm_hub.auth import Principal
+from pm_hub.correlation import PendingRequest, printer_test_done
 from pm_hub.store import alerts as alert_store
 from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
@@ -574,6 +574,6 @@ class Operations:
 
 
 def _version() -> str:
-    from pm_hub import __version__
+    from pm_core import __version__
 
     return __version__

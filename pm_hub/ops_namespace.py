@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 
+from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, error_ack
 from pm_hub.auth import AuthError, Principal
 from pm_hub.coalesce import batched_rooms
 from pm_hub.handlers import guarded
 from pm_hub.operations import Operations
-from pm_hub.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, error_ack
 from pm_hub.rate_limit import RateLimiter
 
 if TYPE_CHECKING:

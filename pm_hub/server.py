@@ -77,7 +77,7 @@ class RunningHub:
     runner: web.AppRunner
     host: str
     port: int
-    advertiser: Any = None  #: pm_hub.mdns.HubAdvertiser while announced on mDNS
+    advertiser: Any = None  #: pm_core.mdns.HubAdvertiser while announced on mDNS
 
     @property
     def hub(self) -> Hub:
@@ -98,8 +98,8 @@ class RunningHub:
 
     async def start_mdns(self) -> None:
         """Announce this hub on mDNS (``settings.mdns``); a failure only logs."""
-        from pm_hub import __version__
-        from pm_hub.mdns import HubAdvertiser
+        from pm_core import __version__
+        from pm_core.mdns import HubAdvertiser
 
         hub = self.hub
         advertiser = HubAdvertiser(

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.protocol import PROBLEM_PRINTER_STATUSES, ErrorCode, ProtocolError
+from pm_core.protocol import PROBLEM_PRINTER_STATUSES, ErrorCode, ProtocolError
 from pm_hub.store import stations as station_store
 
 if TYPE_CHECKING:

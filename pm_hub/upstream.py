@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 
+from pm_core.protocol import BranchEvent, ErrorCode, Namespace, OpsEvent, ProtocolError
+from pm_core.protocol.validation import get_str, require_object
 from pm_hub.auth import ROLES, Principal
 from pm_hub.handlers import guarded
-from pm_hub.protocol import BranchEvent, ErrorCode, Namespace, OpsEvent, ProtocolError
-from pm_hub.protocol.validation import get_str, require_object
 from pm_hub.store import outbox
 
 if TYPE_CHECKING:
@@ -407,6 +407,6 @@ async def _quietly_disconnect(sio: socketio.AsyncClient) -> None:
 
 
 def _version() -> str:
-    from pm_hub import __version__
+    from pm_core import __version__
 
     return __version__

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.protocol import CANCELLABLE_JOB_STATUSES, OpsEvent
+from pm_core.protocol import CANCELLABLE_JOB_STATUSES, OpsEvent
 from pm_tui.data.source import error_message
 
 if TYPE_CHECKING:

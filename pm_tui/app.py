@@ -20,7 +20,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 
-from pm_hub.protocol import OpsEvent
+from pm_core.protocol import OpsEvent
 from pm_tui.actions import OperatorActions
 from pm_tui.commands import DashboardCommands
 from pm_tui.data.buffer import EventBuffer

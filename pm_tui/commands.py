@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from pm_hub.protocol import CANCELLABLE_JOB_STATUSES
+from pm_core.protocol import CANCELLABLE_JOB_STATUSES
 
 if TYPE_CHECKING:
     from pm_tui.app import PrinterMasterApp

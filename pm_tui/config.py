@@ -1,7 +1,7 @@
 """Where the dashboard connects and with which token (no Textual here).
 
 Hub URL: ``--hub``, else ``PM_HUB``, else ``hub`` in the config file, else a hub
-found on mDNS (when ``pm_hub.mdns.find_hub`` exists), else http://127.0.0.1:3001.
+found on mDNS (when ``pm_core.mdns.find_hub`` exists), else http://127.0.0.1:3001.
 Token: ``--token``, else ``PM_TOKEN``, else ``token`` (or ``token_file``) in the
 config file ``~/.config/printermaster/tui.toml`` (``$XDG_CONFIG_HOME`` respected).
 """
@@ -88,10 +88,10 @@ def check_url(url: str) -> str:
 def discover_hub(
     timeout: float = 2.0, interfaces: list[str] | None = None, branch: str | None = None
 ) -> str | None:
-    """A hub advertised on mDNS (of ``branch`` when given), if ``pm_hub.mdns.find_hub``
+    """A hub advertised on mDNS (of ``branch`` when given), if ``pm_core.mdns.find_hub``
     exists and finds one."""
     try:
-        from pm_hub import mdns  # type: ignore[attr-defined,unused-ignore]
+        from pm_core import mdns
     except Exception:
         return None
     find_hub: Callable[..., Any] | None = getattr(mdns, "find_hub", None)

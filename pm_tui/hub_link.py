@@ -16,7 +16,7 @@ from typing import Any
 
 import socketio
 
-from pm_hub.protocol import ErrorCode, HubEvent, Namespace
+from pm_core.protocol import ErrorCode, HubEvent, Namespace
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,7 @@ def serve_web(hub_url: str, token: str, host: str, port: int, log_level: str) ->
     # The token travels in the environment, not on a command line others can read.
     os.environ["PM_HUB"] = hub_url
     os.environ["PM_TOKEN"] = token
-    command = shlex.join([sys.executable, "-m", "pm_hub", "tui", "--log-level", log_level])
+    command = shlex.join([sys.executable, "-m", "pm_tui", "--log-level", log_level])
     _say(f"Serving the dashboard on http://{host}:{port} (ctrl+c stops)")
     Server(command, host=host, port=port, title="PrinterMaster").serve()
     return 0

@@ -13,7 +13,7 @@ from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim import SimulatorFleet
 from pm_hub.config import HubSettings
 from pm_hub.server import RunningHub, start_hub
-from tests.helpers import OpsClient
+from tests.support.helpers import OpsClient
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -12,12 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.auth import AuthError
-from pm_hub.company.ids import MAX_BRANCH_ID, global_id, valid_local_id
-from pm_hub.company.mirror import BranchLink, BranchMirror
-from pm_hub.handlers import guarded
-from pm_hub.ops_namespace import refuse
-from pm_hub.protocol import (
+from pm_core.protocol import (
     JOB_STATUSES,
     PRINTER_STATUSES,
     BranchEvent,
@@ -27,8 +22,13 @@ from pm_hub.protocol import (
     ProtocolError,
     ok_ack,
 )
-from pm_hub.protocol.errors import outcome_of
-from pm_hub.protocol.validation import get_float, get_int, get_str, invalid, require_object
+from pm_core.protocol.errors import outcome_of
+from pm_core.protocol.validation import get_float, get_int, get_str, invalid, require_object
+from pm_hub.auth import AuthError
+from pm_hub.company.ids import MAX_BRANCH_ID, global_id, valid_local_id
+from pm_hub.company.mirror import BranchLink, BranchMirror
+from pm_hub.handlers import guarded
+from pm_hub.ops_namespace import refuse
 from pm_hub.store import mirror as mirror_store
 from pm_hub.store import tenants
 

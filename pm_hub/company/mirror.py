@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 
-from pm_hub.protocol import (
+from pm_core.protocol import (
     ACTIVE_JOB_STATUSES,
     PROBLEM_PRINTER_STATUSES,
     BranchEvent,

@@ -8,13 +8,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.auth import Principal
-from pm_hub.company.ids import global_id, globalize, localize_payload, split_id, valid_local_id
-from pm_hub.correlation import PendingRequest, printer_test_done
-from pm_hub.logs import correlation_id
-from pm_hub.operations import Operations, TestResultSink, _require_actor, _version
-from pm_hub.protocol import ErrorCode, OpsEvent, ProtocolError, ok_ack
-from pm_hub.protocol.validation import (
+from pm_core.logs import correlation_id
+from pm_core.protocol import ErrorCode, OpsEvent, ProtocolError, ok_ack
+from pm_core.protocol.validation import (
     alert_filters,
     get_int,
     invalid,
@@ -22,6 +18,10 @@ from pm_hub.protocol.validation import (
     printer_filter,
     require_object,
 )
+from pm_hub.auth import Principal
+from pm_hub.company.ids import global_id, globalize, localize_payload, split_id, valid_local_id
+from pm_hub.correlation import PendingRequest, printer_test_done
+from pm_hub.operations import Operations, TestResultSink, _require_actor, _version
 from pm_hub.store import mirror as mirror_store
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from pm_hub.protocol.statuses import FINAL_JOB_STATUSES
+from pm_core.protocol.statuses import FINAL_JOB_STATUSES
 
 _RANK = {"queued": 0, "dispatched": 1, "printing": 2}
 

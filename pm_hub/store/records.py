@@ -7,7 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
-from pm_hub.protocol import job_correlation_id
+from pm_core.protocol import job_correlation_id
 
 
 def _loads(value: str | None, default: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pm_hub.protocol import HubEvent, is_status_entry
+from pm_core.protocol import HubEvent, is_status_entry
 
 
 @dataclass

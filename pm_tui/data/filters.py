@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pm_hub.protocol import ACTIVE_JOB_STATUSES, JOB_STATUSES, PROBLEM_PRINTER_STATUSES
+from pm_core.protocol import ACTIVE_JOB_STATUSES, JOB_STATUSES, PROBLEM_PRINTER_STATUSES
 
 if TYPE_CHECKING:
     from pm_tui.data.state import FleetState

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pm_hub.protocol import ACTIVE_JOB_STATUSES, PROBLEM_PRINTER_STATUSES, is_status_entry
+from pm_core.protocol import ACTIVE_JOB_STATUSES, PROBLEM_PRINTER_STATUSES, is_status_entry
 from pm_tui.data.buffer import Batch
 
 Record = dict[str, Any]

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
-from pm_hub.protocol import OpsEvent
+from pm_core.protocol import OpsEvent
 from pm_tui.data.documents import PAPER_WIDTH, document_lines
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
 
-from pm_hub.protocol import ACTIVE_JOB_STATUSES, OpsEvent
+from pm_core.protocol import ACTIVE_JOB_STATUSES, OpsEvent
 from pm_tui.data.clock import Clock
 from pm_tui.data.filters import JOB_STATUS_PRESETS, JobQuery, QueryError
 from pm_tui.data.source import error_message

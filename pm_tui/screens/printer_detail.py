@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from pm_hub.protocol import OpsEvent
+from pm_core.protocol import OpsEvent
 from pm_tui.data.source import PRINTER_GET, error_message
 from pm_tui.data.state import Changes
 from pm_tui.formatting import ago, duration, flags_text, status_text

@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
-from pm_hub.protocol import PROBLEM_PRINTER_STATUSES
+from pm_core.protocol import PROBLEM_PRINTER_STATUSES
 from pm_tui.data.clock import Clock
 from pm_tui.data.filters import PRINTER_SORTS, next_sort, printer_matches
 from pm_tui.data.state import Changes, FleetState

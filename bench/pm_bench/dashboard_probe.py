@@ -1,0 +1,421 @@
+"""How fast a status change at the hub reaches the dashboard, under load.
+
+``python -m pm_bench.dashboard_probe [--printers 500] [--rate 100] [--duration 10] [--json FILE]``
+
+It starts a real hub (``pm hub``) and a stand-in agent (``--agent`` mode of this
+module) in their own processes, then runs the dashboard headless in this process.
+The agent registers N printers and, once the dashboard shows them, changes their
+status at RATE per second. For every change the dashboard puts on screen the
+benchmark takes ``time.time()`` minus the printer's ``status_changed_at`` (the hub
+recorded that when it wrote the change, on the same machine): once when the row's
+cells are updated, and once after the next screen refresh (painted). It also
+samples the dashboard's event-loop lag (how late a 50 ms timer fires: what a key
+press would wait) and its CPU time.
+
+``run_bench()`` returns the figures as a dict, for ``pm bench`` to print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pm_core.protocol import AgentEvent, Namespace
+
+STATUSES = ("online", "paper_low", "paper_out", "cover_open", "offline", "error")
+
+
+class BenchError(Exception):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pm(*args: str, data_dir: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "pm", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"pm {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip().splitlines()[0]
+
+
+@contextmanager
+def _process(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.PIPE)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"the hub stopped: {log.read_text()[-1000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError("the hub did not start in 30 s")
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    ordered = sorted(v * 1000 for v in values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {
+        "n": len(ordered),
+        "p50": at(0.50),
+        "p95": at(0.95),
+        "p99": at(0.99),
+        "max": round(ordered[-1], 2),
+        "mean": round(statistics.fmean(ordered), 2),
+    }
+
+
+# -- the stand-in agent (its own process) ------------------------------------------------
+
+
+async def fake_agent(
+    url: str, key: str, printers: int, rate: float, duration: float
+) -> dict[str, Any]:
+    """Register ``printers`` printers, wait for a line on stdin, then change statuses."""
+    import socketio
+
+    ns = Namespace.AGENT
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(
+        url,
+        namespaces=[ns],
+        auth={"license_key": key, "device_id": "bench-agent", "name": "bench agent"},
+        transports=["websocket"],
+        wait_timeout=10,
+    )
+    ids: list[int] = []
+    gate = asyncio.Semaphore(32)
+
+    async def register(i: int) -> None:
+        async with gate:
+            ack = await sio.call(
+                AgentEvent.PRINTER_DISCOVERED,
+                {
+                    "name": f"P-{i + 1:03d}",
+                    "address": f"tcp://10.{i // 250}.{i % 250}.9:9100",
+                    "station": ("kitchen", "bar", "receipt", "grill")[i % 4],
+                    "status": "online",
+                    "flags": {},
+                },
+                namespace=ns,
+                timeout=30,
+            )
+            ids.append(int(ack["printer_id"]))
+
+    await asyncio.gather(*(register(i) for i in range(printers)))
+    print(json.dumps({"registered": len(ids)}), flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    rng = random.Random(7)
+    current = dict.fromkeys(ids, "online")
+    interval = 1 / rate
+    sent = 0
+    started = time.monotonic()
+    next_at = started
+    while time.monotonic() - started < duration:
+        printer_id = rng.choice(ids)
+        status = rng.choice([s for s in STATUSES if s != current[printer_id]])
+        current[printer_id] = status
+        await sio.emit(
+            AgentEvent.PRINTER_STATUS,
+            {"printer_id": printer_id, "status": status, "flags": {}},
+            namespace=ns,
+        )
+        sent += 1
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    await asyncio.sleep(0.5)
+    await sio.disconnect()
+    return {"sent": sent, "seconds": round(time.monotonic() - started, 2)}
+
+
+# -- the dashboard side (this process) -----------------------------------------------------
+
+
+async def measure_dashboard(
+    url: str,
+    token: str,
+    printers: int,
+    duration: float,
+    go: Callable[[], None],
+    size: tuple[int, int],
+) -> dict[str, Any]:
+    from pm_tui.app import PrinterMasterApp
+    from pm_tui.data.state import Changes
+    from pm_tui.widgets.tables import LiveTable
+
+    app = PrinterMasterApp(hub_url=url, token=token, health_interval=0)
+    link: Any = app.link
+    forward = link.on_event
+    received: dict[tuple[int, float], float] = {}
+    arrived: list[float] = []
+    inside: list[float] = []
+
+    def on_event(event: str, data: Any) -> None:
+        if measuring and isinstance(data, dict):
+            if event == "printers:update" and isinstance(data.get("printers"), list):
+                printers = data["printers"]
+            else:
+                printers = [data] if event == "printer:update" else []
+            now = time.time()
+            for printer in printers:
+                at = printer.get("status_changed_at") if isinstance(printer, dict) else None
+                if isinstance(at, int | float):
+                    received[(printer["id"], float(at))] = now
+                    arrived.append(now - at)
+        forward(event, data)
+
+    link.on_event = on_event
+    updated: list[float] = []
+    painted: list[float] = []
+    lags: list[float] = []
+    batches = 0
+    measuring = False
+
+    def painted_now(changed_at: list[float]) -> None:
+        now = time.time()
+        painted.extend(now - at for at in changed_at)
+
+    def shown(changes: Changes) -> None:
+        nonlocal batches
+        if not measuring:
+            return
+        now = time.time()
+        batches += 1
+        changed_at = []
+        for old, new in changes.printers.values():
+            if old is not None and old.get("status") != new.get("status"):
+                at = new.get("status_changed_at")
+                if isinstance(at, int | float):
+                    updated.append(now - at)
+                    changed_at.append(float(at))
+                    got = received.pop((new["id"], float(at)), None)
+                    if got is not None:
+                        inside.append(now - got)
+        if changed_at:
+            app.call_after_refresh(painted_now, changed_at)
+
+    app.on_changes_shown = shown
+
+    async def lag_probe() -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(0.05)
+            lags.append(time.monotonic() - started - 0.05)
+
+    async with app.run_test(size=size) as pilot:
+        deadline = time.monotonic() + 60
+        while len(app.state.printers) < printers:
+            if time.monotonic() > deadline:
+                raise BenchError(f"the dashboard shows {len(app.state.printers)} printers")
+            await pilot.pause(0.1)
+        table = app.screen.query_one("#printers", LiveTable)
+        await pilot.pause(0.5)
+        rebuilds_before, writes_before = table.rebuilds, table.cell_writes
+        received_before = app.buffer.received
+        probe = asyncio.create_task(lag_probe())
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        wall_before = time.monotonic()
+        measuring = True
+        go()
+        await asyncio.sleep(duration + 1.0)
+        measuring = False
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.monotonic() - wall_before
+        probe.cancel()
+        await pilot.pause(0.2)
+        mismatched = [
+            pid
+            for pid in table.row_ids
+            if table.cell_text(pid, "status")
+            not in _words(app.state.printers[pid].get("status"), app.state.printers[pid])
+        ]
+        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
+            cpu_after.ru_stime - cpu_before.ru_stime
+        )
+        return {
+            "rows_updated": len(updated),
+            "hub_events_received": app.buffer.received - received_before,
+            "ui_batches": batches,
+            "cell_writes": table.cell_writes - writes_before,
+            "table_rebuilds_during_load": table.rebuilds - rebuilds_before,
+            "rows_wrong_at_end": len(mismatched),
+            "latency_received_ms": _percentiles(arrived),
+            "latency_inside_dashboard_ms": _percentiles(inside),
+            "latency_updated_ms": _percentiles(updated),
+            "latency_painted_ms": _percentiles(painted),
+            "event_loop_lag_ms": _percentiles(lags),
+            "dashboard_cpu_percent": round(100 * cpu / wall, 1),
+        }
+
+
+def _words(status: Any, printer: dict[str, Any]) -> set[str]:
+    from pm_tui.formatting import status_text
+
+    return {status_text(str(status), paused=bool(printer.get("paused"))).plain}
+
+
+def _run_measured(
+    url: str,
+    token: str,
+    printers: int,
+    duration: float,
+    go: Callable[[], None],
+    size: tuple[int, int],
+) -> dict[str, Any]:
+    profile = os.environ.get("PM_TUI_BENCH_PROFILE")
+    coro = measure_dashboard(url, token, printers, duration, go, size)
+    if not profile:
+        return asyncio.run(coro)
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(asyncio.run, coro)
+    finally:
+        profiler.dump_stats(profile)
+
+
+def run_bench(
+    *,
+    printers: int = 500,
+    rate: float = 100.0,
+    duration: float = 10.0,
+    size: tuple[int, int] = (120, 40),
+) -> dict[str, Any]:
+    """Hub + stand-in agent in child processes, the dashboard here; returns the figures."""
+    with tempfile.TemporaryDirectory(prefix="pm-tui-bench-") as tmp:
+        data = Path(tmp)
+        key = _pm("license", "create", data_dir=data)
+        token = _pm("token", "create", "--role", "admin", data_dir=data)
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        hub_cmd = [sys.executable, "-m", "pm", "hub", "--data-dir", str(data)]
+        hub_cmd += ["--port", str(port), "--no-mdns", "--log-level", "WARNING"]
+        with _process(hub_cmd, data / "hub.log") as hub:
+            _wait_healthy(url, hub, data / "hub.log")
+            agent_cmd = [sys.executable, "-m", "pm_bench.dashboard_probe", "--agent", "--hub", url]
+            agent_cmd += ["--license", key, "--printers", str(printers), "--rate", str(rate)]
+            agent_cmd += ["--duration", str(duration)]
+            with _process(agent_cmd, data / "agent.log") as agent:
+
+                def go() -> None:
+                    assert agent.stdin is not None
+                    agent.stdin.write(b"go\n")
+                    agent.stdin.flush()
+
+                figures = _run_measured(url, token, printers, duration, go, size)
+                try:
+                    agent.wait(timeout=duration + 30)
+                except subprocess.TimeoutExpired:
+                    raise BenchError("the stand-in agent did not finish") from None
+                lines = (data / "agent.log").read_text().strip().splitlines()
+                sent = json.loads(lines[-1]).get("sent") if lines else None
+    return {
+        "printers": printers,
+        "rate_per_s": rate,
+        "duration_s": duration,
+        "terminal": f"{size[0]}x{size[1]}",
+        "changes_sent": sent,
+        **figures,
+    }
+
+
+def report(figures: dict[str, Any]) -> str:
+    def row(label: str, stats: dict[str, Any]) -> str:
+        return (
+            f"  {label:<34} p50 {stats['p50']:>7} ms   p95 {stats['p95']:>7} ms   "
+            f"p99 {stats['p99']:>7} ms   max {stats['max']:>7} ms"
+        )
+
+    lines = [
+        f"dashboard under load: {figures['printers']} printers, "
+        f"{figures['rate_per_s']:g} status changes/s for {figures['duration_s']:g} s "
+        f"(terminal {figures['terminal']})",
+        f"  changes sent by the agent          {figures['changes_sent']}",
+        f"  rows updated on screen             {figures['rows_updated']}",
+        f"  UI batches (coalesced)             {figures['ui_batches']}",
+        f"  table rebuilds during the load     {figures['table_rebuilds_during_load']}",
+        f"  rows wrong at the end              {figures['rows_wrong_at_end']}",
+        row("hub change -> event received", figures["latency_received_ms"]),
+        row("event received -> row updated", figures["latency_inside_dashboard_ms"]),
+        row("hub change -> row updated", figures["latency_updated_ms"]),
+        row("hub change -> screen refreshed", figures["latency_painted_ms"]),
+        row("event-loop lag (key press wait)", figures["event_loop_lag_ms"]),
+        f"  dashboard CPU                      {figures['dashboard_cpu_percent']}% of one core",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pm_bench.dashboard_probe", description=__doc__)
+    parser.add_argument("--printers", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=100.0, help="status changes per second")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--agent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--hub", help=argparse.SUPPRESS)
+    parser.add_argument("--license", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.agent:
+        result = asyncio.run(
+            fake_agent(args.hub, args.license, args.printers, args.rate, args.duration)
+        )
+        print(json.dumps(result), flush=True)
+        return 0
+    os.environ.setdefault("PM_LOG_LEVEL", "WARNING")
+    try:
+        figures = run_bench(printers=args.printers, rate=args.rate, duration=args.duration)
+    except BenchError as exc:
+        print(f"pm_bench.dashboard_probe: {exc}", file=sys.stderr)
+        return 2
+    print(report(figures))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from pm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""``pm hub`` (also ``python -m pm_hub``): the hub's command-line options, how they
+become :class:`~pm_hub.config.HubSettings`, and running the hub alone.
+
+The ``pm`` command adds these options to ``pm hub`` and ``pm up`` (and the settings
+options to ``pm agent``, whose settings share the same file and ``PM_*`` names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pm_core.event_loop import run_until_signalled
+from pm_core.logs import setup_logging
+from pm_hub.config import HubSettings, default_data_dir, load_settings
+
+#: ``pm hub`` and ``pm up`` announce themselves on mDNS unless told otherwise.
+SERVER_DEFAULTS = {"mdns": True}
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
+    """``--data-dir``, ``--config``, ``--log-level`` (and ``--host``, ``--port`` for a
+    command that listens)."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"where state lives (default: $PM_DATA_DIR or {default_data_dir()})",
+    )
+    parser.add_argument("--config", type=Path, help="TOML settings file ([hub] table)")
+    parser.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "INFO"))
+    if server:
+        parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, help="port to listen on (default 3001)")
+
+
+def settings_from(
+    args: argparse.Namespace, *, defaults: dict[str, Any] | None = None, **extra: Any
+) -> HubSettings:
+    """Settings from the parsed options: defaults < TOML < ``PM_*`` < command line."""
+    overrides = {
+        "data_dir": getattr(args, "data_dir", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        **extra,
+    }
+    return load_settings(
+        config_file=getattr(args, "config", None), overrides=overrides, defaults=defaults
+    )
+
+
+def add_upstream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="company hub to sync this branch to, e.g. http://company:3001 (or PM_UPSTREAM_URL)",
+    )
+    parser.add_argument(
+        "--upstream-token",
+        metavar="T",
+        help="branch token made on the company hub with "
+        "`pm token create --role branch --branch B` (or PM_UPSTREAM_TOKEN)",
+    )
+
+
+def upstream_from(args: argparse.Namespace) -> dict[str, Any]:
+    return {"upstream_url": args.upstream, "upstream_token": args.upstream_token}
+
+
+def check_upstream(command: str, settings: HubSettings) -> bool:
+    """An upstream needs its token; says so on stderr and returns False when missing."""
+    if settings.upstream_url and not settings.upstream_token:
+        print(
+            f"pm {command}: --upstream needs --upstream-token (make it on the company hub "
+            "with: pm token create --role branch --branch B)",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def add_mdns_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mdns",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="announce the hub on mDNS as _printermaster._tcp (default: on; only on "
+        "127.0.0.1 while the hub listens there; --no-mdns or PM_MDNS=0 to switch it off)",
+    )
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every option of ``pm hub``."""
+    add_settings_arguments(parser)
+    parser.add_argument(
+        "--company-mode",
+        action="store_true",
+        default=None,
+        help="run as a company hub: branch hubs sync to it on /branch",
+    )
+    parser.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
+    add_upstream_arguments(parser)
+    add_mdns_argument(parser)
+
+
+async def serve_hub(settings: HubSettings) -> int:
+    """Listen until cancelled (the signal handler cancels), then stop cleanly."""
+    from pm_hub.server import start_hub  # aiohttp and socketio load here, not at --help
+
+    running = await start_hub(settings)
+    print(
+        f"hub listening on {running.url} (data in {settings.data_dir})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await running.stop()
+    return 0
+
+
+def run_hub(args: argparse.Namespace) -> int:
+    """``pm hub`` with parsed options: check them, then serve until a signal."""
+    setup_logging(args.log_level)
+    settings = settings_from(
+        args,
+        defaults=SERVER_DEFAULTS,
+        company_mode=args.company_mode,
+        branch_name=args.branch_name,
+        mdns=args.mdns,
+        **upstream_from(args),
+    )
+    if settings.company_mode and settings.upstream_url:
+        print("pm hub: a company hub has no upstream (drop --upstream)", file=sys.stderr)
+        return 2
+    if not check_upstream("hub", settings):
+        return 2
+    return run_until_signalled(serve_hub(settings))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pm_hub", description="the hub alone")
+    add_hub_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_hub(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, OSError) as exc:
+        print(f"pm hub: {exc}", file=sys.stderr)
+        return 2

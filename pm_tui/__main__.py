@@ -1,0 +1,5 @@
+import sys
+
+from pm_tui.command import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""Screenshots of every screen from the canned sample branch (fixed clock and ids).
+
+``python -m tests.support.screenshots docs/tui`` writes one SVG per screen (80x24, and the
+printers screen at 120x40 too) for ``docs/tui.md``. The snapshot tests use the
+same scenes, so the docs show what the tests pin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from pm_tui.app import PrinterMasterApp
+from pm_tui.data.clock import FixedClock
+from tests.support.sample_hub import SAMPLE_NOW, SampleHub
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A screen to show: keys pressed after the sample loaded, what to wait for."""
+
+    title: str
+    keys: tuple[str, ...] = ()
+    ready: Callable[[PrinterMasterApp], Any] | None = None
+    multi_branch: bool = False
+
+
+def _detail_loaded(app: PrinterMasterApp) -> bool:
+    from pm_tui.screens.printer_detail import PrinterDetailScreen
+
+    return isinstance(app.screen, PrinterDetailScreen) and bool(app.screen.history)
+
+
+def _job_loaded(app: PrinterMasterApp) -> bool:
+    from pm_tui.screens.job_detail import JobDetailScreen
+
+    return isinstance(app.screen, JobDetailScreen) and app.screen.detail is not None
+
+
+SCENES: dict[str, Scene] = {
+    "printers": Scene("Printers"),
+    "printer-detail": Scene("Printer detail", ("enter",), _detail_loaded),
+    "jobs": Scene("Jobs", ("2",)),
+    "job-detail": Scene("Job detail", ("2", *["down"] * 6, "enter"), _job_loaded),
+    "alerts": Scene("Alerts", ("3",)),
+    "agents": Scene("Agents and health", ("4",), multi_branch=True),
+    "branches": Scene("Branches", ("5",), multi_branch=True),
+    "help": Scene("Help", ("question_mark",)),
+}
+
+
+def sample_app(scene: Scene) -> PrinterMasterApp:
+    return PrinterMasterApp(
+        source=SampleHub(multi_branch=scene.multi_branch),
+        clock=FixedClock(SAMPLE_NOW),
+        health_interval=0,
+    )
+
+
+async def _settle(pilot: Pilot[Any], check: Callable[[], Any], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the sample did not get there")
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+async def play(pilot: Pilot[Any], scene: Scene) -> None:
+    """Wait for the sample to load, press the scene's keys, wait for its screen."""
+    app = pilot.app
+    assert isinstance(app, PrinterMasterApp)
+    await _settle(pilot, lambda: app.state.printers and app.latency_ms is not None)
+    if scene.keys:
+        await pilot.press(*scene.keys)
+    ready = scene.ready
+    if ready is not None:
+        await _settle(pilot, lambda: ready(app))
+    app.redraw_now()  # summary lines are otherwise redrawn a few times a second
+    await pilot.pause()
+
+
+async def capture(scene: Scene, size: tuple[int, int]) -> str:
+    app = sample_app(scene)
+    async with app.run_test(size=size) as pilot:
+        await play(pilot, scene)
+        await pilot.wait_for_scheduled_animations()
+        return app.export_screenshot(title=f"pm tui · {scene.title}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.screenshots", description=__doc__
+    )
+    parser.add_argument("out", type=Path, help="directory for the SVG files")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    shots = [(name, scene, (80, 24)) for name, scene in SCENES.items()]
+    shots.append(("printers-120x40", SCENES["printers"], (120, 40)))
+    for name, scene, size in shots:
+        path = args.out / f"{name}.svg"
+        path.write_text(asyncio.run(capture(scene, size)))
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
