@@ -91,8 +91,8 @@ def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
         )
 
     register(OpsEvent.PRINTERS_LIST, operations.list_printers)
-    register("printer:get", operations.get_printer)
-    register(OpsEvent.PRINTER_UPDATE_SETTINGS, operations.configure_printer)
+    register(OpsEvent.PRINTER_GET, operations.get_printer)
+    register(OpsEvent.PRINTER_CONFIGURE, operations.configure_printer)
     register(OpsEvent.JOB_SUBMIT, operations.submit_job)
     register(OpsEvent.JOB_GET, operations.get_job)
     register(OpsEvent.JOBS_LIST, operations.list_jobs)

@@ -388,8 +388,8 @@ class UpstreamLink:
     def _operations(self) -> dict[str, Any]:
         ops = self.operations
         return {
-            "printer:get": ops.get_printer,
-            OpsEvent.PRINTER_UPDATE_SETTINGS: ops.configure_printer,
+            OpsEvent.PRINTER_GET: ops.get_printer,
+            OpsEvent.PRINTER_CONFIGURE: ops.configure_printer,
             OpsEvent.JOB_SUBMIT: ops.submit_job,
             OpsEvent.JOB_GET: ops.get_job,
             OpsEvent.JOB_CANCEL: ops.cancel_job,

@@ -81,7 +81,7 @@ class OperatorActions:
             return
         paused = not printer.get("paused")
         ack = await self._call(
-            OpsEvent.PRINTER_UPDATE_SETTINGS,
+            OpsEvent.PRINTER_CONFIGURE,
             {"printer_id": printer["id"], "paused": paused},
             f"Could not {'pause' if paused else 'resume'} {printer['name']}",
         )
@@ -120,7 +120,7 @@ class OperatorActions:
     async def set_station(self, printer_id: int, station: str | None) -> None:
         name = self.app.state.printer_name(printer_id)
         ack = await self._call(
-            OpsEvent.PRINTER_UPDATE_SETTINGS,
+            OpsEvent.PRINTER_CONFIGURE,
             {"printer_id": printer_id, "station": station},
             f"Could not move {name}",
         )

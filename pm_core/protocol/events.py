@@ -14,7 +14,8 @@ class OpsEvent:
 
     PRINTERS_LIST = "printers:list"
     PRINTER_TEST = "printer:test"
-    PRINTER_UPDATE_SETTINGS = "printer:configure"
+    PRINTER_GET = "printer:get"
+    PRINTER_CONFIGURE = "printer:configure"
     JOB_SUBMIT = "job:submit"
     JOB_CANCEL = "job:cancel"
     JOB_REPRINT = "job:reprint"

@@ -121,7 +121,7 @@ class CompanyOperations(Operations):
             ack = await self._forward(
                 principal,
                 branch_id,
-                "printer:get",
+                OpsEvent.PRINTER_GET,
                 {"printer_id": record["id"]},
                 ids=("printer_id",),
             )
@@ -139,7 +139,7 @@ class CompanyOperations(Operations):
         record = self._printer(principal, data.get("printer_id"))
         branch_id = record["branch_id"]
         ack = await self._forward(
-            principal, branch_id, OpsEvent.PRINTER_UPDATE_SETTINGS, data, ids=("printer_id",)
+            principal, branch_id, OpsEvent.PRINTER_CONFIGURE, data, ids=("printer_id",)
         )
         return ok_ack(printer=self._shown("printer", ack.get("printer"), branch_id))
 

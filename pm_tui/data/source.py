@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pm_core.protocol import OpsEvent
 from pm_tui.hub_link import LinkState
-
-#: ``printer:get`` has no constant in pm_core.protocol yet.
-PRINTER_GET: str = getattr(OpsEvent, "PRINTER_GET", "printer:get")
 
 EventSink = Callable[[str, Any], None]
 StateSink = Callable[[LinkState], None]

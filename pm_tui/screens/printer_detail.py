@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from pm_core.protocol import OpsEvent
-from pm_tui.data.source import PRINTER_GET, error_message
+from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes
 from pm_tui.formatting import ago, duration, flags_text, status_text
 from pm_tui.screens.base import FleetScreen
@@ -86,7 +86,7 @@ class PrinterDetailScreen(FleetScreen):
     async def load(self) -> None:
         app = self.dashboard
         get, jobs = await asyncio.gather(
-            app.link.call(PRINTER_GET, {"printer_id": self.printer_id}),
+            app.link.call(OpsEvent.PRINTER_GET, {"printer_id": self.printer_id}),
             app.link.call(
                 OpsEvent.JOBS_LIST, {"printer_id": self.printer_id, "limit": RECENT_JOBS}
             ),

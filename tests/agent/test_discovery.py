@@ -21,7 +21,13 @@ from pm_agent.discovery.tcp_scan import TcpScanSource, scan_targets
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim import SimulatedPrinter
 from tests.conftest import AgentFactory
-from tests.support.helpers import AnonymousPrinter, OpsClient, eventually, free_port, write_arp_table
+from tests.support.helpers import (
+    AnonymousPrinter,
+    OpsClient,
+    eventually,
+    free_port,
+    write_arp_table,
+)
 
 LOOPBACK = ["127.0.0.1"]
 

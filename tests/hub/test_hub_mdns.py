@@ -27,6 +27,12 @@ LOOPBACK = ["127.0.0.1"]
 PM = [sys.executable, "-m", "pm"]
 
 
+def _unique_branch(word: str) -> str:
+    """A branch name no other hub on this machine announces (a running demo, another
+    test run): the tests look for their own hub by it."""
+    return f"{word} {uuid.uuid4().hex[:8]}"
+
+
 def test_a_hub_announces_only_where_it_listens() -> None:
     assert announce_plan("127.0.0.1") == (LOOPBACK, LOOPBACK)
     assert announce_plan("localhost") == (LOOPBACK, LOOPBACK)
@@ -36,7 +42,8 @@ def test_a_hub_announces_only_where_it_listens() -> None:
 
 
 async def test_hub_is_announced_and_found_then_withdrawn(tmp_path: Path) -> None:
-    running = await start_hub(hub_settings(tmp_path, mdns=True, branch_name="Harbour St"))
+    branch = _unique_branch("Harbour St")
+    running = await start_hub(hub_settings(tmp_path, mdns=True, branch_name=branch))
     try:
         assert running.advertiser is not None
 
@@ -47,7 +54,7 @@ async def test_hub_is_announced_and_found_then_withdrawn(tmp_path: Path) -> None
 
         hubs = await eventually(ours, timeout=8, what="our hub announced")
         assert [(h.url, h.branch, h.branch_id, h.version, h.company_mode) for h in hubs] == [
-            (running.url, "Harbour St", running.hub.branch_id, __version__, False)
+            (running.url, branch, running.hub.branch_id, __version__, False)
         ]
         assert await running.advertiser.announced()
     finally:
@@ -57,7 +64,8 @@ async def test_hub_is_announced_and_found_then_withdrawn(tmp_path: Path) -> None
 
 
 async def test_agent_without_hub_url_finds_the_hub_on_mdns(tmp_path: Path) -> None:
-    running = await start_hub(hub_settings(tmp_path / "hub", mdns=True))
+    branch = _unique_branch("Quay")
+    running = await start_hub(hub_settings(tmp_path / "hub", mdns=True, branch_name=branch))
     agent_task: asyncio.Task[int] | None = None
     try:
         key = await running.hub.create_license()
@@ -68,9 +76,10 @@ async def test_agent_without_hub_url_finds_the_hub_on_mdns(tmp_path: Path) -> No
                 data_dir=tmp_path / "agent",
                 printers=[],
                 mdns_interfaces=LOOPBACK,
+                hub_branch=branch,
             )
         )
-        assert await find_hub(timeout=5.0, interfaces=LOOPBACK) == running.url
+        assert await find_hub(timeout=5.0, interfaces=LOOPBACK, branch=branch) == running.url
         await eventually(lambda: len(running.hub.agents) == 1, what="agent found the hub")
     finally:
         if agent_task is not None:
@@ -87,6 +96,7 @@ async def test_agent_says_what_to_do_when_no_hub_is_announced(tmp_path: Path) ->
         printers=[],
         mdns_interfaces=LOOPBACK,
         mdns_timeout=0.3,
+        hub_branch=_unique_branch("Nowhere"),  # a demo running beside the tests is not it
     )
     assert code == 2
 
@@ -141,7 +151,7 @@ async def test_pm_up_announces_itself_by_default_and_agent_and_tui_find_it(
     """`pm up` with no mDNS option announces itself (on 127.0.0.1 only, where it
     listens); `pm agent` without --hub connects to it, and `pm tui` without --hub
     resolves its URL. The branch name is unique so no other hub on this machine is taken."""
-    branch = f"Dock {uuid.uuid4().hex[:8]}"
+    branch = _unique_branch("Dock")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     data = tmp_path / "box"
@@ -184,7 +194,7 @@ async def test_pm_up_announces_itself_by_default_and_agent_and_tui_find_it(
 
 
 async def test_hub_started_with_no_mdns_is_not_announced(tmp_path: Path) -> None:
-    branch = f"Quiet {uuid.uuid4().hex[:8]}"
+    branch = _unique_branch("Quiet")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     hub = await _start(

@@ -16,6 +16,7 @@ from pm_tui.app import PrinterMasterApp
 from pm_tui.config import resolve
 from pm_tui.data.clock import FixedClock
 from pm_tui.hub_link import HubLink
+from tests.conftest import hub_settings
 from tests.support.company_support import (
     BranchBox,
     branch_token,
@@ -23,9 +24,16 @@ from tests.support.company_support import (
     start_branch_box,
     start_company,
 )
-from tests.conftest import hub_settings
 from tests.support.sample_hub import SAMPLE_NOW, SampleHub
-from tests.support.tui_support import column, dashboard, select_row, shows, toasts, type_text, wait_until
+from tests.support.tui_support import (
+    column,
+    dashboard,
+    select_row,
+    shows,
+    toasts,
+    type_text,
+    wait_until,
+)
 
 
 @pytest.fixture
