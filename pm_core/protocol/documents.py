@@ -9,7 +9,8 @@ bad field, e.g. ``blocks[3].align must be one of left, center, right``.
 
 Block types and their fields (``?`` = optional, default in brackets):
 
-* ``text``: ``text`` (<= 4096 chars), ``bold?`` [false], ``underline?`` (bool or
+* ``text``: ``text`` (<= 4096 chars; no control characters but line feed and tab:
+  ESC/POS commands go only through ``raw_base64``), ``bold?`` [false], ``underline?`` (bool or
   0/1/2) [0], ``align?`` left|center|right [left], ``width?`` 1-8 [1],
   ``height?`` 1-8 [1]
 * ``line``: ``char?`` one character ["-"]
@@ -18,7 +19,8 @@ Block types and their fields (``?`` = optional, default in brackets):
   ``width?`` 2-6 [3]; CODE128 / GS1-128 data is plain ASCII text (the code set
   prefix is added when printing)
 * ``qr``: ``data`` (<= 2000 chars), ``size?`` 1-16 [6]
-* ``image``: ``png_base64`` (a PNG of at most 512 KiB and 4096x4096 pixels)
+* ``image``: ``png_base64`` (a PNG of at most 512 KiB and 4096x4096 pixels; the
+  images of one document hold at most 4096x4096 pixels together)
 * ``cut``: ``partial?`` [false]
 * ``drawer``: ``pin?`` 2|5 [2]
 
@@ -36,6 +38,7 @@ import re
 from typing import Any
 
 from pm_core.protocol.errors import ErrorCode, ProtocolError
+from pm_core.protocol.validation import control_characters
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,10 @@ MAX_QR_CHARS = 2000
 MAX_RAW_BYTES = 1024 * 1024
 MAX_PNG_BYTES = 512 * 1024
 MAX_IMAGE_SIDE = 4096
+#: Pixels of all the images of one document together (one 4096x4096 image, or a
+#: metre of receipt at 576 dots wide several times over): rendering and sending them
+#: costs the agent and the printer in proportion.
+MAX_DOCUMENT_PIXELS = 4096 * 4096
 MAX_FEED_LINES = 20
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -160,7 +167,15 @@ def _blocks(value: object) -> list[dict[str, Any]]:
         raise _fail("blocks", f"must be a list of 1 to {MAX_BLOCKS} blocks")
     if not 1 <= len(value) <= MAX_BLOCKS:
         raise _fail("blocks", f"must hold 1 to {MAX_BLOCKS} blocks, got {len(value)}")
-    return [_block(f"blocks[{i}]", block) for i, block in enumerate(value)]
+    blocks = [_block(f"blocks[{i}]", block) for i, block in enumerate(value)]
+    pixels = sum(_png_pixels(b["png_base64"]) for b in blocks if b["type"] == "image")
+    if pixels > MAX_DOCUMENT_PIXELS:
+        raise _fail(
+            "blocks",
+            f"hold images of {pixels} pixels together, more than the limit of "
+            f"{MAX_DOCUMENT_PIXELS}",
+        )
+    return blocks
 
 
 def _block(where: str, block: object) -> dict[str, Any]:
@@ -210,6 +225,13 @@ def _text(where: str, block: dict[str, Any]) -> dict[str, Any]:
     assert text is not None
     if len(text) > MAX_TEXT_CHARS:
         raise _fail(f"{where}.text", f"must be at most {MAX_TEXT_CHARS} characters")
+    bad = control_characters(text, allowed="\n\t")
+    if bad:
+        raise _fail(
+            f"{where}.text",
+            f"has control characters ({', '.join(bad)}); printer commands go only in "
+            "raw_base64 documents",
+        )
     underline = block.get("underline", 0)
     if isinstance(underline, bool):
         underline = int(underline)
@@ -286,6 +308,13 @@ def _image(where: str, block: dict[str, Any]) -> dict[str, Any]:
     if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
         raise _fail(field, f"must be at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels")
     return {"type": "image", "png_base64": value}
+
+
+def _png_pixels(value: str) -> int:
+    """Width x height of a PNG already checked by :func:`_image` (its header is in the
+    first 24 bytes: 32 base64 characters)."""
+    header = base64.b64decode("".join(value.split())[:32])
+    return int.from_bytes(header[16:20], "big") * int.from_bytes(header[20:24], "big")
 
 
 def _cut(where: str, block: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,31 @@ _NUMBER = re.compile(r"-?[0-9]{1,19}(\.[0-9]{1,9})?")
 
 #: Largest JSON payload a handler accepts (a document with an image fits easily).
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
+#: Deepest nesting of objects and lists a payload may have (a document is 4 deep).
+MAX_PAYLOAD_DEPTH = 32
+
+#: C0 controls, DEL and C1 controls: printer commands on paper, terminal commands on
+#: a screen. Names and ticket text never need them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Halves of a UTF-16 surrogate pair standing alone: JSON allows them ("\ud800"),
+#: UTF-8 (SQLite, the printer) cannot hold them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def control_characters(text: str, *, allowed: str = "") -> list[str]:
+    """The distinct control characters in ``text`` (as ``\\x1b``-style escapes, at most
+    five), leaving out those in ``allowed``."""
+    found: list[str] = []
+    for match in _CONTROL.finditer(text):
+        char = match.group()
+        if char in allowed:
+            continue
+        shown = f"\\x{ord(char):02x}"
+        if shown not in found:
+            found.append(shown)
+            if len(found) == 5:
+                break
+    return found
 
 
 def invalid(message: str) -> ProtocolError:
@@ -91,6 +116,45 @@ def get_str(
         if value not in options:
             raise invalid(f"{key} must be one of {', '.join(options)}")
     return value
+
+
+def get_name(
+    payload: dict[str, Any],
+    key: str,
+    *,
+    required: bool = False,
+    default: str | None = None,
+    max_length: int = 100,
+) -> str | None:
+    """A name shown to people (printer, station, agent, branch): a string without
+    control characters, which would reach a terminal or a printer as commands."""
+    value = get_str(payload, key, required=required, default=default, max_length=max_length)
+    if value is not None:
+        bad = control_characters(value)
+        if bad:
+            raise invalid(f"{key} must not hold control characters ({', '.join(bad)})")
+    return value
+
+
+def check_payload_shape(payload: Any, *, max_depth: int = MAX_PAYLOAD_DEPTH) -> None:
+    """Refuse what no handler can store or show: nesting deeper than ``max_depth`` and
+    strings (or keys) with a lone UTF-16 surrogate. Iterative: a hostile depth cannot
+    exhaust the stack."""
+    pending: list[tuple[Any, int]] = [(payload, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise invalid("a string holds a lone UTF-16 surrogate (not valid text)")
+        elif isinstance(value, dict | list):
+            if depth >= max_depth:
+                raise invalid(f"payload is nested deeper than {max_depth} levels")
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    pending.append((key, depth + 1))
+                    pending.append((item, depth + 1))
+            else:
+                pending.extend((item, depth + 1) for item in value)
 
 
 def get_float(
