@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from pm_core.private_files import private_dir
 from pm_hub import auth
 from pm_hub.config import HubSettings
 
@@ -78,7 +79,7 @@ def run_demo(
     data_dir = (
         settings.data_dir if data_dir_given else settings.data_dir.parent / "printermaster-demo"
     )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     port = _pick(settings.port)
     sim_port = _pick(9101, printers)
     control_port = _pick(9180)

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from pm_core.private_files import private_file
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -127,7 +129,7 @@ class Database:
 
     def start(self, prepare: Callable[[sqlite_utils.Database], None] | None = None) -> None:
         """Open the file, run ``prepare`` (migrations) and start the writer thread."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # 0600 in a 0700 dir: it holds every ticket
         conn = connect(self.path, synchronous=self._synchronous)
         if prepare is not None:
             prepare(sqlite_utils.Database(conn))

@@ -18,6 +18,8 @@ from typing import Any
 
 import jwt
 
+from pm_core.private_files import private_dir
+
 ISSUER = "printermaster"
 ROLES = ("admin", "manager", "operator", "viewer", "branch")
 #: Roles allowed to change things (print, cancel, acknowledge).
@@ -43,7 +45,7 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     path = data_dir / SECRET_FILE
     if path.exists():
         return path.read_bytes().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     secret = secrets.token_hex(32).encode()
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
