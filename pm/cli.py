@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,6 @@ from pm_hub.command import (
     settings_from,
     upstream_from,
 )
-from pm_hub.config import default_data_dir
 from pm_tui.command import add_tui_arguments, run_tui
 
 #: Entry points that add a subcommand: each names a module (or object) with ``HELP``,
@@ -90,6 +90,11 @@ def _agent_health_settings(args: argparse.Namespace) -> dict[str, Any]:
         "agent_ping_interval_s": args.ping_interval,
         "agent_report_interval_s": args.report_interval,
     }
+
+
+def _credential_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="hub data dir (holds the signing secret)")
+    parser.add_argument("--config", type=Path, help="TOML settings file (token lifetimes)")
 
 
 def _plugins() -> dict[str, Any]:
@@ -176,10 +181,10 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     add_discover_command_arguments(p)
     p.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "WARNING"))
 
-    p = sub.add_parser("token", help="operator tokens")
+    p = sub.add_parser("token", help="operator and branch tokens: create, list, revoke")
     tsub = p.add_subparsers(dest="token_command", metavar="ACTION")
     tsub.required = True
-    t = tsub.add_parser("create", help="print a new operator JWT")
+    t = tsub.add_parser("create", help="print a new token (its id goes to stderr)")
     t.add_argument(
         "--role", required=True, choices=["admin", "manager", "operator", "viewer", "branch"]
     )
@@ -187,17 +192,37 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
         "--branch", action="append", type=int, help="branch id the token may see (repeatable)"
     )
     t.add_argument("--company", type=int, default=1, help="company id (default 1)")
-    t.add_argument("--ttl", default="8h", help="lifetime, e.g. 30m, 8h, 30d (default 8h)")
+    t.add_argument(
+        "--ttl",
+        default="8h",
+        help="lifetime, e.g. 30m, 8h, 30d (default 8h; at most 12h for people and 30d for "
+        "branch links: token_max_ttl_s, branch_token_max_ttl_s)",
+    )
     t.add_argument("--sub", help="who the token is for (shown in logs and job history)")
-    t.add_argument("--data-dir", type=Path, help="hub data dir (holds the signing secret)")
+    _credential_options(t)
+    t = tsub.add_parser("list", help="tokens still usable (--all: also expired and revoked)")
+    t.add_argument("--all", action="store_true", help="also expired and revoked tokens")
+    _credential_options(t)
+    t = tsub.add_parser("revoke", help="revoke a token by id (and the tokens refreshed from it)")
+    t.add_argument("token_id", metavar="ID", help="the id `pm token list` shows")
+    _credential_options(t)
 
-    p = sub.add_parser("license", help="agent license keys")
+    p = sub.add_parser("license", help="agent license keys: create, list, revoke")
     lsub = p.add_subparsers(dest="license_command", metavar="ACTION")
     lsub.required = True
     lc = lsub.add_parser("create", help="print a new agent license key (shown once)")
     lc.add_argument("--branch", type=int, help="branch the agent serves (default: first branch)")
     lc.add_argument("--label", help="a note to recognise the key later")
-    lc.add_argument("--data-dir", type=Path, help="hub data dir")
+    _credential_options(lc)
+    lc = lsub.add_parser("list", help="every license key: prefix, branch, device, state")
+    _credential_options(lc)
+    lc = lsub.add_parser(
+        "revoke", help="revoke a license (a connected agent using it is disconnected)"
+    )
+    lc.add_argument(
+        "license", metavar="ID|PREFIX", help="the id or key prefix `pm license list` shows"
+    )
+    _credential_options(lc)
 
     for name, plugin in sorted(plugins.items()):
         p = sub.add_parser(name, help=plugin.HELP)
@@ -311,41 +336,109 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
 
         return run_until_signalled(run_discover(args))
     if command == "token":
-        return _token_create(args)
+        return _token(args)
     if command == "license":
-        return _license_create(args)
+        return _license(args)
     if command == "bench":  # not installed (main() answers before parsing when options follow)
         print(BENCH_MISSING, file=sys.stderr)
         return 2
     raise AssertionError(command)
 
 
-def _token_create(args: argparse.Namespace) -> int:
-    from pm_hub import auth
+def _when(value: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value else "-"
 
-    data_dir = args.data_dir or default_data_dir()
-    issuer = auth.TokenIssuer(auth.load_or_create_secret(data_dir))
-    token = issuer.create(
-        role=args.role,
-        company_id=args.company,
-        branch_ids=args.branch,
-        ttl_seconds=auth.parse_ttl(args.ttl),
-        sub=args.sub,
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+
+
+def _token(args: argparse.Namespace) -> int:
+    from pm_hub import credentials
+
+    settings = settings_from(args)
+    if args.token_command == "create":
+        issued = credentials.issue_token(
+            settings,
+            role=args.role,
+            company_id=args.company,
+            branch_ids=args.branch,
+            ttl_seconds=_ttl(args.ttl),
+            sub=args.sub,
+        )
+        print(issued.token)
+        print(f"token id {issued.token_id} (pm token revoke {issued.token_id})", file=sys.stderr)
+        return 0
+    if args.token_command == "list":
+        now = time.time()
+        rows = []
+        for t in credentials.list_tokens(settings.data_dir, include_ended=args.all):
+            state = (
+                "revoked" if t["revoked_at"] else "expired" if t["expires_at"] <= now else "valid"
+            )
+            branches = ",".join(map(str, t["branch_ids"])) if t["branch_ids"] else "all"
+            session = "" if t["session"] == t["jti"] else f"from {t['session']}"
+            rows.append(
+                [t["jti"], t["role"], t["sub"], str(t["company_id"]), branches,
+                 _when(t["issued_at"]), _when(t["expires_at"]), state, session]
+            )  # fmt: skip
+        header = [
+            "ID",
+            "ROLE",
+            "SUB",
+            "COMPANY",
+            "BRANCHES",
+            "ISSUED",
+            "EXPIRES",
+            "STATE",
+            "SESSION",
+        ]
+        _table(header, rows)
+        return 0
+    count = credentials.revoke_token(settings.data_dir, args.token_id)
+    print(
+        f"revoked {count} token(s); a running hub closes their connections within a second"
+        if count
+        else f"token {args.token_id} was already revoked"
     )
-    print(token)
     return 0
 
 
-def _license_create(args: argparse.Namespace) -> int:
-    from pm_hub.licenses import create_license_offline
+def _ttl(text: str) -> int:
+    from pm_hub import auth
 
-    data_dir = args.data_dir or default_data_dir()
-    key = create_license_offline(data_dir, branch_id=args.branch, label=args.label)
-    print(key)
+    return auth.parse_ttl(text)
+
+
+def _license(args: argparse.Namespace) -> int:
+    from pm_hub import credentials
+
+    data_dir = settings_from(args).data_dir
+    if args.license_command == "create":
+        key = credentials.create_license_offline(data_dir, branch_id=args.branch, label=args.label)
+        print(key)
+        print(
+            "Keep this key: it is shown only once. Start an agent with:\n"
+            f"  pm agent --hub http://HUB:3001 --license {key} --printer tcp://PRINTER:9100",
+            file=sys.stderr,
+        )
+        return 0
+    if args.license_command == "list":
+        rows = [
+            [str(k["id"]), k["key_prefix"] + "…", str(k["branch_id"]), k["label"] or "",
+             k["device_id"] or "(unused)", k["agent_name"] or "", _when(k["created_at"]),
+             "revoked " + _when(k["revoked_at"]) if k["revoked_at"] else "valid"]
+            for k in credentials.list_licenses(data_dir)
+        ]  # fmt: skip
+        _table(["ID", "KEY", "BRANCH", "LABEL", "DEVICE", "AGENT", "CREATED", "STATE"], rows)
+        return 0
+    row = credentials.revoke_license(data_dir, args.license)
     print(
-        "Keep this key: it is shown only once. Start an agent with:\n"
-        f"  pm agent --hub http://HUB:3001 --license {key} --printer tcp://PRINTER:9100",
-        file=sys.stderr,
+        f"license {row['id']} ({row['key_prefix']}…) revoked; a running hub disconnects its "
+        "agent within a second"
     )
     return 0
 

@@ -15,11 +15,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 from pm_core.private_files import private_dir
-from pm_hub import auth
 from pm_hub.config import HubSettings
+from pm_hub.credentials import issue_token
 
 
 def _port_free(port: int) -> bool:
@@ -109,9 +110,10 @@ def run_demo(
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
     try:
         _wait_ready(url, printers, proc, log_path)
-        token = auth.TokenIssuer(auth.load_or_create_secret(data_dir)).create(
-            role="admin", sub="demo", ttl_seconds=7 * 86400
-        )
+        demo_settings = replace(settings, data_dir=data_dir)
+        token = issue_token(
+            demo_settings, role="admin", sub="demo", ttl_seconds=int(settings.token_max_ttl_s)
+        ).token
         hint = (
             f"Try: pm simctl --control http://127.0.0.1:{control_port} state {sim_port} paper_out"
         )

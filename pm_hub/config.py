@@ -93,6 +93,11 @@ class HubSettings:
     branch_lag_warning_s: float = 30.0
     """On a company hub: a branch whose oldest undelivered change is older than this
     shows as lagging."""
+    token_max_ttl_s: float = 12 * 3600.0
+    """Longest lifetime of an operator token (admin, manager, operator, viewer); the
+    dashboard refreshes its token before it runs out. Longer tokens are refused."""
+    branch_token_max_ttl_s: float = 30 * 86400.0
+    """Longest lifetime of a branch hub's token (``pm token create --role branch``)."""
     agent_ping_interval_s: float = 15.0
     """Seconds between an agent's ``health:ping`` round trips (``pm agent``, ``pm up``)."""
     agent_report_interval_s: float = 300.0

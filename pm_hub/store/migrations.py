@@ -294,6 +294,28 @@ def _v7_branch_sync(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX mirror_alerts_company ON mirror_alerts (company_id, id)")
 
 
+def _v8_token_register(db: sqlite_utils.Database) -> None:
+    """Every token the hub's key signed (to list and revoke them), and when a license
+    was revoked by whom."""
+    db.execute(
+        """
+        CREATE TABLE tokens (
+            jti TEXT PRIMARY KEY,
+            session TEXT NOT NULL,
+            sub TEXT NOT NULL,
+            role TEXT NOT NULL,
+            company_id INTEGER NOT NULL,
+            branch_ids TEXT,
+            issued_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            revoked_at REAL
+        )"""
+    )
+    db.execute("CREATE INDEX tokens_session ON tokens (session)")
+    db.execute("CREATE INDEX tokens_revoked ON tokens (revoked_at)")
+    db.execute("CREATE INDEX licenses_revoked ON licenses (revoked_at)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -304,6 +326,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (5, "job offers to agents", _v5_job_offers),
     (6, "printer profile chosen by an operator", _v6_profile_override),
     (7, "branch sync: outbox, branch links, mirror", _v7_branch_sync),
+    (8, "token register for listing and revocation", _v8_token_register),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

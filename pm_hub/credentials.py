@@ -1,0 +1,100 @@
+"""Credentials from the command line, with or without a running hub: license keys
+and operator tokens are created, listed and revoked in the hub's database file (safe
+while the hub runs: SQLite WAL). A running hub notices a revocation within a second
+and closes the connections that used it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from pm_hub import auth
+from pm_hub.config import HubSettings
+from pm_hub.store import Database, prepare_hub_db, tenants
+from pm_hub.store import credentials as credential_store
+
+T = TypeVar("T")
+
+
+def _with_db(data_dir: Path, write: Callable[[sqlite_utils.Database], T]) -> T:
+    db = Database(data_dir / "hub.sqlite")
+    db.start(prepare_hub_db)
+    try:
+        return asyncio.run(db.write(write))
+    finally:
+        db.close()
+
+
+def create_license_offline(
+    data_dir: Path, *, branch_id: int | None = None, label: str | None = None
+) -> str:
+    """A new license key for an agent of ``branch_id`` (default: the first branch)."""
+    key = auth.new_license_key()
+
+    def write(d: sqlite_utils.Database) -> None:
+        _company, default_branch = tenants.ensure_default_tenant(d)
+        branch = branch_id or default_branch
+        row = tenants.get_branch(d, branch)
+        if row is None:
+            raise ValueError(f"branch {branch} does not exist")
+        tenants.insert_license(
+            d,
+            key_hash=auth.hash_license_key(key),
+            key_prefix=auth.license_prefix(key),
+            company_id=row["company_id"],
+            branch_id=branch,
+            label=label,
+        )
+
+    _with_db(data_dir, write)
+    return key
+
+
+def list_licenses(data_dir: Path) -> list[dict[str, Any]]:
+    return _with_db(data_dir, credential_store.list_licenses)
+
+
+def revoke_license(data_dir: Path, which: str) -> dict[str, Any]:
+    """Revoke a license by id or key prefix; ValueError when there is no such license."""
+    row = _with_db(data_dir, lambda d: credential_store.revoke_license(d, which))
+    if row is None:
+        raise ValueError(f"no license {which!r} (see pm license list)")
+    return row
+
+
+def issuer_for(settings: HubSettings) -> auth.TokenIssuer:
+    """The token issuer of the hub with these settings (its key, its lifetimes)."""
+    return auth.TokenIssuer(
+        auth.load_or_create_secret(settings.data_dir),
+        max_ttl_s=settings.token_max_ttl_s,
+        branch_max_ttl_s=settings.branch_token_max_ttl_s,
+    )
+
+
+def issue_token(settings: HubSettings, **claims: Any) -> auth.IssuedToken:
+    """Sign a token (``TokenIssuer.issue`` arguments) and note it in the register, so
+    ``pm token list`` shows it and ``pm token revoke`` can take it back."""
+    issued = issuer_for(settings).issue(**claims)
+    _with_db(settings.data_dir, lambda d: credential_store.record_token(d, issued.claims))
+    return issued
+
+
+def list_tokens(data_dir: Path, *, include_ended: bool = False) -> list[dict[str, Any]]:
+    return _with_db(
+        data_dir, lambda d: credential_store.list_tokens(d, include_ended=include_ended)
+    )
+
+
+def revoke_token(data_dir: Path, token_id: str) -> int:
+    """Revoke a token (and the tokens refreshed from it); ValueError when unknown."""
+
+    def write(d: sqlite_utils.Database) -> int:
+        if not credential_store.token_known(d, token_id):
+            raise ValueError(f"no token {token_id!r} (see pm token list)")
+        return credential_store.revoke_token(d, token_id)
+
+    return _with_db(data_dir, write)
