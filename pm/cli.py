@@ -357,7 +357,7 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from pm_hub import credentials
+    from pm_hub import credential_admin as credentials
 
     settings = settings_from(args)
     if args.token_command == "create":
@@ -414,7 +414,7 @@ def _ttl(text: str) -> int:
 
 
 def _license(args: argparse.Namespace) -> int:
-    from pm_hub import credentials
+    from pm_hub import credential_admin as credentials
 
     data_dir = settings_from(args).data_dir
     if args.license_command == "create":

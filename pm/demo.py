@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pm_core.private_files import private_dir
 from pm_hub.config import HubSettings
-from pm_hub.credentials import issue_token
+from pm_hub.credential_admin import issue_token
 
 
 def _port_free(port: int) -> bool:

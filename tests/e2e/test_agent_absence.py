@@ -12,7 +12,7 @@ from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim import SimulatorFleet
 from pm_hub import auth
-from pm_hub.credentials import create_license_offline
+from pm_hub.credential_admin import create_license_offline
 from pm_hub.server import RunningHub, start_hub
 from tests.conftest import hub_settings
 from tests.support.fault_harness import Proc, free_port, wait_healthy

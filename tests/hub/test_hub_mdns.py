@@ -17,7 +17,7 @@ from typing import Any
 from pm.branch_box import run_agent
 from pm_core import __version__
 from pm_core.mdns import announce_plan, browse_hubs, find_hub
-from pm_hub.credentials import create_license_offline
+from pm_hub.credential_admin import create_license_offline
 from pm_hub.server import start_hub
 from pm_tui.config import discover_hub, resolve
 from tests.conftest import hub_settings

@@ -22,7 +22,7 @@ import socketio
 from pm_agent.sim import SimulatorFleet
 from pm_core.protocol import FINAL_JOB_STATUSES, Namespace
 from pm_hub import auth
-from pm_hub.credentials import create_license_offline
+from pm_hub.credential_admin import create_license_offline
 from tests.support.helpers import free_port
 
 PM = [sys.executable, "-m", "pm"]
