@@ -40,6 +40,13 @@ def add_tui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web", action="store_true", help="serve the dashboard to a browser")
     parser.add_argument("--web-host", default="127.0.0.1", help="--web address (default 127.0.0.1)")
     parser.add_argument("--web-port", type=int, default=8080, help="--web port (default 8080)")
+    parser.add_argument(
+        "--web-sessions",
+        type=int,
+        default=4,
+        metavar="N",
+        help="--web: browser dashboards open at once (default 4; each is a process)",
+    )
 
 
 def run_tui(args: argparse.Namespace) -> int:
@@ -56,6 +63,7 @@ def run_tui(args: argparse.Namespace) -> int:
         web=args.web,
         web_host=args.web_host,
         web_port=args.web_port,
+        web_sessions=args.web_sessions,
     )
 
 

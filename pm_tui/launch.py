@@ -11,6 +11,9 @@ from pathlib import Path
 
 from pm_tui.config import TuiConfigError, discover_hub, preflight, resolve
 
+#: Browser dashboards open at once (each runs a dashboard process).
+DEFAULT_WEB_SESSIONS = 4
+
 NO_TOKEN = """\
 pm tui: no token. Pass --token, set PM_TOKEN, or put it in {path}:
     token = "eyJ..."
@@ -43,6 +46,7 @@ def launch(
     web: bool = False,
     web_host: str = "127.0.0.1",
     web_port: int = 8080,
+    web_sessions: int = DEFAULT_WEB_SESSIONS,
 ) -> int:
     """``pm tui``: resolve where and how to connect, check the hub, run the dashboard."""
     from pm_tui.config import default_config_path
@@ -69,7 +73,9 @@ def launch(
         _say(f"pm tui: {exc}{where}")
         return 1
     if web:
-        return serve_web(settings.hub_url, settings.token, web_host, web_port, log_level)
+        return serve_web(
+            settings.hub_url, settings.token, web_host, web_port, log_level, web_sessions
+        )
 
     from pm_tui.app import PrinterMasterApp
 
@@ -87,22 +93,34 @@ def launch(
     return result or 0
 
 
-def serve_web(hub_url: str, token: str, host: str, port: int, log_level: str) -> int:
-    """The same dashboard in a browser. Each browser tab runs its own ``pm tui``."""
+def serve_web(
+    hub_url: str,
+    token: str,
+    host: str,
+    port: int,
+    log_level: str,
+    max_sessions: int = DEFAULT_WEB_SESSIONS,
+) -> int:
+    """The same dashboard in a browser, behind a secret printed in its URL. Each browser
+    tab runs its own ``pm tui`` (at most ``max_sessions`` at once)."""
     try:
-        from textual_serve.server import Server
+        from pm_tui.web_server import DashboardWebServer, new_secret
     except ImportError:
         _say("pm tui --web needs textual-serve:  pip install textual-serve")
         return 2
     if host not in ("127.0.0.1", "localhost", "::1"):
         _say(
-            f"pm tui: warning: serving on {host}: anyone who can reach port {port} acts with "
-            "this token. Prefer 127.0.0.1 and an SSH tunnel (ssh -L 8080:127.0.0.1:8080 box)."
+            f"pm tui: warning: serving on {host}: anyone who can reach port {port} and has "
+            "the address below acts with this token. Prefer 127.0.0.1 and an SSH tunnel "
+            "(ssh -L 8080:127.0.0.1:8080 box)."
         )
     # The token travels in the environment, not on a command line others can read.
     os.environ["PM_HUB"] = hub_url
     os.environ["PM_TOKEN"] = token
     command = shlex.join([sys.executable, "-m", "pm_tui", "--log-level", log_level])
-    _say(f"Serving the dashboard on http://{host}:{port} (ctrl+c stops)")
-    Server(command, host=host, port=port, title="PrinterMaster").serve()
+    server = DashboardWebServer(
+        command, host=host, port=port, secret=new_secret(), max_sessions=max_sessions
+    )
+    _say(f"Serving the dashboard on {server.url}\n(open that address; ctrl+c stops)")
+    server.serve()
     return 0

@@ -39,6 +39,7 @@ def test_the_base_wheel_ships_the_product(wheel_files: list[str]) -> None:
     packages = {name.split("/")[0] for name in wheel_files if name.endswith(".py")}
     assert packages == {"pm", "pm_core", "pm_hub", "pm_agent", "pm_tui"}
     assert "pm_tui/app.tcss" in wheel_files  # the dashboard's styles travel with it
+    assert "pm_tui/web/app_index.html" in wheel_files  # and the --web page
 
 
 def test_the_base_wheel_holds_no_bench_sample_hub_or_screenshot_module(
