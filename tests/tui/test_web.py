@@ -99,9 +99,9 @@ async def test_a_foreign_web_page_cannot_drive_the_dashboard(web: WebDashboard) 
 async def test_a_rebound_host_name_is_refused(web: WebDashboard) -> None:
     """DNS rebinding: evil.example resolving to 127.0.0.1 sends its own Host header."""
     port = web.base.rsplit(":", 1)[1]
-    async with aiohttp.ClientSession() as session:
-        async with session.get(web.url, headers={"Host": f"evil.example:{port}"}) as resp:
-            assert resp.status == 403
+    rebound = {"Host": f"evil.example:{port}"}
+    async with aiohttp.ClientSession() as session, session.get(web.url, headers=rebound) as resp:
+        assert resp.status == 403
 
 
 async def test_own_page_gets_a_dashboard_and_the_cap_holds(web: WebDashboard) -> None:
