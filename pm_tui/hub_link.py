@@ -17,6 +17,7 @@ from typing import Any
 import socketio
 
 from pm_core.protocol import ErrorCode, HubEvent, Namespace
+from pm_tui.data.scrub import scrub, scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ class HubLink:
                     data.get("message") == ErrorCode.AUTH_FAILED
                     or inner.get("code") == ErrorCode.AUTH_FAILED
                 ):
-                    self._refused = {"message": inner.get("message") or "token refused"}
+                    self._refused = {
+                        "message": scrub_text(str(inner.get("message") or "token refused"))
+                    }
 
         @sio.on("disconnect", namespace=NS)
         async def disconnect(reason: Any = None) -> None:
@@ -124,7 +127,7 @@ class HubLink:
 
     def _forwarder(self, event: str) -> Callable[[Any], Any]:
         async def forward(data: Any = None) -> None:
-            self.on_event(event, data)
+            self.on_event(event, scrub(data))  # no terminal commands from the hub's data
 
         return forward
 
@@ -211,7 +214,8 @@ class HubLink:
             return {"ok": False, "error": {"code": "offline", "message": str(exc)}}
         if not isinstance(ack, dict):
             return {"ok": False, "error": {"code": "internal", "message": "malformed answer"}}
-        return ack
+        result: dict[str, Any] = scrub(ack)
+        return result
 
     async def ping(self) -> float | None:
         started = time.perf_counter()

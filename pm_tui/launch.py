@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from pm_tui.config import TuiConfigError, discover_hub, preflight, resolve
+from pm_tui.data.scrub import scrub_text
 
 #: Browser dashboards open at once (each runs a dashboard process).
 DEFAULT_WEB_SESSIONS = 4
@@ -21,7 +22,8 @@ Make one on the hub with:  pm token create --role admin"""
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    # What the hub answered may be in it: no terminal commands reach the screen.
+    print(scrub_text(message), file=sys.stderr, flush=True)
 
 
 def setup_logging(level: str) -> None:
