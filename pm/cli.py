@@ -22,6 +22,7 @@ from pm_agent.discovery.options import add_discovery_arguments, discovery_config
 from pm_core import __version__
 from pm_core.event_loop import run_until_signalled
 from pm_core.logs import setup_logging
+from pm_core.private_files import read_secret
 from pm_hub.command import (
     SERVER_DEFAULTS,
     add_hub_arguments,
@@ -148,7 +149,16 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
         help="hub URL, e.g. http://10.0.0.2:3001 (default: the hub announced on mDNS)",
     )
     p.add_argument(
-        "--license", default=os.environ.get("PM_LICENSE"), help="license key (or PM_LICENSE)"
+        "--license",
+        default=os.environ.get("PM_LICENSE"),
+        help="license key (or PM_LICENSE; prefer --license-file: ps shows arguments)",
+    )
+    p.add_argument(
+        "--license-file",
+        type=Path,
+        default=os.environ.get("PM_LICENSE_FILE"),
+        metavar="FILE",
+        help="read the license key from FILE (or PM_LICENSE_FILE)",
     )
     p.add_argument("--printer", action="append", metavar="[NAME=]URI[#STATION]", help="repeatable")
     _poll_interval_flag(p)
@@ -288,10 +298,12 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
     if command == "agent":
         from pm.branch_box import run_agent
 
+        if not args.license and args.license_file:
+            args.license = read_secret(Path(args.license_file), "license key")
         if not args.license:
             print(
-                "pm agent: --license KEY is required (or PM_LICENSE); "
-                "create one with `pm license create` on the hub",
+                "pm agent: --license-file FILE (or --license KEY, PM_LICENSE) is required; "
+                "create a key with `pm license create` on the hub",
                 file=sys.stderr,
             )
             return 2

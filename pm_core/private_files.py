@@ -50,3 +50,20 @@ def _tighten(path: Path, mode: int) -> None:
             os.chmod(path, mode)
     except OSError as exc:  # read-only mounts and the like: say so, do not fail
         log.warning("cannot restrict %s to mode %o: %s", path, mode, exc)
+
+
+def read_secret(path: Path, what: str) -> str:
+    """A secret (token, license key) kept in a file instead of on a command line,
+    where ``ps`` shows it to every user of the machine. ValueError says what is wrong."""
+    try:
+        value = path.expanduser().read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} from {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise ValueError(f"{path} is empty: it should hold the {what}")
+    try:
+        if path.expanduser().stat().st_mode & 0o077:
+            log.warning("%s is readable by other users: chmod 600 %s", path, path)
+    except OSError:
+        pass
+    return value

@@ -62,20 +62,31 @@ def add_upstream_arguments(parser: argparse.ArgumentParser) -> None:
         "--upstream-token",
         metavar="T",
         help="branch token made on the company hub with "
-        "`pm token create --role branch --branch B` (or PM_UPSTREAM_TOKEN)",
+        "`pm token create --role branch --branch B` (or PM_UPSTREAM_TOKEN; prefer "
+        "--upstream-token-file: ps shows arguments)",
+    )
+    parser.add_argument(
+        "--upstream-token-file",
+        type=Path,
+        metavar="FILE",
+        help="read the branch token from FILE (or PM_UPSTREAM_TOKEN_FILE)",
     )
 
 
 def upstream_from(args: argparse.Namespace) -> dict[str, Any]:
-    return {"upstream_url": args.upstream, "upstream_token": args.upstream_token}
+    return {
+        "upstream_url": args.upstream,
+        "upstream_token": args.upstream_token,
+        "upstream_token_file": args.upstream_token_file,
+    }
 
 
 def check_upstream(command: str, settings: HubSettings) -> bool:
     """An upstream needs its token; says so on stderr and returns False when missing."""
     if settings.upstream_url and not settings.upstream_token:
         print(
-            f"pm {command}: --upstream needs --upstream-token (make it on the company hub "
-            "with: pm token create --role branch --branch B)",
+            f"pm {command}: --upstream needs --upstream-token-file (or --upstream-token; make "
+            "the token on the company hub with: pm token create --role branch --branch B)",
             file=sys.stderr,
         )
         return False

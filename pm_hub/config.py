@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pm_core.private_files import read_secret
+
 
 def default_data_dir() -> Path:
     """``$PM_DATA_DIR``, else ``$XDG_DATA_HOME/printermaster``, else ``~/.local/share/...``."""
@@ -81,6 +83,9 @@ class HubSettings:
     """Company hub this branch hub syncs to (``http://company:3001``); none: no sync."""
     upstream_token: str | None = None
     """Branch token made on the company hub (``pm token create --role branch --branch B``)."""
+    upstream_token_file: Path | None = None
+    """A file holding the branch token (``--upstream-token-file``): kept out of the
+    command line, where ``ps`` shows it."""
     upstream_outbox_limit: int = 10000
     """Most changes kept for the company hub while it is unreachable (one per printer, job,
     alert or agent: the latest state); beyond it the oldest are dropped."""
@@ -201,4 +206,7 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None and key in known:
             values[key] = convert(key, value, "command line")
-    return _check(HubSettings(**values))
+    settings = HubSettings(**values)
+    if settings.upstream_token is None and settings.upstream_token_file is not None:
+        settings.upstream_token = read_secret(settings.upstream_token_file, "branch token")
+    return _check(settings)

@@ -30,7 +30,12 @@ def add_tui_arguments(parser: argparse.ArgumentParser) -> None:
         help="without --hub: take the hub announced for this branch name when several "
         "hubs share the network (or PM_HUB_BRANCH)",
     )
-    parser.add_argument("--token", help="operator token (or PM_TOKEN)")
+    parser.add_argument(
+        "--token", help="operator token (or PM_TOKEN; prefer --token-file: ps shows arguments)"
+    )
+    parser.add_argument(
+        "--token-file", type=Path, metavar="FILE", help="read the operator token from FILE"
+    )
     parser.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "WARNING"))
     parser.add_argument(
         "--config",
@@ -56,6 +61,7 @@ def run_tui(args: argparse.Namespace) -> int:
     return launch(
         hub_url=args.hub,
         token=args.token,
+        token_file=args.token_file,
         log_level=args.log_level,
         config_file=args.config,
         mdns_interfaces=args.mdns_interface,

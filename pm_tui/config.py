@@ -137,6 +137,7 @@ def resolve(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     discover: Callable[[], str | None] = discover_hub,
+    token_file: Path | None = None,
 ) -> TuiSettings:
     env = os.environ if env is None else env
     path = config_file or default_config_path(env)
@@ -156,16 +157,14 @@ def resolve(
 
     if token:
         value, token_from = token, "--token"
+    elif token_file is not None:
+        value, token_from = _read_token_file(token_file, "--token-file")
     elif env.get("PM_TOKEN"):
         value, token_from = env["PM_TOKEN"], "PM_TOKEN"
     elif isinstance(table.get("token"), str) and table["token"]:
         value, token_from = table["token"], str(path)
     elif isinstance(table.get("token_file"), str):
-        token_path = Path(table["token_file"]).expanduser()
-        try:
-            value, token_from = token_path.read_text().strip(), str(token_path)
-        except OSError as exc:
-            raise TuiConfigError(f"cannot read token_file {token_path}: {exc}") from None
+        value, token_from = _read_token_file(Path(table["token_file"]), "token_file")
     else:
         value, token_from = None, ""
     return TuiSettings(
@@ -175,6 +174,16 @@ def resolve(
         token_from=token_from,
         warnings=warnings,
     )
+
+
+def _read_token_file(path: Path, where: str) -> tuple[str, str]:
+    """The token in ``path`` (a file only its owner reads: not on a command line, where
+    ``ps`` shows it), and where it came from."""
+    token_path = path.expanduser()
+    try:
+        return token_path.read_text().strip(), str(token_path)
+    except OSError as exc:
+        raise TuiConfigError(f"cannot read {where} {token_path}: {exc}") from None
 
 
 def preflight(url: str, *, timeout: float = 3.0) -> dict[str, Any]:

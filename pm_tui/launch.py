@@ -41,6 +41,7 @@ def launch(
     *,
     hub_url: str | None,
     token: str | None,
+    token_file: Path | None = None,
     log_level: str = "WARNING",
     config_file: Path | None = None,
     mdns_interfaces: list[str] | None = None,
@@ -57,6 +58,7 @@ def launch(
         settings = resolve(
             hub=hub_url,
             token=token,
+            token_file=token_file,
             config_file=config_file,
             discover=lambda: discover_hub(interfaces=mdns_interfaces, branch=hub_branch),
         )

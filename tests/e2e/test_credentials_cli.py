@@ -119,3 +119,40 @@ def test_licenses_are_listed_without_their_keys_and_revoked_by_id_or_prefix(
 
     missing = pm("license", "revoke", "99", "--data-dir", str(tmp_path))
     assert missing.returncode == 2 and "no license '99'" in missing.stderr
+
+
+# -- secrets from files, not the command line (ps shows arguments to every user) ----------
+
+
+def test_the_agent_reads_its_license_key_from_a_file(tmp_path: Path) -> None:
+    missing = pm("agent", "--hub", "http://127.0.0.1:9", "--license-file", str(tmp_path / "nope"),
+                 "--data-dir", str(tmp_path))  # fmt: skip
+    assert missing.returncode == 2
+    assert "cannot read license key from" in missing.stderr and "Traceback" not in missing.stderr
+    empty = tmp_path / "empty.key"
+    empty.write_text("\n")
+    result = pm("agent", "--hub", "http://127.0.0.1:9", "--license-file", str(empty),
+                "--data-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 2 and "is empty: it should hold the license key" in result.stderr
+
+
+def test_the_branch_token_comes_from_a_file(tmp_path: Path) -> None:
+    from pm_hub.config import load_settings
+
+    token_file = tmp_path / "branch.token"
+    token_file.write_text("eyJ.branch.token\n")
+    settings = load_settings(
+        overrides={"upstream_url": "http://company:3001", "upstream_token_file": token_file}
+    )
+    assert settings.upstream_token == "eyJ.branch.token"
+
+
+def test_the_dashboard_reads_its_token_from_a_file(tmp_path: Path) -> None:
+    from pm_tui.config import resolve
+
+    token_file = tmp_path / "ops.token"
+    token_file.write_text("eyJ.ops.token\n")
+    settings = resolve(
+        hub="http://127.0.0.1:3001", token_file=token_file, env={}, discover=lambda: None
+    )
+    assert (settings.token, settings.token_from) == ("eyJ.ops.token", str(token_file))
