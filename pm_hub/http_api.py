@@ -7,20 +7,24 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pm_core.logs import correlation
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 from pm_core.protocol.errors import HTTP_STATUS
 from pm_core.protocol.validation import get_int
 from pm_hub.auth import AuthError, Principal
-from pm_hub.operations import Operations
+from pm_hub.company.mirror import BranchMirror
+from pm_hub.config import HubSettings
+from pm_hub.credentials import Credentials
+from pm_hub.live_state import LiveState
+from pm_hub.metrics import HubMetrics
+from pm_hub.operator_actions import OperatorActions, hub_version
 from pm_hub.rate_limit import RateLimiter
-
-if TYPE_CHECKING:
-    from pm_hub.hub import Hub
+from pm_hub.upstream import UpstreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,18 @@ async def _body(request: web.Request) -> Any:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be JSON") from None
 
 
-def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> None:
-    limiter = RateLimiter(hub.settings.ops_rate_limit)
+def setup_http_api(
+    app: web.Application,
+    settings: HubSettings,
+    *,
+    state: LiveState,
+    credentials: Credentials,
+    metrics: HubMetrics,
+    operations: OperatorActions,
+    mirror: BranchMirror | None,
+    upstream: UpstreamStatus | None,
+) -> None:
+    limiter = RateLimiter(settings.ops_rate_limit)
 
     def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaitable[Any]]:
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -66,12 +80,12 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
             if not header.startswith("Bearer "):
                 return _error(ErrorCode.AUTH_FAILED, "missing Authorization: Bearer <token>")
             try:
-                principal = hub.verify_token(header[7:].strip())
+                principal = credentials.verify(header[7:].strip())
             except AuthError as exc:
                 return _error(ErrorCode.AUTH_FAILED, str(exc))
             if principal.role == "branch":
                 return _error(ErrorCode.AUTH_FAILED, "branch tokens are for /branch, not the API")
-            if principal.company_id != hub.company_id and not hub.settings.company_mode:
+            if principal.company_id != state.company_id and not settings.company_mode:
                 return _error(ErrorCode.AUTH_FAILED, "token is for another company")
             if not limiter.allow(principal.sub):
                 return _error(ErrorCode.RATE_LIMITED, "too many requests; slow down")
@@ -80,7 +94,7 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
             except ProtocolError as exc:
                 return _json(exc.to_ack(), status=HTTP_STATUS.get(exc.code, 400))
             except web.HTTPRequestEntityTooLarge:
-                limit = hub.settings.max_payload_bytes
+                limit = settings.max_payload_bytes
                 return _json(
                     error_ack(ErrorCode.INVALID_PAYLOAD, f"body larger than {limit} bytes"),
                     status=413,
@@ -104,13 +118,13 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
         return _json(
             {
                 "ok": True,
-                "version": _version(),
-                "uptime_s": round(time.time() - hub.started_at, 1),
-                "agents_connected": len(hub.agents),
-                "printers": len(hub.mirror.printers if hub.mirror is not None else hub.printers),
-                "branch": {"id": hub.branch_id, "name": hub.branch_name},
-                "company_mode": hub.settings.company_mode,
-                "upstream": hub.upstream.describe() if hub.upstream is not None else None,
+                "version": hub_version(),
+                "uptime_s": round(time.time() - state.started_at, 1),
+                "agents_connected": len(state.agents),
+                "printers": len(mirror.printers if mirror is not None else state.printers),
+                "branch": {"id": state.branch_id, "name": state.branch_name},
+                "company_mode": settings.company_mode,
+                "upstream": upstream.describe() if upstream is not None else None,
             }
         )
 
@@ -200,19 +214,17 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
     async def ack_alert(request: web.Request, p: Principal) -> dict[str, Any]:
         return await operations.ack_alert(p, {"alert_id": _int_param(request, "alert_id")})
 
-    async def metrics(request: web.Request) -> web.Response:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
+    async def scrape(request: web.Request) -> web.Response:
         # Rendered on the loop: the collectors read live hub state that only the loop may
         # touch (a thread could see a dict change size mid-iteration). It takes about 1 ms.
-        body = hub.metrics.render()
+        body = metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def health_summary(request: web.Request, p: Principal) -> dict[str, Any]:
         return await operations.health_summary(p, {})
 
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", scrape)
     app.router.add_get("/api/v1/health", authed(health_summary))
     app.router.add_get("/api/v1/printers", authed(list_printers))
     app.router.add_get("/api/v1/printers/{printer_id}", authed(get_printer))
@@ -228,9 +240,3 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
     app.router.add_put("/api/v1/stations/{name}", authed(put_station))
     app.router.add_get("/api/v1/alerts", authed(list_alerts))
     app.router.add_post("/api/v1/alerts/{alert_id}/ack", authed(ack_alert))
-
-
-def _version() -> str:
-    from pm_core import __version__
-
-    return __version__
