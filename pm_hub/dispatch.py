@@ -84,7 +84,7 @@ class JobDispatcher:
         """Jobs sent to an agent whose delivery ack has not come back yet."""
         return sum(1 for flight in self._in_flight.values() if not flight.done())
 
-    async def job_row(self, job_id: int) -> dict[str, Any] | None:
+    async def _job_row(self, job_id: int) -> dict[str, Any] | None:
         return await self.db.read(lambda d: job_store.get_job(d, job_id))
 
     def _spawn(self, coro: Any) -> None:
@@ -245,7 +245,7 @@ class JobDispatcher:
         await self.settle_in_flight(job_id)
         job = self.jobs.active.get(job_id)
         if job is None:
-            row = await self.job_row(job_id)
+            row = await self._job_row(job_id)
             status = row["status"] if row else "unknown"
             raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is already {status}")
         if job.status == "printing":
@@ -281,7 +281,7 @@ class JobDispatcher:
             error_message=reason,
         )
         if row is None:
-            row = await self.job_row(job_id)
+            row = await self._job_row(job_id)
             assert row is not None
             if row["status"] != "cancelled":
                 raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is already {row['status']}")
@@ -465,7 +465,7 @@ class JobDispatcher:
         job_id = get_int(data, "job_id", required=True, minimum=1)
         assert job_id is not None
         if self._owned(link, job_id) is None:
-            row = await self.job_row(job_id)
+            row = await self._job_row(job_id)
             if row is None or row["branch_id"] != link.branch_id:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"job {job_id} not found")
             return ok_ack(duplicate=True)

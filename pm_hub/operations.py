@@ -370,7 +370,7 @@ class BranchOperations:
     async def _visible_job(self, principal: Principal, job_id: Any) -> dict[str, Any]:
         if isinstance(job_id, bool) or not isinstance(job_id, int):
             raise invalid("job_id must be an integer")
-        row = await self.dispatcher.job_row(job_id)
+        row = await self.db.read(lambda d: job_store.get_job(d, job_id))
         if row is None or not principal.sees(row):
             raise ProtocolError(ErrorCode.NOT_FOUND, f"job {job_id} not found")
         return row

@@ -26,7 +26,6 @@ TABLES = {
     "alert": "mirror_alerts",
     "agent": "mirror_agents",
 }
-ACTIVE_JOB_STATUSES = ("queued", "dispatched", "printing")
 
 Record = dict[str, Any]
 #: (kind, new record or None when removed, previous record or None)
