@@ -13,7 +13,7 @@ from aiohttp import web
 from pm_core import __version__
 from pm_hub.config import HubSettings
 from pm_hub.hub import Hub
-from pm_hub.wiring import build_hub, serve
+from pm_hub.wiring import build_hub, mount
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def create_app(settings: HubSettings) -> web.Application:
     hub = build_hub(settings)
     app = web.Application(client_max_size=settings.max_payload_bytes)
     app[HUB_KEY] = hub
-    serve(app, hub)
+    mount(app, hub)
     sio = hub.broadcaster.sio
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -28,7 +28,7 @@ from pm_hub.correlation import CorrelationRegistry
 from pm_hub.credentials import Credentials
 from pm_hub.dispatch import JobDispatcher
 from pm_hub.health import HealthMonitor
-from pm_hub.http_api import setup_http_api
+from pm_hub.http_api import HttpSide, setup_http_api
 from pm_hub.hub import Hub
 from pm_hub.job_expiry import JobExpiry
 from pm_hub.live_state import LiveState
@@ -156,8 +156,8 @@ def build_hub(settings: HubSettings) -> Hub:
     )
 
 
-def serve(app: web.Application, hub: Hub) -> None:
-    """Bind the hub's Socket.IO namespaces and HTTP routes to ``app``."""
+def mount(app: web.Application, hub: Hub) -> None:
+    """Mount the hub's Socket.IO namespaces and HTTP routes on ``app``."""
     settings = hub.settings
     sio = hub.broadcaster.sio
     sio.attach(app)
@@ -192,13 +192,14 @@ def serve(app: web.Application, hub: Hub) -> None:
         registry=hub.registry,
     )
     setup_agent_namespace(sio, agent_side, hub.metrics)
-    setup_http_api(
-        app,
-        settings,
+    http_side = HttpSide(
+        settings=settings,
         state=hub.state,
         credentials=hub.credentials,
         metrics=hub.metrics,
         operations=hub.operations,
         mirror=hub.mirror,
         upstream=hub.upstream.status if hub.upstream is not None else None,
+        limiter=RateLimiter(settings.ops_rate_limit),
     )
+    setup_http_api(app, http_side)
