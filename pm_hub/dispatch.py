@@ -6,6 +6,9 @@ were accepted, so a printer receives its jobs in order. A job is ``dispatched``
 once the agent acknowledged it (it is then in the agent's spool). When an agent
 (re)registers a printer, every unfinished job of that printer is sent again; the
 agent deduplicates by job id, so redelivery never prints twice.
+
+The unfinished jobs themselves are followed in ``pm_hub.active_jobs``; ending those
+that waited too long is ``pm_hub.job_expiry``.
 """
 
 from __future__ import annotations
