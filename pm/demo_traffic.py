@@ -11,7 +11,6 @@ from typing import Any
 
 from pm_hub.auth import Principal
 from pm_hub.hub import Hub
-from pm_hub.operations import Operations
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ async def run_demo_traffic(hub: Hub, fleet: Any, *, interval: float = 4.0) -> No
     principal = Principal(
         sub="demo-traffic", role="operator", company_id=hub.company_id, branch_ids=(hub.branch_id,)
     )
-    operations = Operations(hub)
+    operations = hub.operations
     number = 100
     tick = 0
     while True:

@@ -9,14 +9,16 @@ changes, is acknowledged or clears.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pm_core.database import Database
 from pm_core.protocol import HubEvent
+from pm_core.protocol.records import AlertRecord
+from pm_hub.broadcast import Broadcaster
+from pm_hub.live_state import PrinterRow
 from pm_hub.store import alerts as alert_store
 from pm_hub.store.records import alert_record
-
-if TYPE_CHECKING:
-    from pm_hub.hub import Hub
+from pm_hub.webhooks import WebhookNotifier
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,17 @@ PRINTER_STATUS_ALERTS = {
 
 
 class AlertBook:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(
+        self, *, db: Database, broadcaster: Broadcaster, webhooks: WebhookNotifier
+    ) -> None:
+        self.db = db
+        self.broadcaster = broadcaster
+        self.webhooks = webhooks
         #: (kind, subject) of every alert not yet cleared, to skip needless writes.
         self._open: set[tuple[str, str]] = set()
 
     async def load(self) -> None:
-        rows = await self.hub.db.read(alert_store.open_alerts)
+        rows = await self.db.read(alert_store.open_alerts)
         self._open = {(r["kind"], r["subject"]) for r in rows}
 
     def is_open(self, kind: str, subject: str) -> bool:
@@ -67,9 +73,9 @@ class AlertBook:
         company_id: int,
         branch_id: int | None,
         details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> AlertRecord:
         severity = SEVERITY.get(kind, "warning")
-        row, what = await self.hub.db.write(
+        row, what = await self.db.write(
             lambda d: alert_store.open_alert(
                 d,
                 company_id=company_id,
@@ -90,14 +96,14 @@ class AlertBook:
             await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
 
-    async def _tell(self, event: str, record: dict[str, Any]) -> None:
-        await self.hub.broadcast(event, record)
-        self.hub.webhooks.notify(event, record)
+    async def _tell(self, event: str, record: AlertRecord) -> None:
+        await self.broadcaster.broadcast(event, record)
+        self.webhooks.notify(event, record)
 
-    async def clear(self, kind: str, subject: str, *, by: str = "hub") -> dict[str, Any] | None:
+    async def clear(self, kind: str, subject: str, *, by: str = "hub") -> AlertRecord | None:
         if (kind, subject) not in self._open:
             return None
-        row = await self.hub.db.write(lambda d: alert_store.clear_alert(d, kind, subject, by=by))
+        row = await self.db.write(lambda d: alert_store.clear_alert(d, kind, subject, by=by))
         self._open.discard((kind, subject))
         if row is None:
             return None
@@ -106,12 +112,10 @@ class AlertBook:
         await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
 
-    async def acknowledge(self, alert_id: int, *, by: str) -> dict[str, Any] | None:
+    async def acknowledge(self, alert_id: int, *, by: str) -> AlertRecord | None:
         """Acknowledge an open alert and tell everyone; acknowledging it again only
         returns it (no second broadcast or webhook)."""
-        outcome = await self.hub.db.write(
-            lambda d: alert_store.acknowledge_alert(d, alert_id, by=by)
-        )
+        outcome = await self.db.write(lambda d: alert_store.acknowledge_alert(d, alert_id, by=by))
         if outcome is None:
             return None
         row, changed = outcome
@@ -121,7 +125,7 @@ class AlertBook:
             await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
 
-    async def printer_status(self, printer: dict[str, Any]) -> None:
+    async def printer_status(self, printer: PrinterRow) -> None:
         """Open the alert that matches the printer's status and clear the others."""
         subject = f"printer:{printer['id']}"
         wanted = PRINTER_STATUS_ALERTS.get(printer["status"])

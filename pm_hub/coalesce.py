@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pm_core.protocol import HubEvent
@@ -61,7 +61,7 @@ class UpdateCoalescer:
         self._last_sent: dict[tuple[str, ...], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def add(self, event: str, rooms: list[str], record: dict[str, Any]) -> None:
+    def add(self, event: str, rooms: list[str], record: Mapping[str, Any]) -> None:
         """Queue the latest state of ``record`` (a printer or job) for the batched twins
         of ``rooms``."""
         self.add_lazy(event, rooms, record["id"], record)
@@ -71,7 +71,7 @@ class UpdateCoalescer:
         event: str,
         rooms: list[str],
         record_id: int,
-        record: dict[str, Any] | Callable[[], dict[str, Any]],
+        record: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
     ) -> None:
         """Like :meth:`add`; ``record`` may be a function that builds it, called when the
         batch goes out (a printer changing 50 times in a window is rendered once)."""

@@ -107,6 +107,17 @@ class CorrelationRegistry:
         self._finish(pending, error_ack(code, message))
         return True
 
+    def fail_where(self, code: ErrorCode, message: str, **meta: Any) -> int:
+        """Fail every unanswered request whose meta has these values (say the agent it
+        waits on went away); returns how many."""
+        failed = 0
+        for pending in list(self._pending.values()):
+            if pending.resolved_at is None and all(
+                pending.meta.get(key) == value for key, value in meta.items()
+            ):
+                failed += self.fail(pending.correlation_id, code, message)
+        return failed
+
     def _expire(self, correlation_id: str) -> None:
         pending = self._pending.get(correlation_id)
         if pending is None or pending.resolved_at is not None:

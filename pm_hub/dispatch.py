@@ -6,6 +6,9 @@ were accepted, so a printer receives its jobs in order. A job is ``dispatched``
 once the agent acknowledged it (it is then in the agent's spool). When an agent
 (re)registers a printer, every unfinished job of that printer is sent again; the
 agent deduplicates by job id, so redelivery never prints twice.
+
+The unfinished jobs themselves are followed in ``pm_hub.active_jobs``; ending those
+that waited too long is ``pm_hub.job_expiry``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import asyncio
 import json
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pm_core.database import Database
 from pm_core.logs import correlation
 from pm_core.protocol import (
+    CANCELLABLE_JOB_STATUSES,
     FINAL_JOB_STATUSES,
     ErrorCode,
     HubEvent,
@@ -29,127 +32,63 @@ from pm_core.protocol import (
     ok_ack,
 )
 from pm_core.protocol.errors import error_of, known_code
+from pm_core.protocol.records import PrintJobMessage, print_job_message
 from pm_core.protocol.validation import get_int, get_str, require_object
+from pm_hub.active_jobs import ActiveJob, ActiveJobs
+from pm_hub.alerts import AlertBook
+from pm_hub.broadcast import Broadcaster
+from pm_hub.live_state import AgentLink, LiveState
+from pm_hub.metrics import HubMetrics
 from pm_hub.store import jobs as job_store
-
-if TYPE_CHECKING:
-    from pm_hub.hub import AgentLink, Hub
 
 log = logging.getLogger(__name__)
 
-#: A dispatched job whose agent is gone is expired this long after its expiry
-#: (the agent itself never starts a job past its expiry, so this is safe).
-EXPIRY_GRACE_SECONDS = 30.0
-
-
-@dataclass
-class ActiveJob:
-    id: int
-    printer_id: int | None
-    company_id: int
-    branch_id: int
-    status: str
-    expires_at: float | None
-    station: str | None = None
-    #: The job's correlation id (the same for every delivery): its log lines carry it.
-    correlation_id: str | None = None
-    printing_since: float | None = None
-    #: The hub has offered it to an agent: even while ``queued`` (the ack may have been
-    #: lost with the link, or with a hub crash), that agent may hold it in its spool.
-    offered: bool = False
-
-    @property
-    def maybe_at_agent(self) -> bool:
-        return self.status == "dispatched" or (self.status == "queued" and self.offered)
+#: Final statuses of a job that did not print (an agent's result names one of these).
+UNPRINTED_FINAL_STATUSES = FINAL_JOB_STATUSES - {"completed"}
+#: What an agent may report about a job still under way (``print:job:status``).
+PROGRESS_STATUSES = ("dispatched", "printing")
+#: Job outcomes that open an alert about their printer (a completed job clears them).
+OUTCOME_ALERTS = {"failed": "job_failed", "expired": "job_expired"}
 
 
 class JobDispatcher:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.active: dict[int, ActiveJob] = {}
-        self._depth: Counter[int] = Counter()
-        self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+    def __init__(
+        self,
+        *,
+        db: Database,
+        state: LiveState,
+        jobs: ActiveJobs,
+        broadcaster: Broadcaster,
+        alerts: AlertBook,
+        metrics: HubMetrics,
+    ) -> None:
+        self.db = db
+        self.state = state
+        self.jobs = jobs
+        self.broadcaster = broadcaster
+        self.alerts = alerts
+        self.metrics = metrics
+        self._queues: dict[str, asyncio.Queue[PrintJobMessage]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._attaching: dict[int, list[dict[str, Any]]] = {}
         #: Jobs sent to an agent whose delivery ack has not come back yet.
         self._in_flight: dict[int, asyncio.Future[None]] = {}
-        #: Expired jobs the hub is asking their agent about.
-        self._asking: set[int] = set()
-        self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- bookkeeping -------------------------------------------------------------------
 
-    async def load(self) -> None:
-        for row in await self.hub.db.read(job_store.active_jobs):
-            self._track(row)
-
-    def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep_expired())
-
     async def stop(self) -> None:
-        tasks = [t for t in (self._sweeper, *self._senders.values()) if t is not None]
+        tasks = list(self._senders.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
-
-    def active_count(self) -> int:
-        return len(self.active)
 
     def in_flight_count(self) -> int:
         """Jobs sent to an agent whose delivery ack has not come back yet."""
         return sum(1 for flight in self._in_flight.values() if not flight.done())
 
-    def correlation_id_of(self, job_id: int) -> str | None:
-        job = self.active.get(job_id)
-        return job.correlation_id if job is not None else None
-
-    def depth(self, printer_id: int) -> int:
-        return self._depth.get(printer_id, 0)
-
-    def _track(self, row: dict[str, Any]) -> None:
-        job = self.active.get(row["id"])
-        if row["status"] in FINAL_JOB_STATUSES:
-            if job is not None:
-                metrics = self.hub.metrics
-                metrics.jobs_finished.labels(row["status"]).inc()
-                if row["status"] == "completed" and job.printing_since is not None:
-                    metrics.print_duration.observe(time.monotonic() - job.printing_since)
-                del self.active[row["id"]]
-                if job.printer_id is not None:
-                    self._depth[job.printer_id] -= 1
-            return
-        if job is None:
-            self.active[row["id"]] = ActiveJob(
-                id=row["id"],
-                printer_id=row["printer_id"],
-                company_id=row["company_id"],
-                branch_id=row["branch_id"],
-                status=row["status"],
-                expires_at=row["expires_at"],
-                station=row["station"],
-                correlation_id=job_correlation_id(row["id"], row["created_at"]),
-                offered=row.get("offered_at") is not None,
-            )
-            if row["printer_id"] is not None:
-                self._depth[row["printer_id"]] += 1
-        else:
-            if row["status"] == "printing" and job.status != "printing":
-                job.printing_since = time.monotonic()
-            job.status = row["status"]
-            job.offered = row.get("offered_at") is not None
-            if job.printer_id != row["printer_id"]:  # moved to another printer
-                if job.printer_id is not None:
-                    self._depth[job.printer_id] -= 1
-                if row["printer_id"] is not None:
-                    self._depth[row["printer_id"]] += 1
-                job.printer_id = row["printer_id"]
-
-    def jobs_waiting_on(self, printer_id: int) -> list[ActiveJob]:
-        """Unfinished jobs of a printer, oldest first."""
-        return sorted(
-            (j for j in self.active.values() if j.printer_id == printer_id), key=lambda j: j.id
-        )
+    async def _job_row(self, job_id: int) -> dict[str, Any] | None:
+        return await self.db.read(lambda d: job_store.get_job(d, job_id))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -161,7 +100,7 @@ class JobDispatcher:
     def submitted(self, row: dict[str, Any]) -> None:
         """A job was just written (call synchronously after the write, before any await,
         so jobs leave in the order they were accepted)."""
-        self._track(row)
+        self.jobs.track(row)
         if row["status"] in FINAL_JOB_STATUSES or row["printer_id"] is None:
             return
         buffered = self._attaching.get(row["printer_id"])
@@ -174,10 +113,10 @@ class JobDispatcher:
 
     def _sender_for(self, printer_id: int | None) -> AgentLink | None:
         """The connected agent a job for ``printer_id`` would be sent to right now."""
-        printer = self.hub.printers.get(printer_id) if printer_id is not None else None
+        printer = self.state.printers.get(printer_id) if printer_id is not None else None
         if printer is None or printer["paused"]:
             return None
-        return self.hub.agent_for_printer(printer)
+        return self.state.agent_for_printer(printer)
 
     def will_offer(self, printer_id: int | None) -> bool:
         """Whether a job accepted now for ``printer_id`` goes straight to an agent (the
@@ -191,29 +130,27 @@ class JobDispatcher:
             self._queues[link.sid] = queue
             self._senders[link.sid] = asyncio.create_task(self._send_loop(link, queue))
         document = row["document"]
-        job = self.active.get(row["id"])
+        job = self.jobs.active.get(row["id"])
         queue.put_nowait(
-            {
-                "correlation_id": job.correlation_id
+            print_job_message(
+                correlation_id=job.correlation_id
                 if job is not None and job.correlation_id
                 else job_correlation_id(row["id"], row["created_at"]),
-                "job": {
-                    "id": row["id"],
-                    "printer_id": row["printer_id"],
-                    "document": json.loads(document) if isinstance(document, str) else document,
-                    "copies": row["copies"],
-                    "created_at": row["created_at"],
-                    "expires_at": row["expires_at"],
-                    "header": _failover_header(self.hub, row),
-                },
-            }
+                job_id=row["id"],
+                printer_id=row["printer_id"],
+                document=json.loads(document) if isinstance(document, str) else document,
+                copies=row["copies"],
+                created_at=row["created_at"],
+                expires_at=row["expires_at"],
+                header=_failover_header(self.state, row),
+            )
         )
 
-    async def _send_loop(self, link: AgentLink, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    async def _send_loop(self, link: AgentLink, queue: asyncio.Queue[PrintJobMessage]) -> None:
         while True:
             payload = await queue.get()
             job_id = payload["job"]["id"]
-            if job_id not in self.active:
+            if job_id not in self.jobs.active:
                 continue  # cancelled or expired while waiting to be sent
             flight = self._in_flight.get(job_id)
             if flight is None or flight.done():
@@ -223,7 +160,7 @@ class JobDispatcher:
             with correlation(cid):
                 log.debug("job %s sent to agent %s", job_id, link.agent_id)
                 try:
-                    await self.hub.emit(
+                    await self.broadcaster.emit(
                         HubEvent.PRINT_JOB,
                         payload,
                         to=link.sid,
@@ -241,21 +178,19 @@ class JobDispatcher:
 
     async def printer_attached(self, link: AgentLink, printer_id: int) -> None:
         """An agent registered ``printer_id``: send it every unfinished job, oldest first."""
-        printer = self.hub.printers.get(printer_id)
+        printer = self.state.printers.get(printer_id)
         if printer_id in self._attaching or printer is None or printer["paused"]:
             return
         self._attaching[printer_id] = []
         try:
-            rows = await self.hub.db.read(
-                lambda d: job_store.active_jobs_for_printer(d, printer_id)
-            )
+            rows = await self.db.read(lambda d: job_store.active_jobs_for_printer(d, printer_id))
             seen = {r["id"] for r in rows}
             unoffered = [r["id"] for r in rows if r["offered_at"] is None]
             if unoffered:
-                await self.hub.db.write(lambda d: job_store.mark_offered(d, unoffered))
+                await self.db.write(lambda d: job_store.mark_offered(d, unoffered))
                 for job_id in unoffered:
-                    if job_id in self.active:
-                        self.active[job_id].offered = True
+                    if job_id in self.jobs.active:
+                        self.jobs.active[job_id].offered = True
             buffered = [r for r in self._attaching[printer_id] if r["id"] not in seen]
             for row in sorted(rows + buffered, key=lambda r: r["id"]):
                 self._enqueue(link, row)
@@ -266,7 +201,7 @@ class JobDispatcher:
 
     def agent_detached(self, link: AgentLink) -> None:
         for job_id, flight in list(self._in_flight.items()):
-            job = self.active.get(job_id)
+            job = self.jobs.active.get(job_id)
             if job is not None and job.printer_id in link.printer_ids and not flight.done():
                 flight.set_result(None)  # that ack will never come
                 del self._in_flight[job_id]
@@ -289,19 +224,19 @@ class JobDispatcher:
         """A request to an agent (``job:cancel``, ``job:release``, ``printer:configure``);
         an error ack if it does not answer. For a job, its correlation id goes along (and
         into the logs)."""
-        cid = correlation_id or self.correlation_id_of(payload.get("job_id", 0))
+        cid = correlation_id or self.jobs.correlation_id_of(payload.get("job_id", 0))
         if cid is not None:
             payload = {**payload, "correlation_id": cid}
         started = time.monotonic()
         with correlation(cid):
             try:
-                ack = await self.hub.call(
+                ack = await self.broadcaster.call(
                     event, payload, to=link.sid, namespace=Namespace.AGENT, timeout=timeout
                 )
             except Exception as exc:
                 log.warning("agent %s did not answer %s: %s", link.agent_id, event, exc)
                 return {"ok": False, "error": {"code": "offline", "message": f"agent: {exc}"}}
-            self.hub.metrics.observe_roundtrip(event, time.monotonic() - started)
+            self.metrics.observe_roundtrip(event, time.monotonic() - started)
             log.debug("agent %s answered %s: %s", link.agent_id, event, ack)
         return ack if isinstance(ack, dict) else {"ok": False, "error": {"code": "internal"}}
 
@@ -311,16 +246,16 @@ class JobDispatcher:
         Raises ProtocolError ``conflict`` when it is printing or finished, ``offline``
         when the job sits in the spool of an agent that is not connected."""
         await self.settle_in_flight(job_id)
-        job = self.active.get(job_id)
+        job = self.jobs.active.get(job_id)
         if job is None:
-            row = await self.hub.job_row(job_id)
+            row = await self._job_row(job_id)
             status = row["status"] if row else "unknown"
             raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is already {status}")
         if job.status == "printing":
             raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is printing; too late to cancel")
         if job.maybe_at_agent:
-            printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
-            link = self.hub.agent_for_printer(printer) if printer else None
+            printer = self.state.printers.get(job.printer_id) if job.printer_id else None
+            link = self.state.agent_for_printer(printer) if printer else None
             if link is None:
                 raise ProtocolError(
                     ErrorCode.OFFLINE,
@@ -349,7 +284,7 @@ class JobDispatcher:
             error_message=reason,
         )
         if row is None:
-            row = await self.hub.job_row(job_id)
+            row = await self._job_row(job_id)
             assert row is not None
             if row["status"] != "cancelled":
                 raise ProtocolError(ErrorCode.CONFLICT, f"job {job_id} is already {row['status']}")
@@ -360,19 +295,19 @@ class JobDispatcher:
     ) -> dict[str, Any] | None:
         """Move a waiting job to another printer (failover); it starts again as queued."""
         await self.settle_in_flight(job_id)
-        job = self.active.get(job_id)
-        if job is None or job.status not in ("queued", "dispatched"):
+        job = self.jobs.active.get(job_id)
+        if job is None or job.status not in CANCELLABLE_JOB_STATUSES:
             return None
         if job.maybe_at_agent:
-            printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
-            link = self.hub.agent_for_printer(printer) if printer else None
+            printer = self.state.printers.get(job.printer_id) if job.printer_id else None
+            link = self.state.agent_for_printer(printer) if printer else None
             if link is None:
                 return None  # maybe in the spool of an unreachable agent: it stays there
             ack = await self.ask_agent(link, HubEvent.JOB_RELEASE, {"job_id": job_id})
             if not ack.get("released") and not (ack.get("ok") and ack.get("status") == "unknown"):
                 return None  # started printing meanwhile, or the agent did not answer
         offered = self.will_offer(printer_id)
-        row = await self.hub.db.write(
+        row = await self.db.write(
             lambda d: job_store.reassign(
                 d,
                 job_id,
@@ -385,8 +320,8 @@ class JobDispatcher:
         )
         if row is None:
             return None
-        self._track(row)
-        await self.hub.job_changed(row)
+        self.jobs.track(row)
+        await self.broadcaster.job_changed(row)
         self.submitted(row)
         return row
 
@@ -402,7 +337,7 @@ class JobDispatcher:
         attempts: int | None = None,
     ) -> dict[str, Any] | None:
         """Write a status change (if it moves the job forward), then tell operators."""
-        row = await self.hub.db.write(
+        row = await self.db.write(
             lambda d: job_store.transition(
                 d,
                 job_id,
@@ -415,8 +350,8 @@ class JobDispatcher:
             )
         )
         if row is not None:
-            self._track(row)
-            await self.hub.job_changed(row)
+            self.jobs.track(row)
+            await self.broadcaster.job_changed(row)
             if row["status"] in FINAL_JOB_STATUSES:
                 # A job that printed is routine (debug); anything else is worth a line.
                 level = logging.DEBUG if row["status"] == "completed" else logging.INFO
@@ -435,16 +370,16 @@ class JobDispatcher:
         return row
 
     async def _job_outcome_alerts(self, row: dict[str, Any]) -> None:
-        printer = self.hub.printers.get(row["printer_id"]) if row["printer_id"] else None
+        printer = self.state.printers.get(row["printer_id"]) if row["printer_id"] else None
         if printer is None:
             return
         subject = f"printer:{printer['id']}"
-        alerts = self.hub.alerts
+        alerts = self.alerts
         if row["status"] == "completed":
-            for kind in ("job_failed", "job_expired"):
+            for kind in OUTCOME_ALERTS.values():
                 await alerts.clear(kind, subject)
-        elif row["status"] in ("failed", "expired"):
-            kind = "job_failed" if row["status"] == "failed" else "job_expired"
+        elif row["status"] in OUTCOME_ALERTS:
+            kind = OUTCOME_ALERTS[row["status"]]
             await alerts.raise_alert(
                 kind,
                 subject,
@@ -457,7 +392,7 @@ class JobDispatcher:
     async def _delivered(
         self, link: AgentLink, job_id: int, cid: str, sent_at: float, ack: Any
     ) -> None:
-        self.hub.metrics.observe_roundtrip("job", time.monotonic() - sent_at)
+        self.metrics.observe_roundtrip("job", time.monotonic() - sent_at)
         try:
             with correlation(cid):
                 await self._record_delivery(link, job_id, cid, ack)
@@ -480,7 +415,7 @@ class JobDispatcher:
             log.warning("[%s] agent %s sent a malformed ack for job %s", cid, link.agent_id, job_id)
             return
         actor = f"agent:{link.agent_id}"
-        if ack.get("ok") and job_id not in self.active and ack.get("status") == "dispatched":
+        if ack.get("ok") and job_id not in self.jobs.active and ack.get("status") == "dispatched":
             # Cancelled or expired while it was on its way: take it back from the spool.
             await self.ask_agent(
                 link,
@@ -507,7 +442,7 @@ class JobDispatcher:
             await self.move(job_id, "failed", actor=actor, error_code=code, error_message=message)
 
     def _owned(self, link: AgentLink, job_id: int) -> ActiveJob | None:
-        job = self.active.get(job_id)
+        job = self.jobs.active.get(job_id)
         if job is None:
             return None
         if job.company_id != link.company_id or job.branch_id != link.branch_id:
@@ -518,7 +453,7 @@ class JobDispatcher:
         data = require_object(payload)
         job_id = get_int(data, "job_id", required=True, minimum=1)
         assert job_id is not None
-        status = get_str(data, "status", required=True, choices=("dispatched", "printing"))
+        status = get_str(data, "status", required=True, choices=PROGRESS_STATUSES)
         attempts = get_int(data, "attempts", minimum=0)
         if self._owned(link, job_id) is None:
             return ok_ack(duplicate=True)
@@ -533,7 +468,7 @@ class JobDispatcher:
         job_id = get_int(data, "job_id", required=True, minimum=1)
         assert job_id is not None
         if self._owned(link, job_id) is None:
-            row = await self.hub.job_row(job_id)
+            row = await self._job_row(job_id)
             if row is None or row["branch_id"] != link.branch_id:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"job {job_id} not found")
             return ok_ack(duplicate=True)
@@ -548,7 +483,7 @@ class JobDispatcher:
             await self.move(job_id, "completed", actor=actor, reason="printed", attempts=attempts)
             return
         status = data.get("status")
-        if status not in ("failed", "expired", "cancelled"):
+        if status not in UNPRINTED_FINAL_STATUSES:
             status = "failed"
         error = error_of(data)
         code = str(error.get("code") or status)[:50]
@@ -562,68 +497,10 @@ class JobDispatcher:
             attempts=attempts,
         )
 
-    # -- expiry -----------------------------------------------------------------------
 
-    async def _sweep_expired(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.expire_due()
-            except Exception:
-                log.exception("expiry sweep failed")
-
-    async def expire_due(self, now: float | None = None) -> int:
-        """End jobs that waited past their expiry and that no agent holds."""
-        now = time.time() if now is None else now
-        due = []
-        for job in list(self.active.values()):
-            if job.expires_at is None or job.expires_at > now:
-                continue
-            if not job.maybe_at_agent:
-                # Still only the hub's (never offered to an agent): expire it here.
-                due.append(job.id)
-            elif job.status in ("queued", "dispatched"):
-                # Maybe in an agent's spool: that agent enforces expiry (and a connected
-                # agent acknowledges or refuses it soon). Only when the agent has been gone
-                # past expiry plus a grace is it written off here.
-                printer = self.hub.printers.get(job.printer_id) if job.printer_id else None
-                link = self.hub.agent_for_printer(printer) if printer is not None else None
-                if job.expires_at + EXPIRY_GRACE_SECONDS > now:
-                    continue
-                if link is None:
-                    due.append(job.id)
-                elif job.status == "queued" and job.id not in self._asking:
-                    # Offered long ago and never acknowledged although the agent is here
-                    # (say the printer was paused since): ask whether it holds it.
-                    self._asking.add(job.id)
-                    self._spawn(self._expire_at_agent(link, job.id))
-        for job_id in due:
-            await self._expire(job_id)
-        return len(due)
-
-    async def _expire(self, job_id: int) -> None:
-        await self.move(
-            job_id,
-            "expired",
-            actor="hub",
-            error_code="expired",
-            error_message="waited longer than its expiry; not printed",
-        )
-
-    async def _expire_at_agent(self, link: AgentLink, job_id: int) -> None:
-        try:
-            ack = await self.ask_agent(
-                link, HubEvent.JOB_CANCEL, {"job_id": job_id, "reason": "expired"}
-            )
-            if ack.get("ok") and (ack.get("cancelled") or ack.get("status") == "unknown"):
-                await self._expire(job_id)
-        finally:
-            self._asking.discard(job_id)
-
-
-def _failover_header(hub: Hub, row: dict[str, Any]) -> str | None:
+def _failover_header(state: LiveState, row: dict[str, Any]) -> str | None:
     primary = row.get("failover_from")
     if primary is None:
         return None
-    printer = hub.printers.get(primary)
+    printer = state.printers.get(primary)
     return f"BACKUP FROM {printer['name'] if printer else f'printer {primary}'}"

@@ -1,5 +1,6 @@
 """The guard every Socket.IO handler runs inside: bad input becomes an error ack,
-an unexpected exception is logged with its correlation id and becomes ``internal``.
+an unexpected exception is logged with its correlation id and becomes ``internal``;
+and :func:`refuse`, the answer to a connection whose credentials do not let it in.
 
 Every request gets a correlation id for its log lines: the one the payload carries
 (an agent's answer about a job or a test print), else a new request id
@@ -12,12 +13,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import socketio
+
 from pm_core.logs import correlation_id, wire_correlation_id
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def refuse(message: str) -> socketio.exceptions.ConnectionRefusedError:
+    """Raise this from a ``connect`` handler: the client sees ``auth_failed`` and why."""
+    return socketio.exceptions.ConnectionRefusedError(
+        ErrorCode.AUTH_FAILED.value, {"code": ErrorCode.AUTH_FAILED.value, "message": message}
+    )
 
 
 def guarded(
@@ -61,3 +71,8 @@ def guarded(
             return error_ack(ErrorCode.INTERNAL, "internal error; the hub logged it")
 
     return wrapper
+
+
+async def unknown_event(event: str, sid: str, *args: Any) -> dict[str, Any]:
+    """The catch-all of every namespace: an event nobody handles is answered, not dropped."""
+    return error_ack(ErrorCode.INVALID_PAYLOAD, f"unknown event {event!r}")

@@ -10,15 +10,16 @@ import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pm_core.database import Database
 from pm_core.protocol import ok_ack
 from pm_core.protocol.validation import get_bool, get_float, invalid, require_object
+from pm_hub.alerts import AlertBook
+from pm_hub.config import HubSettings
+from pm_hub.live_state import AgentLink, LiveState
 from pm_hub.store import health as health_store
 from pm_hub.store import tenants
-
-if TYPE_CHECKING:
-    from pm_hub.hub import AgentLink, Hub
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,18 @@ class AgentHealth:
 
 
 class HealthMonitor:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(
+        self, settings: HubSettings, *, db: Database, state: LiveState, alerts: AlertBook
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.state = state
+        self.alerts = alerts
         self.agents: dict[int, AgentHealth] = {}
         self._samples: list[tuple[int, float, float | None, float]] = []
         self._disconnect_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[Any]] = set()
 
     def start(self, *, flush_every: float = 5.0, downsample_every: float = 300.0) -> None:
         self._tasks = [
@@ -67,6 +74,12 @@ class HealthMonitor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush()
+
+    def _spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _health(self, link: AgentLink) -> AgentHealth:
         health = self.agents.get(link.agent_id)
@@ -85,7 +98,7 @@ class HealthMonitor:
         timer = self._disconnect_timers.pop(link.agent_id, None)
         if timer is not None:
             timer.cancel()
-        await self.hub.alerts.clear("agent_disconnected", f"agent:{link.agent_id}")
+        await self.alerts.clear("agent_disconnected", f"agent:{link.agent_id}")
 
     def agent_disconnected(self, link: AgentLink) -> None:
         health = self._health(link)
@@ -97,9 +110,9 @@ class HealthMonitor:
         """At hub start: every agent the hub knows (license not revoked) is absent until
         it connects. One that is still gone after ``agent_disconnect_alert_s`` gets the
         same alerts as one seen leaving. Returns how many are watched."""
-        rows = await self.hub.db.read(tenants.agents_to_watch)
+        rows = await self.db.read(tenants.agents_to_watch)
         for row in rows:
-            if row["id"] in self.hub.agents or row["id"] in self._disconnect_timers:
+            if row["id"] in self.state.agents or row["id"] in self._disconnect_timers:
                 continue
             health = self.agents.get(row["id"])
             if health is None:
@@ -111,22 +124,22 @@ class HealthMonitor:
         return len(rows)
 
     def _watch_absence(self, health: AgentHealth) -> None:
-        delay = self.hub.settings.agent_disconnect_alert_s
+        delay = self.settings.agent_disconnect_alert_s
         loop = asyncio.get_running_loop()
         old = self._disconnect_timers.pop(health.agent_id, None)
         if old is not None:
             old.cancel()
         self._disconnect_timers[health.agent_id] = loop.call_later(
-            delay, lambda: self.hub.spawn(self._still_gone(health, delay))
+            delay, lambda: self._spawn(self._still_gone(health, delay))
         )
 
     async def _still_gone(self, health: AgentHealth, delay: float) -> None:
         self._disconnect_timers.pop(health.agent_id, None)
-        if health.agent_id in self.hub.agents:
+        if health.agent_id in self.state.agents:
             return
         subject = f"agent:{health.agent_id}"
-        if not self.hub.alerts.is_open("agent_disconnected", subject):
-            await self.hub.alerts.raise_alert(
+        if not self.alerts.is_open("agent_disconnected", subject):
+            await self.alerts.raise_alert(
                 "agent_disconnected",
                 subject,
                 f"agent {health.name or health.agent_id} has been disconnected for more than "
@@ -137,9 +150,9 @@ class HealthMonitor:
             )
         # Its printers: already alerted when the agent was seen leaving (nothing new
         # then); after a hub restart this is their first printer_offline alert.
-        for printer in list(self.hub.printers.values()):
+        for printer in list(self.state.printers.values()):
             if printer["agent_id"] == health.agent_id and printer["status"] == "offline":
-                await self.hub.alerts.printer_status(printer)
+                await self.alerts.printer_status(printer)
 
     # -- pings and reports -------------------------------------------------------------------
 
@@ -180,9 +193,9 @@ class HealthMonitor:
         return ok_ack()
 
     async def _check_thresholds(self, link: AgentLink, health: AgentHealth) -> None:
-        settings = self.hub.settings
+        settings = self.settings
         subject = f"agent:{link.agent_id}"
-        alerts = self.hub.alerts
+        alerts = self.alerts
         avg = health.latency_avg
         if avg is not None and len(health.latencies) >= 3 and avg > settings.latency_alert_ms:
             await alerts.raise_alert(
@@ -214,7 +227,7 @@ class HealthMonitor:
     async def flush(self) -> None:
         samples, self._samples = self._samples, []
         if samples:
-            await self.hub.db.write(lambda d: health_store.insert_samples(d, samples))
+            await self.db.write(lambda d: health_store.insert_samples(d, samples))
 
     async def _flush_loop(self, every: float) -> None:
         while True:
@@ -225,9 +238,9 @@ class HealthMonitor:
                 log.exception("storing health samples failed")
 
     async def downsample(self, now: float | None = None) -> dict[str, int]:
-        settings = self.hub.settings
+        settings = self.settings
         when = time.time() if now is None else now
-        return await self.hub.db.write(
+        return await self.db.write(
             lambda d: health_store.downsample(
                 d,
                 now=when,
@@ -256,7 +269,7 @@ class HealthMonitor:
         for agent in agents:
             agent_id = agent["id"]
             health = self.agents.get(agent_id)
-            series = await self.hub.db.read(_series_reader(agent_id, since))
+            series = await self.db.read(_series_reader(agent_id, since))
             report = (health.report if health else None) or {}
             lat = list(health.latencies) if health else []
             out.append(

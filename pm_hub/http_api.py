@@ -1,4 +1,10 @@
-"""HTTP API: the ``/ops`` operations under ``/api/v1`` with ``Authorization: Bearer JWT``."""
+"""HTTP API: the ``/ops`` operations under ``/api/v1`` with ``Authorization: Bearer JWT``,
+plus ``GET /healthz`` and ``GET /metrics``.
+
+Routes are module-level functions; :func:`authed` checks the caller and turns the
+operation's ack (or error) into a response. What they use is an :class:`HttpSide` kept
+on the application under :data:`HTTP_SIDE`.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,48 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pm_core.logs import correlation
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 from pm_core.protocol.errors import HTTP_STATUS
 from pm_core.protocol.validation import get_int
 from pm_hub.auth import AuthError, Principal
-from pm_hub.operations import Operations
+from pm_hub.company.mirror import BranchMirror
+from pm_hub.config import HubSettings
+from pm_hub.credentials import Credentials
+from pm_hub.live_state import LiveState
+from pm_hub.metrics import HubMetrics
+from pm_hub.operator_actions import OperatorActions, hub_version
 from pm_hub.rate_limit import RateLimiter
-
-if TYPE_CHECKING:
-    from pm_hub.hub import Hub
+from pm_hub.upstream import UpstreamStatus
 
 log = logging.getLogger(__name__)
 
-Route = Callable[[web.Request, Principal], Awaitable[dict[str, Any]]]
+Ack = dict[str, Any]
+#: An API route: the request, what operators can do here, and who asks.
+Route = Callable[[web.Request, OperatorActions, Principal], Awaitable[Ack]]
+
+
+@dataclass(frozen=True)
+class HttpSide:
+    """What the HTTP routes use."""
+
+    settings: HubSettings
+    state: LiveState
+    credentials: Credentials
+    metrics: HubMetrics
+    operations: OperatorActions
+    mirror: BranchMirror | None
+    upstream: UpstreamStatus | None
+    limiter: RateLimiter
+
+
+HTTP_SIDE = web.AppKey("pm_hub.http_api", HttpSide)
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> web.Response:
@@ -50,169 +80,187 @@ async def _body(request: web.Request) -> Any:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be JSON") from None
 
 
-def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> None:
-    limiter = RateLimiter(hub.settings.ops_rate_limit)
+def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaitable[Any]]:
+    """An API route behind a bearer token, a rate limit and the error mapping."""
 
-    def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaitable[Any]]:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            # Log lines about this request carry a request id (a job's id once it has one).
-            with correlation(new_request_id("http")):
-                response = await answer(request)
-                log.debug("HTTP %s %s answered %s", request.method, request.path, response.status)
-                return response
+    async def handler(request: web.Request) -> web.StreamResponse:
+        # Log lines about this request carry a request id (a job's id once it has one).
+        with correlation(new_request_id("http")):
+            response = await _answer(request, route, status)
+            log.debug("HTTP %s %s answered %s", request.method, request.path, response.status)
+            return response
 
-        async def answer(request: web.Request) -> web.StreamResponse:
-            header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer "):
-                return _error(ErrorCode.AUTH_FAILED, "missing Authorization: Bearer <token>")
-            try:
-                principal = hub.verify_token(header[7:].strip())
-            except AuthError as exc:
-                return _error(ErrorCode.AUTH_FAILED, str(exc))
-            if principal.role == "branch":
-                return _error(ErrorCode.AUTH_FAILED, "branch tokens are for /branch, not the API")
-            if principal.company_id != hub.company_id and not hub.settings.company_mode:
-                return _error(ErrorCode.AUTH_FAILED, "token is for another company")
-            if not limiter.allow(principal.sub):
-                return _error(ErrorCode.RATE_LIMITED, "too many requests; slow down")
-            try:
-                result = await route(request, principal)
-            except ProtocolError as exc:
-                return _json(exc.to_ack(), status=HTTP_STATUS.get(exc.code, 400))
-            except web.HTTPRequestEntityTooLarge:
-                limit = hub.settings.max_payload_bytes
-                return _json(
-                    error_ack(ErrorCode.INVALID_PAYLOAD, f"body larger than {limit} bytes"),
-                    status=413,
-                )
-            except web.HTTPException:
-                raise
-            except Exception:
-                log.exception("HTTP %s %s failed", request.method, request.path)
-                return _error(ErrorCode.INTERNAL, "internal error; the hub logged it")
-            if not result.get("ok", True):
-                code = ErrorCode(result["error"]["code"])
-                return _json(result, status=HTTP_STATUS.get(code, 400))
-            return _json(result, status=status)
+    return handler
 
-        return handler
 
-    def query(request: web.Request) -> dict[str, Any]:
-        return {k: v for k, v in request.query.items()}
-
-    async def healthz(request: web.Request) -> web.Response:
+async def _answer(request: web.Request, route: Route, status: int) -> web.StreamResponse:
+    side = request.app[HTTP_SIDE]
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return _error(ErrorCode.AUTH_FAILED, "missing Authorization: Bearer <token>")
+    try:
+        principal = side.credentials.verify(header[7:].strip())
+    except AuthError as exc:
+        return _error(ErrorCode.AUTH_FAILED, str(exc))
+    if principal.role == "branch":
+        return _error(ErrorCode.AUTH_FAILED, "branch tokens are for /branch, not the API")
+    if principal.company_id != side.state.company_id and not side.settings.company_mode:
+        return _error(ErrorCode.AUTH_FAILED, "token is for another company")
+    if not side.limiter.allow(principal.sub):
+        return _error(ErrorCode.RATE_LIMITED, "too many requests; slow down")
+    try:
+        result = await route(request, side.operations, principal)
+    except ProtocolError as exc:
+        return _json(exc.to_ack(), status=HTTP_STATUS.get(exc.code, 400))
+    except web.HTTPRequestEntityTooLarge:
+        limit = side.settings.max_payload_bytes
         return _json(
-            {
-                "ok": True,
-                "version": _version(),
-                "uptime_s": round(time.time() - hub.started_at, 1),
-                "agents_connected": len(hub.agents),
-                "printers": len(hub.mirror.printers if hub.mirror is not None else hub.printers),
-                "branch": {"id": hub.branch_id, "name": hub.branch_name},
-                "company_mode": hub.settings.company_mode,
-                "upstream": hub.upstream.describe() if hub.upstream is not None else None,
-            }
+            error_ack(ErrorCode.INVALID_PAYLOAD, f"body larger than {limit} bytes"),
+            status=413,
         )
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("HTTP %s %s failed", request.method, request.path)
+        return _error(ErrorCode.INTERNAL, "internal error; the hub logged it")
+    if not result.get("ok", True):
+        code = ErrorCode(result["error"]["code"])
+        return _json(result, status=HTTP_STATUS.get(code, 400))
+    return _json(result, status=status)
 
-    async def list_printers(request: web.Request, p: Principal) -> dict[str, Any]:
-        data: dict[str, Any] = query(request)
-        return await operations.list_printers(p, data)
 
-    async def get_printer(request: web.Request, p: Principal) -> dict[str, Any]:
-        return await operations.get_printer(p, {"printer_id": _int_param(request, "printer_id")})
+def _query(request: web.Request) -> dict[str, Any]:
+    return {k: v for k, v in request.query.items()}
 
-    async def patch_printer(request: web.Request, p: Principal) -> dict[str, Any]:
-        body = await _body(request)
-        if not isinstance(body, dict):
-            raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be a JSON object")
-        return await operations.configure_printer(
-            p, {**body, "printer_id": _int_param(request, "printer_id")}
-        )
 
-    async def test_printer(request: web.Request, p: Principal) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[dict[str, Any]] = loop.create_future()
+async def _object_body(request: web.Request) -> dict[str, Any]:
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be a JSON object")
+    return body
 
-        def on_result(result: dict[str, Any]) -> None:
-            if not outcome.done():
-                outcome.set_result(result)
 
-        await operations.test_printer(
-            p, {"printer_id": _int_param(request, "printer_id")}, on_result=on_result
-        )
-        result = await outcome
-        if result["ok"]:
-            return {"ok": True, "result": result}
-        error = result.get("error") or {}
-        code = error.get("code")
-        return {
-            "ok": False,
-            "error": {
-                "code": code if code in set(ErrorCode) else ErrorCode.INTERNAL.value,
-                "message": error.get("message", "test print failed"),
-            },
-            "result": result,
+async def healthz(request: web.Request) -> web.Response:
+    side = request.app[HTTP_SIDE]
+    state, mirror, upstream = side.state, side.mirror, side.upstream
+    return _json(
+        {
+            "ok": True,
+            "version": hub_version(),
+            "uptime_s": round(time.time() - state.started_at, 1),
+            "agents_connected": len(state.agents),
+            "printers": len(mirror.printers if mirror is not None else state.printers),
+            "branch": {"id": state.branch_id, "name": state.branch_name},
+            "company_mode": side.settings.company_mode,
+            "upstream": upstream.describe() if upstream is not None else None,
         }
+    )
 
-    async def submit_job(request: web.Request, p: Principal) -> dict[str, Any]:
-        return await operations.submit_job(p, await _body(request))
 
-    async def list_jobs(request: web.Request, p: Principal) -> dict[str, Any]:
-        return await operations.list_jobs(p, query(request))
+async def scrape(request: web.Request) -> web.Response:
+    # Rendered on the loop: the collectors read live hub state that only the loop may
+    # touch (a thread could see a dict change size mid-iteration). It takes about 1 ms.
+    body = request.app[HTTP_SIDE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def get_job(request: web.Request, p: Principal) -> dict[str, Any]:
-        with_doc = request.query.get("document") in ("1", "true", "yes")
-        return await operations.get_job(
-            p, {"job_id": _int_param(request, "job_id"), "document": with_doc}
-        )
 
-    async def list_agents(request: web.Request, p: Principal) -> dict[str, Any]:
-        return await operations.list_agents(p, {})
+async def list_printers(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    data: dict[str, Any] = _query(request)
+    return await ops.list_printers(p, data)
 
-    async def cancel_job(request: web.Request, p: Principal) -> dict[str, Any]:
-        body = await _body(request)
-        reason = body.get("reason") if isinstance(body, dict) else None
-        payload: dict[str, Any] = {"job_id": _int_param(request, "job_id")}
-        if reason is not None:
-            payload["reason"] = reason
-        return await operations.cancel_job(p, payload)
 
-    async def reprint_job(request: web.Request, p: Principal) -> dict[str, Any]:
-        body = await _body(request)
-        if not isinstance(body, dict):
-            raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be a JSON object")
-        return await operations.reprint_job(p, {**body, "job_id": _int_param(request, "job_id")})
+async def get_printer(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    return await ops.get_printer(p, {"printer_id": _int_param(request, "printer_id")})
 
-    async def list_stations(request: web.Request, p: Principal) -> dict[str, Any]:
-        return await operations.list_stations(p, {})
 
-    async def put_station(request: web.Request, p: Principal) -> dict[str, Any]:
-        body = await _body(request)
-        if not isinstance(body, dict):
-            raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be a JSON object")
-        return await operations.configure_station(
-            p, {**body, "station": request.match_info["name"]}
-        )
+async def patch_printer(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    body = await _object_body(request)
+    return await ops.configure_printer(p, {**body, "printer_id": _int_param(request, "printer_id")})
 
-    async def list_alerts(request: web.Request, p: Principal) -> dict[str, Any]:
-        return await operations.list_alerts(p, query(request))
 
-    async def ack_alert(request: web.Request, p: Principal) -> dict[str, Any]:
-        return await operations.ack_alert(p, {"alert_id": _int_param(request, "alert_id")})
+async def test_printer(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    """Waits for the test page's outcome (the Socket.IO event answers at once instead)."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[dict[str, Any]] = loop.create_future()
 
-    async def metrics(request: web.Request) -> web.Response:
-        from prometheus_client import CONTENT_TYPE_LATEST
+    def on_result(result: dict[str, Any]) -> None:
+        if not outcome.done():
+            outcome.set_result(result)
 
-        # Rendered on the loop: the collectors read live hub state that only the loop may
-        # touch (a thread could see a dict change size mid-iteration). It takes about 1 ms.
-        body = hub.metrics.render()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    await ops.test_printer(
+        p, {"printer_id": _int_param(request, "printer_id")}, on_result=on_result
+    )
+    result = await outcome
+    if result["ok"]:
+        return {"ok": True, "result": result}
+    error = result.get("error") or {}
+    code = error.get("code")
+    return {
+        "ok": False,
+        "error": {
+            "code": code if code in set(ErrorCode) else ErrorCode.INTERNAL.value,
+            "message": error.get("message", "test print failed"),
+        },
+        "result": result,
+    }
 
-    async def health_summary(request: web.Request, p: Principal) -> dict[str, Any]:
-        return await operations.health_summary(p, {})
 
+async def submit_job(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    return await ops.submit_job(p, await _body(request))
+
+
+async def list_jobs(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    return await ops.list_jobs(p, _query(request))
+
+
+async def get_job(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    with_doc = request.query.get("document") in ("1", "true", "yes")
+    return await ops.get_job(p, {"job_id": _int_param(request, "job_id"), "document": with_doc})
+
+
+async def list_agents(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    return await ops.list_agents(p, {})
+
+
+async def cancel_job(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    body = await _body(request)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    payload: dict[str, Any] = {"job_id": _int_param(request, "job_id")}
+    if reason is not None:
+        payload["reason"] = reason
+    return await ops.cancel_job(p, payload)
+
+
+async def reprint_job(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    body = await _object_body(request)
+    return await ops.reprint_job(p, {**body, "job_id": _int_param(request, "job_id")})
+
+
+async def list_stations(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    return await ops.list_stations(p, {})
+
+
+async def put_station(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    body = await _object_body(request)
+    return await ops.configure_station(p, {**body, "station": request.match_info["name"]})
+
+
+async def list_alerts(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    return await ops.list_alerts(p, _query(request))
+
+
+async def ack_alert(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    return await ops.ack_alert(p, {"alert_id": _int_param(request, "alert_id")})
+
+
+async def health_summary(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    return await ops.health_summary(p, {})
+
+
+def setup_http_api(app: web.Application, side: HttpSide) -> None:
+    app[HTTP_SIDE] = side
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", scrape)
     app.router.add_get("/api/v1/health", authed(health_summary))
     app.router.add_get("/api/v1/printers", authed(list_printers))
     app.router.add_get("/api/v1/printers/{printer_id}", authed(get_printer))
@@ -228,9 +276,3 @@ def setup_http_api(app: web.Application, hub: Hub, operations: Operations) -> No
     app.router.add_put("/api/v1/stations/{name}", authed(put_station))
     app.router.add_get("/api/v1/alerts", authed(list_alerts))
     app.router.add_post("/api/v1/alerts/{alert_id}/ack", authed(ack_alert))
-
-
-def _version() -> str:
-    from pm_core import __version__
-
-    return __version__

@@ -1,17 +1,15 @@
-"""What operators can do, shared by the ``/ops`` Socket.IO namespace and the HTTP API.
-
-Each operation takes the caller's :class:`~pm_hub.auth.Principal` and a payload,
-checks both, and returns the ack dict or raises :class:`ProtocolError`.
-"""
+"""What operators can do on a branch hub (the :class:`~pm_hub.operator_actions.
+OperatorActions` of ``/ops``, the HTTP API and requests forwarded by a company hub):
+done here, against the live state and the store."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pm_core.database import Database
 from pm_core.logs import correlation_id
 from pm_core.protocol import (
     PROBLEM_PRINTER_STATUSES,
@@ -35,39 +33,70 @@ from pm_core.protocol.validation import (
     printer_filter,
     require_object,
 )
+from pm_hub.active_jobs import ActiveJobs
+from pm_hub.alerts import AlertBook
 from pm_hub.auth import Principal
-from pm_hub.correlation import PendingRequest, printer_test_done
+from pm_hub.broadcast import Broadcaster
+from pm_hub.config import HubSettings
+from pm_hub.correlation import CorrelationRegistry, PendingRequest, printer_test_done
+from pm_hub.dispatch import JobDispatcher
+from pm_hub.health import HealthMonitor
+from pm_hub.live_state import LiveState, PrinterRow
+from pm_hub.operator_actions import TestResultSink, hub_version, require_actor
+from pm_hub.printer_changes import PrinterChanges
+from pm_hub.printer_views import PrinterViews
+from pm_hub.stations import StationRouter
 from pm_hub.store import alerts as alert_store
 from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
 from pm_hub.store import stations as station_store
 from pm_hub.store import tenants
 from pm_hub.store.records import agent_record, alert_record, job_record
-
-if TYPE_CHECKING:
-    from pm_hub.hub import Hub
+from pm_hub.upstream import UpstreamStatus
 
 log = logging.getLogger(__name__)
 
-TestResultSink = Callable[[dict[str, Any]], Any]
 
-
-def _require_actor(principal: Principal) -> None:
-    if not principal.can_act:
-        raise ProtocolError(ErrorCode.FORBIDDEN, f"role {principal.role} may not do this")
-
-
-class Operations:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+class BranchOperations:
+    def __init__(
+        self,
+        settings: HubSettings,
+        *,
+        db: Database,
+        state: LiveState,
+        views: PrinterViews,
+        changes: PrinterChanges,
+        broadcaster: Broadcaster,
+        registry: CorrelationRegistry,
+        jobs: ActiveJobs,
+        dispatcher: JobDispatcher,
+        router: StationRouter,
+        alerts: AlertBook,
+        health: HealthMonitor,
+        upstream: UpstreamStatus | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.state = state
+        self.views = views
+        self.changes = changes
+        self.broadcaster = broadcaster
+        self.registry = registry
+        self.jobs = jobs
+        self.dispatcher = dispatcher
+        self.router = router
+        self.alerts = alerts
+        self.health = health
+        #: How the link to the company hub is doing (None without an upstream).
+        self.upstream = upstream
 
     # -- printers ----------------------------------------------------------------------
 
     async def list_printers(self, principal: Principal, payload: Any) -> dict[str, Any]:
         wanted = printer_filter(payload)
         printers = [
-            self.hub.printer_view(row)
-            for row in self.hub.printers.values()
+            self.views.whole(row)
+            for row in self.state.printers.values()
             if principal.sees(row) and wanted(row)
         ]
         printers.sort(key=lambda p: p["id"])
@@ -75,9 +104,9 @@ class Operations:
 
     async def get_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("printer_id",))
-        row = self.hub.printer_for(principal, data.get("printer_id"))
-        history = await self.hub.db.read(lambda d: printer_store.printer_history(d, row["id"]))
-        return ok_ack(printer=self.hub.printer_view(row), history=history)
+        row = self.state.printer_for(principal, data.get("printer_id"))
+        history = await self.db.read(lambda d: printer_store.printer_history(d, row["id"]))
+        return ok_ack(printer=self.views.whole(row), history=history)
 
     async def configure_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(
@@ -92,8 +121,8 @@ class Operations:
                 "profile",
             ),
         )
-        _require_actor(principal)
-        row = self.hub.printer_for(principal, data.get("printer_id"))
+        require_actor(principal)
+        row = self.state.printer_for(principal, data.get("printer_id"))
         changes: dict[str, Any] = {}
         if "name" in data:
             changes["name"] = get_str(data, "name", required=True, max_length=100)
@@ -119,7 +148,7 @@ class Operations:
                 "nothing to change: give name, station, station_priority, paused, "
                 "default_expiry_s or profile"
             )
-        updated = await self.hub.db.write(
+        updated = await self.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
         )
         if updated is None:
@@ -128,17 +157,17 @@ class Operations:
         if "profile_override" in changes:
             applied, updated = await self._apply_profile(updated)
             extra["profile_applied"] = applied
-        await self.hub.printer_changed(updated)
-        return ok_ack(printer=self.hub.printer_view(updated), **extra)
+        await self.changes.changed(updated)
+        return ok_ack(printer=self.views.whole(updated), **extra)
 
-    async def _apply_profile(self, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    async def _apply_profile(self, row: PrinterRow) -> tuple[bool, PrinterRow]:
         """Tell the printer's agent to lay documents out for the chosen profile. Not
         connected (or not answering): False, and the agent gets the profile with the
         answer to its next registration of the printer."""
-        link = self.hub.agent_for_printer(row)
+        link = self.state.agent_for_printer(row)
         if link is None:
             return False, row
-        ack = await self.hub.dispatcher.ask_agent(
+        ack = await self.dispatcher.ask_agent(
             link,
             HubEvent.PRINTER_CONFIGURE,
             {"printer_id": row["id"], "profile": row["profile_override"]},
@@ -159,7 +188,7 @@ class Operations:
         if capabilities is None:
             return True, row
         printer_id = row["id"]
-        updated = await self.hub.db.write(
+        updated = await self.db.write(
             lambda d: printer_store.set_printer_capabilities(d, printer_id, capabilities)
         )
         return True, updated or row
@@ -173,15 +202,15 @@ class Operations:
     ) -> tuple[dict[str, Any], PendingRequest]:
         """Send a test page; the ack carries the correlation id, the result comes later."""
         data = require_object(payload, allowed=("printer_id",))
-        _require_actor(principal)
-        row = self.hub.printer_for(principal, data.get("printer_id"))
-        link = self.hub.agent_for_printer(row)
+        require_actor(principal)
+        row = self.state.printer_for(principal, data.get("printer_id"))
+        link = self.state.agent_for_printer(row)
         if link is None:
             raise ProtocolError(
                 ErrorCode.OFFLINE, f"printer {row['name']} is not reachable: its agent is offline"
             )
         printer_id = row["id"]
-        pending = self.hub.registry.register(
+        pending = self.registry.register(
             "test",
             printer_id=printer_id,
             agent_id=link.agent_id,
@@ -192,13 +221,13 @@ class Operations:
         def delivered(ack: Any = None) -> None:
             if isinstance(ack, dict) and not ack.get("ok", False):
                 error = error_of(ack)
-                self.hub.registry.fail(
+                self.registry.fail(
                     pending.correlation_id,
                     known_code(error.get("code")),
                     str(error.get("message", "the agent refused the test print")),
                 )
 
-        await self.hub.emit(
+        await self.broadcaster.emit(
             HubEvent.PRINTER_TEST,
             {"correlation_id": pending.correlation_id, "printer_id": printer_id},
             to=link.sid,
@@ -223,7 +252,7 @@ class Operations:
                 "expires_in",
             ),
         )
-        _require_actor(principal)
+        require_actor(principal)
         station = get_str(data, "station", max_length=64)
         if data.get("printer_id") is None and station is None:
             raise invalid("give printer_id or station")
@@ -237,9 +266,9 @@ class Operations:
         assert copies is not None
         if station is not None:
             station = station.strip().lower()
-            printer, primary = self.hub.router.route(principal, station, branch_id)
+            printer, primary = self.router.route(principal, station, branch_id)
         else:
-            printer = primary = self.hub.printer_for(principal, data.get("printer_id"))
+            printer = primary = self.state.printer_for(principal, data.get("printer_id"))
         return await self._accept(
             principal,
             printer=printer,
@@ -266,12 +295,10 @@ class Operations:
     ) -> dict[str, Any]:
         """Write the job (on disk before the ack), then hand it to the dispatcher."""
         if expires_in is None:
-            expires_in = (
-                self.hub.router.default_expiry(printer) or self.hub.settings.job_expiry_seconds
-            )
+            expires_in = self.router.default_expiry(printer) or self.settings.job_expiry_seconds
         failover_from = primary["id"] if primary["id"] != printer["id"] else None
-        offered = self.hub.dispatcher.will_offer(printer["id"])
-        row, created = await self.hub.db.write(
+        offered = self.dispatcher.will_offer(printer["id"])
+        row, created = await self.db.write(
             lambda d: job_store.insert_job(
                 d,
                 company_id=printer["company_id"],
@@ -289,45 +316,45 @@ class Operations:
             )
         )
         if created:
-            self.hub.dispatcher.submitted(row)  # before any await: keeps acceptance order
+            self.dispatcher.submitted(row)  # before any await: keeps acceptance order
         # From here on the request's log lines carry the job's correlation id.
         correlation_id.set(job_correlation_id(row["id"], row["created_at"]))
         if created:
             log.debug(
                 "job %s accepted for printer %s from %s", row["id"], printer["id"], principal.sub
             )
-            await self.hub.job_changed(row)
+            await self.broadcaster.job_changed(row)
             if failover_from is not None:
-                await self.hub.router.routed_around(printer, primary)
+                await self.router.routed_around(printer, primary)
         elif not principal.sees(row):
             raise ProtocolError(ErrorCode.CONFLICT, "idempotency_key already used")
         return ok_ack(job=job_record(row), duplicate=not created)
 
     async def cancel_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("job_id", "reason"))
-        _require_actor(principal)
+        require_actor(principal)
         row = await self._visible_job(principal, data.get("job_id"))
         reason = get_str(data, "reason", max_length=300) or f"cancelled by {principal.sub}"
-        cancelled = await self.hub.dispatcher.cancel(row["id"], actor=principal.sub, reason=reason)
+        cancelled = await self.dispatcher.cancel(row["id"], actor=principal.sub, reason=reason)
         return ok_ack(job=job_record(cancelled))
 
     async def reprint_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         """A new job with the original's document, linked to it by ``reprint_of``."""
         data = require_object(payload, allowed=("job_id", "idempotency_key", "printer_id"))
-        _require_actor(principal)
+        require_actor(principal)
         original = await self._visible_job(principal, data.get("job_id"))
         key = get_str(data, "idempotency_key", max_length=128)
         if data.get("printer_id") is not None:
-            printer = primary = self.hub.printer_for(principal, data.get("printer_id"))
+            printer = primary = self.state.printer_for(principal, data.get("printer_id"))
             station = None
         elif original["station"]:
             station = original["station"]
-            printer, primary = self.hub.router.route(
+            printer, primary = self.router.route(
                 principal, original["station"], original["branch_id"]
             )
         else:
             station = None
-            printer = primary = self.hub.printer_for(principal, original["printer_id"])
+            printer = primary = self.state.printer_for(principal, original["printer_id"])
         return await self._accept(
             principal,
             printer=printer,
@@ -343,7 +370,7 @@ class Operations:
     async def _visible_job(self, principal: Principal, job_id: Any) -> dict[str, Any]:
         if isinstance(job_id, bool) or not isinstance(job_id, int):
             raise invalid("job_id must be an integer")
-        row = await self.hub.job_row(job_id)
+        row = await self.db.read(lambda d: job_store.get_job(d, job_id))
         if row is None or not principal.sees(row):
             raise ProtocolError(ErrorCode.NOT_FOUND, f"job {job_id} not found")
         return row
@@ -351,14 +378,14 @@ class Operations:
     async def get_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("job_id", "document"))
         row = await self._visible_job(principal, data.get("job_id"))
-        events = await self.hub.db.read(lambda d: job_store.job_events(d, row["id"]))
+        events = await self.db.read(lambda d: job_store.job_events(d, row["id"]))
         record = job_record(row, with_document=bool(data.get("document")))
         record["events"] = events
         return ok_ack(job=record)
 
     async def list_jobs(self, principal: Principal, payload: Any) -> dict[str, Any]:
         filters = job_filters(payload)
-        rows = await self.hub.db.read(
+        rows = await self.db.read(
             lambda d: job_store.list_jobs(
                 d,
                 company_id=principal.company_id,
@@ -375,17 +402,17 @@ class Operations:
         stations = []
         names = {
             (p["branch_id"], p["station"])
-            for p in self.hub.printers.values()
+            for p in self.state.printers.values()
             if p["station"] and principal.sees(p)
         }
         names |= {
             key
-            for key, row in self.hub.router.stations.items()
+            for key, row in self.router.stations.items()
             if row["company_id"] == principal.company_id and principal.sees_branch(key[0])
         }
         for branch_id, name in sorted(names):
-            row = self.hub.router.stations.get((branch_id, name), {})
-            members = self.hub.router.members(branch_id, name)
+            row = self.router.stations.get((branch_id, name), {})
+            members = self.router.members(branch_id, name)
             stations.append(
                 {
                     "branch_id": branch_id,
@@ -403,7 +430,7 @@ class Operations:
         data = require_object(
             payload, allowed=("station", "branch_id", "printer_ids", "default_expiry_s")
         )
-        _require_actor(principal)
+        require_actor(principal)
         name = get_str(data, "station", required=True, max_length=64)
         assert name is not None
         name = name.strip().lower()
@@ -414,21 +441,21 @@ class Operations:
                 printer_ids
             ):
                 raise invalid("printer_ids must be a list of distinct printer ids")
-            rows = [self.hub.printer_for(principal, pid) for pid in printer_ids]
+            rows = [self.state.printer_for(principal, pid) for pid in printer_ids]
             branches = {r["branch_id"] for r in rows}
             if len(branches) > 1:
                 raise invalid("a station's printers must be in one branch")
             if branches:
                 branch_id = branch_id or branches.pop()
         if branch_id is None:
-            branch_id = principal.branch_ids[0] if principal.branch_ids else self.hub.branch_id
+            branch_id = principal.branch_ids[0] if principal.branch_ids else self.state.branch_id
         if not principal.sees_branch(branch_id):
             raise ProtocolError(ErrorCode.NOT_FOUND, f"branch {branch_id} not found")
         set_expiry = "default_expiry_s" in data
         expiry = get_float(data, "default_expiry_s", minimum=1, maximum=7 * 86400)
         ids = None if printer_ids is None else [int(p) for p in printer_ids]
         branch = branch_id
-        station, changed = await self.hub.db.write(
+        station, changed = await self.db.write(
             lambda d: station_store.configure_station(
                 d,
                 company_id=principal.company_id,
@@ -439,9 +466,9 @@ class Operations:
                 set_expiry=set_expiry,
             )
         )
-        self.hub.router.remember(station)
+        self.router.remember(station)
         for row in changed:
-            await self.hub.printer_changed(row)
+            await self.changes.changed(row)
         result = await self.list_stations(principal, {})
         match = [s for s in result["stations"] if (s["branch_id"], s["name"]) == (branch, name)]
         return ok_ack(station=match[0] if match else {"branch_id": branch, "name": name})
@@ -450,7 +477,7 @@ class Operations:
 
     async def list_alerts(self, principal: Principal, payload: Any) -> dict[str, Any]:
         filters = alert_filters(payload)
-        rows = await self.hub.db.read(
+        rows = await self.db.read(
             lambda d: alert_store.list_alerts(
                 d,
                 company_id=principal.company_id,
@@ -462,15 +489,15 @@ class Operations:
 
     async def ack_alert(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("alert_id",))
-        _require_actor(principal)
+        require_actor(principal)
         alert_id = get_int(data, "alert_id", required=True, minimum=1)
         assert alert_id is not None
-        row = await self.hub.db.read(lambda d: alert_store.get_alert(d, alert_id))
+        row = await self.db.read(lambda d: alert_store.get_alert(d, alert_id))
         if row is None or not principal.sees(row):
             raise ProtocolError(ErrorCode.NOT_FOUND, f"alert {alert_id} not found")
         if row["state"] == "cleared":
             raise ProtocolError(ErrorCode.CONFLICT, f"alert {alert_id} is already cleared")
-        record = await self.hub.alerts.acknowledge(alert_id, by=principal.sub)
+        record = await self.alerts.acknowledge(alert_id, by=principal.sub)
         assert record is not None
         return ok_ack(alert=record)
 
@@ -478,7 +505,7 @@ class Operations:
 
     async def list_agents(self, principal: Principal, payload: Any) -> dict[str, Any]:
         require_object(payload)
-        rows = await self.hub.db.read(
+        rows = await self.db.read(
             lambda d: tenants.list_agents(
                 d, company_id=principal.company_id, branch_ids=principal.branch_list
             )
@@ -486,9 +513,9 @@ class Operations:
         agents = []
         for row in rows:
             record = agent_record(row)
-            record["connected"] = row["id"] in self.hub.agents
+            record["connected"] = row["id"] in self.state.agents
             record["printers"] = sorted(
-                p["id"] for p in self.hub.printers.values() if p["agent_id"] == row["id"]
+                p["id"] for p in self.state.printers.values() if p["agent_id"] == row["id"]
             )
             agents.append(record)
         return ok_ack(agents=agents)
@@ -498,7 +525,7 @@ class Operations:
         spool depth; open alerts by severity."""
         require_object(payload, allowed=())
         agents = (await self.list_agents(principal, {}))["agents"]
-        open_alerts = await self.hub.db.read(
+        open_alerts = await self.db.read(
             lambda d: alert_store.list_alerts(
                 d,
                 company_id=principal.company_id,
@@ -507,10 +534,10 @@ class Operations:
                 limit=1000,
             )
         )
-        return await self.hub.health.summary(agents, open_alerts)
+        return await self.health.summary(agents, open_alerts)
 
     async def whoami(self, principal: Principal, payload: Any) -> dict[str, Any]:
-        branches = await self.hub.db.read(lambda d: tenants.list_branches(d, principal.company_id))
+        branches = await self.db.read(lambda d: tenants.list_branches(d, principal.company_id))
         visible = [
             {"id": b["id"], "name": b["name"]} for b in branches if principal.sees_branch(b["id"])
         ]
@@ -520,12 +547,12 @@ class Operations:
             company_id=principal.company_id,
             branches=visible,
             hub={
-                "version": _version(),
-                "company_mode": self.hub.settings.company_mode,
-                "branch_id": self.hub.branch_id,
-                "branch_name": self.hub.branch_name,
+                "version": hub_version(),
+                "company_mode": self.settings.company_mode,
+                "branch_id": self.state.branch_id,
+                "branch_name": self.state.branch_name,
                 "server_time": time.time(),
-                "upstream": self.hub.upstream.describe() if self.hub.upstream else None,
+                "upstream": self.upstream.describe() if self.upstream else None,
             },
         )
 
@@ -533,8 +560,8 @@ class Operations:
         """One row per branch this token sees. A branch hub serves its own branches:
         their link state is ``local`` (a company hub answers with its branch links)."""
         require_object(payload, allowed=())
-        branches = await self.hub.db.read(lambda d: tenants.list_branches(d, principal.company_id))
-        open_alerts = await self.hub.db.read(
+        branches = await self.db.read(lambda d: tenants.list_branches(d, principal.company_id))
+        open_alerts = await self.db.read(
             lambda d: alert_store.list_alerts(
                 d,
                 company_id=principal.company_id,
@@ -547,12 +574,12 @@ class Operations:
         for branch in branches:
             if not principal.sees_branch(branch["id"]):
                 continue
-            printers = [p for p in self.hub.printers.values() if p["branch_id"] == branch["id"]]
+            printers = [p for p in self.state.printers.values() if p["branch_id"] == branch["id"]]
             alerts = {"critical": 0, "warning": 0, "info": 0}
             for alert in open_alerts:
                 if alert["branch_id"] == branch["id"]:
                     alerts[alert["severity"]] = alerts.get(alert["severity"], 0) + 1
-            agents = [a for a in self.hub.agents.values() if a.branch_id == branch["id"]]
+            agents = [a for a in self.state.agents.values() if a.branch_id == branch["id"]]
             rows.append(
                 {
                     "id": branch["id"],
@@ -563,17 +590,9 @@ class Operations:
                     "alerts": alerts,
                     "agents_connected": len(agents),
                     "active_jobs": sum(
-                        1
-                        for j in self.hub.dispatcher.active.values()
-                        if j.branch_id == branch["id"]
+                        1 for j in self.jobs.active.values() if j.branch_id == branch["id"]
                     ),
                     "link": {"state": "local", "connected": True, "last_sync_at": None},
                 }
             )
         return ok_ack(branches=rows)
-
-
-def _version() -> str:
-    from pm_core import __version__
-
-    return __version__

@@ -1,142 +1,149 @@
-"""``/ops``: operators (dashboard, scripts). JWT in the connect ``auth``."""
+"""``/ops``: operators (dashboard, scripts). JWT in the connect ``auth``.
+
+The handlers are module-level functions of an :class:`OpsSide` (what they use), bound
+to the Socket.IO server by :func:`setup_ops_namespace`. Per-connection state lives in
+the live state (``operators``) and the broadcaster (batched operators), never here.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import socketio
 
-from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, error_ack
+from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError
 from pm_hub.auth import AuthError, Principal
-from pm_hub.coalesce import batched_rooms
-from pm_hub.handlers import guarded
-from pm_hub.operations import Operations
+from pm_hub.broadcast import Broadcaster
+from pm_hub.config import HubSettings
+from pm_hub.credentials import Credentials
+from pm_hub.handlers import guarded, refuse, unknown_event
+from pm_hub.live_state import LiveState
+from pm_hub.metrics import HubMetrics
+from pm_hub.operator_actions import Ack, OperatorActions
 from pm_hub.rate_limit import RateLimiter
-
-if TYPE_CHECKING:
-    from pm_hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
+NS = Namespace.OPS
 
-def refuse(message: str) -> socketio.exceptions.ConnectionRefusedError:
-    return socketio.exceptions.ConnectionRefusedError(
-        ErrorCode.AUTH_FAILED.value, {"code": ErrorCode.AUTH_FAILED.value, "message": message}
+
+@dataclass(frozen=True)
+class OpsSide:
+    """What the ``/ops`` handlers use."""
+
+    settings: HubSettings
+    state: LiveState
+    credentials: Credentials
+    broadcaster: Broadcaster
+    operations: OperatorActions
+    limiter: RateLimiter
+
+
+def operation_table(ops: OperatorActions) -> dict[str, Any]:
+    """``/ops`` event -> the operation that answers it (``printer:test`` aside: its
+    result comes later, see :func:`printer_test`)."""
+    return {
+        OpsEvent.PRINTERS_LIST: ops.list_printers,
+        OpsEvent.PRINTER_GET: ops.get_printer,
+        OpsEvent.PRINTER_CONFIGURE: ops.configure_printer,
+        OpsEvent.JOB_SUBMIT: ops.submit_job,
+        OpsEvent.JOB_GET: ops.get_job,
+        OpsEvent.JOBS_LIST: ops.list_jobs,
+        OpsEvent.JOB_CANCEL: ops.cancel_job,
+        OpsEvent.JOB_REPRINT: ops.reprint_job,
+        OpsEvent.STATIONS_LIST: ops.list_stations,
+        OpsEvent.STATION_CONFIGURE: ops.configure_station,
+        OpsEvent.ALERTS_LIST: ops.list_alerts,
+        OpsEvent.ALERT_ACK: ops.ack_alert,
+        OpsEvent.AGENTS_LIST: ops.list_agents,
+        OpsEvent.HEALTH_SUMMARY: ops.health_summary,
+        OpsEvent.WHOAMI: ops.whoami,
+        OpsEvent.BRANCHES_LIST: ops.list_branches,
+    }
+
+
+async def connect(side: OpsSide, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    token = auth.get("token") if isinstance(auth, dict) else None
+    try:
+        principal = side.credentials.verify(token)
+    except AuthError as exc:
+        raise refuse(str(exc)) from None
+    if principal.role == "branch":
+        raise refuse("branch tokens connect to /branch, not /ops")
+    # A branch hub serves one company. A company hub serves every company whose
+    # tokens it signed; each operator then sees only its own company's objects
+    # (every list filters by company) and joins only its own company's rooms.
+    if principal.company_id != side.state.company_id and not side.settings.company_mode:
+        raise refuse("token is for another company")
+    await side.broadcaster.sio.save_session(sid, {"principal": principal}, namespace=NS)
+    side.state.operators[sid] = principal
+    batched = isinstance(auth, dict) and auth.get("coalesce") is True
+    await side.broadcaster.operator_joined(sid, principal, batched=batched)
+    log.info("operator %s (%s) connected", principal.sub, principal.role)
+
+
+async def disconnect(side: OpsSide, sid: str, reason: Any = None) -> None:
+    side.state.operators.pop(sid, None)
+    side.broadcaster.operator_left(sid)
+    side.limiter.forget(sid)
+
+
+def principal_of(side: OpsSide, sid: str) -> Principal:
+    """The operator on ``sid``, if it is within its request rate."""
+    principal = side.state.operators.get(sid)
+    if principal is None:
+        raise ProtocolError(ErrorCode.AUTH_FAILED, "not authenticated")
+    if not side.limiter.allow(sid):
+        raise ProtocolError(
+            ErrorCode.RATE_LIMITED,
+            f"more than {side.settings.ops_rate_limit:g} requests/s; slow down",
+        )
+    return principal
+
+
+async def run_operation(side: OpsSide, operation: Any, sid: str, payload: Any) -> Ack:
+    result: Ack = await operation(principal_of(side, sid), payload)
+    return result
+
+
+async def printer_test(side: OpsSide, sid: str, payload: Any) -> Ack:
+    """The ack carries the correlation id; ``printer:test:completed`` follows to this
+    operator alone."""
+
+    async def send_result(result: dict[str, Any]) -> None:
+        await side.broadcaster.emit(HubEvent.PRINTER_TEST_COMPLETED, result, to=sid, namespace=NS)
+
+    ack, _pending = await side.operations.test_printer(
+        principal_of(side, sid), payload, on_result=send_result
     )
+    return ack
 
 
-def setup_ops_namespace(hub: Hub, operations: Operations) -> None:
-    sio = hub.sio
-    ns = Namespace.OPS
-
-    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        try:
-            principal = hub.verify_token(token)
-        except AuthError as exc:
-            raise refuse(str(exc)) from None
-        if principal.role == "branch":
-            raise refuse("branch tokens connect to /branch, not /ops")
-        # A branch hub serves one company. A company hub serves every company whose
-        # tokens it signed; each operator then sees only its own company's objects
-        # (every list filters by company) and joins only its own company's rooms.
-        if principal.company_id != hub.company_id and not hub.settings.company_mode:
-            raise refuse("token is for another company")
-        await sio.save_session(sid, {"principal": principal}, namespace=ns)
-        hub.operators[sid] = principal
-        rooms = await hub.operator_rooms(principal)
-        if isinstance(auth, dict) and auth.get("coalesce") is True:
-            rooms = batched_rooms(rooms)  # printer updates arrive as printers:update
-            hub.batched_operators.add(sid)
-        for room in rooms:
-            await sio.enter_room(sid, room, namespace=ns)
-        log.info("operator %s (%s) connected", principal.sub, principal.role)
-
-    async def disconnect(sid: str, reason: Any = None) -> None:
-        hub.operators.pop(sid, None)
-        hub.batched_operators.discard(sid)
-        limiter.forget(sid)
-
-    sio.on("connect", connect, namespace=ns)
-    sio.on("disconnect", disconnect, namespace=ns)
-
-    limiter = RateLimiter(hub.settings.ops_rate_limit)
-
-    def principal_of(sid: str) -> Principal:
-        principal = hub.operators.get(sid)
-        if principal is None:
-            raise ProtocolError(ErrorCode.AUTH_FAILED, "not authenticated")
-        if not limiter.allow(sid):
-            raise ProtocolError(
-                ErrorCode.RATE_LIMITED,
-                f"more than {hub.settings.ops_rate_limit:g} requests/s; slow down",
-            )
-        return principal
-
-    def register(event: str, operation: Any) -> None:
-        async def handle(sid: str, payload: Any) -> dict[str, Any]:
-            result: dict[str, Any] = await operation(principal_of(sid), payload)
-            return result
-
+def setup_ops_namespace(sio: socketio.AsyncServer, side: OpsSide, metrics: HubMetrics) -> None:
+    sio.on("connect", functools.partial(connect, side), namespace=NS)
+    sio.on("disconnect", functools.partial(disconnect, side), namespace=NS)
+    on_answer = metrics.count_answer(NS)
+    handlers: dict[str, Any] = {
+        event: functools.partial(run_operation, side, operation)
+        for event, operation in operation_table(side.operations).items()
+    }
+    handlers[OpsEvent.PRINTER_TEST] = functools.partial(printer_test, side)
+    for event, handler in handlers.items():
         sio.on(
             event,
-            guarded(
-                event,
-                handle,
-                on_answer=hub.count_answer(ns),
-                request_kind="ops",
-            ),
-            namespace=ns,
+            guarded(event, handler, on_answer=on_answer, request_kind="ops"),
+            namespace=NS,
         )
-
-    register(OpsEvent.PRINTERS_LIST, operations.list_printers)
-    register(OpsEvent.PRINTER_GET, operations.get_printer)
-    register(OpsEvent.PRINTER_CONFIGURE, operations.configure_printer)
-    register(OpsEvent.JOB_SUBMIT, operations.submit_job)
-    register(OpsEvent.JOB_GET, operations.get_job)
-    register(OpsEvent.JOBS_LIST, operations.list_jobs)
-    register(OpsEvent.JOB_CANCEL, operations.cancel_job)
-    register(OpsEvent.JOB_REPRINT, operations.reprint_job)
-    register(OpsEvent.STATIONS_LIST, operations.list_stations)
-    register(OpsEvent.STATION_CONFIGURE, operations.configure_station)
-    register(OpsEvent.ALERTS_LIST, operations.list_alerts)
-    register(OpsEvent.ALERT_ACK, operations.ack_alert)
-    register(OpsEvent.AGENTS_LIST, operations.list_agents)
-    register(OpsEvent.HEALTH_SUMMARY, operations.health_summary)
-    register(OpsEvent.WHOAMI, operations.whoami)
-    register(OpsEvent.BRANCHES_LIST, operations.list_branches)
-
-    async def printer_test(sid: str, payload: Any) -> dict[str, Any]:
-        async def send_result(result: dict[str, Any]) -> None:
-            await hub.emit(HubEvent.PRINTER_TEST_COMPLETED, result, to=sid, namespace=ns)
-
-        ack, _pending = await operations.test_printer(
-            principal_of(sid), payload, on_result=send_result
-        )
-        return ack
-
-    sio.on(
-        OpsEvent.PRINTER_TEST,
-        guarded(
-            OpsEvent.PRINTER_TEST,
-            printer_test,
-            on_answer=hub.count_answer(ns),
-            request_kind="ops",
-        ),
-        namespace=ns,
-    )
-
-    async def unknown(event: str, sid: str, *args: Any) -> dict[str, Any]:
-        return error_ack(ErrorCode.INVALID_PAYLOAD, f"unknown event {event!r}")
-
-    sio.on("*", unknown, namespace=ns)
+    sio.on("*", unknown_event, namespace=NS)
 
 
-def refuse_branch_hubs(hub: Hub) -> None:
+def refuse_branch_hubs(sio: socketio.AsyncServer) -> None:
     """``/branch`` on a hub that is not a company hub: refuse, and say why."""
+    sio.on("connect", _not_a_company_hub, namespace=Namespace.BRANCH)
 
-    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        raise refuse("this hub is not a company hub (start it with pm hub --company-mode)")
 
-    hub.sio.on("connect", connect, namespace=Namespace.BRANCH)
+async def _not_a_company_hub(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    raise refuse("this hub is not a company hub (start it with pm hub --company-mode)")

@@ -10,12 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from pm_hub.agent_namespace import setup_agent_namespace
+from pm_core import __version__
 from pm_hub.config import HubSettings
-from pm_hub.http_api import setup_http_api
 from pm_hub.hub import Hub
-from pm_hub.operations import Operations
-from pm_hub.ops_namespace import refuse_branch_hubs, setup_ops_namespace
+from pm_hub.wiring import build_hub, mount
 
 log = logging.getLogger(__name__)
 
@@ -23,34 +21,19 @@ HUB_KEY = web.AppKey("hub", Hub)
 
 
 def create_app(settings: HubSettings) -> web.Application:
-    """Build the application; the hub starts and stops with it (``cleanup_ctx``)."""
-    hub = Hub(settings)
+    """Build the application (``pm_hub.wiring``); the hub starts and stops with it
+    (``cleanup_ctx``)."""
+    hub = build_hub(settings)
     app = web.Application(client_max_size=settings.max_payload_bytes)
     app[HUB_KEY] = hub
-    hub.sio.attach(app)
-    operations: Operations
-    if hub.mirror is not None:
-        from pm_hub.company.branch_namespace import setup_branch_namespace
-        from pm_hub.company.operations import CompanyOperations
-
-        operations = CompanyOperations(hub, hub.mirror)
-        setup_branch_namespace(hub, hub.mirror)
-    else:
-        operations = Operations(hub)
-        refuse_branch_hubs(hub)
-    if settings.upstream_url:
-        from pm_hub.upstream import UpstreamLink
-
-        hub.upstream = UpstreamLink(hub, operations)
-    setup_ops_namespace(hub, operations)
-    setup_agent_namespace(hub)
-    setup_http_api(app, hub, operations)
+    mount(app, hub)
+    sio = hub.broadcaster.sio
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
         yield
         try:
-            await hub.sio.shutdown()
+            await sio.shutdown()
         except Exception:
             log.debug("socket.io shutdown", exc_info=True)
         await hub.stop()
@@ -58,7 +41,7 @@ def create_app(settings: HubSettings) -> web.Application:
     async def drop_connections(app: web.Application) -> None:
         # Close every Engine.IO connection so the web server does not wait on them;
         # clients see a dropped transport and reconnect to the next hub process.
-        for socket in list(hub.sio.eio.sockets.values()):
+        for socket in list(sio.eio.sockets.values()):
             try:
                 await asyncio.wait_for(socket.close(wait=False), 1.0)
             except Exception:
@@ -98,7 +81,7 @@ class RunningHub:
 
     async def start_mdns(self) -> None:
         """Announce this hub on mDNS (``settings.mdns``); a failure only logs."""
-        from pm_core import __version__
+        # zeroconf loads here, only for a hub that announces itself (keeps start-up fast).
         from pm_core.mdns import HubAdvertiser
 
         hub = self.hub

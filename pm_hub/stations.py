@@ -13,26 +13,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pm_core.protocol import PROBLEM_PRINTER_STATUSES, ErrorCode, ProtocolError
+from pm_core.database import Database
+from pm_core.protocol import (
+    CANCELLABLE_JOB_STATUSES,
+    PROBLEM_PRINTER_STATUSES,
+    ErrorCode,
+    ProtocolError,
+)
+from pm_hub.active_jobs import ActiveJobs
+from pm_hub.alerts import AlertBook
+from pm_hub.auth import Principal
+from pm_hub.dispatch import JobDispatcher
+from pm_hub.live_state import LiveState
 from pm_hub.store import stations as station_store
-
-if TYPE_CHECKING:
-    from pm_hub.auth import Principal
-    from pm_hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
 
 class StationRouter:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        *,
+        db: Database,
+        state: LiveState,
+        jobs: ActiveJobs,
+        dispatcher: JobDispatcher,
+        alerts: AlertBook,
+    ) -> None:
+        self.db = db
+        self.state = state
+        self.jobs = jobs
+        self.dispatcher = dispatcher
+        self.alerts = alerts
         self.stations: dict[tuple[int, str], dict[str, Any]] = {}
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
 
     async def load(self) -> None:
-        for row in await self.hub.db.read(station_store.all_stations):
+        for row in await self.db.read(station_store.all_stations):
             self.stations[(row["branch_id"], row["name"])] = row
 
     def remember(self, row: dict[str, Any]) -> None:
@@ -43,7 +62,7 @@ class StationRouter:
         return sorted(
             (
                 p
-                for p in self.hub.printers.values()
+                for p in self.state.printers.values()
                 if p["branch_id"] == branch_id and p["station"] == station
             ),
             key=lambda p: (p["station_priority"], p["id"]),
@@ -60,7 +79,7 @@ class StationRouter:
         )
 
     def usable(self, printer: dict[str, Any]) -> bool:
-        return self.healthy(printer) and self.hub.agent_for_printer(printer) is not None
+        return self.healthy(printer) and self.state.agent_for_printer(printer) is not None
 
     def route(
         self, principal: Principal, station: str, branch_id: int | None
@@ -68,7 +87,7 @@ class StationRouter:
         """(printer to use, station primary) for a new station job."""
         branches = [branch_id] if branch_id is not None else None
         if branches is None:
-            visible = {p["branch_id"] for p in self.hub.printers.values() if principal.sees(p)}
+            visible = {p["branch_id"] for p in self.state.printers.values() if principal.sees(p)}
             with_station = sorted(b for b in visible if any(True for _ in self.members(b, station)))
             if len(with_station) > 1:
                 raise ProtocolError(
@@ -106,7 +125,7 @@ class StationRouter:
         if not now:
             await self.fail_over(new)
         elif self.members(new["branch_id"], new["station"])[:1] == [new]:
-            await self.hub.alerts.clear("failover", _subject(new))
+            await self.alerts.clear("failover", _subject(new))
 
     async def fail_over(self, printer: dict[str, Any]) -> int:
         """Move the station jobs waiting on ``printer`` to the next healthy printer."""
@@ -115,8 +134,8 @@ class StationRouter:
         async with self._lock(key):
             waiting = [
                 j
-                for j in self.hub.dispatcher.jobs_waiting_on(printer["id"])
-                if j.station == station and j.status in ("queued", "dispatched")
+                for j in self.jobs.waiting_on(printer["id"])
+                if j.station == station and j.status in CANCELLABLE_JOB_STATUSES
             ]
             if not waiting:
                 return 0
@@ -130,7 +149,7 @@ class StationRouter:
             primary = members[0]
             moved = 0
             for job in waiting:
-                row = await self.hub.dispatcher.reassign(
+                row = await self.dispatcher.reassign(
                     job.id,
                     backup["id"],
                     failover_from=primary["id"] if backup["id"] != primary["id"] else None,
@@ -147,7 +166,7 @@ class StationRouter:
                     printer["name"],
                     backup["name"],
                 )
-                await self.hub.alerts.raise_alert(
+                await self.alerts.raise_alert(
                     "failover",
                     _subject(printer),
                     f"{printer['name']} is {_words(printer)}: {moved} {station} job(s) moved "
@@ -165,7 +184,7 @@ class StationRouter:
 
     async def routed_around(self, target: dict[str, Any], primary: dict[str, Any]) -> None:
         """A new station job skipped the primary: say so once (the alert stays open)."""
-        await self.hub.alerts.raise_alert(
+        await self.alerts.raise_alert(
             "failover",
             _subject(primary),
             f"{primary['name']} is {_words(primary)}: {primary['station']} jobs go to "

@@ -23,19 +23,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import socketio
 
+from pm_core.database import Database
 from pm_core.protocol import BranchEvent, ErrorCode, Namespace, OpsEvent, ProtocolError
 from pm_core.protocol.validation import get_str, require_object
 from pm_hub.auth import ROLES, Principal
+from pm_hub.config import HubSettings
 from pm_hub.handlers import guarded
+from pm_hub.live_state import LiveState
+from pm_hub.metrics import HubMetrics
+from pm_hub.operator_actions import OperatorActions, hub_version
 from pm_hub.store import outbox
-
-if TYPE_CHECKING:
-    from pm_hub.hub import Hub
-    from pm_hub.operations import Operations
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +54,37 @@ class UpstreamError(Exception):
     """The company hub answered with an error, or the link broke mid-request."""
 
 
+@dataclass
+class UpstreamStatus:
+    """How the link to the company hub is doing, as ``whoami`` and ``/healthz`` say it."""
+
+    url: str
+    #: ``connecting``, ``connected``, ``refused`` or ``offline``.
+    state: str = "connecting"
+    #: Why, in words.
+    message: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "state": self.state, "message": self.message}
+
+
 class UpstreamLink:
     def __init__(
         self,
-        hub: Hub,
-        operations: Operations,
+        settings: HubSettings,
         *,
+        status: UpstreamStatus,
+        db: Database,
+        live: LiveState,
+        metrics: HubMetrics,
+        operations: OperatorActions,
         trim_interval: float = 10.0,
     ) -> None:
-        settings = hub.settings
         assert settings.upstream_url
-        self.hub = hub
+        self.status = status
+        self.db = db
+        self.live = live
+        self.metrics = metrics
         self.operations = operations
         self.url = settings.upstream_url.rstrip("/")
         self.token = settings.upstream_token or ""
@@ -71,9 +93,6 @@ class UpstreamLink:
         self.heartbeat_interval = settings.upstream_heartbeat_s
         self.max_delay = settings.upstream_retry_max_s
         self.trim_interval = trim_interval
-        #: ``connecting``, ``connected``, ``refused`` or ``offline``; and why.
-        self.state = "connecting"
-        self.message = ""
         self.stream_id = ""
         #: The last sequence number the company hub acknowledged.
         self.acked_seq = 0
@@ -90,7 +109,7 @@ class UpstreamLink:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.stream_id = await self.hub.db.write(outbox.stream_id)
+        self.stream_id = await self.db.write(outbox.stream_id)
         self._tasks = [
             asyncio.create_task(self._run(), name="upstream-link"),
             asyncio.create_task(self._trim_loop(), name="upstream-trim"),
@@ -109,9 +128,6 @@ class UpstreamLink:
     def poke(self) -> None:
         """Something was written to the outbox: send it without waiting for the poll."""
         self._wake.set()
-
-    def describe(self) -> dict[str, Any]:
-        return {"url": self.url, "state": self.state, "message": self.message}
 
     # -- the link -------------------------------------------------------------------------
 
@@ -164,10 +180,10 @@ class UpstreamLink:
                     self._set(
                         "refused", f"the company hub refused the branch token: {self._refused}"
                     )
-                    log.error("%s; retrying in %.0f s", self.message, self.max_delay)
+                    log.error("%s; retrying in %.0f s", self.status.message, self.max_delay)
                     await asyncio.sleep(self.max_delay)
                     continue
-                if self.state != "offline":
+                if self.status.state != "offline":
                     log.warning(
                         "company hub %s unreachable (%s); changes wait in the outbox", self.url, exc
                     )
@@ -191,7 +207,7 @@ class UpstreamLink:
             await asyncio.sleep(delay)
 
     def _set(self, state: str, message: str) -> None:
-        self.state, self.message = state, message
+        self.status.state, self.status.message = state, message
 
     async def _call(
         self, sio: socketio.AsyncClient, event: str, payload: dict[str, Any]
@@ -200,7 +216,7 @@ class UpstreamLink:
         the answer is an error."""
         if self._lost.is_set():
             raise UpstreamError("disconnected")
-        self.hub.metrics.count_out(NS, event)
+        self.metrics.count_out(NS, event)
         call = asyncio.ensure_future(sio.call(event, payload, namespace=NS, timeout=CALL_TIMEOUT))
         lost = asyncio.ensure_future(self._lost.wait())
         try:
@@ -223,10 +239,10 @@ class UpstreamLink:
         hello = await self._call(
             sio,
             BranchEvent.HELLO,
-            {"stream_id": self.stream_id, "name": self.hub.branch_name, "version": _version()},
+            {"stream_id": self.stream_id, "name": self.live.branch_name, "version": hub_version()},
         )
         last_seq = int(hello.get("last_seq") or 0)
-        await self.hub.db.write(lambda d: outbox.delete_through(d, last_seq))
+        await self.db.write(lambda d: outbox.delete_through(d, last_seq))
         self.acked_seq = last_seq
         self.connected_at = time.time()
         self._seen_sent = {}
@@ -240,7 +256,7 @@ class UpstreamLink:
         heartbeat_at = 0.0
         while not self._lost.is_set():
             self._wake.clear()
-            batch = await self.hub.db.read(self._batch_reader(self.acked_seq))
+            batch = await self.db.read(self._batch_reader(self.acked_seq))
             if batch["entries"]:
                 await self._send_batch(sio, batch)
                 continue
@@ -261,7 +277,7 @@ class UpstreamLink:
         return lambda d: outbox.read_batch(d, after, size)
 
     async def _send_snapshot(self, sio: socketio.AsyncClient) -> None:
-        snap = await self.hub.db.read(outbox.read_snapshot)
+        snap = await self.db.read(outbox.read_snapshot)
         for kind, key in (
             ("agent", "agents"),
             ("printer", "printers"),
@@ -312,15 +328,15 @@ class UpstreamLink:
         acked = ack.get("acked_seq")
         if not isinstance(acked, int) or acked < entries[0]["seq"] - 1:
             raise UpstreamError(f"malformed acknowledgement {ack!r}")
-        await self.hub.db.write(lambda d: outbox.delete_through(d, acked))
+        await self.db.write(lambda d: outbox.delete_through(d, acked))
         self.delivered += int(ack.get("applied") or 0)
         self.acked_seq = max(self.acked_seq, acked)
 
     async def _heartbeat(self, sio: socketio.AsyncClient) -> None:
         after = self.acked_seq
-        count, oldest = await self.hub.db.read(lambda d: outbox.pending(d, after))
+        count, oldest = await self.db.read(lambda d: outbox.pending(d, after))
         seen = {}
-        for printer_id, row in self.hub.printers.items():
+        for printer_id, row in self.live.printers.items():
             last_seen = row.get("last_seen")
             if last_seen and self._seen_sent.get(printer_id) != last_seen:
                 seen[str(printer_id)] = last_seen
@@ -339,7 +355,7 @@ class UpstreamLink:
         while True:
             await asyncio.sleep(self.trim_interval)
             try:
-                dropped = await self.hub.db.write(lambda d: outbox.trim(d, self.outbox_limit))
+                dropped = await self.db.write(lambda d: outbox.trim(d, self.outbox_limit))
             except Exception:
                 log.exception("trimming the upstream outbox failed")
                 continue
@@ -360,7 +376,7 @@ class UpstreamLink:
         role = get_str(data, "role", required=True, choices=[r for r in ROLES if r != "branch"])
         assert event is not None and sub is not None and role is not None
         principal = Principal(
-            sub=f"company:{sub}", role=role, company_id=self.hub.company_id, branch_ids=None
+            sub=f"company:{sub}", role=role, company_id=self.live.company_id, branch_ids=None
         )
         request = data.get("payload")
         if event == OpsEvent.PRINTER_TEST:
@@ -369,7 +385,7 @@ class UpstreamLink:
             async def send_result(result: dict[str, Any]) -> None:
                 if sio is not None:
                     try:
-                        self.hub.metrics.count_out(NS, BranchEvent.TEST_COMPLETED)
+                        self.metrics.count_out(NS, BranchEvent.TEST_COMPLETED)
                         await sio.emit(BranchEvent.TEST_COMPLETED, result, namespace=NS)
                     except Exception:
                         log.warning("could not send a test print result upstream")
@@ -404,9 +420,3 @@ async def _quietly_disconnect(sio: socketio.AsyncClient) -> None:
         await sio.disconnect()
     except Exception:
         pass
-
-
-def _version() -> str:
-    from pm_core import __version__
-
-    return __version__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -46,7 +47,7 @@ class WebhookNotifier:
         if self._session is not None:
             await self._session.close()
 
-    def notify(self, event: str, alert: dict[str, Any]) -> None:
+    def notify(self, event: str, alert: Mapping[str, Any]) -> None:
         for url, queue in self._queues.items():
             try:
                 queue.put_nowait({"event": event, "alert": alert})

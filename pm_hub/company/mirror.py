@@ -12,10 +12,11 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import socketio
 
+from pm_core.database import Database
 from pm_core.protocol import (
     ACTIVE_JOB_STATUSES,
     PROBLEM_PRINTER_STATUSES,
@@ -25,11 +26,11 @@ from pm_core.protocol import (
     Namespace,
     ProtocolError,
 )
+from pm_hub.auth import Principal
+from pm_hub.broadcast import Broadcaster
+from pm_hub.config import HubSettings
+from pm_hub.correlation import CorrelationRegistry
 from pm_hub.store import mirror as mirror_store
-
-if TYPE_CHECKING:
-    from pm_hub.auth import Principal
-    from pm_hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,19 @@ class BranchLink:
 
 
 class BranchMirror:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        settings: HubSettings,
+        *,
+        db: Database,
+        broadcaster: Broadcaster,
+        registry: CorrelationRegistry,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.broadcaster = broadcaster
+        self.registry = registry
+        self._background: set[asyncio.Future[Any]] = set()
         self.printers: dict[int, Record] = {}
         self.agents: dict[int, Record] = {}
         self.open_alerts: dict[int, Record] = {}
@@ -86,7 +98,7 @@ class BranchMirror:
         self._pruner: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
-        state = await self.hub.db.read(mirror_store.load)
+        state = await self.db.read(mirror_store.load)
         self.printers = {p["id"]: p for p in state["printers"]}
         self.agents = {a["id"]: a for a in state["agents"]}
         self.open_alerts = {a["id"]: a for a in state["alerts"]}
@@ -96,7 +108,7 @@ class BranchMirror:
             self._track_job(job)
 
     async def load_links(self) -> None:
-        for row in await self.hub.db.read(mirror_store.all_links):
+        for row in await self.db.read(mirror_store.all_links):
             self.links[row["branch_id"]] = BranchLink(
                 branch_id=row["branch_id"],
                 company_id=row["company_id"],
@@ -151,7 +163,7 @@ class BranchMirror:
         if link.pending and link.oldest_age_s is not None and link.reported_at is not None:
             lag = link.oldest_age_s + (now - link.reported_at)
         silent = now - (link.reported_at or link.connected_at or now)
-        if lag > self.hub.settings.branch_lag_warning_s or silent > SILENCE_LAGGING_S:
+        if lag > self.settings.branch_lag_warning_s or silent > SILENCE_LAGGING_S:
             return "lagging", round(max(lag, silent if silent > SILENCE_LAGGING_S else 0), 1)
         return "connected", round(lag, 1)
 
@@ -210,13 +222,13 @@ class BranchMirror:
                 continue
             if kind == "printer":
                 self.printers[record["id"]] = record
-                await self.hub.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(record))
+                await self.broadcaster.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(record))
             elif kind == "job":
                 self._track_job(record)
-                await self.hub.broadcast(HubEvent.JOB_UPDATE, record)
+                await self.broadcaster.broadcast(HubEvent.JOB_UPDATE, record)
             elif kind == "agent":
                 self.agents[record["id"]] = record
-                await self.hub.broadcast(HubEvent.AGENT_UPDATE, self.agent_view(record))
+                await self.broadcaster.broadcast(HubEvent.AGENT_UPDATE, self.agent_view(record))
             elif kind == "alert":
                 if record.get("state") == "cleared":
                     self.open_alerts.pop(record["id"], None)
@@ -224,7 +236,7 @@ class BranchMirror:
                     self.open_alerts[record["id"]] = record
                 opened = previous is None and record.get("state") == "open"
                 event = HubEvent.HEALTH_ALERT if opened else HubEvent.ALERT_UPDATE
-                await self.hub.broadcast(event, record)
+                await self.broadcaster.broadcast(event, record)
 
     def _forget(self, kind: str, previous: Record | None) -> None:
         if previous is None:
@@ -244,7 +256,7 @@ class BranchMirror:
             handle = self._update_due.pop(link.branch_id, None)
             if handle is not None:
                 handle.cancel()
-            await self.hub.broadcast(HubEvent.BRANCH_UPDATE, self.branch_row(link))
+            await self.broadcaster.broadcast(HubEvent.BRANCH_UPDATE, self.branch_row(link))
             return
         if link.branch_id in self._update_due:
             return
@@ -252,7 +264,11 @@ class BranchMirror:
 
         def due() -> None:
             self._update_due.pop(link.branch_id, None)
-            self.hub.spawn(self.hub.broadcast(HubEvent.BRANCH_UPDATE, self.branch_row(link)))
+            task = asyncio.ensure_future(
+                self.broadcaster.broadcast(HubEvent.BRANCH_UPDATE, self.branch_row(link))
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
         self._update_due[link.branch_id] = loop.call_later(UPDATE_INTERVAL, due)
 
@@ -260,7 +276,7 @@ class BranchMirror:
         """A branch hub disconnected: its agents can no longer be vouched for."""
         for agent in list(self.agents.values()):
             if agent["branch_id"] == link.branch_id and agent.get("connected"):
-                await self.hub.broadcast(
+                await self.broadcaster.broadcast(
                     HubEvent.AGENT_UPDATE, {**self.agent_view(agent), "connected": False}
                 )
         await self.link_changed(link, now=True)
@@ -272,7 +288,7 @@ class BranchMirror:
         while True:
             await asyncio.sleep(every)
             try:
-                removed = await self.hub.db.write(
+                removed = await self.db.write(
                     lambda d: mirror_store.prune_jobs(d, MIRROR_JOBS_KEPT)
                 )
             except Exception:
@@ -307,12 +323,12 @@ class BranchMirror:
         link = self.connected_link(branch_id)
         assert link.sid is not None  # connected_link checked it
         try:
-            ack = await self.hub.call(
+            ack = await self.broadcaster.call(
                 BranchEvent.OPS_REQUEST,
                 {"event": event, "payload": payload, "sub": principal.sub, "role": principal.role},
                 to=link.sid,
                 namespace=Namespace.BRANCH,
-                timeout=self.hub.settings.request_timeout,
+                timeout=self.settings.request_timeout,
             )
         except (TimeoutError, socketio.exceptions.TimeoutError):
             raise ProtocolError(
@@ -329,4 +345,4 @@ class BranchMirror:
         for key, cid in list(self.tests.items()):
             if key[0] == branch_id:
                 del self.tests[key]
-                self.hub.registry.fail(cid, ErrorCode.OFFLINE, "the branch hub disconnected")
+                self.registry.fail(cid, ErrorCode.OFFLINE, "the branch hub disconnected")

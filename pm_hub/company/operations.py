@@ -1,4 +1,5 @@
-"""``/ops`` (and HTTP) on a company hub: lists come from the mirror; actions on a
+"""What operators can do on a company hub (the :class:`~pm_hub.operator_actions.
+OperatorActions` of ``/ops`` and HTTP): lists come from the mirror; actions on a
 branch's printer, job or alert are forwarded to that branch hub over ``/branch``
 and answered with its result (``offline`` when it is not connected)."""
 
@@ -6,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pm_core.database import Database
 from pm_core.logs import correlation_id
 from pm_core.protocol import ErrorCode, OpsEvent, ProtocolError, ok_ack
 from pm_core.protocol.validation import (
@@ -19,24 +21,31 @@ from pm_core.protocol.validation import (
     require_object,
 )
 from pm_hub.auth import Principal
-from pm_hub.company.ids import global_id, globalize, localize_payload, split_id, valid_local_id
-from pm_hub.correlation import PendingRequest, printer_test_done
-from pm_hub.operations import Operations, TestResultSink, _require_actor, _version
+from pm_hub.company.mirror import BranchMirror
+from pm_hub.correlation import CorrelationRegistry, PendingRequest, printer_test_done
+from pm_hub.global_ids import global_id, globalize, localize_payload, split_id, valid_local_id
+from pm_hub.health import HealthMonitor
+from pm_hub.operator_actions import TestResultSink, hub_version, require_actor
 from pm_hub.store import mirror as mirror_store
-
-if TYPE_CHECKING:
-    from pm_hub.company.mirror import BranchMirror
-    from pm_hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 
 
-class CompanyOperations(Operations):
-    def __init__(self, hub: Hub, mirror: BranchMirror) -> None:
-        super().__init__(hub)
+class CompanyOperations:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        mirror: BranchMirror,
+        registry: CorrelationRegistry,
+        health: HealthMonitor,
+    ) -> None:
+        self.db = db
         self.mirror = mirror
+        self.registry = registry
+        self.health = health
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -51,7 +60,7 @@ class CompanyOperations(Operations):
     async def _mirrored(self, principal: Principal, kind: str, key: str, value: Any) -> Record:
         if isinstance(value, bool) or not isinstance(value, int):
             raise invalid(f"{key} must be an integer")
-        record = await self.hub.db.read(lambda d: mirror_store.get(d, kind, value))
+        record = await self.db.read(lambda d: mirror_store.get(d, kind, value))
         if record is None or not principal.sees(record):
             raise ProtocolError(ErrorCode.NOT_FOUND, f"{kind} {value} not found")
         return record
@@ -135,7 +144,7 @@ class CompanyOperations(Operations):
 
     async def configure_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload)
-        _require_actor(principal)
+        require_actor(principal)
         record = self._printer(principal, data.get("printer_id"))
         branch_id = record["branch_id"]
         ack = await self._forward(
@@ -152,7 +161,7 @@ class CompanyOperations(Operations):
     ) -> tuple[dict[str, Any], PendingRequest]:
         """Forward a test print; its outcome comes back from the branch later."""
         data = require_object(payload, allowed=("printer_id",))
-        _require_actor(principal)
+        require_actor(principal)
         record = self._printer(principal, data.get("printer_id"))
         branch_id, printer_id = record["branch_id"], record["id"]
         ack = await self._forward(
@@ -162,7 +171,7 @@ class CompanyOperations(Operations):
             {"printer_id": printer_id},
             ids=("printer_id",),
         )
-        pending = self.hub.registry.register(
+        pending = self.registry.register(
             "test",
             printer_id=printer_id,
             branch_id=branch_id,
@@ -172,7 +181,7 @@ class CompanyOperations(Operations):
         key = (branch_id, str(ack.get("correlation_id")))
         early = self.mirror.early_results.pop(key, None)
         if early is not None:
-            self.hub.registry.resolve(pending.correlation_id, early)
+            self.registry.resolve(pending.correlation_id, early)
         else:
             self.mirror.tests[key] = pending.correlation_id
         log.info("test print forwarded to branch %s (%s)", branch_id, key[1])
@@ -182,7 +191,7 @@ class CompanyOperations(Operations):
 
     async def submit_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload)
-        _require_actor(principal)
+        require_actor(principal)
         if data.get("printer_id") is not None:
             branch_id = self._printer(principal, data["printer_id"])["branch_id"]
         else:
@@ -211,7 +220,7 @@ class CompanyOperations(Operations):
 
     async def list_jobs(self, principal: Principal, payload: Any) -> dict[str, Any]:
         filters = job_filters(payload)
-        jobs = await self.hub.db.read(
+        jobs = await self.db.read(
             lambda d: mirror_store.list_jobs(
                 d,
                 company_id=principal.company_id,
@@ -223,7 +232,7 @@ class CompanyOperations(Operations):
 
     async def cancel_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("job_id", "reason"))
-        _require_actor(principal)
+        require_actor(principal)
         record = await self._mirrored(principal, "job", "job_id", data.get("job_id"))
         branch_id = record["branch_id"]
         if "reason" not in data:
@@ -233,7 +242,7 @@ class CompanyOperations(Operations):
 
     async def reprint_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("job_id", "idempotency_key", "printer_id"))
-        _require_actor(principal)
+        require_actor(principal)
         record = await self._mirrored(principal, "job", "job_id", data.get("job_id"))
         branch_id = record["branch_id"]
         if data.get("printer_id") is not None:
@@ -270,7 +279,7 @@ class CompanyOperations(Operations):
 
     async def configure_station(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload)
-        _require_actor(principal)
+        require_actor(principal)
         branch_id = self._branch_of(principal, get_int(data, "branch_id", minimum=1))
         printer_ids = data.get("printer_ids")
         if printer_ids is not None:
@@ -302,7 +311,7 @@ class CompanyOperations(Operations):
 
     async def list_alerts(self, principal: Principal, payload: Any) -> dict[str, Any]:
         filters = alert_filters(payload)
-        alerts = await self.hub.db.read(
+        alerts = await self.db.read(
             lambda d: mirror_store.list_alerts(
                 d,
                 company_id=principal.company_id,
@@ -314,7 +323,7 @@ class CompanyOperations(Operations):
 
     async def ack_alert(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("alert_id",))
-        _require_actor(principal)
+        require_actor(principal)
         record = await self._mirrored(principal, "alert", "alert_id", data.get("alert_id"))
         if record["state"] == "cleared":
             raise ProtocolError(ErrorCode.CONFLICT, f"alert {record['id']} is already cleared")
@@ -342,7 +351,7 @@ class CompanyOperations(Operations):
             for a in self.mirror.open_alerts.values()
             if principal.sees(a) and a["state"] != "cleared"
         ]
-        return await self.hub.health.summary(agents, open_alerts)
+        return await self.health.summary(agents, open_alerts)
 
     # -- who and where ------------------------------------------------------------------------
 
@@ -357,7 +366,7 @@ class CompanyOperations(Operations):
             company_id=principal.company_id,
             branches=branches,
             hub={
-                "version": _version(),
+                "version": hub_version(),
                 "company_mode": True,
                 "branch_id": None,
                 "branch_name": None,

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from pm_core.protocol.statuses import FINAL_JOB_STATUSES
+from pm_core.protocol.statuses import CANCELLABLE_JOB_STATUSES, FINAL_JOB_STATUSES
 
 _RANK = {"queued": 0, "dispatched": 1, "printing": 2}
 
@@ -160,7 +160,7 @@ def reassign(
     ``failover_from`` is the station primary it stands in for (printed on the ticket),
     or None when it lands on the primary itself."""
     row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    if row is None or row["status"] not in ("queued", "dispatched"):
+    if row is None or row["status"] not in CANCELLABLE_JOB_STATUSES:
         return None
     now = time.time()
     db.execute(

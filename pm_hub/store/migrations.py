@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from pm_hub.store.outbox import install_triggers
+
 log = logging.getLogger(__name__)
 
 
@@ -376,6 +378,4 @@ def prepare_hub_db(db: sqlite_utils.Database, *, upstream: bool = False) -> None
     connection). With an upstream, that connection also fills the outbox."""
     migrate(db)
     if upstream:
-        from pm_hub.store.outbox import install_triggers
-
         install_triggers(db)

@@ -2,7 +2,7 @@
 alerts and agents.
 
 Mirror rows hold the record as the company shows it (ids made global, see
-``pm_hub.company.ids``) and ``version``: the outbox sequence number of the branch
+``pm_hub.global_ids``) and ``version``: the outbox sequence number of the branch
 change it came from (or of the snapshot). A change is applied only when its
 sequence number is above the branch's ``last_seq`` (so a batch delivered twice is
 applied once) and above the row's version (so an entry older than a snapshot
@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from pm_hub.company.ids import global_id, globalize
+from pm_hub.global_ids import global_id, globalize
 
 TABLES = {
     "printer": "mirror_printers",
@@ -26,7 +26,6 @@ TABLES = {
     "alert": "mirror_alerts",
     "agent": "mirror_agents",
 }
-ACTIVE_JOB_STATUSES = ("queued", "dispatched", "printing")
 
 Record = dict[str, Any]
 #: (kind, new record or None when removed, previous record or None)

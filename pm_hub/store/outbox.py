@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
+from pm_core.protocol.records import AgentRecord, AlertRecord, JobRecord, PrinterRecord
 from pm_hub.store.records import agent_record, alert_record, job_record, printer_record
 
 #: Kinds of objects the outbox carries, and the table each lives in.
@@ -106,7 +107,9 @@ def stream_id(db: sqlite_utils.Database) -> str:
     return value
 
 
-def _record(kind: str, row: dict[str, Any]) -> dict[str, Any]:
+def _record(
+    kind: str, row: dict[str, Any]
+) -> PrinterRecord | JobRecord | AlertRecord | AgentRecord:
     if kind == "printer":
         return printer_record(row)
     if kind == "job":

@@ -1,4 +1,4 @@
-"""Rows to the plain dicts that go on the wire."""
+"""Rows to the records that go on the wire (the shapes of ``pm_core.protocol.records``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 
 from pm_core.protocol import job_correlation_id
+from pm_core.protocol.records import AgentRecord, AlertRecord, JobError, JobRecord, PrinterRecord
 
 
 def _loads(value: str | None, default: Any) -> Any:
@@ -27,7 +28,7 @@ def _capabilities(value: str | None) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def printer_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+def printer_record(row: sqlite3.Row | dict[str, Any]) -> PrinterRecord:
     r = dict(row)
     return {
         "id": r["id"],
@@ -57,12 +58,12 @@ def printer_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def job_record(row: sqlite3.Row | dict[str, Any], *, with_document: bool = False) -> dict[str, Any]:
+def job_record(row: sqlite3.Row | dict[str, Any], *, with_document: bool = False) -> JobRecord:
     r = dict(row)
-    error = None
+    error: JobError | None = None
     if r["error_code"]:
         error = {"code": r["error_code"], "message": r["error_message"] or ""}
-    record = {
+    record: JobRecord = {
         "id": r["id"],
         "printer_id": r["printer_id"],
         "station": r["station"],
@@ -87,7 +88,7 @@ def job_record(row: sqlite3.Row | dict[str, Any], *, with_document: bool = False
     return record
 
 
-def agent_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+def agent_record(row: sqlite3.Row | dict[str, Any]) -> AgentRecord:
     r = dict(row)
     return {
         "id": r["id"],
@@ -104,7 +105,7 @@ def agent_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def alert_record(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+def alert_record(row: sqlite3.Row | dict[str, Any]) -> AlertRecord:
     r = dict(row)
     return {
         "id": r["id"],

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pm_hub.company.ids import ID_SPAN
+from pm_hub.global_ids import ID_SPAN
 from pm_hub.server import RunningHub
 from tests.support.company_support import (
     BranchBox,

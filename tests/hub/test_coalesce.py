@@ -99,7 +99,7 @@ async def test_a_burst_reaches_batched_operators_as_few_messages_with_the_last_s
 
 async def test_a_lone_change_is_not_held_back(hub: RunningHub, admin_token: str) -> None:
     """After a quiet spell the first change goes out at once, not after the window."""
-    hub.hub.coalescer.window = 1.5
+    hub.hub.broadcaster.coalescer.window = 1.5
     batched = await BatchedOps(hub.url, admin_token).connect()
     agent, (pid,) = await raw_agent(hub, 1)
     try:
@@ -162,7 +162,7 @@ async def test_a_status_change_sends_only_status_fields_and_a_settings_change_th
     window, sends the whole printer."""
     from pm_core.protocol import PRINTER_STATUS_FIELDS
 
-    hub.hub.coalescer.window = 0.5
+    hub.hub.broadcaster.coalescer.window = 0.5
     batched = await BatchedOps(hub.url, admin_token).connect()
     ops = await OpsClient(hub.url, admin_token).connect()
     agent, (pid,) = await raw_agent(hub, 1)

@@ -1,0 +1,252 @@
+"""Everything the hub sends: the Socket.IO server, the operator rooms, broadcasts of
+changes (one event per change, or batched by ``pm_hub.coalesce`` for operators that
+asked), the ``printers:seen`` flush, and the count of every event out.
+
+It only tells: what a change means for alerts, failover or redelivery is decided by
+the reactions ``pm_hub.wiring`` subscribes to ``pm_hub.printer_changes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import socketio
+
+from pm_core.database import Database
+from pm_core.protocol import HubEvent, Namespace
+from pm_core.protocol.records import PrinterStatusEntry
+from pm_hub import engineio_fast
+from pm_hub.auth import Principal
+from pm_hub.coalesce import BATCHED_EVENTS, UpdateCoalescer, batched_rooms
+from pm_hub.config import HubSettings
+from pm_hub.live_state import LiveState, PrinterRow
+from pm_hub.metrics import HubMetrics
+from pm_hub.printer_views import PrinterViews
+from pm_hub.room_manager import BroadcastManager
+from pm_hub.store import printers as printer_store
+from pm_hub.store import tenants
+from pm_hub.store.records import agent_record, job_record
+
+log = logging.getLogger(__name__)
+
+#: How often the printers that reported an unchanged status are announced.
+SEEN_INTERVAL_S = 10.0
+
+
+def rooms_for(record: Mapping[str, Any]) -> list[str]:
+    """The rooms of the operators allowed to see ``record``."""
+    rooms = [f"company_{record['company_id']}"]
+    if record.get("branch_id") is not None:
+        rooms.append(f"branch_{record['branch_id']}")
+    return rooms
+
+
+class Broadcaster:
+    def __init__(
+        self,
+        settings: HubSettings,
+        *,
+        state: LiveState,
+        db: Database,
+        metrics: HubMetrics,
+        views: PrinterViews,
+    ) -> None:
+        engineio_fast.install()
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=BroadcastManager(),
+            cors_allowed_origins="*",
+            max_http_buffer_size=settings.max_payload_bytes,
+            logger=False,
+            engineio_logger=False,
+            ping_interval=20,
+            ping_timeout=20,
+        )
+        self.state = state
+        self.db = db
+        self.metrics = metrics
+        self.views = views
+        #: Called after every change sent (the upstream link's poke: the change is in
+        #: its outbox too, send it soon).
+        self.after_change: Callable[[], None] | None = None
+        #: Operators that asked for batched printer updates (``coalesce: true``).
+        self.batched_operators: set[str] = set()
+        #: Printers whose next batched entry must be whole (something besides status changed).
+        self._whole_printer_due: set[int] = set()
+        self.coalescer = UpdateCoalescer(
+            self._emit_batch,
+            window=settings.update_batch_window_s,
+            listeners=lambda: len(self.batched_operators),
+        )
+        self._seen: dict[tuple[int, int], set[int]] = {}
+        self._seen_flusher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._seen_flusher = asyncio.create_task(self._flush_seen())
+
+    async def stop(self) -> None:
+        if self._seen_flusher is not None:
+            self._seen_flusher.cancel()
+            await asyncio.gather(self._seen_flusher, return_exceptions=True)
+            self._seen_flusher = None
+        await self.coalescer.close()
+
+    # -- rooms ------------------------------------------------------------------------
+
+    async def operator_rooms(self, principal: Principal) -> list[str]:
+        """The rooms an operator joins: its company's, or those of its branches that
+        belong to its company (a branch id of another company gets it nothing)."""
+        if principal.branch_ids is None:
+            return [f"company_{principal.company_id}"]
+        company_id = principal.company_id
+        branches = await self.db.read(lambda d: tenants.list_branches(d, company_id))
+        owned = {b["id"] for b in branches}
+        return [f"branch_{b}" for b in principal.branch_ids if b in owned]
+
+    async def operator_joined(self, sid: str, principal: Principal, *, batched: bool) -> None:
+        """Put a connected operator in its rooms (their batched twins if it asked)."""
+        rooms = await self.operator_rooms(principal)
+        if batched:
+            rooms = batched_rooms(rooms)  # printer updates arrive as printers:update
+            self.batched_operators.add(sid)
+        for room in rooms:
+            await self.sio.enter_room(sid, room, namespace=Namespace.OPS)
+
+    def operator_left(self, sid: str) -> None:
+        self.batched_operators.discard(sid)
+
+    async def join_branch_rooms(self, branch_id: int, company_id: int) -> None:
+        """A branch just became known: operators already connected who may see it
+        join its room."""
+        for sid, principal in list(self.state.operators.items()):
+            if (
+                principal.company_id == company_id
+                and principal.branch_ids is not None
+                and branch_id in principal.branch_ids
+            ):
+                room = f"branch_{branch_id}"
+                if sid in self.batched_operators:
+                    room = batched_rooms([room])[0]
+                await self.sio.enter_room(sid, room, namespace=Namespace.OPS)
+
+    def _occupied(self, rooms: list[str]) -> list[str]:
+        """The rooms that have someone in them (python-socketio encodes a packet even
+        for an empty room; at a thousand jobs a second that is worth skipping)."""
+        members = self.sio.manager.rooms.get(Namespace.OPS, {})
+        return [room for room in rooms if members.get(room)]
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def emit(
+        self,
+        event: str,
+        data: Mapping[str, Any],
+        *,
+        to: str | list[str],
+        namespace: str,
+        callback: Any = None,
+    ) -> None:
+        """Every event the hub sends goes through here (or :meth:`call`): it is counted."""
+        self.metrics.count_out(namespace, event)
+        await self.sio.emit(event, data, to=to, namespace=namespace, callback=callback)
+
+    async def call(
+        self, event: str, data: Mapping[str, Any], *, to: str, namespace: str, timeout: float
+    ) -> Any:
+        """Send an event and wait for its ack (counted like :meth:`emit`)."""
+        self.metrics.count_out(namespace, event)
+        return await self.sio.call(event, data, to=to, namespace=namespace, timeout=timeout)
+
+    async def broadcast(self, event: str, record: Mapping[str, Any]) -> None:
+        """Send ``event`` to the operators allowed to see ``record``; printer and job
+        updates go through the coalescer to operators that asked for batches."""
+        if self.after_change is not None:
+            self.after_change()
+        rooms = rooms_for(record)
+        if event in BATCHED_EVENTS:
+            if self.batched_operators:
+                self.coalescer.add(event, rooms, record)
+            to = self._occupied(rooms)
+        else:
+            to = self._occupied(rooms + batched_rooms(rooms))
+        await self._send(event, record, to)
+
+    async def _send(self, event: str, record: Mapping[str, Any], to: list[str]) -> None:
+        if not to:
+            return  # nobody to tell: skip encoding the packet at all
+        try:
+            await self.emit(event, record, to=to, namespace=Namespace.OPS)
+        except Exception:  # a broken client socket must not break the caller
+            log.exception("broadcast of %s failed", event)
+
+    async def _emit_batch(self, event: str, rooms: list[str], payload: dict[str, Any]) -> None:
+        await self.emit(event, payload, to=rooms, namespace=Namespace.OPS)
+
+    # -- what changed -----------------------------------------------------------------
+
+    async def printer_update(self, row: PrinterRow, *, status_only: bool = False) -> None:
+        """Tell operators a printer's new state. ``status_only``: only its status, flags
+        and times changed (a status report)."""
+        if self.after_change is not None:
+            self.after_change()
+        rooms = rooms_for(row)
+        if self.batched_operators:
+            # Rendered when the batch goes out: only the latest state of a busy printer,
+            # and only its status fields when nothing else changed since the last batch.
+            if not status_only:
+                self._whole_printer_due.add(row["id"])
+            view = functools.partial(self._batched_printer_view, row)
+            self.coalescer.add_lazy(HubEvent.PRINTER_UPDATE, rooms, row["id"], view)
+        plain = self._occupied(rooms)
+        if plain:
+            await self._send(HubEvent.PRINTER_UPDATE, self.views.whole(row), plain)
+
+    def _batched_printer_view(self, row: PrinterRow) -> Mapping[str, Any]:
+        if row["id"] in self._whole_printer_due:
+            self._whole_printer_due.discard(row["id"])
+            return self.views.whole(row)
+        entry: PrinterStatusEntry = self.views.status_entry(row)
+        return entry
+
+    def printer_seen(self, row: PrinterRow) -> None:
+        """A status report that changed nothing: batched into ``printers:seen``."""
+        self._seen.setdefault((row["company_id"], row["branch_id"]), set()).add(row["id"])
+
+    async def _flush_seen(self, interval: float = SEEN_INTERVAL_S) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            printers = self.state.printers
+            pending, self._seen = self._seen, {}
+            now = time.time()
+            seen = {
+                pid: printers[pid]["last_seen"] or now
+                for ids in pending.values()
+                for pid in ids
+                if pid in printers
+            }
+            if seen:
+                self.db.write_soon(
+                    lambda d, seen=seen: printer_store.mark_seen(d, seen),  # type: ignore[misc]
+                    what="printer last-seen times",
+                )
+            for (company_id, branch_id), ids in pending.items():
+                await self.broadcast(
+                    HubEvent.PRINTERS_SEEN,
+                    {
+                        "company_id": company_id,
+                        "branch_id": branch_id,
+                        "at": now,
+                        "printer_ids": sorted(ids),
+                    },
+                )
+
+    async def job_changed(self, row: dict[str, Any]) -> None:
+        await self.broadcast(HubEvent.JOB_UPDATE, job_record(row))
+
+    async def agent_changed(self, row: dict[str, Any]) -> None:
+        await self.broadcast(HubEvent.AGENT_UPDATE, agent_record(row))

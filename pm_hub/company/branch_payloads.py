@@ -1,0 +1,67 @@
+"""What a branch hub sends on ``/branch``, checked: records and outbox entries must
+carry a valid id and the fields the company hub and its dashboards rely on; anything
+else is ``invalid_payload`` naming the first bad field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pm_core.protocol import JOB_STATUSES, PRINTER_STATUSES
+from pm_core.protocol.validation import get_int, get_str, invalid
+from pm_hub.global_ids import valid_local_id
+
+KINDS = ("printer", "job", "alert", "agent")
+ALERT_STATES = ("open", "acknowledged", "cleared")
+#: Most entries or records in one message.
+MAX_ENTRIES = 1000
+
+
+#: What each kind of record must carry (field -> allowed values, or a type).
+_REQUIRED: dict[str, dict[str, Any]] = {
+    "printer": {"name": str, "status": PRINTER_STATUSES},
+    "job": {"status": JOB_STATUSES},
+    "alert": {"kind": str, "severity": ("critical", "warning", "info"), "state": ALERT_STATES},
+    "agent": {"connected": bool},
+}
+
+
+def checked_record(value: Any, where: str, kind: str) -> dict[str, Any]:
+    """A record a branch sent: an object with a valid id and the fields the company hub
+    and its dashboards rely on."""
+    if not isinstance(value, dict) or not valid_local_id(value.get("id")):
+        raise invalid(f"{where} must be an object with an integer id from 1 to 999999999")
+    for key, rule in _REQUIRED[kind].items():
+        field = value.get(key)
+        ok = isinstance(field, rule) if isinstance(rule, type) else field in rule
+        if not ok:
+            raise invalid(f"{where}.{key} is missing or not valid for a {kind}")
+    return value
+
+
+def checked_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = data.get("entries")
+    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
+        raise invalid(f"entries must be a list of at most {MAX_ENTRIES}")
+    checked = []
+    last = 0
+    for i, entry in enumerate(entries):
+        where = f"entries[{i}]"
+        if not isinstance(entry, dict):
+            raise invalid(f"{where} must be an object")
+        seq = get_int(entry, "seq", required=True, minimum=1)
+        kind = get_str(entry, "kind", required=True, choices=KINDS)
+        ident = entry.get("id")
+        if not valid_local_id(ident):
+            raise invalid(f"{where}.id must be an integer from 1 to 999999999")
+        assert seq is not None
+        if seq <= last:
+            raise invalid(f"{where}.seq must be greater than the one before")
+        last = seq
+        record = entry.get("record")
+        if record is not None:
+            assert kind is not None
+            record = checked_record(record, f"{where}.record", kind)
+            if record["id"] != ident:
+                raise invalid(f"{where}.record.id must be {ident}")
+        checked.append({"seq": seq, "kind": kind, "id": ident, "record": record})
+    return checked

@@ -1,0 +1,205 @@
+"""The one place the hub's services are built and given what each uses: the store, the
+live state, the broadcaster, settings, metrics, the alert book ... (a service never
+gets the whole hub). Also the reactions to a printer change, subscribed in order, and
+the Socket.IO namespaces and HTTP routes bound to an aiohttp application.
+
+Reading this file top to bottom is reading the hub's dependency graph: each service
+is built from those above it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from pm_core.database import Database
+from pm_hub.active_jobs import ActiveJobs
+from pm_hub.agent_namespace import AgentSide, setup_agent_namespace
+from pm_hub.agent_printers import AgentPrinters
+from pm_hub.agent_sessions import AgentSessions
+from pm_hub.alerts import AlertBook
+from pm_hub.broadcast import Broadcaster
+from pm_hub.company.branch_namespace import BranchSide, setup_branch_namespace
+from pm_hub.company.mirror import BranchMirror
+from pm_hub.company.operations import CompanyOperations
+from pm_hub.config import HubSettings
+from pm_hub.correlation import CorrelationRegistry
+from pm_hub.credentials import Credentials
+from pm_hub.dispatch import JobDispatcher
+from pm_hub.health import HealthMonitor
+from pm_hub.http_api import HttpSide, setup_http_api
+from pm_hub.hub import Hub
+from pm_hub.job_expiry import JobExpiry
+from pm_hub.live_state import LiveState
+from pm_hub.metrics import HubMetrics
+from pm_hub.operations import BranchOperations
+from pm_hub.operator_actions import OperatorActions
+from pm_hub.ops_namespace import OpsSide, refuse_branch_hubs, setup_ops_namespace
+from pm_hub.printer_changes import PrinterChanges
+from pm_hub.printer_reactions import redelivery_after_pause, station_failover, status_alerts
+from pm_hub.printer_views import PrinterViews
+from pm_hub.rate_limit import RateLimiter
+from pm_hub.state_gauges import StateGauges
+from pm_hub.stations import StationRouter
+from pm_hub.upstream import UpstreamLink, UpstreamStatus
+from pm_hub.webhooks import WebhookNotifier
+
+log = logging.getLogger(__name__)
+
+
+def build_hub(settings: HubSettings) -> Hub:
+    """Every service of a hub, built and connected; nothing runs until ``Hub.start``."""
+    db = Database(settings.db_path, synchronous=settings.sqlite_synchronous)
+    state = LiveState()
+    metrics = HubMetrics()
+    registry = CorrelationRegistry(
+        timeout=settings.request_timeout, stale_after=settings.stale_after
+    )
+    credentials = Credentials(settings.data_dir, db=db, state=state)
+    jobs = ActiveJobs(metrics)
+    views = PrinterViews(state, jobs)
+    broadcaster = Broadcaster(settings, state=state, db=db, metrics=metrics, views=views)
+    changes = PrinterChanges(state, broadcaster)
+    webhooks = WebhookNotifier(
+        [u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
+        timeout=settings.webhook_timeout_s,
+    )
+    alerts = AlertBook(db=db, broadcaster=broadcaster, webhooks=webhooks)
+    dispatcher = JobDispatcher(
+        db=db, state=state, jobs=jobs, broadcaster=broadcaster, alerts=alerts, metrics=metrics
+    )
+    expiry = JobExpiry(state=state, jobs=jobs, dispatcher=dispatcher)
+    router = StationRouter(db=db, state=state, jobs=jobs, dispatcher=dispatcher, alerts=alerts)
+    health = HealthMonitor(settings, db=db, state=state, alerts=alerts)
+    sessions = AgentSessions(
+        db=db,
+        state=state,
+        broadcaster=broadcaster,
+        changes=changes,
+        registry=registry,
+        dispatcher=dispatcher,
+        health=health,
+    )
+    agent_printers = AgentPrinters(
+        db=db, state=state, changes=changes, dispatcher=dispatcher, views=views
+    )
+
+    # What a printer change means, in this order (pm_hub.printer_reactions).
+    changes.subscribe(status_alerts(alerts))
+    changes.subscribe(station_failover(router))
+    changes.subscribe(redelivery_after_pause(state, dispatcher))
+
+    metrics.registry.register(
+        StateGauges(state=state, registry=registry, jobs=jobs, dispatcher=dispatcher, health=health)
+    )
+    db.on_write_latency = metrics.sqlite_write.observe
+    registry.on_resolved = lambda pending, seconds: metrics.observe_roundtrip(pending.kind, seconds)
+
+    mirror = None
+    operations: OperatorActions
+    upstream_status = (
+        UpstreamStatus(settings.upstream_url.rstrip("/")) if settings.upstream_url else None
+    )
+    if settings.company_mode:
+        mirror = BranchMirror(settings, db=db, broadcaster=broadcaster, registry=registry)
+        operations = CompanyOperations(db=db, mirror=mirror, registry=registry, health=health)
+    else:
+        operations = BranchOperations(
+            settings,
+            db=db,
+            state=state,
+            views=views,
+            changes=changes,
+            broadcaster=broadcaster,
+            registry=registry,
+            jobs=jobs,
+            dispatcher=dispatcher,
+            router=router,
+            alerts=alerts,
+            health=health,
+            upstream=upstream_status,
+        )
+    upstream = None
+    if upstream_status is not None:
+        upstream = UpstreamLink(
+            settings,
+            status=upstream_status,
+            db=db,
+            live=state,
+            metrics=metrics,
+            operations=operations,
+        )
+        broadcaster.after_change = upstream.poke  # changes are in its outbox too
+    return Hub(
+        settings=settings,
+        db=db,
+        state=state,
+        metrics=metrics,
+        registry=registry,
+        credentials=credentials,
+        jobs=jobs,
+        views=views,
+        broadcaster=broadcaster,
+        printer_changes=changes,
+        webhooks=webhooks,
+        alerts=alerts,
+        dispatcher=dispatcher,
+        expiry=expiry,
+        router=router,
+        health=health,
+        agent_sessions=sessions,
+        agent_printers=agent_printers,
+        operations=operations,
+        mirror=mirror,
+        upstream=upstream,
+    )
+
+
+def mount(app: web.Application, hub: Hub) -> None:
+    """Mount the hub's Socket.IO namespaces and HTTP routes on ``app``."""
+    settings = hub.settings
+    sio = hub.broadcaster.sio
+    sio.attach(app)
+    if hub.mirror is not None:
+        branch_side = BranchSide(
+            settings=settings,
+            db=hub.db,
+            credentials=hub.credentials,
+            broadcaster=hub.broadcaster,
+            mirror=hub.mirror,
+            registry=hub.registry,
+        )
+        setup_branch_namespace(sio, branch_side, hub.metrics)
+    else:
+        refuse_branch_hubs(sio)
+    ops_side = OpsSide(
+        settings=settings,
+        state=hub.state,
+        credentials=hub.credentials,
+        broadcaster=hub.broadcaster,
+        operations=hub.operations,
+        limiter=RateLimiter(settings.ops_rate_limit),
+    )
+    setup_ops_namespace(sio, ops_side, hub.metrics)
+    agent_side = AgentSide(
+        db=hub.db,
+        state=hub.state,
+        sessions=hub.agent_sessions,
+        printers=hub.agent_printers,
+        dispatcher=hub.dispatcher,
+        health=hub.health,
+        registry=hub.registry,
+    )
+    setup_agent_namespace(sio, agent_side, hub.metrics)
+    http_side = HttpSide(
+        settings=settings,
+        state=hub.state,
+        credentials=hub.credentials,
+        metrics=hub.metrics,
+        operations=hub.operations,
+        mirror=hub.mirror,
+        upstream=hub.upstream.status if hub.upstream is not None else None,
+        limiter=RateLimiter(settings.ops_rate_limit),
+    )
+    setup_http_api(app, http_side)
