@@ -63,6 +63,12 @@ async def connect(side: AgentSide, sid: str, environ: dict[str, Any], data: Any 
     lic = await db.read(lambda d: tenants.find_license(d, auth.hash_license_key(key)))
     if lic is None or lic["revoked_at"] is not None:
         raise refuse("unknown or revoked license key")
+    known = await db.read(lambda d: tenants.agent_of_device(d, device_id))
+    if known is not None and not _may_take_device(known, lic):
+        log.warning(
+            "license %s tried device id %r of agent %s: refused", lic["id"], device_id, known["id"]
+        )
+        raise refuse("device_id belongs to another license")
     if lic["device_id"] != device_id:
         bound = await db.write(lambda d: tenants.bind_license(d, lic["id"], device_id))
         if not bound:
@@ -92,6 +98,18 @@ async def connect(side: AgentSide, sid: str, environ: dict[str, Any], data: Any 
         branch_id=lic["branch_id"],
     )
     await side.sessions.attach(link, agent)
+
+
+def _may_take_device(known: dict[str, Any], lic: dict[str, Any]) -> bool:
+    """A device id belongs to its license: another license may take it over only to
+    replace a revoked one of the same company (a machine licensed again), never across
+    companies, and never while the first license is valid (that would disconnect its
+    agent and move its record)."""
+    if known["license_id"] in (None, lic["id"]):
+        return True
+    return (
+        known["license_revoked_at"] is not None and known["license_company_id"] == lic["company_id"]
+    )
 
 
 async def disconnect(side: AgentSide, sid: str, reason: Any = None) -> None:

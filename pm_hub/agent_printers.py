@@ -24,6 +24,7 @@ from pm_core.protocol.validation import (
     invalid,
     require_object,
 )
+from pm_hub.alerts import AlertBook
 from pm_hub.dispatch import JobDispatcher
 from pm_hub.live_state import AgentLink, LiveState, PrinterRow
 from pm_hub.printer_changes import PrinterChanges
@@ -44,12 +45,14 @@ class AgentPrinters:
         changes: PrinterChanges,
         dispatcher: JobDispatcher,
         views: PrinterViews,
+        alerts: AlertBook,
     ) -> None:
         self.db = db
         self.state = state
         self.changes = changes
         self.dispatcher = dispatcher
         self.views = views
+        self.alerts = alerts
 
     def _own_printer(self, link: AgentLink, printer_id: int | None) -> PrinterRow:
         row = self.state.printers.get(printer_id) if printer_id is not None else None
@@ -84,6 +87,7 @@ class AgentPrinters:
         previous_identity = get_str(data, "previous_identity", max_length=300)
         capabilities = check_capabilities(data.get("capabilities"))
         assert kind is not None
+        mover = self._claimed_from(link, identity, previous_identity)
         previous_id = None
         if previous_identity and previous_identity != identity:
             old_row = next(
@@ -129,12 +133,68 @@ class AgentPrinters:
             )
             row = updated or row
         link.printer_ids.add(row["id"])
+        if mover is not None:
+            await self._moved(row, mover, link)
         # No await between these two: from here a new job for this printer goes to this
         # agent, and printer_attached must have started buffering it behind the
         # unfinished ones it redelivers, or the new job could overtake them.
         await self.dispatcher.printer_attached(link, row["id"])
         await self.changes.changed(row)
         return ok_ack(printer_id=row["id"], printer=self.views.whole(row))
+
+    def _claimed_from(
+        self, link: AgentLink, identity: str, previous_identity: str | None
+    ) -> PrinterRow | None:
+        """The printer another agent had under this identity (None: new, or this agent's
+        own). While that agent is connected and drives it, the claim is refused: a
+        printer moves only when its agent is gone, or one agent could take another's
+        printer and receive its tickets."""
+        for row in self.state.printers.values():
+            if row["branch_id"] != link.branch_id or row["identity"] not in (
+                identity,
+                previous_identity,
+            ):
+                continue
+            holder = row["agent_id"]
+            if holder is None or holder == link.agent_id:
+                continue
+            other = self.state.agents.get(holder)
+            if other is not None and row["id"] in other.printer_ids:
+                log.warning(
+                    "agent %s claimed printer %s of connected agent %s: refused",
+                    link.agent_id,
+                    row["id"],
+                    holder,
+                )
+                raise ProtocolError(
+                    ErrorCode.CONFLICT,
+                    f"printer {row['name']} is driven by agent {holder}; it moves to another "
+                    "agent only when that agent is gone",
+                )
+            return row
+        return None
+
+    async def _moved(self, row: PrinterRow, before: PrinterRow, link: AgentLink) -> None:
+        """A printer is now driven by another agent (its own was gone): say so."""
+        log.warning(
+            "printer %s moved from agent %s to agent %s",
+            row["id"],
+            before["agent_id"],
+            link.agent_id,
+        )
+        await self.alerts.raise_alert(
+            "printer_moved",
+            f"printer:{row['id']}",
+            f"{row['name']} is now driven by agent {link.agent_id} "
+            f"(was agent {before['agent_id']})",
+            company_id=row["company_id"],
+            branch_id=row["branch_id"],
+            details={
+                "printer_id": row["id"],
+                "from_agent_id": before["agent_id"],
+                "to_agent_id": link.agent_id,
+            },
+        )
 
     async def status(self, link: AgentLink, payload: Any) -> dict[str, Any]:
         """``printer:status``: the live row changes now, the file follows (write-behind)."""

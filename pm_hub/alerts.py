@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 #: Alert kinds and their severity.
 SEVERITY = {
     "printer_offline": "critical",
+    "printer_moved": "warning",
     "paper_out": "critical",
     "cover_open": "warning",
     "paper_low": "info",

@@ -442,10 +442,20 @@ class JobDispatcher:
             await self.move(job_id, "failed", actor=actor, error_code=code, error_message=message)
 
     def _owned(self, link: AgentLink, job_id: int) -> ActiveJob | None:
+        """The unfinished job ``job_id`` if ``link``'s agent holds it: the job's printer
+        is driven by that agent (a result from any other agent, even of the same
+        branch, would end a job that never printed). None when it is finished."""
         job = self.jobs.active.get(job_id)
         if job is None:
             return None
-        if job.company_id != link.company_id or job.branch_id != link.branch_id:
+        printer = self.state.printers.get(job.printer_id) if job.printer_id else None
+        if (
+            job.company_id != link.company_id
+            or job.branch_id != link.branch_id
+            or printer is None
+            or printer["agent_id"] != link.agent_id
+        ):
+            log.warning("agent %s reported on job %s it does not hold", link.agent_id, job_id)
             raise ProtocolError(ErrorCode.FORBIDDEN, f"job {job_id} is not this agent's")
         return job
 

@@ -82,7 +82,7 @@ def build_hub(settings: HubSettings) -> Hub:
         health=health,
     )
     agent_printers = AgentPrinters(
-        db=db, state=state, changes=changes, dispatcher=dispatcher, views=views
+        db=db, state=state, changes=changes, dispatcher=dispatcher, views=views, alerts=alerts
     )
 
     # What a printer change means, in this order (pm_hub.printer_reactions).

@@ -86,6 +86,16 @@ def bind_license(db: sqlite_utils.Database, license_id: int, device_id: str) -> 
     return row is not None and row[0] == device_id
 
 
+def agent_of_device(db: sqlite_utils.Database, device_id: str) -> dict[str, Any] | None:
+    """The agent known by ``device_id`` with its license's company and revocation."""
+    row = db.execute(
+        "SELECT a.*, l.company_id AS license_company_id, l.revoked_at AS license_revoked_at "
+        "FROM agents a LEFT JOIN licenses l ON l.id = a.license_id WHERE a.device_id = ?",
+        (device_id,),
+    ).fetchone()
+    return dict(row) if row else None
+
+
 def upsert_agent(
     db: sqlite_utils.Database,
     *,
