@@ -26,7 +26,8 @@ from pm_agent.discovery.arp import ARP_TABLE
 from pm_agent.identity_cache import FILE_NAME as IDENTITY_FILE
 from pm_agent.identity_cache import IdentityCache
 from pm_agent.link_health import LinkHealth
-from pm_agent.printer_port import PrinterPort, open_port
+from pm_agent.open_port import open_port
+from pm_agent.printer_port import PrinterPort
 from pm_agent.printer_uri import PrinterSpec, parse_printer_spec
 from pm_agent.printer_worker import PrinterWorker
 from pm_agent.spool import JobSpool

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from pm_agent.printer_port import open_port
+from pm_agent.open_port import open_port
 from pm_agent.printer_uri import parse_printer_uri
 from pm_agent.printer_worker import PrinterWorker
 from pm_agent.sim import SimulatedPrinter
