@@ -27,7 +27,7 @@ from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.printer_worker import PrinterWorker
 from pm_agent.render import render_document
 from pm_agent.serial_port import SerialPrinterPort
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
 from pm_agent.spool import JobSpool
 from pm_agent.tcp_port import TcpPrinterPort
 from pm_agent.usb_port import UsbPrinterPort

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pm_agent.render import render_document
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
 from pm_agent.tcp_port import TcpPrinterPort
 from tests.conftest import AgentFactory
 from tests.support.helpers import OpsClient, eventually, receipt_doc

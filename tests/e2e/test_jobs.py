@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pm_agent.agent import Agent
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from tests.conftest import AgentFactory
 from tests.support.helpers import OpsClient, eventually, receipt_doc
