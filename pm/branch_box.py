@@ -73,7 +73,7 @@ async def run_up(
 ) -> int:
     from pm_agent.agent import Agent
     from pm_agent.printer_uri import parse_printer_spec
-    from pm_agent.sim import SimulatorFleet
+    from pm_agent.sim.fleet import SimulatorFleet
 
     fleet = None
     specs = list(printers)

@@ -1,7 +1,7 @@
 """The ``pm`` command: every subcommand of the branch box.
 
 The composition root: each component brings its own options (``pm_hub.command``,
-``pm_tui.command``, ``pm_agent.sim``, ``pm_agent.discovery``) and this module puts
+``pm_tui.command``, ``pm_agent.sim.cli``, ``pm_agent.discovery``) and this module puts
 them under one command. Modules that load a framework (aiohttp, python-escpos,
 Textual) are imported inside the command that needs them, so ``pm --help`` is quick.
 Commands from other installed packages (``pm bench`` from the bench extra) are found
@@ -177,7 +177,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
         "--headless", action="store_true", help="run the branch box without the dashboard"
     )
 
-    from pm_agent.sim import add_sim_arguments, add_simctl_arguments
+    from pm_agent.sim.cli import add_sim_arguments, add_simctl_arguments
 
     p = sub.add_parser("sim", help="simulated ESC/POS network printers")
     add_sim_arguments(p)
@@ -336,11 +336,11 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
             data_dir_given=args.data_dir is not None,
         )
     if command == "sim":
-        from pm_agent.sim import run_sim
+        from pm_agent.sim.cli import run_sim
 
         return run_until_signalled(run_sim(args))
     if command == "simctl":
-        from pm_agent.sim import run_simctl
+        from pm_agent.sim.cli import run_simctl
 
         return run_simctl(args)
     if command == "discover":

@@ -34,6 +34,16 @@ class LinkHealth:
     pings_sent: int = 0
     pings_lost: int = 0
 
+    def link_up(self) -> None:
+        """The agent (re)connected to the hub: a reconnect, unless it is the first."""
+        if self.ever_connected:
+            self.reconnects += 1
+        self.ever_connected = True
+        self.connected_since = time.time()
+
+    def link_down(self) -> None:
+        self.connected_since = None
+
     def record(self, latency_ms: float | None) -> None:
         """One ping's outcome: its latency, or None when the ack was missed or late."""
         self.pings_sent += 1

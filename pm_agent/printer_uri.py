@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from pm_agent.capabilities import check_profile
+
 SCHEMES = ("tcp", "usb", "serial", "file")
 
 
@@ -132,8 +134,6 @@ def _check_options(uri: str, options: dict[str, str]) -> None:
         if key in options and not options[key].isdigit():
             raise ValueError(f"{uri!r}: {key} must be a number")
     if "profile" in options:
-        from pm_agent.capabilities import check_profile
-
         check_profile(options["profile"])
 
 

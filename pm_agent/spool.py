@@ -18,7 +18,7 @@ import concurrent.futures
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,12 @@ from typing import Any
 import sqlite_utils
 
 from pm_core.database import Database
-from pm_core.protocol import AgentEvent
+from pm_core.protocol import FINAL_JOB_STATUSES, AgentEvent
+from pm_core.protocol.records import PrintJob, PrintJobResult, print_job_result
 
-FINAL = ("completed", "failed", "expired", "cancelled")
 SPOOL_VERSION = 2
+#: The final job states, in a stable order for SQL parameters.
+FINAL_STATES = tuple(sorted(FINAL_JOB_STATUSES))
 
 
 def _prepare(db: sqlite_utils.Database) -> None:
@@ -102,21 +104,16 @@ class SpooledJob:
         value = self.payload.get("correlation_id")
         return value if isinstance(value, str) else None
 
-    def result_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "job_id": self.job_id,
-            "ok": self.state == "completed",
-            "status": self.state,
-            "attempts": self.attempts,
-        }
-        if self.correlation_id is not None:
-            payload["correlation_id"] = self.correlation_id
-        if self.state != "completed":
-            payload["error"] = {
-                "code": self.error_code or self.state,
-                "message": self.error_message or self.state,
-            }
-        return payload
+    def result_payload(self) -> PrintJobResult:
+        """The ``print:job:result`` of a finished job."""
+        return print_job_result(
+            job_id=self.job_id,
+            status=self.state,
+            attempts=self.attempts,
+            correlation_id=self.correlation_id,
+            error_code=self.error_code,
+            error_message=self.error_message,
+        )
 
 
 @dataclass
@@ -126,7 +123,7 @@ class OutboxItem:
     payload: dict[str, Any]
 
 
-def _outbox(db: sqlite_utils.Database, event: str, payload: dict[str, Any]) -> None:
+def _outbox(db: sqlite_utils.Database, event: str, payload: Mapping[str, Any]) -> None:
     db.execute(
         "INSERT INTO outbox (event, payload, created_at) VALUES (?, ?, ?)",
         (event, json.dumps(payload), time.time()),
@@ -150,7 +147,7 @@ class JobSpool:
     def close(self) -> None:
         self.db.close()
 
-    async def accept(self, job: dict[str, Any]) -> tuple[SpooledJob, bool]:
+    async def accept(self, job: PrintJob) -> tuple[SpooledJob, bool]:
         """Store a job from the hub; returns (job as spooled, newly accepted)."""
         job_id = int(job["id"])
 
@@ -363,14 +360,14 @@ class JobSpool:
         cutoff = (time.time() if now is None else now) - self.retention
 
         def write(db: sqlite_utils.Database) -> int:
+            marks = ",".join("?" * len(FINAL_STATES))
             cur = db.execute(
                 "DELETE FROM spool_jobs "
-                "WHERE ((state IN ('completed', 'failed', 'expired', 'cancelled') "
-                "        AND finished_at < ?) "
+                f"WHERE ((state IN ({marks}) AND finished_at < ?) "
                 "       OR (state = 'released' AND received_at < ?)) "
                 "AND job_id NOT IN (SELECT json_extract(payload, '$.job_id') FROM outbox "
                 "                   WHERE event = ?)",
-                (cutoff, cutoff, AgentEvent.PRINT_JOB_RESULT),
+                (*FINAL_STATES, cutoff, cutoff, AgentEvent.PRINT_JOB_RESULT),
             )
             return cur.rowcount
 
@@ -434,7 +431,7 @@ def _finishing(
     only_from: tuple[str, ...],
 ) -> Callable[[sqlite_utils.Database], SpooledJob | None]:
     """The write that ends a job (for the writer thread)."""
-    assert state in FINAL
+    assert state in FINAL_JOB_STATUSES
     return functools.partial(
         _finish,
         job_id=job_id,

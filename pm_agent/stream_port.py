@@ -1,15 +1,32 @@
-"""The part of a printer connection that USB and serial share: a byte pipe to an
-ESC/POS printer that answers ``DLE EOT`` and ``GS I`` on the same pipe.
+"""One implementation of the ESC/POS conversation, for every transport that is a byte
+pipe to the printer: TCP (:mod:`pm_agent.tcp_port`), USB (:mod:`pm_agent.usb_port`)
+and serial (:mod:`pm_agent.serial_port`). The printer answers ``DLE EOT`` and
+``GS I`` on the same pipe that carries the tickets.
 
 Subclasses say how to open, send, receive and close; this class asks the status,
 sends jobs with a status barrier behind them, drops late answers before each
 question, remembers a printer that never answers status (so a job does not wait
 for an answer that never comes) and turns device errors into
-:class:`PrinterUnreachable` (nothing sent: the device could not be opened) or
-:class:`PrinterIOError` (the job went out in part or in full, then the device
-failed or stayed silent: it may have printed, so it is not sent again). A USB
-or serial write that fails part way cannot tell how much the printer took, so
-any failure once the job's bytes started going out counts as the latter.
+:class:`PrinterUnreachable` (nothing sent: the device could not be opened, or
+nothing of the job left) or :class:`PrinterIOError` (the job went out in part or
+in full, then the device failed or stayed silent: it may have printed, so it is
+not sent again). A USB or serial write that fails part way cannot tell how much
+the printer took, so any failure once the job's bytes started going out counts
+as the latter; a TCP socket can tell that nothing left (:class:`NothingSent`).
+
+**An answer that is not a status** (bytes without the fixed bits of a DLE EOT
+answer, :func:`~pm_agent.escpos_status.decode_status`) makes the printer
+``offline`` (:class:`PrinterUnreachable` saying "answered status with garbage"),
+on every transport. Such a device is reachable but not understood: a serial line
+at the wrong baud rate, something that is not an ESC/POS printer on port 9100, a
+printer in another command mode. Tickets sent to it come out as stray characters
+or not at all, and nobody could tell, so it must not look like a printer that
+merely has no status support (``unknown``, where jobs are sent without waiting
+for an answer and reported printed). As ``offline`` its jobs wait in the spool,
+a station's jobs fail over to a printer that can print, the dashboard and the
+alerts show it, and the message names the likely cause. The next poll asks
+again, so a printer whose answers were garbled once is back at once.
+
 Everything blocks; it runs on the printer's worker thread.
 """
 
@@ -18,6 +35,8 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TypeVar
 
 from pm_agent.escpos_status import StatusReport, decode_status
 from pm_agent.printer_identity import identity_request, read_identity_answer
@@ -31,6 +50,12 @@ from pm_agent.printer_port import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class NothingSent(ConnectionError):
+    """Raised by :meth:`StreamPrinterPort._send` when the link broke before a single
+    byte left (only a transport that can know it raises it: TCP)."""
 
 
 class StreamPrinterPort(ABC):
@@ -41,6 +66,10 @@ class StreamPrinterPort(ABC):
     status_timeout: float = 1.0
     #: Said after "answered status with garbage" (serial: check the baud rate).
     garbage_hint: str = "is it an ESC/POS printer?"
+    #: How often a question is asked again on a newly opened link when the link broke
+    #: under it (a kept-open TCP connection the printer closed while idle); a USB or
+    #: serial device that fails is reported at once.
+    link_retries: int = 0
 
     def __init__(self) -> None:
         self._open_now = False
@@ -63,6 +92,27 @@ class StreamPrinterPort(ABC):
 
     @abstractmethod
     def _close_device(self) -> None: ...
+
+    def _drain(self) -> None:
+        """Drop bytes nobody waited for (a late answer, an ASB message)."""
+        for _ in range(64):
+            if not self._recv(256, 0.01):
+                return
+
+    def _before_job(self) -> None:
+        """Make the link ready for a job's bytes; PrinterUnreachable when it cannot be
+        (nothing was sent)."""
+        self._ensure_open()
+
+    def _after_silence(self) -> None:
+        """The printer did not answer a question in time (a late answer may follow):
+        nothing to do here, the next question drains what came late."""
+        return None
+
+    def _job_send_timeout(self, size: int) -> float:
+        """How long sending ``size`` bytes of a job may take (a serial line at 19200
+        baud moves about 2 KB a second)."""
+        return 5.0 + size / 2_000
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -93,20 +143,22 @@ class StreamPrinterPort(ABC):
             data += self._recv(count - len(data), remaining)
         return data
 
-    def _drain(self) -> None:
-        """Drop bytes nobody waited for (a late answer, an ASB message)."""
-        for _ in range(64):
-            if not self._recv(256, 0.01):
-                return
-
-    def _ask(self, request: bytes) -> None:
-        self._ensure_open()
-        try:
-            self._drain()
-            self._send(request, self.status_timeout + 1.0)
-        except OSError as exc:
-            self.close()
-            raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+    def _exchange(self, request: bytes, read_answer: Callable[[], T]) -> T:
+        """Send a question and read its answer; a broken link is closed and, up to
+        ``link_retries`` times, opened again for another go (PrinterUnreachable when
+        it cannot be opened, or broke every time)."""
+        attempt = 0
+        while True:
+            self._ensure_open()
+            try:
+                self._drain()
+                self._send(request, self.status_timeout + 1.0)
+                return read_answer()
+            except OSError as exc:
+                self.close()
+                if attempt >= self.link_retries:
+                    raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+                attempt += 1
 
     # -- PrinterPort -----------------------------------------------------------------------
 
@@ -114,10 +166,12 @@ class StreamPrinterPort(ABC):
         answer = self._read_exact(4, timeout)
         if answer is None:
             self.answers_status = False
+            self._after_silence()
             return None
         try:
             report = decode_status(answer[0], answer[1], answer[2], answer[3])
         except ValueError:
+            # Reachable but not understood: offline, not unknown (see the module doc).
             self.close()
             raise PrinterUnreachable(
                 f"{self.description}: answered status with garbage {answer.hex(' ')}; "
@@ -128,12 +182,9 @@ class StreamPrinterPort(ABC):
 
     def query_status(self) -> StatusReport | None:
         answered_before = self.answers_status
-        self._ask(ALL_STATUS_QUERIES)
-        try:
-            report = self._status_answer(self.status_timeout)
-        except OSError as exc:
-            self.close()
-            raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+        report = self._exchange(
+            ALL_STATUS_QUERIES, lambda: self._status_answer(self.status_timeout)
+        )
         if report is None and answered_before:
             # It used to answer: silence now means switched off, unplugged or hung.
             self.answers_status = True
@@ -144,16 +195,19 @@ class StreamPrinterPort(ABC):
         return report
 
     def write(self, data: bytes, confirm_timeout: float = 30.0) -> StatusReport | None:
-        self._ensure_open()  # PrinterUnreachable here: nothing was sent
+        self._before_job()  # PrinterUnreachable here: nothing was sent
         try:
-            self._send(data, 5.0 + len(data) / 2_000)
+            self._send(data, self._job_send_timeout(len(data)))
+        except NothingSent as exc:
+            self.close()
+            raise PrinterUnreachable(f"{self.description}: nothing sent ({exc})") from exc
         except OSError as exc:
             raise self._broken(exc, BROKE_DURING, sent_all=False) from exc
         answered_before = self.answers_status
         if answered_before is False:
             return None  # it never answers: do not wait for an answer after each job
         try:
-            self._send(ALL_STATUS_QUERIES, 5.0)
+            self._send(ALL_STATUS_QUERIES, self._job_send_timeout(len(ALL_STATUS_QUERIES)))
             report = self._status_answer(confirm_timeout)
         except OSError as exc:
             raise self._broken(exc, BROKE_AFTER, sent_all=True) from exc
@@ -168,9 +222,12 @@ class StreamPrinterPort(ABC):
         return report
 
     def query_identity(self, n: int, timeout: float) -> bytes | None:
-        self._ask(identity_request(n))
-        try:
-            return read_identity_answer(n, lambda count, t: self._read_exact(count, t), timeout)
-        except OSError as exc:
-            self.close()
-            raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+        """The answer to ``GS I n`` (see :mod:`pm_agent.printer_identity`)."""
+
+        def read_answer() -> bytes | None:
+            answer = read_identity_answer(n, self._read_exact, timeout)
+            if answer is None:
+                self._after_silence()
+            return answer
+
+        return self._exchange(identity_request(n), read_answer)

@@ -10,7 +10,7 @@ import pytest
 
 from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.config import HubSettings
 from pm_hub.server import RunningHub, start_hub
 from tests.support.helpers import OpsClient

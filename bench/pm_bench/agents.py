@@ -9,7 +9,7 @@ figure is the hub's own cost (and the same agent drives the bare relay).
 
 A **real agent** is :class:`pm_agent.agent.Agent` with its SQLite spool
 (``synchronous=FULL``) printing through python-escpos to
-:class:`pm_agent.sim.SimulatedPrinter` instances on 127.0.0.1.
+:class:`pm_agent.sim.printer.SimulatedPrinter` instances on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class SimPrinters:
         self.fleet: Any = None
 
     async def cmd_start(self) -> dict[str, Any]:
-        from pm_agent.sim import SimulatorFleet
+        from pm_agent.sim.fleet import SimulatorFleet
 
         self.fleet = await SimulatorFleet.start(count=self.count, control_port=None)
         return {"printers": [[p.name, p.port] for p in self.fleet.printers]}

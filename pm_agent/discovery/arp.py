@@ -7,20 +7,14 @@ make a new printer.
 Printers behind a router have no entry (the router's MAC would be wrong, so
 only complete entries on the same segment are used). Linux only; elsewhere
 nothing is found. Tests point ``table`` at a file of their own (the ARP table
-is the hardware edge here).
+is the hardware edge here). :func:`pm_agent.discovery.found.with_macs` adds the
+MACs to what a discovery source found.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
-
-if TYPE_CHECKING:
-    from pm_agent.discovery.found import FoundPrinter
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +55,3 @@ def mac_identity(mac: str, port: int | None) -> str:
     it listens on the raw port 9100 (a print server with several ports has one MAC for
     several printers; a printer that moves keeps its port)."""
     return f"mac:{mac}" if port in (None, RAW_PORT) else f"mac:{mac}/{port}"
-
-
-async def with_macs(found: list[FoundPrinter], *, table: Path = ARP_TABLE) -> list[FoundPrinter]:
-    """``found`` with the MAC of each network printer the ARP table knows (the probe
-    that found it has just talked to it, so a printer on this segment has an entry)."""
-    if not any(f.kind == "network" for f in found):
-        return found
-    entries = await asyncio.to_thread(arp_entries, table)
-    out = []
-    for printer in found:
-        host = urlsplit(printer.uri).hostname if printer.kind == "network" else None
-        mac = entries.get(host) if host else None
-        out.append(replace(printer, mac=mac) if mac and not printer.mac else printer)
-    return out

@@ -1,14 +1,17 @@
-"""A printer some discovery source found, and the merge of every source's list."""
+"""A printer some discovery source found, the MACs of the network ones (from the ARP
+table), and the merge of every source's list."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pm_agent.discovery.arp import mac_identity
+from pm_agent.discovery.arp import ARP_TABLE, arp_entries, mac_identity
 from pm_agent.printer_uri import PrinterSpec, parse_printer_spec
 
 log = logging.getLogger(__name__)
@@ -136,3 +139,17 @@ def merge_found(*lists: Iterable[FoundPrinter]) -> list[FoundPrinter]:
         else:
             merged[index] = _combine(merged[index], found)
     return merged
+
+
+async def with_macs(found: list[FoundPrinter], *, table: Path = ARP_TABLE) -> list[FoundPrinter]:
+    """``found`` with the MAC of each network printer the ARP table knows (the probe
+    that found it has just talked to it, so a printer on this segment has an entry)."""
+    if not any(f.kind == "network" for f in found):
+        return found
+    entries = await asyncio.to_thread(arp_entries, table)
+    out = []
+    for printer in found:
+        host = urlsplit(printer.uri).hostname if printer.kind == "network" else None
+        mac = entries.get(host) if host else None
+        out.append(replace(printer, mac=mac) if mac and not printer.mac else printer)
+    return out

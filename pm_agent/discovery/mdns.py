@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pm_agent.discovery.arp import ARP_TABLE, with_macs
-from pm_agent.discovery.found import FoundPrinter
+from pm_agent.discovery.arp import ARP_TABLE
+from pm_agent.discovery.found import FoundPrinter, with_macs
 from pm_agent.discovery.tcp_scan import RAW_PORT, probe_printer
 
 log = logging.getLogger(__name__)

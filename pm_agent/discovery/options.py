@@ -61,6 +61,8 @@ class DiscoveryConfig:
         """The sources to run; ``serial_in_use`` and ``usb_in_use`` name the serial
         ports and USB ``vid:pid`` the agent already drives (left alone)."""
         sources: list[DiscoverySource] = []
+        # Each source is imported only when asked for: they load zeroconf, pyusb and
+        # pyserial, and ``pm --help`` imports this module.
         if self.scan:
             from pm_agent.discovery.tcp_scan import TcpScanSource
 
@@ -159,7 +161,7 @@ def discovery_config(args: argparse.Namespace) -> DiscoveryConfig:
     every = float(getattr(args, "discover_every", 0.0) or 0.0)
     config.interval = every * 60 if every > 0 else None
     if config.scan:
-        from pm_agent.discovery.tcp_scan import scan_targets
+        from pm_agent.discovery.tcp_scan import scan_targets  # only when scanning (see above)
 
         for cidr in config.scan:
             scan_targets(cidr, force=config.scan_force)  # refuse bad CIDRs before starting

@@ -18,8 +18,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from pm_agent.discovery.arp import ARP_TABLE, with_macs
-from pm_agent.discovery.found import FoundPrinter
+from pm_agent.discovery.arp import ARP_TABLE
+from pm_agent.discovery.found import FoundPrinter, with_macs
 from pm_agent.escpos_status import decode_status
 from pm_agent.printer_identity import MODEL, SERIAL, STRING_HEADER, identity_request
 from pm_agent.printer_port import ALL_STATUS_QUERIES

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_agent.spool import JobSpool
 from tests.conftest import AgentFactory
 from tests.support.helpers import OpsClient, eventually, receipt_doc

@@ -19,7 +19,7 @@ from pm_agent.discovery.found import FoundPrinter
 from pm_agent.discovery.mdns import LPD_SERVICE, RAW_SERVICE, MdnsSource
 from pm_agent.discovery.tcp_scan import TcpScanSource, scan_targets
 from pm_agent.printer_uri import parse_printer_spec
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
 from tests.conftest import AgentFactory
 from tests.support.helpers import (
     AnonymousPrinter,

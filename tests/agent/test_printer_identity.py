@@ -19,7 +19,7 @@ from pm_agent.capabilities import profile_for_model
 from pm_agent.discovery import DiscoveryConfig
 from pm_agent.escpos_status import STATUSES
 from pm_agent.printer_uri import parse_printer_spec
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
 from pm_hub.server import RunningHub
 from pm_hub.store import printers as printer_store
 from tests.conftest import AgentFactory

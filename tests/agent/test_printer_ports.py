@@ -7,9 +7,11 @@ pyserial's socket:// URL with the simulated printer on the far side."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,17 +19,21 @@ import pytest
 from pm_agent.discovery import DiscoveryConfig
 from pm_agent.discovery.serial_ports import SerialSource
 from pm_agent.discovery.usb import UsbSource, parse_1284_id
-from pm_agent.escpos_status import STATUSES
+from pm_agent.escpos_status import DLE_EOT, STATUSES
+from pm_agent.open_port import open_port
 from pm_agent.printer_identity import read_identity
-from pm_agent.printer_port import PrinterPort, PrinterUnreachable, TcpPrinterPort, open_port
+from pm_agent.printer_port import PrinterPort, PrinterUnreachable
 from pm_agent.printer_uri import parse_printer_spec
+from pm_agent.printer_worker import PrinterWorker
 from pm_agent.render import render_document
 from pm_agent.serial_port import SerialPrinterPort
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
+from pm_agent.spool import JobSpool
+from pm_agent.tcp_port import TcpPrinterPort
 from pm_agent.usb_port import UsbPrinterPort
 from tests.conftest import AgentFactory
 from tests.support.fake_usb import FakeBackend, FakeUsbDevice
-from tests.support.helpers import AnonymousPrinter, OpsClient, eventually
+from tests.support.helpers import AnonymousPrinter, OpsClient, eventually, receipt_doc
 from tests.support.serial_bridge import PtyPrinterBridge
 
 EXPECTED_FLAGS = {
@@ -417,3 +423,110 @@ async def test_agent_adds_the_printer_serial_discovery_finds_and_prints_on_it(
     assert ack["ok"], ack
     assert (await sim.wait_for_receipts(1))[0].text == "via pty"
     assert [w.spec.uri for w in agent.workers] == [row["address"]]
+
+
+# -- an answer that is not a status ------------------------------------------------------------
+
+
+class GarblingDevice:
+    """Something on 127.0.0.1 that takes every connection and answers each ``DLE EOT``
+    with a byte that is not a status answer (0xff lacks the fixed bits): another
+    device on port 9100, a serial line at the wrong rate, a printer in another command
+    mode. It never prints; ``received`` is everything it was sent."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.received = bytearray()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> GarblingDevice:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(4096):
+                self.received += data
+                writer.write(b"\xff" * data.count(DLE_EOT))
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+
+@contextlib.contextmanager
+def port_to(kind: str, device: GarblingDevice) -> Iterator[PrinterPort]:
+    """A port of ``kind`` whose far side is ``device``: a TCP socket, a USB printer on
+    the fake pyusb backend, or a serial line through a pseudo-terminal at its rate."""
+    bridge = None
+    port: PrinterPort
+    if kind == "tcp":
+        port = TcpPrinterPort("127.0.0.1", device.port)
+    elif kind == "usb":
+        far = FakeUsbDevice(0x04B8, 0x0E15, far_side=("127.0.0.1", device.port))
+        port = UsbPrinterPort(0x04B8, 0x0E15, backend=FakeBackend(far))
+    else:
+        bridge = PtyPrinterBridge(device.port, baudrate=19200)
+        port = SerialPrinterPort(bridge.path, options={"baudrate": "19200"})
+    try:
+        yield port
+    finally:
+        port.close()
+        if bridge is not None:
+            bridge.close()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_an_answer_that_is_not_a_status_is_unreachable_on_every_transport(
+    kind: str,
+) -> None:
+    """Garbage instead of a DLE EOT answer: PrinterUnreachable saying so, on TCP, USB
+    and serial alike (it used to be "no status support" on TCP alone)."""
+    async with GarblingDevice() as device:
+        with port_to(kind, device) as port:
+            with pytest.raises(PrinterUnreachable, match="answered status with garbage ff ff"):
+                await asyncio.to_thread(port.query_status)
+            with pytest.raises(PrinterUnreachable, match="answered status with garbage"):
+                await asyncio.to_thread(port.query_status)  # asked again: the same answer
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_a_printer_that_answers_garbage_is_offline_and_its_jobs_wait(
+    kind: str, tmp_path: Path
+) -> None:
+    """Reachable but not understood is ``offline``, not ``unknown``: its jobs stay in
+    the spool (a station fails over) instead of going out blind and being reported
+    printed, and status support is not written off."""
+    spool = JobSpool(tmp_path / "spool.sqlite", synchronous="NORMAL")
+    await asyncio.to_thread(spool.open)
+    async with GarblingDevice() as device:
+        with port_to(kind, device) as port:
+            spec = parse_printer_spec(f"Garbled={port.description}")
+            statuses: list[tuple[str, dict[str, bool]]] = []
+
+            async def on_status(worker: PrinterWorker) -> None:
+                statuses.append((worker.status, dict(worker.flags)))
+
+            worker = PrinterWorker(
+                spec, port, spool, on_status=on_status, on_outbox=lambda: None, poll_interval=0.1
+            )
+            worker.printer_id = 1
+            await spool.accept({"id": 7, "printer_id": 1, "document": receipt_doc("BLIND")})
+            worker.start()
+            try:
+                await eventually(lambda: len(statuses) >= 1, what="a status")
+                await asyncio.sleep(0.5)  # a few polls and print attempts
+                assert statuses[0] == ("offline", {"unreachable": True})
+                assert worker.status == "offline" and worker.status_supported
+                job = await spool.get(7)
+                assert job is not None and (job.state, job.attempts) == ("pending", 0)
+                assert b"BLIND" not in device.received
+            finally:
+                await worker.stop()
+    await asyncio.to_thread(spool.close)

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.render import render_document
+from pm_agent.sim.printer import SimulatedPrinter
+from pm_agent.tcp_port import TcpPrinterPort
 from tests.conftest import AgentFactory
 from tests.support.helpers import OpsClient, eventually, receipt_doc
 
@@ -279,9 +281,6 @@ async def test_idle_connection_closed_by_the_printer_is_reopened_before_sending(
     """The printer restarted while the kept-open connection sat idle: the next job
     goes out on a new connection and prints, instead of into the dead one (where it
     would be lost and, now, reported as outcome unknown)."""
-    from pm_agent.printer_port import TcpPrinterPort
-    from pm_agent.render import render_document
-
     async with SimulatedPrinter("Salad", serial="SAL-1") as sim:
         port = TcpPrinterPort("127.0.0.1", sim.port)
         try:

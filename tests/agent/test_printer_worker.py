@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from pm_agent.printer_port import open_port
+from pm_agent.open_port import open_port
 from pm_agent.printer_uri import parse_printer_uri
 from pm_agent.printer_worker import PrinterWorker
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
 from pm_agent.spool import JobSpool
 from tests.support.helpers import eventually, receipt_doc
 

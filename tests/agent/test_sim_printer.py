@@ -14,15 +14,9 @@ import pytest
 
 from pm_agent.escpos_status import STATUS_QUERIES, decode_status
 from pm_agent.render import render_document, render_test_page
-from pm_agent.sim import (
-    PRINTER_STATES,
-    SimulatedPrinter,
-    SimulatorFleet,
-    add_sim_arguments,
-    add_simctl_arguments,
-    run_sim,
-    run_simctl,
-)
+from pm_agent.sim.cli import add_sim_arguments, add_simctl_arguments, run_sim, run_simctl
+from pm_agent.sim.fleet import SimulatorFleet
+from pm_agent.sim.printer import PRINTER_STATES, SimulatedPrinter
 from tests.support.helpers import free_port
 
 ALL_QUERIES = b"".join(STATUS_QUERIES[n] for n in (1, 2, 3, 4))

@@ -12,7 +12,7 @@ from typing import Any
 
 from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
 from pm_hub.server import RunningHub, start_hub
 from tests.conftest import hub_settings
 from tests.support.helpers import OpsClient, eventually, receipt_doc

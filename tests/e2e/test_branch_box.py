@@ -9,7 +9,7 @@ import pytest
 import socketio
 
 from pm_agent.agent import Agent, AgentAuthError
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_core.protocol import Namespace, parse_correlation_id
 from pm_hub.server import RunningHub
 from tests.conftest import AgentFactory

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pm.cli import build_parser
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
 from pm_hub import auth
 from pm_hub.config import load_settings
 from pm_hub.server import RunningHub

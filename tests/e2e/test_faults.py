@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from pm_agent.sim import Receipt, SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
+from pm_agent.sim.receipt import Receipt
 from tests.support.fault_harness import (
     BranchUnderTest,
     Ledger,

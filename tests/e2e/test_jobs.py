@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pm_agent.agent import Agent
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from tests.conftest import AgentFactory
 from tests.support.helpers import OpsClient, eventually, receipt_doc
@@ -336,13 +336,13 @@ async def test_jobs_held_for_a_paused_printer_expire_and_resume_prints_the_rest(
 def lose_delivery_acks(agent: Agent) -> None:
     """The agent spools each job it is sent, but its acknowledgement never reaches the
     hub (as when the link drops between the two)."""
-    accept = agent._accept_job
+    accept = agent.intake.accept_job
 
     async def accept_then_lose_the_ack(data: Any) -> dict[str, Any]:
         await accept(data)
         raise ConnectionError("link lost before the ack")
 
-    agent._accept_job = accept_then_lose_the_ack  # type: ignore[method-assign]
+    agent.intake.accept_job = accept_then_lose_the_ack  # type: ignore[method-assign]
 
 
 async def spooled(agent: Agent, job_id: int) -> None:

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_core.database import connect
 from pm_core.logs import setup_logging
 from pm_hub.server import RunningHub, start_hub

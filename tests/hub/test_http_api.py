@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 
 from pm_agent.agent import Agent
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from tests.support.helpers import eventually, receipt_doc
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import socketio
 
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_core.protocol import FINAL_JOB_STATUSES, Namespace
 from pm_hub import auth
 from pm_hub.credential_admin import create_license_offline

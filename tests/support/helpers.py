@@ -10,7 +10,7 @@ from typing import Any
 
 import socketio
 
-from pm_agent.sim import SimulatedPrinter
+from pm_agent.sim.printer import SimulatedPrinter
 from pm_core.protocol import HubEvent, Namespace
 
 ARP_HEADER = "IP address       HW type     Flags       HW address            Mask     Device\n"

@@ -7,7 +7,7 @@ import time
 from textual.widgets import Input, OptionList
 
 from pm_agent.agent import Agent
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.app import PrinterMasterApp
 from pm_tui.data.clock import FixedClock

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from pm_agent.agent import Agent
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.app import PrinterMasterApp
 from pm_tui.screens.printers import PrintersView

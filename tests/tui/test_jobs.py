@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pm_agent.agent import Agent
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.screens.dialogs import ConfirmDialog
 from pm_tui.screens.job_detail import JobDetailScreen

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pm_agent.agent import Agent
-from pm_agent.sim import SimulatorFleet
+from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.screens.dialogs import StationDialog
 from pm_tui.screens.printer_detail import PrinterDetailScreen
