@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from pm_tui.config import TuiConfigError, discover_hub, preflight, resolve
+from pm_tui.config import TuiConfigError, default_config_path, discover_hub, preflight, resolve
 
 NO_TOKEN = """\
 pm tui: no token. Pass --token, set PM_TOKEN, or put it in {path}:
@@ -23,7 +23,7 @@ def _say(message: str) -> None:
 
 def setup_logging(level: str) -> None:
     """Log through Textual (visible with `textual console`), never onto the screen."""
-    from textual.logging import TextualHandler
+    from textual.logging import TextualHandler  # Textual loads only once the hub answered
 
     root = logging.getLogger()
     root.handlers[:] = [TextualHandler()]
@@ -45,8 +45,6 @@ def launch(
     web_port: int = 8080,
 ) -> int:
     """``pm tui``: resolve where and how to connect, check the hub, run the dashboard."""
-    from pm_tui.config import default_config_path
-
     try:
         settings = resolve(
             hub=hub_url,
@@ -71,7 +69,7 @@ def launch(
     if web:
         return serve_web(settings.hub_url, settings.token, web_host, web_port, log_level)
 
-    from pm_tui.app import PrinterMasterApp
+    from pm_tui.app import PrinterMasterApp  # lazy: a refused start says so without Textual
 
     setup_logging(log_level)
     logging.getLogger(__name__).info("hub %s (%s)", settings.hub_url, health.get("branch"))

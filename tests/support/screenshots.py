@@ -20,6 +20,8 @@ from textual.pilot import Pilot
 
 from pm_tui.app import PrinterMasterApp
 from pm_tui.data.clock import FixedClock
+from pm_tui.screens.job_detail import JobDetailScreen
+from pm_tui.screens.printer_detail import PrinterDetailScreen
 from tests.support.sample_hub import SAMPLE_NOW, SampleHub
 
 
@@ -34,14 +36,10 @@ class Scene:
 
 
 def _detail_loaded(app: PrinterMasterApp) -> bool:
-    from pm_tui.screens.printer_detail import PrinterDetailScreen
-
     return isinstance(app.screen, PrinterDetailScreen) and bool(app.screen.history)
 
 
 def _job_loaded(app: PrinterMasterApp) -> bool:
-    from pm_tui.screens.job_detail import JobDetailScreen
-
     return isinstance(app.screen, JobDetailScreen) and app.screen.detail is not None
 
 
