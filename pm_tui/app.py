@@ -97,6 +97,7 @@ class PrinterMasterApp(App[int]):
         self._chrome_at = 0.0
         self._toast_times: deque[float] = deque()
         self._toasts_held = 0
+        # HubActions takes a Dashboard: mypy checks here that this app is one.
         self.actions = HubActions(self)
         #: Called after every batch is on screen (the benchmark listens here).
         self.on_changes_shown: Callable[[Changes], None] | None = None
@@ -412,7 +413,3 @@ class PrinterMasterApp(App[int]):
         self.publish(Changes(reloaded=True))
         label = self.state.branch_name(branch_id) if branch_id is not None else "every branch"
         self.notify(f"Showing {label}", markup=False)
-
-    def describe_problems(self) -> str:
-        problems = self.state.problems(self.branch_filter)
-        return plural(len(problems), "problem")
