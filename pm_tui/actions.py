@@ -132,7 +132,8 @@ class HubActions:
                 self.dashboard.state.stations = list(stations["stations"])
 
     def _merged(self, printer: dict[str, Any]) -> dict[str, Any]:
-        """printer:configure answers without the live fields (queue, agent link): keep ours."""
+        """The printer:configure answer on top of ours: live fields (queue, agent link)
+        it may lack stay as they were (a branch hub sends them today)."""
         old = self.dashboard.state.printers.get(printer["id"], {})
         return {**old, **printer}
 
