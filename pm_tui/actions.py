@@ -3,13 +3,11 @@ cancel, reprint, acknowledge. Each asks the hub and says what happened in a toas
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pm_core.protocol import CANCELLABLE_JOB_STATUSES, OpsEvent
+from pm_tui.dashboard import Dashboard
 from pm_tui.data.source import error_message
-
-if TYPE_CHECKING:
-    from pm_tui.app import PrinterMasterApp
 
 
 def test_receipt(printer: dict[str, Any], *, who: str, when: str) -> dict[str, Any]:
@@ -30,38 +28,41 @@ def test_receipt(printer: dict[str, Any], *, who: str, when: str) -> dict[str, A
     }
 
 
-class OperatorActions:
-    def __init__(self, app: PrinterMasterApp) -> None:
-        self.app = app
+class HubActions:
+    """The :class:`~pm_tui.dashboard.OperatorActions` of a dashboard, carried out by
+    its hub."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.dashboard = dashboard
 
     async def _call(self, event: str, payload: dict[str, Any], failed: str) -> dict[str, Any]:
-        ack = await self.app.link.call(event, payload)
+        ack = await self.dashboard.link.call(event, payload)
         if not ack.get("ok"):
-            self.app.notify(f"{failed}: {error_message(ack)}", severity="error", markup=False)
+            self.dashboard.notify(f"{failed}: {error_message(ack)}", severity="error", markup=False)
         return ack
 
     # -- printers ----------------------------------------------------------------------
 
     async def test_print(self, printer_id: int | None) -> None:
         if printer_id is None:
-            self.app.notify("Select a printer first", severity="warning")
+            self.dashboard.notify("Select a printer first", severity="warning")
             return
-        name = self.app.state.printer_name(printer_id)
+        name = self.dashboard.state.printer_name(printer_id)
         ack = await self._call(
             OpsEvent.PRINTER_TEST, {"printer_id": printer_id}, f"Test print on {name} refused"
         )
         if ack.get("ok"):
-            self.app.notify(f"Test print sent to {name}…", markup=False)
+            self.dashboard.notify(f"Test print sent to {name}…", markup=False)
 
     async def send_test_receipt(self, printer_id: int | None) -> None:
-        printer = self.app.state.printers.get(printer_id) if printer_id is not None else None
+        printer = self.dashboard.state.printers.get(printer_id) if printer_id is not None else None
         if printer is None:
-            self.app.notify("Select a printer first", severity="warning")
+            self.dashboard.notify("Select a printer first", severity="warning")
             return
-        clock = self.app.clock
+        clock = self.dashboard.clock
         document = test_receipt(
             printer,
-            who=str(self.app.state.who.get("sub") or "dashboard"),
+            who=str(self.dashboard.state.who.get("sub") or "dashboard"),
             when=clock.hms(clock.now()),
         )
         ack = await self._call(
@@ -71,13 +72,13 @@ class OperatorActions:
         )
         if ack.get("ok"):
             job = ack["job"]
-            self.app.publish(self.app.state.add_jobs([job]))
-            self.app.notify(f"Test receipt queued as job #{job['id']} on {printer['name']}")
+            self.dashboard.publish(self.dashboard.state.add_jobs([job]))
+            self.dashboard.notify(f"Test receipt queued as job #{job['id']} on {printer['name']}")
 
     async def toggle_pause(self, printer_id: int | None) -> None:
-        printer = self.app.state.printers.get(printer_id) if printer_id is not None else None
+        printer = self.dashboard.state.printers.get(printer_id) if printer_id is not None else None
         if printer is None:
-            self.app.notify("Select a printer first", severity="warning")
+            self.dashboard.notify("Select a printer first", severity="warning")
             return
         paused = not printer.get("paused")
         ack = await self._call(
@@ -86,26 +87,24 @@ class OperatorActions:
             f"Could not {'pause' if paused else 'resume'} {printer['name']}",
         )
         if ack.get("ok"):
-            self.app.publish(self.app.state.put_printer(self._merged(ack["printer"])))
+            self.dashboard.publish(self.dashboard.state.put_printer(self._merged(ack["printer"])))
             verb = "paused: jobs wait (station jobs move to a backup)" if paused else "resumed"
-            self.app.notify(f"{printer['name']} {verb}", markup=False)
+            self.dashboard.notify(f"{printer['name']} {verb}", markup=False)
 
     async def move_printer(self, printer_id: int | None) -> None:
-        from pm_tui.screens.dialogs import StationDialog
-
-        printer = self.app.state.printers.get(printer_id) if printer_id is not None else None
+        printer = self.dashboard.state.printers.get(printer_id) if printer_id is not None else None
         if printer is None:
-            self.app.notify("Select a printer first", severity="warning")
+            self.dashboard.notify("Select a printer first", severity="warning")
             return
         stations = sorted(
             {
                 str(s["name"])
-                for s in self.app.state.stations
+                for s in self.dashboard.state.stations
                 if s.get("branch_id") == printer.get("branch_id")
             }
             | {
                 str(p["station"])
-                for p in self.app.state.printers.values()
+                for p in self.dashboard.state.printers.values()
                 if p.get("station") and p.get("branch_id") == printer.get("branch_id")
             }
         )
@@ -115,40 +114,39 @@ class OperatorActions:
                 return
             await self.set_station(printer["id"], station.strip().lower() or None)
 
-        self.app.push_screen(StationDialog(printer, stations), chosen)
+        self.dashboard.choose_station(printer, stations, chosen)
 
     async def set_station(self, printer_id: int, station: str | None) -> None:
-        name = self.app.state.printer_name(printer_id)
+        name = self.dashboard.state.printer_name(printer_id)
         ack = await self._call(
             OpsEvent.PRINTER_CONFIGURE,
             {"printer_id": printer_id, "station": station},
             f"Could not move {name}",
         )
         if ack.get("ok"):
-            self.app.publish(self.app.state.put_printer(self._merged(ack["printer"])))
+            self.dashboard.publish(self.dashboard.state.put_printer(self._merged(ack["printer"])))
             where = f"station {station}" if station else "no station"
-            self.app.notify(f"{name} moved to {where}", markup=False)
-            stations = await self.app.link.call(OpsEvent.STATIONS_LIST)
+            self.dashboard.notify(f"{name} moved to {where}", markup=False)
+            stations = await self.dashboard.link.call(OpsEvent.STATIONS_LIST)
             if stations.get("ok"):
-                self.app.state.stations = list(stations["stations"])
+                self.dashboard.state.stations = list(stations["stations"])
 
     def _merged(self, printer: dict[str, Any]) -> dict[str, Any]:
-        """printer:configure answers without the live fields (queue, agent link): keep ours."""
-        old = self.app.state.printers.get(printer["id"], {})
+        """The printer:configure answer on top of ours: live fields (queue, agent link)
+        it may lack stay as they were (a branch hub sends them today)."""
+        old = self.dashboard.state.printers.get(printer["id"], {})
         return {**old, **printer}
 
     # -- jobs --------------------------------------------------------------------------
 
     async def cancel_job(self, job_id: int | None) -> None:
-        from pm_tui.screens.dialogs import ConfirmDialog
-
-        job = self.app.state.jobs.get(job_id) if job_id is not None else None
+        job = self.dashboard.state.jobs.get(job_id) if job_id is not None else None
         if job is None:
-            self.app.notify("Select a job first", severity="warning")
+            self.dashboard.notify("Select a job first", severity="warning")
             return
         if job.get("status") not in CANCELLABLE_JOB_STATUSES:
             why = "too late to cancel" if job.get("status") == "printing" else "nothing to cancel"
-            self.app.notify(f"Job #{job['id']} is {job['status']}: {why}")
+            self.dashboard.notify(f"Job #{job['id']} is {job['status']}: {why}")
             return
 
         async def confirmed(yes: bool | None) -> None:
@@ -158,20 +156,18 @@ class OperatorActions:
                 OpsEvent.JOB_CANCEL, {"job_id": job["id"]}, f"Job #{job['id']} not cancelled"
             )
             if ack.get("ok"):
-                self.app.publish(self.app.state.add_jobs([ack["job"]]))
-                self.app.notify(f"Job #{job['id']} cancelled")
+                self.dashboard.publish(self.dashboard.state.add_jobs([ack["job"]]))
+                self.dashboard.notify(f"Job #{job['id']} cancelled")
 
-        printer = self.app.state.printer_name(job.get("printer_id"))
-        self.app.push_screen(
-            ConfirmDialog(f"Cancel job #{job['id']} ({job['status']} on {printer})?"), confirmed
+        printer = self.dashboard.state.printer_name(job.get("printer_id"))
+        self.dashboard.confirm(
+            f"Cancel job #{job['id']} ({job['status']} on {printer})?", confirmed
         )
 
     async def reprint_job(self, job_id: int | None) -> None:
-        from pm_tui.screens.dialogs import ConfirmDialog
-
-        job = self.app.state.jobs.get(job_id) if job_id is not None else None
+        job = self.dashboard.state.jobs.get(job_id) if job_id is not None else None
         if job is None:
-            self.app.notify("Select a job first", severity="warning")
+            self.dashboard.notify("Select a job first", severity="warning")
             return
 
         async def confirmed(yes: bool | None) -> None:
@@ -182,26 +178,28 @@ class OperatorActions:
             )
             if ack.get("ok"):
                 new = ack["job"]
-                self.app.publish(self.app.state.add_jobs([new]))
-                where = self.app.state.printer_name(new.get("printer_id"))
-                self.app.notify(f"Reprint of #{job['id']} queued as job #{new['id']} on {where}")
+                self.dashboard.publish(self.dashboard.state.add_jobs([new]))
+                where = self.dashboard.state.printer_name(new.get("printer_id"))
+                self.dashboard.notify(
+                    f"Reprint of #{job['id']} queued as job #{new['id']} on {where}"
+                )
 
-        target = job.get("station") or self.app.state.printer_name(job.get("printer_id"))
-        self.app.push_screen(ConfirmDialog(f"Print job #{job['id']} again on {target}?"), confirmed)
+        target = job.get("station") or self.dashboard.state.printer_name(job.get("printer_id"))
+        self.dashboard.confirm(f"Print job #{job['id']} again on {target}?", confirmed)
 
     # -- alerts ------------------------------------------------------------------------
 
     async def ack_alert(self, alert_id: int | None) -> None:
-        alert = self.app.state.alerts.get(alert_id) if alert_id is not None else None
+        alert = self.dashboard.state.alerts.get(alert_id) if alert_id is not None else None
         if alert is None:
-            self.app.notify("Select an alert first", severity="warning")
+            self.dashboard.notify("Select an alert first", severity="warning")
             return
         if alert.get("state") != "open":
-            self.app.notify(f"Alert #{alert['id']} is already {alert.get('state')}")
+            self.dashboard.notify(f"Alert #{alert['id']} is already {alert.get('state')}")
             return
         ack = await self._call(
             OpsEvent.ALERT_ACK, {"alert_id": alert["id"]}, f"Alert #{alert['id']} not acknowledged"
         )
         if ack.get("ok"):
-            self.app.publish(self.app.state.put_alert(ack["alert"]))
-            self.app.notify(f"Acknowledged: {alert.get('message')}", markup=False)
+            self.dashboard.publish(self.dashboard.state.put_alert(ack["alert"]))
+            self.dashboard.notify(f"Acknowledged: {alert.get('message')}", markup=False)

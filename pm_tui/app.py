@@ -3,6 +3,10 @@
 The app owns the hub connection and the data (``FleetState``); screens and views
 subscribe to changes. Hub events are buffered and folded in once per UI turn, so
 a burst of status changes costs one pass over the changed rows.
+
+It implements :class:`~pm_tui.dashboard.Dashboard`, the protocol its views,
+screens, actions and command palette use, and is the only module that knows every
+screen.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App
@@ -21,8 +25,8 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 
 from pm_core.protocol import OpsEvent
-from pm_tui.actions import OperatorActions
-from pm_tui.commands import DashboardCommands
+from pm_tui.actions import HubActions
+from pm_tui.dashboard import FleetView
 from pm_tui.data.buffer import EventBuffer
 from pm_tui.data.clock import Clock
 from pm_tui.data.source import HubSource, error_message, unknown_event
@@ -30,7 +34,11 @@ from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import plural
 from pm_tui.hub_link import HubLink, LinkState
 from pm_tui.messages import HubPulse, LinkChanged
+from pm_tui.palette import DashboardCommands
+from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, StationDialog
+from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.main import MainScreen
+from pm_tui.screens.printer_detail import PrinterDetailScreen
 from pm_tui.widgets.header import HubHeader
 
 log = logging.getLogger(__name__)
@@ -43,14 +51,6 @@ CHROME_INTERVAL = 0.25
 TOAST_BURST = 3
 #: ... in this many seconds; the others become one "N more alerts" toast.
 TOAST_WINDOW = 5.0
-
-
-class FleetView(Protocol):
-    """A widget that shows part of the fleet and follows its changes."""
-
-    def fleet_changed(self, changes: Changes) -> None: ...
-
-    def clock_tick(self) -> None: ...
 
 
 class PrinterMasterApp(App[int]):
@@ -97,7 +97,8 @@ class PrinterMasterApp(App[int]):
         self._chrome_at = 0.0
         self._toast_times: deque[float] = deque()
         self._toasts_held = 0
-        self.actions = OperatorActions(self)
+        # HubActions takes a Dashboard: mypy checks here that this app is one.
+        self.actions = HubActions(self)
         #: Called after every batch is on screen (the benchmark listens here).
         self.on_changes_shown: Callable[[Changes], None] | None = None
 
@@ -129,7 +130,7 @@ class PrinterMasterApp(App[int]):
         self.set_interval(CHROME_INTERVAL, self._chrome_tick)
         self.set_interval(5.0, self._measure_latency)
         if self.health_interval > 0:
-            self.set_interval(self.health_interval, self._poll_health)
+            self.set_interval(self.health_interval, self.poll_health)
 
     @work(exclusive=True, group="link")
     async def run_link(self) -> None:
@@ -306,9 +307,12 @@ class PrinterMasterApp(App[int]):
             return True
         return False
 
-    async def _poll_health(self) -> None:
+    async def poll_health(self) -> None:
         if not self.link.connected or self.state.health_supported is False:
             return
+        await self.refresh_health()
+
+    async def refresh_health(self) -> None:
         if await self._fetch_health():
             self.publish(Changes(health=True))
 
@@ -384,17 +388,28 @@ class PrinterMasterApp(App[int]):
         self.notify("Reloaded from the hub")
 
     def action_help(self) -> None:
-        from pm_tui.screens.dialogs import HelpScreen
-
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def open_printer(self, printer_id: int) -> None:
+        self.push_screen(PrinterDetailScreen(printer_id))
+
+    def open_job(self, job_id: int) -> None:
+        self.push_screen(JobDetailScreen(job_id))
+
+    def confirm(self, question: str, then: Callable[[bool | None], Awaitable[None]]) -> None:
+        self.push_screen(ConfirmDialog(question), then)
+
+    def choose_station(
+        self,
+        printer: dict[str, Any],
+        stations: list[str],
+        then: Callable[[str | None], Awaitable[None]],
+    ) -> None:
+        self.push_screen(StationDialog(printer, stations), then)
 
     def set_branch_filter(self, branch_id: int | None) -> None:
         self.branch_filter = branch_id
         self.publish(Changes(reloaded=True))
         label = self.state.branch_name(branch_id) if branch_id is not None else "every branch"
         self.notify(f"Showing {label}", markup=False)
-
-    def describe_problems(self) -> str:
-        problems = self.state.problems(self.branch_filter)
-        return plural(len(problems), "problem")

@@ -91,7 +91,7 @@ def discover_hub(
     """A hub advertised on mDNS (of ``branch`` when given), if ``pm_core.mdns.find_hub``
     exists and finds one."""
     try:
-        from pm_core import mdns
+        from pm_core import mdns  # lazy: zeroconf loads only when no hub URL was given
     except Exception:
         return None
     find_hub: Callable[..., Any] | None = getattr(mdns, "find_hub", None)

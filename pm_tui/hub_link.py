@@ -17,7 +17,7 @@ from typing import Any
 import socketio
 
 from pm_core.protocol import ErrorCode, HubEvent, Namespace
-from pm_tui.data.scrub import scrub, scrub_text
+from pm_tui.scrub import scrub, scrub_text
 
 log = logging.getLogger(__name__)
 

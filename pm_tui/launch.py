@@ -9,8 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from pm_tui.config import TuiConfigError, discover_hub, preflight, resolve
-from pm_tui.data.scrub import scrub_text
+from pm_tui.config import TuiConfigError, default_config_path, discover_hub, preflight, resolve
+from pm_tui.scrub import scrub_text
 
 #: Browser dashboards open at once (each runs a dashboard process).
 DEFAULT_WEB_SESSIONS = 4
@@ -28,7 +28,7 @@ def _say(message: str) -> None:
 
 def setup_logging(level: str) -> None:
     """Log through Textual (visible with `textual console`), never onto the screen."""
-    from textual.logging import TextualHandler
+    from textual.logging import TextualHandler  # Textual loads only once the hub answered
 
     root = logging.getLogger()
     root.handlers[:] = [TextualHandler()]
@@ -52,8 +52,6 @@ def launch(
     web_sessions: int = DEFAULT_WEB_SESSIONS,
 ) -> int:
     """``pm tui``: resolve where and how to connect, check the hub, run the dashboard."""
-    from pm_tui.config import default_config_path
-
     try:
         settings = resolve(
             hub=hub_url,
@@ -81,7 +79,7 @@ def launch(
             settings.hub_url, settings.token, web_host, web_port, log_level, web_sessions
         )
 
-    from pm_tui.app import PrinterMasterApp
+    from pm_tui.app import PrinterMasterApp  # lazy: a refused start says so without Textual
 
     setup_logging(log_level)
     logging.getLogger(__name__).info("hub %s (%s)", settings.hub_url, health.get("branch"))

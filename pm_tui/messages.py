@@ -1,23 +1,15 @@
-"""Messages the dashboard passes around (small classes, one module)."""
+"""Messages the dashboard passes around (small dataclasses, one module)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from textual.message import Message
 
 from pm_tui.hub_link import LinkState
 
 
-class HubEvent(Message):
-    """An event pushed by the hub (printer:update, job:update, ...)."""
-
-    def __init__(self, event: str, data: Any) -> None:
-        super().__init__()
-        self.event = event
-        self.data = data
-
-
+@dataclass
 class HubPulse(Message):
     """Hub events are waiting in the buffer. Bursts collapse into one pulse."""
 
@@ -25,12 +17,11 @@ class HubPulse(Message):
         return isinstance(message, HubPulse)
 
 
+@dataclass
 class LinkChanged(Message):
     """The hub connection changed state."""
 
-    def __init__(self, state: LinkState) -> None:
-        super().__init__()
-        self.state = state
+    state: LinkState
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, LinkChanged)

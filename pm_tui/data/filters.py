@@ -6,12 +6,10 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pm_core.protocol import ACTIVE_JOB_STATUSES, JOB_STATUSES, PROBLEM_PRINTER_STATUSES
-
-if TYPE_CHECKING:
-    from pm_tui.data.state import FleetState
+from pm_tui.data.state import FleetState
 
 Record = dict[str, Any]
 

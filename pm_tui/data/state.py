@@ -328,7 +328,8 @@ class FleetState:
             self._note_job(job)
             changes.jobs[job_id] = (old_job, job)
         for agent_id, agent in batch.agents.items():
-            self.agents[agent_id] = agent
+            # agent:update carries the agent without the printer ids agents:list adds.
+            self.agents[agent_id] = {**self.agents.get(agent_id, {}), **agent}
             changes.agents.add(agent_id)
         for opened, alert in batch.alerts:
             old_alert = self.alerts.get(alert["id"])

@@ -172,9 +172,6 @@ class JobDetailScreen(FleetScreen):
                 self.load()
             self.show()
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
     async def action_cancel(self) -> None:
         await self.dashboard.actions.cancel_job(self.job_id)
 

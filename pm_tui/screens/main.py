@@ -6,12 +6,13 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer
 
-from pm_tui.screens.agents import AgentsView
-from pm_tui.screens.alerts import AlertsView
-from pm_tui.screens.base import FleetPanel
-from pm_tui.screens.branches import BranchesView
-from pm_tui.screens.jobs import JobsView
-from pm_tui.screens.printers import PrintersView
+from pm_tui.dashboard import as_dashboard
+from pm_tui.views.agents import AgentsView
+from pm_tui.views.alerts import AlertsView
+from pm_tui.views.base import FleetPanel
+from pm_tui.views.branches import BranchesView
+from pm_tui.views.jobs import JobsView
+from pm_tui.views.printers import PrintersView
 from pm_tui.widgets.header import TABS, HubHeader, TabBar
 
 
@@ -39,9 +40,7 @@ class MainScreen(Screen[None]):
     def show_tab(self, tab: str) -> None:
         if tab not in dict(TABS):
             return
-        from pm_tui.screens.base import dashboard_of
-
-        if tab == "branches" and not dashboard_of(self).state.multi_branch:
+        if tab == "branches" and not as_dashboard(self.app).state.multi_branch:
             self.app.notify("This token sees one branch: there is no branch list.")
             return
         self.current = tab

@@ -17,8 +17,8 @@ from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes
 from pm_tui.formatting import ago, duration, flags_text, status_text
 from pm_tui.screens.base import FleetScreen
-from pm_tui.screens.jobs import job_cells
-from pm_tui.screens.printers import printer_summary
+from pm_tui.views.jobs import job_cells
+from pm_tui.views.printers import printer_summary
 from pm_tui.widgets.charts import LatencyLine
 from pm_tui.widgets.header import HubHeader
 from pm_tui.widgets.quiet import show
@@ -193,14 +193,9 @@ class PrinterDetailScreen(FleetScreen):
 
     @on(LiveTable.Selected, "#pd-jobs")
     def _job_selected(self, event: LiveTable.Selected) -> None:
-        from pm_tui.screens.job_detail import JobDetailScreen
-
         job_id = self.query_one("#pd-jobs", LiveTable).selected_id
         if job_id is not None:
-            self.app.push_screen(JobDetailScreen(job_id))
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
+            self.dashboard.open_job(job_id)
 
     async def action_test_print(self) -> None:
         await self.dashboard.actions.test_print(self.printer_id)

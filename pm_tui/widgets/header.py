@@ -3,20 +3,16 @@ the tab bar of the main screen."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from pm_tui.dashboard import Dashboard, as_dashboard
 from pm_tui.formatting import plural
 from pm_tui.hub_link import LinkState
 from pm_tui.widgets.quiet import show
-
-if TYPE_CHECKING:
-    from pm_tui.app import PrinterMasterApp
 
 
 def link_text(state: LinkState, latency_ms: float | None) -> Text:
@@ -42,11 +38,8 @@ class HubHeader(Vertical):
         yield Static(id="banner")
 
     @property
-    def dashboard(self) -> PrinterMasterApp:
-        from pm_tui.app import PrinterMasterApp
-
-        assert isinstance(self.app, PrinterMasterApp)
-        return self.app
+    def dashboard(self) -> Dashboard:
+        return as_dashboard(self.app)
 
     def on_mount(self) -> None:
         self.refresh_header()
@@ -138,11 +131,8 @@ class TabBar(Static):
     """`1 Printers  2 Jobs 5  3 Alerts 2  4 Agents` with the current one highlighted."""
 
     @property
-    def dashboard(self) -> PrinterMasterApp:
-        from pm_tui.app import PrinterMasterApp
-
-        assert isinstance(self.app, PrinterMasterApp)
-        return self.app
+    def dashboard(self) -> Dashboard:
+        return as_dashboard(self.app)
 
     current = "printers"
 

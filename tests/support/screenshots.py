@@ -1,4 +1,5 @@
-"""Screenshots of every screen from the canned sample branch (fixed clock and ids).
+"""Screenshots of every screen from the sample branch (recorded from a real hub,
+replayed with a fixed clock and ids).
 
 ``python -m tests.support.screenshots docs/tui`` writes one SVG per screen (80x24, and the
 printers screen at 120x40 too) for ``docs/tui.md``. The snapshot tests use the
@@ -20,28 +21,28 @@ from textual.pilot import Pilot
 
 from pm_tui.app import PrinterMasterApp
 from pm_tui.data.clock import FixedClock
-from tests.support.sample_hub import SAMPLE_NOW, SampleHub
+from pm_tui.screens.job_detail import JobDetailScreen
+from pm_tui.screens.printer_detail import PrinterDetailScreen
+from pm_tui.widgets.tables import LiveTable
+from tests.support.sample_hub import BRANCH_RECORDING, COMPANY_RECORDING, SAMPLE_NOW, SampleHub
 
 
 @dataclass(frozen=True)
 class Scene:
-    """A screen to show: keys pressed after the sample loaded, what to wait for."""
+    """A screen to show: keys pressed after the sample loaded and replayed what the
+    hub sent, what to wait for; ``company``: the company hub's recording."""
 
     title: str
     keys: tuple[str, ...] = ()
     ready: Callable[[PrinterMasterApp], Any] | None = None
-    multi_branch: bool = False
+    company: bool = False
 
 
 def _detail_loaded(app: PrinterMasterApp) -> bool:
-    from pm_tui.screens.printer_detail import PrinterDetailScreen
-
     return isinstance(app.screen, PrinterDetailScreen) and bool(app.screen.history)
 
 
 def _job_loaded(app: PrinterMasterApp) -> bool:
-    from pm_tui.screens.job_detail import JobDetailScreen
-
     return isinstance(app.screen, JobDetailScreen) and app.screen.detail is not None
 
 
@@ -51,15 +52,15 @@ SCENES: dict[str, Scene] = {
     "jobs": Scene("Jobs", ("2",)),
     "job-detail": Scene("Job detail", ("2", *["down"] * 6, "enter"), _job_loaded),
     "alerts": Scene("Alerts", ("3",)),
-    "agents": Scene("Agents and health", ("4",), multi_branch=True),
-    "branches": Scene("Branches", ("5",), multi_branch=True),
+    "agents": Scene("Agents and health", ("4",)),
+    "branches": Scene("Branches", ("5",), company=True),
     "help": Scene("Help", ("question_mark",)),
 }
 
 
 def sample_app(scene: Scene) -> PrinterMasterApp:
     return PrinterMasterApp(
-        source=SampleHub(multi_branch=scene.multi_branch),
+        source=SampleHub(recording=COMPANY_RECORDING if scene.company else BRANCH_RECORDING),
         clock=FixedClock(SAMPLE_NOW),
         health_interval=0,
     )
@@ -74,11 +75,24 @@ async def _settle(pilot: Pilot[Any], check: Callable[[], Any], timeout: float = 
     await pilot.pause()
 
 
+def _settled(app: PrinterMasterApp) -> bool:
+    """Every hub event folded in and every table in order."""
+    tables = [table for screen in app.screen_stack for table in screen.query(LiveTable)]
+    return not app.buffer and not any(table.sort_wanted for table in tables)
+
+
 async def play(pilot: Pilot[Any], scene: Scene) -> None:
-    """Wait for the sample to load, press the scene's keys, wait for its screen."""
+    """Wait for the sample to load, replay what the hub sent after the dashboard
+    connected, press the scene's keys, wait for its screen."""
     app = pilot.app
     assert isinstance(app, PrinterMasterApp)
+    hub = app.link
+    assert isinstance(hub, SampleHub)
     await _settle(pilot, lambda: app.state.printers and app.latency_ms is not None)
+    hub.replay()
+    await pilot.pause()
+    await _settle(pilot, lambda: _settled(app))
+    app.clear_notifications()  # the alerts and the test print the replay toasted
     if scene.keys:
         await pilot.press(*scene.keys)
     ready = scene.ready

@@ -49,7 +49,7 @@ async def test_agents_screen_without_health_summary_says_so() -> None:
         await wait_until(pilot, lambda: app.state.health_supported is False)
         await pilot.press("4")
         await shows(pilot, "#agents-note", "does not report agent health")
-        assert column(app, "#agents", "avg") == ["-"]
+        assert column(app, "#agents", "avg") == ["-", "-"]
         await pilot.press("1")
         assert "no health:summary" in str(app.screen.query_one(".latency-figures").render())
 

@@ -154,8 +154,12 @@ async def test_cancel_is_offered_for_the_same_jobs_by_key_and_palette() -> None:
     app = PrinterMasterApp(source=source, clock=FixedClock(SAMPLE_NOW), health_interval=0)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: app.state.jobs)
+        source.replay()
+        printing = next(j for j, job in source.jobs.items() if job["status"] == "printing")
+        dispatched = max(j for j, job in source.jobs.items() if job["status"] == "dispatched")
+        await wait_until(pilot, lambda: printing in app.state.jobs)
         await pilot.press("2")
-        await select_row(pilot, "#jobs", 115)  # printing
+        await select_row(pilot, "#jobs", printing)
         await pilot.press("c")
         await wait_until(pilot, lambda: any("too late to cancel" in t for t in toasts(app)))
         assert not [c for c in source.calls if c[0] == "job:cancel"]
@@ -169,5 +173,9 @@ async def test_cancel_is_offered_for_the_same_jobs_by_key_and_palette() -> None:
             await pilot.press("escape")
             return prompts
 
-        assert not any("Cancel job #115" in p for p in await offered("Cancel job #115"))
-        assert any("Cancel job #116" in p for p in await offered("Cancel job #116"))
+        assert not any(
+            f"Cancel job #{printing}" in p for p in await offered(f"Cancel job #{printing}")
+        )
+        assert any(
+            f"Cancel job #{dispatched}" in p for p in await offered(f"Cancel job #{dispatched}")
+        )

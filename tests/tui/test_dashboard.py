@@ -9,7 +9,7 @@ from pm_agent.agent import Agent
 from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.app import PrinterMasterApp
-from pm_tui.screens.printers import PrintersView
+from pm_tui.views.printers import PrintersView
 from tests.support.tui_support import column, dashboard, ready, rows, shows, toasts, wait_until
 
 

@@ -20,7 +20,7 @@ from pm_tui.data.documents import document_text, raw_text
 from pm_tui.data.filters import JobQuery, QueryError, printer_matches
 from pm_tui.data.state import FleetState
 from pm_tui.widgets.tables import ColumnSpec, fit_columns
-from tests.support.sample_hub import SampleData
+from tests.support.sample_hub import SampleHub
 
 
 def printer(pid: int, status: str = "online", **extra: object) -> dict[str, object]:
@@ -88,6 +88,18 @@ def test_status_only_entries_are_merged_into_the_printer_the_dashboard_has() -> 
     assert 7 not in state.printers and changes.unknown_printers == {7}
 
 
+def test_an_agent_update_keeps_the_printers_the_list_gave() -> None:
+    """``agent:update`` carries the agent without the printer ids ``agents:list`` adds:
+    the PRN column keeps them when an agent reconnects."""
+    state = FleetState()
+    state.load(agents=[{"id": 1, "name": "box", "connected": True, "printers": [1, 2]}])
+    buffer = EventBuffer()
+    buffer.add(HubEvent.AGENT_UPDATE, {"id": 1, "name": "box", "connected": False})
+    changes = state.apply(buffer.drain())
+    assert state.agents[1] == {"id": 1, "name": "box", "connected": False, "printers": [1, 2]}
+    assert changes.agents == {1}
+
+
 def test_printer_filter_matches_every_word_anywhere() -> None:
     state = FleetState()
     kitchen = printer(1, "paper_out", name="Kitchen-1", station="kitchen", address="tcp://x")
@@ -129,14 +141,15 @@ def test_job_query_turns_into_a_jobs_list_request() -> None:
 
 
 def test_document_preview_reads_like_the_ticket() -> None:
-    document = SampleData().documents[120]
+    """A kitchen ticket as the hub hands it back (job:get, blocks filled in)."""
+    document = SampleHub().details[1]["document"]
     preview = document_text(document, header="BACKUP FROM Kitchen-1")
     lines = preview.splitlines()
     assert lines[0].strip() == "BACKUP FROM Kitchen-1"
-    assert lines[1].strip() == "TABLE 12"
+    assert lines[1].strip() == "TABLE 5"
     assert "-" * 42 in lines
     assert "2x Burger" in lines
-    assert "[QR: order:920]" in preview
+    assert "[QR: order:901]" in preview
     assert lines[-1].strip("-").strip() == "cut"
     png = base64.b64encode(
         b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (384).to_bytes(4, "big") + b"\x00\x00\x00x"

@@ -9,7 +9,7 @@ from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.screens.dialogs import ConfirmDialog
 from pm_tui.screens.job_detail import JobDetailScreen
-from pm_tui.screens.jobs import JobsView
+from pm_tui.views.jobs import JobsView
 from tests.support.helpers import OpsClient, eventually, receipt_doc
 from tests.support.tui_support import (
     column,

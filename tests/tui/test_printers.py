@@ -7,7 +7,7 @@ from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.screens.dialogs import StationDialog
 from pm_tui.screens.printer_detail import PrinterDetailScreen
-from pm_tui.screens.printers import PrintersView
+from pm_tui.views.printers import PrintersView
 from tests.support.helpers import OpsClient
 from tests.support.tui_support import (
     column,

@@ -13,8 +13,8 @@ import socketio
 from aiohttp import web
 
 from pm_core.protocol import HubEvent, Namespace
-from pm_tui.data.scrub import scrub, scrub_text
 from pm_tui.hub_link import HubLink
+from pm_tui.scrub import scrub, scrub_text
 from tests.support.helpers import eventually
 
 TITLE_ATTACK = "Kitchen\x1b]0;pwned\x07"  # sets the terminal's title

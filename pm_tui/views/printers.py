@@ -17,7 +17,7 @@ from pm_tui.data.clock import Clock
 from pm_tui.data.filters import PRINTER_SORTS, next_sort, printer_matches
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import ago, flags_text, paper_text, plural, status_text
-from pm_tui.screens.base import TablePanel
+from pm_tui.views.base import TablePanel
 from pm_tui.widgets.charts import LatencyLine
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
@@ -239,10 +239,8 @@ class PrintersView(TablePanel):
         self.open_detail(self.table.selected_id)
 
     def open_detail(self, printer_id: int | None) -> None:
-        from pm_tui.screens.printer_detail import PrinterDetailScreen
-
         if printer_id is not None and printer_id in self.dashboard.state.printers:
-            self.app.push_screen(PrinterDetailScreen(printer_id))
+            self.dashboard.open_printer(printer_id)
 
     # -- filter and sort ---------------------------------------------------------------
 

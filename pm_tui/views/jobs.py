@@ -16,7 +16,7 @@ from pm_tui.data.filters import JOB_STATUS_PRESETS, JobQuery, QueryError
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import duration, job_status_text
-from pm_tui.screens.base import TablePanel
+from pm_tui.views.base import TablePanel
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
 
@@ -227,11 +227,9 @@ class JobsView(TablePanel):
 
     @on(LiveTable.Selected, "#jobs")
     def _selected(self, event: LiveTable.Selected) -> None:
-        from pm_tui.screens.job_detail import JobDetailScreen
-
         job_id = self.table.selected_id
         if job_id is not None:
-            self.app.push_screen(JobDetailScreen(job_id))
+            self.dashboard.open_job(job_id)
 
     async def action_cancel(self) -> None:
         await self.dashboard.actions.cancel_job(self.table.selected_id)

@@ -19,7 +19,7 @@ from textual.widgets import Static
 from pm_tui.data.clock import Clock
 from pm_tui.data.state import BranchSummary, Changes
 from pm_tui.formatting import ago, duration, plural
-from pm_tui.screens.base import FleetPanel
+from pm_tui.views.base import FleetPanel
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable, fit_columns
 

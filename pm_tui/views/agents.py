@@ -14,7 +14,7 @@ from textual.widgets import Static
 from pm_tui.data.clock import Clock
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import duration, ms, percent
-from pm_tui.screens.base import TablePanel
+from pm_tui.views.base import TablePanel
 from pm_tui.widgets.charts import LatencyPlot
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
@@ -151,9 +151,7 @@ class AgentsView(TablePanel):
 
     def on_show(self) -> None:
         # Fresh figures whenever the tab comes into view (the periodic poll is 15 s).
-        self.run_worker(self.dashboard._poll_health(), exclusive=True, group="agents-health")
+        self.run_worker(self.dashboard.poll_health(), exclusive=True, group="agents-health")
 
     async def action_refresh_health(self) -> None:
-        app = self.dashboard
-        if await app._fetch_health():
-            app.publish(Changes(health=True))
+        await self.dashboard.refresh_health()

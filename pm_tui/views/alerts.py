@@ -14,7 +14,7 @@ from textual.widgets import Static
 from pm_tui.data.clock import Clock
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import alert_state_text, severity_text
-from pm_tui.screens.base import TablePanel
+from pm_tui.views.base import TablePanel
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
 
@@ -157,13 +157,11 @@ class AlertsView(TablePanel):
 
     @on(LiveTable.Selected, "#alerts")
     def _selected(self, event: LiveTable.Selected) -> None:
-        from pm_tui.screens.printer_detail import PrinterDetailScreen
-
         app = self.dashboard
         alert = app.state.alerts.get(self.table.selected_id or -1)
         printer_id = app.state.subject_printer(alert.get("subject")) if alert else None
         if printer_id is not None:
-            self.app.push_screen(PrinterDetailScreen(printer_id))
+            app.open_printer(printer_id)
 
     async def action_ack(self) -> None:
         await self.dashboard.actions.ack_alert(self.table.selected_id)

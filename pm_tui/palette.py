@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from pm_core.protocol import CANCELLABLE_JOB_STATUSES
-
-if TYPE_CHECKING:
-    from pm_tui.app import PrinterMasterApp
+from pm_tui.dashboard import Dashboard, as_dashboard
 
 Command = Callable[[], Any] | Callable[[], Awaitable[Any]]
 
@@ -23,11 +21,8 @@ class DashboardCommands(Provider):
     """Printers (open, test, receipt, pause, move), jobs, alerts, screens, branches."""
 
     @property
-    def dashboard(self) -> PrinterMasterApp:
-        from pm_tui.app import PrinterMasterApp
-
-        assert isinstance(self.app, PrinterMasterApp)
-        return self.app
+    def dashboard(self) -> Dashboard:
+        return as_dashboard(self.app)
 
     def _screen_commands(self) -> list[tuple[str, Command, str]]:
         app = self.dashboard
@@ -67,7 +62,7 @@ class DashboardCommands(Provider):
             where = f"{printer.get('station') or 'no station'} · {printer.get('address')}"
             pause = "Resume" if printer.get("paused") else "Pause"
             commands += [
-                (f"Printer {name} ({status})", partial(self._open_printer, pid), where),
+                (f"Printer {name} ({status})", partial(app.open_printer, pid), where),
                 (f"Test print on {name}", partial(actions.test_print, pid), where),
                 (f"Send a test receipt to {name}", partial(actions.send_test_receipt, pid), where),
                 (f"{pause} {name}", partial(actions.toggle_pause, pid), where),
@@ -83,7 +78,7 @@ class DashboardCommands(Provider):
             printer = app.state.printer_name(job.get("printer_id"))
             label = f"Job #{job['id']} {job.get('status')} on {printer}"
             commands.append(
-                (label, partial(self._open_job, job["id"]), str(job.get("idempotency_key") or ""))
+                (label, partial(app.open_job, job["id"]), str(job.get("idempotency_key") or ""))
             )
             commands.append(
                 (
@@ -113,16 +108,6 @@ class DashboardCommands(Provider):
             for alert in app.state.open_alerts()
         ]
 
-    def _open_printer(self, printer_id: int) -> None:
-        from pm_tui.screens.printer_detail import PrinterDetailScreen
-
-        self.app.push_screen(PrinterDetailScreen(printer_id))
-
-    def _open_job(self, job_id: int) -> None:
-        from pm_tui.screens.job_detail import JobDetailScreen
-
-        self.app.push_screen(JobDetailScreen(job_id))
-
     async def discover(self) -> Hits:
         app = self.dashboard
         for label, command, help_text in self._screen_commands():
@@ -132,7 +117,7 @@ class DashboardCommands(Provider):
         for problem in app.state.problems(app.branch_filter):
             yield DiscoveryHit(
                 f"Printer {problem.get('name')} ({str(problem.get('status')).upper()})",
-                partial(self._open_printer, problem["id"]),
+                partial(app.open_printer, problem["id"]),
                 help="has a problem",
             )
 
