@@ -2,7 +2,8 @@
 
 :class:`EscPosDecoder` turns the bytes a POS application sends to a thermal
 printer into small event objects (text, line feeds, style changes, barcodes,
-QR codes, images, cuts, status requests, ...). It is fed arbitrary chunks: a
+QR codes, images, cuts, status requests, ...: :mod:`pm_agent.escpos_events`; the
+command tables and code pages are in :mod:`pm_agent.escpos_tables`). It is fed arbitrary chunks: a
 command split across two ``feed`` calls is decoded once all of its bytes have
 arrived, and the events do not depend on where the chunks were split.
 
@@ -19,10 +20,41 @@ back as the original Unicode.
 
 from __future__ import annotations
 
-import functools
 import logging
-from dataclasses import dataclass
 from typing import Any
+
+from pm_agent.escpos_events import (
+    Barcode,
+    Buzzer,
+    Cut,
+    Drawer,
+    Event,
+    Feed,
+    IdentityRequest,
+    Image,
+    ImagePart,
+    Init,
+    LineFeed,
+    QRCode,
+    StatusRequest,
+    Style,
+    Text,
+    Unknown,
+    always_processed,
+)
+from pm_agent.escpos_tables import (
+    ALIGN,
+    BARCODE_KINDS_A,
+    BARCODE_KINDS_B,
+    ESC_FIXED,
+    FS_FIXED,
+    GS_FIXED,
+    HRI_POSITIONS,
+    SYMBOLS_2D,
+    codepage_slots,
+    codepage_table,
+    small,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,257 +75,6 @@ FRAGMENT_HEIGHT = 960
 #: A command that announces more data than this is treated as garbage.
 MAX_COMMAND_BYTES = 16 * 1024 * 1024
 DEFAULT_CODEPAGE = "CP437"
-
-
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class Text:
-    """Printable text, decoded with the active code page."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class LineFeed:
-    """LF: print the line buffer and start a new line."""
-
-
-@dataclass(frozen=True)
-class Style:
-    """A print-mode change, e.g. ``Style("bold", True)`` or ``Style("align", "center")``."""
-
-    name: str
-    value: Any
-
-
-@dataclass(frozen=True)
-class StatusRequest:
-    """``DLE EOT n``: the printer must answer one status byte."""
-
-    n: int
-
-
-@dataclass(frozen=True)
-class Cut:
-    """A paper cut (``GS V``, ``ESC i``, ``ESC m``)."""
-
-    partial: bool = False
-
-
-@dataclass(frozen=True)
-class Barcode:
-    """A barcode printed by the printer (``GS k``) or a non-QR 2D symbol."""
-
-    kind: str
-    data: str
-
-
-@dataclass(frozen=True)
-class QRCode:
-    """A native QR code (``GS ( k`` store + print)."""
-
-    data: str
-
-
-@dataclass(frozen=True)
-class Image:
-    """A printed bit image; fragments of one python-escpos image are merged."""
-
-    width: int
-    height: int
-
-
-@dataclass(frozen=True)
-class Drawer:
-    """A cash drawer kick on connector pin 2 or 5."""
-
-    pin: int
-
-
-@dataclass(frozen=True)
-class Feed:
-    """Print and feed ``lines`` lines (``ESC d``) or ``dots`` dots (``ESC J``)."""
-
-    lines: int
-    dots: int = 0
-
-
-@dataclass(frozen=True)
-class IdentityRequest:
-    """``GS I n``: the printer must answer its model, type, version, maker, ..."""
-
-    n: int
-
-
-@dataclass(frozen=True)
-class Init:
-    """``ESC @``: reset the print modes."""
-
-
-@dataclass(frozen=True)
-class Buzzer:
-    """The internal buzzer (``ESC B n t``, as python-escpos sends it)."""
-
-    times: int
-    duration: int
-
-
-@dataclass(frozen=True)
-class Unknown:
-    """Bytes the decoder does not interpret (kept so nothing is lost)."""
-
-    data: bytes
-
-
-Event = (
-    Text
-    | LineFeed
-    | Style
-    | StatusRequest
-    | Cut
-    | Barcode
-    | QRCode
-    | Image
-    | Drawer
-    | Feed
-    | IdentityRequest
-    | Init
-    | Buzzer
-    | Unknown
-)
-
-
-def _always_processed(event: object) -> bool:
-    """Events a printer deselected with ``ESC = n`` still acts on."""
-    return isinstance(event, StatusRequest) or (
-        isinstance(event, Style) and event.name == "peripheral"
-    )
-
-
-@dataclass
-class _ImagePart:
-    """One image command; merged into :class:`Image` by the decoder."""
-
-    kind: str  # "raster", "graphics" or "column"
-    width: int
-    height: int
-
-
-# --------------------------------------------------------------------------- tables
-
-BARCODE_KINDS_A: dict[int, str] = {
-    0: "UPC-A",
-    1: "UPC-E",
-    2: "EAN13",
-    3: "EAN8",
-    4: "CODE39",
-    5: "ITF",
-    6: "CODABAR",
-}
-BARCODE_KINDS_B: dict[int, str] = {
-    65: "UPC-A",
-    66: "UPC-E",
-    67: "EAN13",
-    68: "EAN8",
-    69: "CODE39",
-    70: "ITF",
-    71: "CODABAR",
-    72: "CODE93",
-    73: "CODE128",
-    74: "GS1-128",
-    75: "GS1 DATABAR OMNIDIRECTIONAL",
-    76: "GS1 DATABAR TRUNCATED",
-    77: "GS1 DATABAR LIMITED",
-    78: "GS1 DATABAR EXPANDED",
-}
-#: ``cn`` of ``GS ( k`` -> symbol name (49 is QR, reported as :class:`QRCode`).
-SYMBOLS_2D: dict[int, str] = {
-    48: "PDF417",
-    49: "QR",
-    50: "MAXICODE",
-    51: "GS1 DATABAR",
-    52: "COMPOSITE",
-    53: "AZTEC",
-    54: "DATAMATRIX",
-}
-
-# ESC commands of fixed total length (second byte -> length).
-_ESC_FIXED: dict[int, int] = {
-    **{c: 2 for c in b"@2<LSimv"},
-    **{c: 3 for c in b" !%-3=?AEGJKMRTUVadejlrtu{+"},
-    **{c: 4 for c in b"$\\Bfc"},
-    ord("p"): 5,
-    ord("W"): 10,
-}
-# GS commands of fixed total length.
-_GS_FIXED: dict[int, int] = {
-    **{c: 2 for c in b":"},
-    **{c: 3 for c in b"!BEHITabfhjrw|/Z"},
-    **{c: 4 for c in b"$\\LWP"},
-    ord("^"): 5,
-}
-# FS commands of fixed total length; any other byte after FS leaves FS alone.
-_FS_FIXED: dict[int, int] = {
-    **{c: 2 for c in b"&."},
-    **{c: 3 for c in b"!-CW"},
-    **{c: 4 for c in b"Sp"},
-}
-_ALIGN = {0: "left", 1: "center", 2: "right"}
-_HRI_POSITIONS = {0: "off", 1: "above", 2: "below", 3: "both"}
-
-
-def _small(n: int) -> int:
-    """ESC/POS accepts both 0/1/2 and '0'/'1'/'2' for many parameters."""
-    return n - 48 if 48 <= n <= 57 else n
-
-
-@functools.lru_cache(maxsize=8)
-def _codepage_slots(profile: str | None) -> dict[int, str]:
-    """``ESC t`` slot number -> code page name for a python-escpos profile."""
-    from escpos.capabilities import get_profile
-
-    slots: dict[int, str] = {}
-    try:
-        pages = get_profile(profile).get_code_pages()
-    except Exception:  # unknown profile name: fall back to the default table
-        logger.warning("unknown printer profile %r, using the default code pages", profile)
-        pages = get_profile(None).get_code_pages()
-    for name, slot in pages.items():
-        try:
-            slots[int(slot)] = str(name)
-        except (TypeError, ValueError):
-            continue
-    return slots
-
-
-@functools.lru_cache(maxsize=64)
-def _codepage_table(name: str) -> tuple[str, ...] | None:
-    """The characters of bytes 0x80..0xFF in a code page, as python-escpos
-    encodes them (so decoding inverts its magic encoder), or None if unknown."""
-    from escpos.codepages import CodePages
-
-    try:
-        info = CodePages.get_encoding(name)
-    except Exception:
-        return None
-    if "data" in info:
-        chars = list("".join(info["data"]))
-        return tuple(chars) if len(chars) == 128 else None
-    encoding = info.get("python_encode")
-    if not encoding:
-        return None
-    table: list[str] = []
-    for code in range(128, 256):
-        try:
-            table.append(bytes([code]).decode(encoding))
-        except UnicodeDecodeError:
-            table.append("\ufffd")
-    return tuple(table)
-
-
-# --------------------------------------------------------------------------- decoder
 
 
 class EscPosDecoder:
@@ -371,7 +152,7 @@ class EscPosDecoder:
             self._pos += length
             self._need = 1
             if not self._enabled:
-                events = [e for e in events if _always_processed(e)]
+                events = [e for e in events if always_processed(e)]
             self._emit(out, events, raw)
         del buf[: self._pos]
         self._pos = 0
@@ -384,7 +165,7 @@ class EscPosDecoder:
             return
         for index, event in enumerate(events):
             chunk = raw if index == 0 else b""
-            if isinstance(event, _ImagePart):
+            if isinstance(event, ImagePart):
                 self._add_image(out, event, chunk)
                 continue
             self._flush_image(out)
@@ -400,7 +181,7 @@ class EscPosDecoder:
             return True
         return False
 
-    def _add_image(self, out: list[tuple[Event, bytes]], part: _ImagePart, raw: bytes) -> None:
+    def _add_image(self, out: list[tuple[Event, bytes]], part: ImagePart, raw: bytes) -> None:
         pending = self._pending_image
         if pending is not None:
             kind, width, _height, last, _raw = pending
@@ -466,19 +247,19 @@ class EscPosDecoder:
             return data.decode("ascii")
         table = self._table
         if table is None:
-            table = _codepage_table(self._codepage) or _codepage_table(DEFAULT_CODEPAGE)
+            table = codepage_table(self._codepage) or codepage_table(DEFAULT_CODEPAGE)
             self._table = table
         assert table is not None
         return "".join(chr(b) if b < 0x80 else table[b - 0x80] for b in data)
 
     def _set_codepage(self, slot: int) -> str:
-        name = _codepage_slots(self._profile).get(slot)
-        if name is None or _codepage_table(name) is None:
+        name = codepage_slots(self._profile).get(slot)
+        if name is None or codepage_table(name) is None:
             logger.debug("ESC t %d: unknown code page, decoding as %s", slot, DEFAULT_CODEPAGE)
             name = name or f"slot {slot}"
-            self._table = _codepage_table(DEFAULT_CODEPAGE)
+            self._table = codepage_table(DEFAULT_CODEPAGE)
         else:
-            self._table = _codepage_table(name)
+            self._table = codepage_table(name)
         self._codepage = name
         return name
 
@@ -521,7 +302,7 @@ class EscPosDecoder:
             if avail < total:
                 return total
             self._after_band = True
-            return total, [_ImagePart("column", width, 8 * per_column)]
+            return total, [ImagePart("column", width, 8 * per_column)]
         if cmd == ord("D"):
             return self._parse_terminated(p, 2, 32, lambda data: Style("tabs", tuple(data)))
         if cmd == ord("&"):
@@ -533,7 +314,7 @@ class EscPosDecoder:
             if avail < total:
                 return total
             return total, [Unknown(bytes(buf[p : p + total]))]
-        length = _ESC_FIXED.get(cmd)
+        length = ESC_FIXED.get(cmd)
         if length is None:
             length = self._unknown_length(buf, p, 2)
             if avail < length:
@@ -563,17 +344,17 @@ class EscPosDecoder:
         if c == "G":
             return [Style("double_strike", bool(n & 1))]
         if c == "-":
-            return [Style("underline", _small(n) if _small(n) in (0, 1, 2) else n)]
+            return [Style("underline", small(n) if small(n) in (0, 1, 2) else n)]
         if c == "M":
-            return [Style("font", {0: "a", 1: "b", 2: "c"}.get(_small(n), str(n)))]
+            return [Style("font", {0: "a", 1: "b", 2: "c"}.get(small(n), str(n)))]
         if c == "a":
-            return [Style("align", _ALIGN.get(_small(n), str(n)))]
+            return [Style("align", ALIGN.get(small(n), str(n)))]
         if c == "{":
             return [Style("flip", bool(n & 1))]
         if c == "r":
             return [Style("color", "red" if n & 1 else "black")]
         if c == "V":
-            return [Style("rotate", bool(_small(n)))]
+            return [Style("rotate", bool(small(n)))]
         if c == "t":
             if not self._enabled:
                 return [Style("codepage", self._codepage)]
@@ -590,7 +371,7 @@ class EscPosDecoder:
         if c == "J":
             return [Feed(lines=0, dots=n)]
         if c == "p":
-            return [Drawer(pin=2 if _small(raw[2]) == 0 else 5)]
+            return [Drawer(pin=2 if small(raw[2]) == 0 else 5)]
         if c in "im":
             return [Cut(partial=True)]
         if c == "B":
@@ -664,7 +445,7 @@ class EscPosDecoder:
                 return 8, [Unknown(bytes(buf[p : p + 8]))]
             if avail < total:
                 return total
-            return total, [_ImagePart("raster", width_bytes * 8, height)]
+            return total, [ImagePart("raster", width_bytes * 8, height)]
         if c == "(":
             if avail < 5:
                 return 5
@@ -701,7 +482,7 @@ class EscPosDecoder:
             if avail < length:
                 return length
             return length, [Unknown(bytes(buf[p : p + length]))]
-        fixed = _GS_FIXED.get(cmd)
+        fixed = GS_FIXED.get(cmd)
         if fixed is None:
             length = self._unknown_length(buf, p, 2)
             if avail < length:
@@ -725,9 +506,9 @@ class EscPosDecoder:
         if c == "|":
             return [Style("density", n)]
         if c == "H":
-            return [Style("barcode_text", _HRI_POSITIONS.get(_small(n), str(n)))]
+            return [Style("barcode_text", HRI_POSITIONS.get(small(n), str(n)))]
         if c == "f":
-            return [Style("barcode_font", "b" if _small(n) == 1 else "a")]
+            return [Style("barcode_font", "b" if small(n) == 1 else "a")]
         if c == "h":
             return [Style("barcode_height", n)]
         if c == "w":
@@ -791,7 +572,7 @@ class EscPosDecoder:
                 if stored is None:
                     return [Unknown(raw)]
                 self._stored_graphics = None
-                return [_ImagePart("graphics", stored[0], stored[1])]
+                return [ImagePart("graphics", stored[0], stored[1])]
             return [Unknown(raw)]
         return [Unknown(raw)]
 
@@ -825,7 +606,7 @@ class EscPosDecoder:
                 return length
             raw = bytes(buf[p : p + length])
             if fn == 1:
-                return length, [Drawer(pin=2 if _small(raw[3]) == 0 else 5)]
+                return length, [Drawer(pin=2 if small(raw[3]) == 0 else 5)]
             return length, [Unknown(raw)]
         return 1, [Unknown(bytes([DLE]))]
 
@@ -842,7 +623,7 @@ class EscPosDecoder:
             if avail < total:
                 return total
             return total, [Unknown(bytes(buf[p : p + total]))]
-        length = _FS_FIXED.get(cmd)
+        length = FS_FIXED.get(cmd)
         if length is None:
             return 1, [Unknown(bytes([FS]))]  # python-escpos sends a bare FS (slip select)
         if avail < length:

@@ -30,7 +30,12 @@ from escpos.magicencode import Encoder
 from escpos.printer import Dummy
 from PIL import Image as PILImage
 
-from pm_agent.escpos_stream import Cut, decode_all
+from pm_agent.escpos_events import (
+    Cut,
+)
+from pm_agent.escpos_stream import (
+    decode_all,
+)
 from pm_core.protocol.documents import barcode_payload, validate_document
 
 logger = logging.getLogger(__name__)

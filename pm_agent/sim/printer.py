@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from pm_agent.escpos_status import STATUSES, encode_state
-from pm_agent.escpos_stream import (
+from pm_agent.escpos_events import (
     Cut,
-    EscPosDecoder,
     Event,
     IdentityRequest,
     StatusRequest,
+)
+from pm_agent.escpos_status import STATUSES, encode_state
+from pm_agent.escpos_stream import (
+    EscPosDecoder,
 )
 from pm_agent.sim.receipt import Receipt, ReceiptBuilder
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pm_agent.escpos_stream import (
+from pm_agent.escpos_events import (
     Barcode,
     Event,
     IdentityRequest,
@@ -16,7 +16,7 @@ from pm_agent.escpos_stream import (
     StatusRequest,
     Text,
 )
-from pm_agent.escpos_stream import (
+from pm_agent.escpos_events import (
     Feed as FeedEvent,
 )
 

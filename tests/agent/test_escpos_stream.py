@@ -13,12 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
-from pm_agent.escpos_stream import (
+from pm_agent.escpos_events import (
     Barcode,
     Buzzer,
     Cut,
     Drawer,
-    EscPosDecoder,
     Event,
     Feed,
     IdentityRequest,
@@ -30,6 +29,9 @@ from pm_agent.escpos_stream import (
     Style,
     Text,
     Unknown,
+)
+from pm_agent.escpos_stream import (
+    EscPosDecoder,
     decode_all,
 )
 

@@ -12,7 +12,7 @@ import pytest
 from escpos import constants
 from PIL import Image as PILImage
 
-from pm_agent.escpos_stream import (
+from pm_agent.escpos_events import (
     Barcode,
     Cut,
     Drawer,
@@ -23,6 +23,8 @@ from pm_agent.escpos_stream import (
     QRCode,
     Style,
     Text,
+)
+from pm_agent.escpos_stream import (
     decode_all,
 )
 from pm_agent.render import TEST_PAGE_TITLE, render_document, render_test_page

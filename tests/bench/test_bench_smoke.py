@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pm_bench.runner import SCENARIOS, BenchConfig, run_bench
 
 from pm.cli import main
+from pm_bench.runner import SCENARIOS, BenchConfig, run_bench
 
 pytestmark = pytest.mark.timeout(300)
 
