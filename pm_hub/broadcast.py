@@ -20,7 +20,7 @@ import socketio
 from pm_core.database import Database
 from pm_core.protocol import HubEvent, Namespace
 from pm_core.protocol.records import PrinterStatusEntry
-from pm_hub import engineio_fast
+from pm_hub import engineio_socket
 from pm_hub.auth import Principal
 from pm_hub.coalesce import BATCHED_EVENTS, UpdateCoalescer, batched_rooms
 from pm_hub.config import HubSettings
@@ -56,7 +56,7 @@ class Broadcaster:
         metrics: HubMetrics,
         views: PrinterViews,
     ) -> None:
-        engineio_fast.install()
+        engineio_socket.install(buffer_limit=settings.client_buffer_bytes)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=BroadcastManager(),

@@ -57,6 +57,9 @@ class HubSettings:
     ``pm up`` and ``pm agent``; a change reaches operators within one interval."""
     max_payload_bytes: int = 2 * 1024 * 1024
     """Largest Socket.IO message or HTTP body accepted."""
+    client_buffer_bytes: int = 16 * 1024 * 1024
+    """Bytes the hub keeps waiting for one client that does not read; past this it
+    disconnects that client (it may reconnect) and logs why."""
     job_expiry_seconds: float = 600.0
     """Default time a job may wait before it ends ``expired`` instead of printing stale."""
     agent_disconnect_alert_s: float = 60.0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from engineio import async_socket, exceptions
 
-from pm_hub import engineio_fast
+from pm_hub import engineio_socket
 
 
 def socket(*, upgraded: bool = True) -> Any:
@@ -22,13 +22,13 @@ async def test_waiting_packets_come_out_together_in_order() -> None:
     s = socket()
     for p in ("a", "b", "c"):
         s.queue.put_nowait(p)
-    assert await engineio_fast.websocket_poll(s) == ["a", "b", "c"]
+    assert await engineio_socket.websocket_poll(s) == ["a", "b", "c"]
     await asyncio.wait_for(s.queue.join(), 1)  # every get was marked done
 
 
 async def test_a_poll_waits_for_the_next_packet() -> None:
     s = socket()
-    poll = asyncio.ensure_future(engineio_fast.websocket_poll(s))
+    poll = asyncio.ensure_future(engineio_socket.websocket_poll(s))
     await asyncio.sleep(0.2)  # longer than ping_interval + ping_timeout: no timeout here
     assert not poll.done()
     s.queue.put_nowait("late")
@@ -39,13 +39,13 @@ async def test_the_end_marker_ends_the_writer_after_what_came_before() -> None:
     s = socket()
     for p in ("a", None):
         s.queue.put_nowait(p)
-    assert await engineio_fast.websocket_poll(s) == ["a"]
-    assert await engineio_fast.websocket_poll(s) == []  # the None was left for this poll
+    assert await engineio_socket.websocket_poll(s) == ["a"]
+    assert await engineio_socket.websocket_poll(s) == []  # the None was left for this poll
 
 
 async def test_a_cancelled_poll_raises_queue_empty_like_the_library() -> None:
     s = socket()
-    poll = asyncio.ensure_future(engineio_fast.websocket_poll(s))
+    poll = asyncio.ensure_future(engineio_socket.websocket_poll(s))
     await asyncio.sleep(0.01)
     poll.cancel()
     with pytest.raises(exceptions.QueueEmpty):
@@ -55,11 +55,11 @@ async def test_a_cancelled_poll_raises_queue_empty_like_the_library() -> None:
 async def test_long_polling_sockets_keep_the_library_poll_and_its_timeout() -> None:
     s = socket(upgraded=False)
     with pytest.raises(exceptions.QueueEmpty):
-        await asyncio.wait_for(engineio_fast.websocket_poll(s), 2)
+        await asyncio.wait_for(engineio_socket.websocket_poll(s), 2)
 
 
 def test_installed_only_for_the_versions_it_was_checked_against() -> None:
-    assert engineio_fast.supported("4.15.1")
-    assert not engineio_fast.supported("5.0.0")
-    assert engineio_fast.install()
-    assert async_socket.AsyncSocket.poll is engineio_fast.websocket_poll
+    assert engineio_socket.supported("4.15.1")
+    assert not engineio_socket.supported("5.0.0")
+    assert engineio_socket.install()
+    assert async_socket.AsyncSocket.poll is engineio_socket.websocket_poll
