@@ -28,8 +28,9 @@ from pm_core.private_files import private_dir
 
 ISSUER = "printermaster"
 ROLES = ("admin", "manager", "operator", "viewer", "branch")
-#: Roles allowed to change things (print, cancel, acknowledge).
-ACTING_ROLES = frozenset({"admin", "manager", "operator"})
+#: People's roles, least to most: each may do what the ones before it may
+#: (docs/security.md has the table; ``pm_hub.operator_actions.REQUIRED_ROLE`` the rules).
+ROLE_ORDER = ("viewer", "operator", "manager", "admin")
 SECRET_FILE = "jwt-secret"
 #: Longest lifetime of an operator token (admin, manager, operator, viewer).
 DEFAULT_MAX_TTL_S = 12 * 3600
@@ -90,9 +91,11 @@ class Principal:
     branch_ids: tuple[int, ...] | None = None  # None: every branch of the company
     claims: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    @property
-    def can_act(self) -> bool:
-        return self.role in ACTING_ROLES
+    def at_least(self, role: str) -> bool:
+        """This principal's role is ``role`` or above it (a branch token is none)."""
+        if self.role not in ROLE_ORDER:
+            return False
+        return ROLE_ORDER.index(self.role) >= ROLE_ORDER.index(role)
 
     @property
     def token_id(self) -> str | None:

@@ -42,7 +42,12 @@ from pm_hub.correlation import CorrelationRegistry, PendingRequest, printer_test
 from pm_hub.dispatch import JobDispatcher
 from pm_hub.health import HealthMonitor
 from pm_hub.live_state import LiveState, PrinterRow
-from pm_hub.operator_actions import TestResultSink, hub_version, require_actor
+from pm_hub.operator_actions import (
+    TestResultSink,
+    hub_version,
+    require_raw_role,
+    require_role,
+)
 from pm_hub.printer_changes import PrinterChanges
 from pm_hub.printer_views import PrinterViews
 from pm_hub.stations import StationRouter
@@ -121,7 +126,7 @@ class BranchOperations:
                 "profile",
             ),
         )
-        require_actor(principal)
+        require_role(principal, "configure_printer")
         row = self.state.printer_for(principal, data.get("printer_id"))
         changes: dict[str, Any] = {}
         if "name" in data:
@@ -202,7 +207,7 @@ class BranchOperations:
     ) -> tuple[dict[str, Any], PendingRequest]:
         """Send a test page; the ack carries the correlation id, the result comes later."""
         data = require_object(payload, allowed=("printer_id",))
-        require_actor(principal)
+        require_role(principal, "test_printer")
         row = self.state.printer_for(principal, data.get("printer_id"))
         link = self.state.agent_for_printer(row)
         if link is None:
@@ -252,7 +257,8 @@ class BranchOperations:
                 "expires_in",
             ),
         )
-        require_actor(principal)
+        require_role(principal, "submit_job")
+        require_raw_role(principal, data.get("document"))
         station = get_str(data, "station", max_length=64)
         if data.get("printer_id") is None and station is None:
             raise invalid("give printer_id or station")
@@ -332,7 +338,7 @@ class BranchOperations:
 
     async def cancel_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("job_id", "reason"))
-        require_actor(principal)
+        require_role(principal, "cancel_job")
         row = await self._visible_job(principal, data.get("job_id"))
         reason = get_str(data, "reason", max_length=300) or f"cancelled by {principal.sub}"
         cancelled = await self.dispatcher.cancel(row["id"], actor=principal.sub, reason=reason)
@@ -341,7 +347,7 @@ class BranchOperations:
     async def reprint_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         """A new job with the original's document, linked to it by ``reprint_of``."""
         data = require_object(payload, allowed=("job_id", "idempotency_key", "printer_id"))
-        require_actor(principal)
+        require_role(principal, "reprint_job")
         original = await self._visible_job(principal, data.get("job_id"))
         key = get_str(data, "idempotency_key", max_length=128)
         if data.get("printer_id") is not None:
@@ -430,7 +436,7 @@ class BranchOperations:
         data = require_object(
             payload, allowed=("station", "branch_id", "printer_ids", "default_expiry_s")
         )
-        require_actor(principal)
+        require_role(principal, "configure_station")
         name = get_str(data, "station", required=True, max_length=64)
         assert name is not None
         name = name.strip().lower()
@@ -489,7 +495,7 @@ class BranchOperations:
 
     async def ack_alert(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("alert_id",))
-        require_actor(principal)
+        require_role(principal, "ack_alert")
         alert_id = get_int(data, "alert_id", required=True, minimum=1)
         assert alert_id is not None
         row = await self.db.read(lambda d: alert_store.get_alert(d, alert_id))

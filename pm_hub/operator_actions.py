@@ -64,10 +64,64 @@ class OperatorActions(Protocol):
     async def list_branches(self, principal: Principal, payload: Any) -> Ack: ...
 
 
-def require_actor(principal: Principal) -> None:
-    """Viewers read; changing anything takes an acting role."""
-    if not principal.can_act:
-        raise ProtocolError(ErrorCode.FORBIDDEN, f"role {principal.role} may not do this")
+#: The least role each operation takes (viewer < operator < manager < admin). Every
+#: operation of :class:`OperatorActions` is here; ``/ops``, HTTP and forwarded requests
+#: all go through the same checks. Submitting raw ESC/POS takes ``manager`` (see
+#: :data:`RAW_DOCUMENT_ROLE`).
+REQUIRED_ROLE: dict[str, str] = {
+    "list_printers": "viewer",
+    "get_printer": "viewer",
+    "list_jobs": "viewer",
+    "get_job": "viewer",
+    "list_stations": "viewer",
+    "list_alerts": "viewer",
+    "list_agents": "viewer",
+    "health_summary": "viewer",
+    "whoami": "viewer",
+    "list_branches": "viewer",
+    "test_printer": "operator",
+    "submit_job": "operator",
+    "reprint_job": "operator",
+    "cancel_job": "operator",
+    "ack_alert": "operator",
+    "configure_printer": "manager",
+    "configure_station": "manager",
+}
+#: A document of raw bytes can drive the printer in any way (drawer, settings, cutter).
+RAW_DOCUMENT_ROLE = "manager"
+
+_DOING = {
+    "test_printer": "print a test page",
+    "submit_job": "print",
+    "reprint_job": "reprint",
+    "cancel_job": "cancel jobs",
+    "ack_alert": "acknowledge alerts",
+    "configure_printer": "configure printers",
+    "configure_station": "configure stations",
+}
+
+
+def require_role(principal: Principal, operation: str) -> None:
+    """Refuse (``forbidden``) a principal whose role is below what ``operation`` takes."""
+    needed = REQUIRED_ROLE[operation]
+    if not principal.at_least(needed):
+        doing = _DOING.get(operation, operation.replace("_", " "))
+        raise ProtocolError(
+            ErrorCode.FORBIDDEN,
+            f"role {principal.role} may not {doing}; it takes {needed} or above",
+        )
+
+
+def require_raw_role(principal: Principal, document: Any) -> None:
+    """Raw ESC/POS only from a manager or admin: it can open the drawer or change the
+    printer's settings, which text blocks cannot."""
+    raw = isinstance(document, dict) and "raw_base64" in document
+    if raw and not principal.at_least(RAW_DOCUMENT_ROLE):
+        raise ProtocolError(
+            ErrorCode.FORBIDDEN,
+            f"role {principal.role} may not send raw_base64 documents; it takes "
+            f"{RAW_DOCUMENT_ROLE} or above (text blocks print for every operator)",
+        )
 
 
 def hub_version() -> str:

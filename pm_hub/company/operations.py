@@ -25,7 +25,12 @@ from pm_hub.company.mirror import BranchMirror
 from pm_hub.correlation import CorrelationRegistry, PendingRequest, printer_test_done
 from pm_hub.global_ids import global_id, globalize, localize_payload, split_id, valid_local_id
 from pm_hub.health import HealthMonitor
-from pm_hub.operator_actions import TestResultSink, hub_version, require_actor
+from pm_hub.operator_actions import (
+    TestResultSink,
+    hub_version,
+    require_raw_role,
+    require_role,
+)
 from pm_hub.store import mirror as mirror_store
 
 log = logging.getLogger(__name__)
@@ -144,7 +149,7 @@ class CompanyOperations:
 
     async def configure_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload)
-        require_actor(principal)
+        require_role(principal, "configure_printer")
         record = self._printer(principal, data.get("printer_id"))
         branch_id = record["branch_id"]
         ack = await self._forward(
@@ -161,7 +166,7 @@ class CompanyOperations:
     ) -> tuple[dict[str, Any], PendingRequest]:
         """Forward a test print; its outcome comes back from the branch later."""
         data = require_object(payload, allowed=("printer_id",))
-        require_actor(principal)
+        require_role(principal, "test_printer")
         record = self._printer(principal, data.get("printer_id"))
         branch_id, printer_id = record["branch_id"], record["id"]
         ack = await self._forward(
@@ -191,7 +196,8 @@ class CompanyOperations:
 
     async def submit_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload)
-        require_actor(principal)
+        require_role(principal, "submit_job")
+        require_raw_role(principal, data.get("document"))
         if data.get("printer_id") is not None:
             branch_id = self._printer(principal, data["printer_id"])["branch_id"]
         else:
@@ -232,7 +238,7 @@ class CompanyOperations:
 
     async def cancel_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("job_id", "reason"))
-        require_actor(principal)
+        require_role(principal, "cancel_job")
         record = await self._mirrored(principal, "job", "job_id", data.get("job_id"))
         branch_id = record["branch_id"]
         if "reason" not in data:
@@ -242,7 +248,7 @@ class CompanyOperations:
 
     async def reprint_job(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("job_id", "idempotency_key", "printer_id"))
-        require_actor(principal)
+        require_role(principal, "reprint_job")
         record = await self._mirrored(principal, "job", "job_id", data.get("job_id"))
         branch_id = record["branch_id"]
         if data.get("printer_id") is not None:
@@ -279,7 +285,7 @@ class CompanyOperations:
 
     async def configure_station(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload)
-        require_actor(principal)
+        require_role(principal, "configure_station")
         branch_id = self._branch_of(principal, get_int(data, "branch_id", minimum=1))
         printer_ids = data.get("printer_ids")
         if printer_ids is not None:
@@ -323,7 +329,7 @@ class CompanyOperations:
 
     async def ack_alert(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("alert_id",))
-        require_actor(principal)
+        require_role(principal, "ack_alert")
         record = await self._mirrored(principal, "alert", "alert_id", data.get("alert_id"))
         if record["state"] == "cleared":
             raise ProtocolError(ErrorCode.CONFLICT, f"alert {record['id']} is already cleared")

@@ -22,11 +22,26 @@ class RawAgent:
         self.jobs: list[dict[str, Any]] = []
         self.connect_error: Any = None
         self.disconnected = asyncio.Event()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
         @self.sio.on(HubEvent.PRINT_JOB, namespace=NS)
         async def print_job(data: Any = None) -> dict[str, Any]:
             self.jobs.append(data)
             return {"ok": True, "status": "dispatched"}  # spooled, says the agent
+
+        @self.sio.on(HubEvent.PRINTER_TEST, namespace=NS)
+        async def printer_test(data: Any = None) -> dict[str, Any]:
+            cid = data.get("correlation_id") if isinstance(data, dict) else None
+
+            async def printed() -> None:
+                await self.sio.emit(
+                    AgentEvent.PRINTER_TEST_RESULT,
+                    {"correlation_id": cid, "ok": True, "duration_ms": 1.0},
+                    namespace=NS,
+                )
+
+            self._tasks.add(asyncio.ensure_future(printed()))
+            return {"ok": True}
 
         @self.sio.on("connect_error", namespace=NS)
         async def connect_error(data: Any = None) -> None:
