@@ -19,7 +19,12 @@ import socketio
 from pm_core.database import Database
 from pm_core.protocol import AgentEvent, ErrorCode, Namespace, ProtocolError, ok_ack
 from pm_core.protocol.errors import outcome_of
-from pm_core.protocol.validation import get_float, get_str, require_object
+from pm_core.protocol.validation import (
+    control_characters,
+    get_float,
+    get_str,
+    require_object,
+)
 from pm_hub import auth
 from pm_hub.agent_printers import AgentPrinters
 from pm_hub.agent_sessions import AgentSessions
@@ -59,6 +64,10 @@ async def connect(side: AgentSide, sid: str, environ: dict[str, Any], data: Any 
         raise refuse("license_key is required")
     if not isinstance(device_id, str) or not 1 <= len(device_id) <= 128:
         raise refuse("device_id is required (1-128 characters)")
+    for field in ("device_id", "name", "version", "hostname"):
+        value = data.get(field)
+        if isinstance(value, str) and control_characters(value):
+            raise refuse(f"{field} must not hold control characters")
     db = side.db
     lic = await db.read(lambda d: tenants.find_license(d, auth.hash_license_key(key)))
     if lic is None or lic["revoked_at"] is not None:

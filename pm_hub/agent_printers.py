@@ -17,9 +17,11 @@ from pm_core.database import Database
 from pm_core.protocol import PRINTER_STATUSES, ErrorCode, ProtocolError, ok_ack
 from pm_core.protocol.profiles import check_capabilities
 from pm_core.protocol.validation import (
+    control_characters,
     get_bool,
     get_flags,
     get_int,
+    get_name,
     get_str,
     invalid,
     require_object,
@@ -34,6 +36,14 @@ from pm_hub.store import printers as printer_store
 log = logging.getLogger(__name__)
 
 PRINTER_KINDS = ("network", "usb", "serial", "file", "simulated")
+
+
+def _hardware_text(value: str | None) -> str | None:
+    """What the printer itself said (its model, its serial): control characters in it
+    are dropped rather than refused, the printer cannot be told to say it better."""
+    if value is None or not control_characters(value):
+        return value
+    return "".join(ch for ch in value if ch.isprintable()) or None
 
 
 class AgentPrinters:
@@ -75,14 +85,14 @@ class AgentPrinters:
         if "://" not in address:
             raise invalid("address must be a URI like tcp://HOST:PORT")
         identity = get_str(data, "identity", max_length=300) or address
-        name = get_str(data, "name", max_length=100) or address.split("://", 1)[1]
+        name = get_name(data, "name", max_length=100) or address.split("://", 1)[1]
         kind = get_str(data, "kind", default="network", choices=PRINTER_KINDS)
-        model = get_str(data, "model", max_length=100)
-        station = get_str(data, "station", max_length=64)
+        model = _hardware_text(get_str(data, "model", max_length=100))
+        station = get_name(data, "station", max_length=64)
         status_supported = get_bool(data, "status_supported", default=True)
         status = get_str(data, "status", choices=PRINTER_STATUSES)
         flags = get_flags(data)
-        serial = get_str(data, "serial", max_length=64)
+        serial = _hardware_text(get_str(data, "serial", max_length=64))
         mac = get_str(data, "mac", max_length=32)
         previous_identity = get_str(data, "previous_identity", max_length=300)
         capabilities = check_capabilities(data.get("capabilities"))

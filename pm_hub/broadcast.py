@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import socketio
-
 from pm_core.database import Database
 from pm_core.protocol import HubEvent, Namespace
 from pm_core.protocol.records import PrinterStatusEntry
@@ -28,6 +26,7 @@ from pm_hub.live_state import LiveState, PrinterRow
 from pm_hub.metrics import HubMetrics
 from pm_hub.printer_views import PrinterViews
 from pm_hub.room_manager import BroadcastManager
+from pm_hub.socket_server import HubSocketServer
 from pm_hub.store import printers as printer_store
 from pm_hub.store import tenants
 from pm_hub.store.records import agent_record, job_record
@@ -57,7 +56,7 @@ class Broadcaster:
         views: PrinterViews,
     ) -> None:
         engineio_socket.install(buffer_limit=settings.client_buffer_bytes)
-        self.sio = socketio.AsyncServer(
+        self.sio = HubSocketServer(
             async_mode="aiohttp",
             client_manager=BroadcastManager(),
             cors_allowed_origins="*",

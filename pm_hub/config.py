@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pm_core.private_files import read_secret
+from pm_core.protocol.validation import control_characters
 
 
 def default_data_dir() -> Path:
@@ -150,6 +151,8 @@ POSITIVE_AGENT_SECONDS = (
 
 
 def _check(settings: HubSettings) -> HubSettings:
+    if settings.branch_name is not None and control_characters(settings.branch_name):
+        raise ValueError("branch_name must not hold control characters")
     low, high = POLL_INTERVAL_RANGE
     if not low <= settings.poll_interval <= high:
         raise ValueError(

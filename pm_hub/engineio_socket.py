@@ -81,11 +81,7 @@ def _drop_slow_client(self: Any, waiting: int) -> None:
         queue.get_nowait()
         queue.task_done()
     self._pm_waiting = 0
-    ws = getattr(self, "_pm_ws", None)
-    request = getattr(ws, "environ", {}).get("aiohttp.request") if ws is not None else None
-    transport = getattr(request, "transport", None)
-    if transport is not None:
-        transport.abort()  # the writer may be stuck sending to it: cut it loose
+    abort_transport(self)  # the writer may be stuck sending to it: cut it loose
     task = asyncio.ensure_future(
         self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
     )
@@ -94,6 +90,16 @@ def _drop_slow_client(self: Any, waiting: int) -> None:
 
 
 _closing: set[asyncio.Future[Any]] = set()
+
+
+def abort_transport(socket: Any) -> None:
+    """Close a websocket client's TCP connection at once, without the closing
+    handshake a hostile or stalled client would never finish."""
+    ws = getattr(socket, "_pm_ws", None)
+    request = getattr(ws, "environ", {}).get("aiohttp.request") if ws is not None else None
+    transport = getattr(request, "transport", None)
+    if transport is not None:
+        transport.abort()
 
 
 async def remembering_websocket_handler(self: Any, ws: Any) -> Any:

@@ -17,6 +17,7 @@ import socketio
 
 from pm_core.logs import correlation_id, wire_correlation_id
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
+from pm_core.protocol.validation import check_payload_shape
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ def guarded(
         # (python-engineio's max_http_buffer_size drops that client), so no handler sees
         # one; not measured again here (re-serializing every payload cost ~10% of ingest).
         try:
+            # No handler can store or show a lone surrogate, a 2^64 id or NaN, nor should
+            # it walk a payload nested a thousand deep: refused here, for every event.
+            check_payload_shape(payload)
             return await fn(sid, payload)
         except ProtocolError as exc:
             return exc.to_ack()

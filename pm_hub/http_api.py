@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pm_core.logs import correlation
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 from pm_core.protocol.errors import HTTP_STATUS
-from pm_core.protocol.validation import get_int
+from pm_core.protocol.validation import check_payload_shape, get_int
 from pm_hub.auth import AuthError, Principal
 from pm_hub.company.mirror import BranchMirror
 from pm_hub.config import HubSettings
@@ -75,9 +75,11 @@ async def _body(request: web.Request) -> Any:
     if not request.can_read_body:
         return {}
     try:
-        return await request.json()
-    except (ValueError, UnicodeDecodeError):
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "body must be JSON") from None
+    check_payload_shape(body)  # surrogates, 2^64 ids, NaN, hostile nesting
+    return body
 
 
 def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaitable[Any]]:
@@ -130,7 +132,9 @@ async def _answer(request: web.Request, route: Route, status: int) -> web.Stream
 
 
 def _query(request: web.Request) -> dict[str, Any]:
-    return {k: v for k, v in request.query.items()}
+    values = {k: v for k, v in request.query.items()}
+    check_payload_shape(values)
+    return values
 
 
 async def _object_body(request: web.Request) -> dict[str, Any]:

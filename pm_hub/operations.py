@@ -27,6 +27,7 @@ from pm_core.protocol.validation import (
     alert_filters,
     get_float,
     get_int,
+    get_name,
     get_str,
     invalid,
     job_filters,
@@ -130,9 +131,9 @@ class BranchOperations:
         row = self.state.printer_for(principal, data.get("printer_id"))
         changes: dict[str, Any] = {}
         if "name" in data:
-            changes["name"] = get_str(data, "name", required=True, max_length=100)
+            changes["name"] = get_name(data, "name", required=True, max_length=100)
         if "station" in data:
-            station = get_str(data, "station", max_length=64)
+            station = get_name(data, "station", max_length=64)
             changes["station"] = station.strip().lower() if station else None
         if "station_priority" in data:
             changes["station_priority"] = get_int(
@@ -259,7 +260,7 @@ class BranchOperations:
         )
         require_role(principal, "submit_job")
         require_raw_role(principal, data.get("document"))
-        station = get_str(data, "station", max_length=64)
+        station = get_name(data, "station", max_length=64)
         if data.get("printer_id") is None and station is None:
             raise invalid("give printer_id or station")
         if data.get("printer_id") is not None and station is not None:
@@ -437,7 +438,7 @@ class BranchOperations:
             payload, allowed=("station", "branch_id", "printer_ids", "default_expiry_s")
         )
         require_role(principal, "configure_station")
-        name = get_str(data, "station", required=True, max_length=64)
+        name = get_name(data, "station", required=True, max_length=64)
         assert name is not None
         name = name.strip().lower()
         branch_id = get_int(data, "branch_id", minimum=1)

@@ -137,15 +137,23 @@ def get_name(
 
 
 def check_payload_shape(payload: Any, *, max_depth: int = MAX_PAYLOAD_DEPTH) -> None:
-    """Refuse what no handler can store or show: nesting deeper than ``max_depth`` and
-    strings (or keys) with a lone UTF-16 surrogate. Iterative: a hostile depth cannot
-    exhaust the stack."""
+    """Refuse what no handler can store or show: nesting deeper than ``max_depth``,
+    strings (or keys) with a lone UTF-16 surrogate, integers SQLite cannot hold and
+    NaN or Infinity. Iterative: a hostile depth cannot exhaust the stack."""
     pending: list[tuple[Any, int]] = [(payload, 0)]
     while pending:
         value, depth = pending.pop()
         if isinstance(value, str):
             if _SURROGATE.search(value):
                 raise invalid("a string holds a lone UTF-16 surrogate (not valid text)")
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if not SQLITE_INT_MIN <= value <= SQLITE_INT_MAX:
+                raise invalid("a number is out of range (integers fit in 64 bits)")
+        elif isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise invalid("a number is not finite (NaN and Infinity are not JSON)")
         elif isinstance(value, dict | list):
             if depth >= max_depth:
                 raise invalid(f"payload is nested deeper than {max_depth} levels")

@@ -23,7 +23,14 @@ import socketio
 from pm_core.database import Database
 from pm_core.protocol import BranchEvent, ErrorCode, HubEvent, Namespace, ProtocolError, ok_ack
 from pm_core.protocol.errors import outcome_of
-from pm_core.protocol.validation import get_float, get_int, get_str, invalid, require_object
+from pm_core.protocol.validation import (
+    get_float,
+    get_int,
+    get_name,
+    get_str,
+    invalid,
+    require_object,
+)
 from pm_hub.auth import AuthError
 from pm_hub.broadcast import Broadcaster
 from pm_hub.company.branch_payloads import (
@@ -122,7 +129,7 @@ async def hello(side: BranchSide, sid: str, payload: Any) -> Ack:
     data = require_object(payload, allowed=("stream_id", "name", "version", "branch_id"))
     session = await session_of(side, sid)
     stream_id = get_str(data, "stream_id", required=True, max_length=64)
-    name = get_str(data, "name", max_length=100) or f"Branch {session['branch_id']}"
+    name = get_name(data, "name", max_length=100) or f"Branch {session['branch_id']}"
     version = get_str(data, "version", max_length=40)
     assert stream_id is not None
     branch_id, company_id = session["branch_id"], session["company_id"]

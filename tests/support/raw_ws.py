@@ -95,16 +95,14 @@ class RawSocketIO:
         self.send_text(f"42{namespace},{ack}{json.dumps([event, payload])}")
 
     def closed_by_peer(self, timeout: float = 10) -> bool:
-        """True once the hub has closed the connection (reads and drops what comes)."""
+        """True once the hub has closed the connection (a close frame, or the socket
+        itself); what comes before is read and dropped."""
         self.sock.settimeout(timeout)
         try:
             while True:
-                if not self.sock.recv(65536):
-                    return True
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
+                self.read_text()
+        except (ConnectionError, OSError) as exc:
+            return not isinstance(exc, TimeoutError)
 
     def close(self) -> None:
         try:
