@@ -105,6 +105,7 @@ async def connect(side: AgentSide, sid: str, environ: dict[str, Any], data: Any 
         device_id=device_id,
         company_id=lic["company_id"],
         branch_id=lic["branch_id"],
+        license_id=lic["id"],
     )
     await side.sessions.attach(link, agent)
 

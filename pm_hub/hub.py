@@ -22,6 +22,7 @@ from pm_hub.broadcast import Broadcaster
 from pm_hub.company.mirror import BranchMirror
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
+from pm_hub.credential_watch import CredentialWatch
 from pm_hub.credentials import Credentials
 from pm_hub.dispatch import JobDispatcher
 from pm_hub.health import HealthMonitor
@@ -47,6 +48,7 @@ class Hub:
     metrics: HubMetrics
     registry: CorrelationRegistry
     credentials: Credentials
+    credential_watch: CredentialWatch
     jobs: ActiveJobs
     views: PrinterViews
     broadcaster: Broadcaster
@@ -87,6 +89,7 @@ class Hub:
         await self.health.watch_absent_agents()
         self.webhooks.start()
         self.broadcaster.start()
+        self.credential_watch.start()
         if self.upstream is not None:
             await self.upstream.start()
         log.info(
@@ -97,6 +100,7 @@ class Hub:
         )
 
     async def stop(self) -> None:
+        await self.credential_watch.stop()
         if self.upstream is not None:
             await self.upstream.stop()
         if self.mirror is not None:

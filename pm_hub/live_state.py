@@ -34,6 +34,8 @@ class AgentLink:
     device_id: str
     company_id: int
     branch_id: int
+    #: The license it connected with (revoking it disconnects the agent).
+    license_id: int | None = None
     connected_at: float = field(default_factory=time.time)
     printer_ids: set[int] = field(default_factory=set)
 
@@ -50,6 +52,8 @@ class LiveState:
         self.agent_by_sid: dict[str, AgentLink] = {}
         #: Operators connected on ``/ops``, by socket id.
         self.operators: dict[str, Principal] = {}
+        #: On a company hub: branch hubs connected on ``/branch``, by sid.
+        self.branch_hubs: dict[str, Principal] = {}
 
     async def load(self, db: Database, *, branch_name: str | None) -> None:
         """At start: the tenant (renamed if told), and the printers, all unreachable

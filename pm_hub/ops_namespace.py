@@ -14,7 +14,8 @@ from typing import Any
 
 import socketio
 
-from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError
+from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, ok_ack
+from pm_core.protocol.validation import require_object
 from pm_hub.auth import AuthError, Principal
 from pm_hub.broadcast import Broadcaster
 from pm_hub.config import HubSettings
@@ -122,6 +123,18 @@ async def printer_test(side: OpsSide, sid: str, payload: Any) -> Ack:
     return ack
 
 
+async def token_refresh(side: OpsSide, sid: str, payload: Any) -> Ack:
+    """``token:refresh``: a new token for this session (same person, role and
+    branches), which this connection uses from now on; the caller keeps it for its
+    next connect. Revoking the session's first token ends it too."""
+    require_object(payload, allowed=())
+    principal = principal_of(side, sid)
+    issued = await side.credentials.refresh(principal)
+    side.state.operators[sid] = side.credentials.verify(issued.token)
+    log.info("operator %s refreshed its token (session %s)", principal.sub, principal.session_id)
+    return ok_ack(token=issued.token, token_id=issued.token_id, expires_at=issued.claims["exp"])
+
+
 def setup_ops_namespace(sio: socketio.AsyncServer, side: OpsSide, metrics: HubMetrics) -> None:
     sio.on("connect", functools.partial(connect, side), namespace=NS)
     sio.on("disconnect", functools.partial(disconnect, side), namespace=NS)
@@ -131,6 +144,7 @@ def setup_ops_namespace(sio: socketio.AsyncServer, side: OpsSide, metrics: HubMe
         for event, operation in operation_table(side.operations).items()
     }
     handlers[OpsEvent.PRINTER_TEST] = functools.partial(printer_test, side)
+    handlers[OpsEvent.TOKEN_REFRESH] = functools.partial(token_refresh, side)
     for event, handler in handlers.items():
         sio.on(
             event,

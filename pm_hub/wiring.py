@@ -25,6 +25,7 @@ from pm_hub.company.mirror import BranchMirror
 from pm_hub.company.operations import CompanyOperations
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
+from pm_hub.credential_watch import CredentialWatch
 from pm_hub.credentials import Credentials
 from pm_hub.dispatch import JobDispatcher
 from pm_hub.health import HealthMonitor
@@ -56,7 +57,7 @@ def build_hub(settings: HubSettings) -> Hub:
     registry = CorrelationRegistry(
         timeout=settings.request_timeout, stale_after=settings.stale_after
     )
-    credentials = Credentials(settings.data_dir, db=db, state=state)
+    credentials = Credentials(settings, db=db, state=state)
     jobs = ActiveJobs(metrics)
     views = PrinterViews(state, jobs)
     broadcaster = Broadcaster(settings, state=state, db=db, metrics=metrics, views=views)
@@ -131,6 +132,7 @@ def build_hub(settings: HubSettings) -> Hub:
             operations=operations,
         )
         broadcaster.after_change = upstream.poke  # changes are in its outbox too
+    watch = CredentialWatch(credentials=credentials, state=state, sio=broadcaster.sio)
     return Hub(
         settings=settings,
         db=db,
@@ -138,6 +140,7 @@ def build_hub(settings: HubSettings) -> Hub:
         metrics=metrics,
         registry=registry,
         credentials=credentials,
+        credential_watch=watch,
         jobs=jobs,
         views=views,
         broadcaster=broadcaster,
@@ -165,6 +168,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         branch_side = BranchSide(
             settings=settings,
             db=hub.db,
+            state=hub.state,
             credentials=hub.credentials,
             broadcaster=hub.broadcaster,
             mirror=hub.mirror,

@@ -8,6 +8,8 @@ callback. The app turns those into Textual messages.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from typing import Any
 
 import socketio
 
-from pm_core.protocol import ErrorCode, HubEvent, Namespace
+from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent
 from pm_tui.scrub import scrub, scrub_text
 
 log = logging.getLogger(__name__)
@@ -186,15 +188,37 @@ class HubLink:
             self._sio = sio
             delay, failures, lost_at, since = 0.5, 0, None, None
             self._set(LinkState("connected", f"connected to {self.url}"))
+            refresher = asyncio.create_task(self._keep_token_fresh())
             try:
                 await self._lost.wait()
             finally:
+                refresher.cancel()
                 self._sio = None
                 await _quietly_disconnect(sio)
             lost_at, since = time.monotonic(), time.time()
             retry_at = time.monotonic() + delay
             self._set(LinkState("reconnecting", "lost the hub connection", retry_at, since=since))
             await asyncio.sleep(delay)
+
+    async def _keep_token_fresh(self) -> None:
+        """Ask for a new token of the same session when two thirds of this one's life
+        have passed, so a dashboard open through a long shift is not logged out; the
+        new token is the one used for the next connect. A hub that cannot refresh
+        (older, or the token has no lifetime to read) is left alone."""
+        while True:
+            times = token_times(self.token)
+            if times is None:
+                return
+            issued, expires = times
+            due = issued + (expires - issued) * 2 / 3
+            await asyncio.sleep(max(1.0, due - time.time()))
+            ack = await self.call(OpsEvent.TOKEN_REFRESH, {})
+            token = ack.get("token")
+            if not ack.get("ok") or not isinstance(token, str):
+                log.warning("the hub did not refresh the token: %s", ack.get("error"))
+                return
+            self.token = token
+            log.info("token refreshed (expires %s)", ack.get("expires_at"))
 
     async def call(
         self, event: str, payload: dict[str, Any] | None = None, *, timeout: float = 10
@@ -229,6 +253,16 @@ class HubLink:
         self._sio = None
         if sio is not None:
             await _quietly_disconnect(sio)
+
+
+def token_times(token: str) -> tuple[float, float] | None:
+    """``(iat, exp)`` of a JWT, read without checking it (the hub checks it)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["iat"]), float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
 
 
 async def _quietly_disconnect(sio: socketio.AsyncClient) -> None:

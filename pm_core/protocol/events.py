@@ -29,6 +29,8 @@ class OpsEvent:
     HEALTH_SUMMARY = "health:summary"
     WHOAMI = "whoami"
     BRANCHES_LIST = "branches:list"
+    #: A new token for the same session before this one runs out (a long shift).
+    TOKEN_REFRESH = "token:refresh"
 
 
 class HubEvent:

@@ -45,6 +45,7 @@ from pm_hub.correlation import CorrelationRegistry
 from pm_hub.credentials import Credentials
 from pm_hub.global_ids import MAX_BRANCH_ID, global_id
 from pm_hub.handlers import guarded, refuse, unknown_event
+from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import Ack
 from pm_hub.store import mirror as mirror_store
@@ -61,6 +62,7 @@ class BranchSide:
 
     settings: HubSettings
     db: Database
+    state: LiveState
     credentials: Credentials
     broadcaster: Broadcaster
     mirror: BranchMirror
@@ -92,10 +94,12 @@ async def connect(side: BranchSide, sid: str, environ: dict[str, Any], auth: Any
     await side.sio.save_session(
         sid, {"branch_id": branch_id, "company_id": principal.company_id}, namespace=NS
     )
+    side.state.branch_hubs[sid] = principal  # its token's revocation and expiry are watched
     log.info("branch hub for branch %s (company %s) connected", branch_id, principal.company_id)
 
 
 async def disconnect(side: BranchSide, sid: str, reason: Any = None) -> None:
+    side.state.branch_hubs.pop(sid, None)
     mirror = side.mirror
     link = mirror.link_by_sid.pop(sid, None)
     if link is None or link.sid != sid:
