@@ -26,6 +26,7 @@ from pm_core.protocol.validation import (
     require_object,
 )
 from pm_hub import auth
+from pm_hub.admission import Admission, remote_address
 from pm_hub.agent_printers import AgentPrinters
 from pm_hub.agent_sessions import AgentSessions
 from pm_hub.correlation import CorrelationRegistry
@@ -53,35 +54,22 @@ class AgentSide:
     dispatcher: JobDispatcher
     health: HealthMonitor
     registry: CorrelationRegistry
+    admission: Admission
 
 
 async def connect(side: AgentSide, sid: str, environ: dict[str, Any], data: Any = None) -> None:
-    if not isinstance(data, dict):
-        raise refuse("license_key and device_id are required")
-    key = data.get("license_key")
-    device_id = data.get("device_id")
-    if not isinstance(key, str) or not key or len(key) > 200:
-        raise refuse("license_key is required")
-    if not isinstance(device_id, str) or not 1 <= len(device_id) <= 128:
-        raise refuse("device_id is required (1-128 characters)")
-    for field in ("device_id", "name", "version", "hostname"):
-        value = data.get(field)
-        if isinstance(value, str) and control_characters(value):
-            raise refuse(f"{field} must not hold control characters")
+    address = f"agent:{remote_address(environ)}"  # counted apart per kind of client
+    waiting = side.admission.login_wait(address)
+    if waiting is not None:
+        raise refuse(waiting, ErrorCode.RATE_LIMITED)
+    try:
+        lic, device_id = await _licensed(side, data)
+    except socketio.exceptions.ConnectionRefusedError:
+        side.admission.logins.failed(address)
+        raise
+    side.admission.logins.succeeded(address)
+    assert isinstance(data, dict)
     db = side.db
-    lic = await db.read(lambda d: tenants.find_license(d, auth.hash_license_key(key)))
-    if lic is None or lic["revoked_at"] is not None:
-        raise refuse("unknown or revoked license key")
-    known = await db.read(lambda d: tenants.agent_of_device(d, device_id))
-    if known is not None and not _may_take_device(known, lic):
-        log.warning(
-            "license %s tried device id %r of agent %s: refused", lic["id"], device_id, known["id"]
-        )
-        raise refuse("device_id belongs to another license")
-    if lic["device_id"] != device_id:
-        bound = await db.write(lambda d: tenants.bind_license(d, lic["id"], device_id))
-        if not bound:
-            raise refuse("license key is bound to another device")
 
     def text(name: str) -> str | None:
         value = data.get(name)
@@ -108,6 +96,37 @@ async def connect(side: AgentSide, sid: str, environ: dict[str, Any], data: Any 
         license_id=lic["id"],
     )
     await side.sessions.attach(link, agent)
+
+
+async def _licensed(side: AgentSide, data: Any) -> tuple[dict[str, Any], str]:
+    """The license and device id an agent connects with, checked; refused otherwise."""
+    if not isinstance(data, dict):
+        raise refuse("license_key and device_id are required")
+    key = data.get("license_key")
+    device_id = data.get("device_id")
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise refuse("license_key is required")
+    if not isinstance(device_id, str) or not 1 <= len(device_id) <= 128:
+        raise refuse("device_id is required (1-128 characters)")
+    for field in ("device_id", "name", "version", "hostname"):
+        value = data.get(field)
+        if isinstance(value, str) and control_characters(value):
+            raise refuse(f"{field} must not hold control characters")
+    db = side.db
+    lic = await db.read(lambda d: tenants.find_license(d, auth.hash_license_key(key)))
+    if lic is None or lic["revoked_at"] is not None:
+        raise refuse("unknown or revoked license key")
+    known = await db.read(lambda d: tenants.agent_of_device(d, device_id))
+    if known is not None and not _may_take_device(known, lic):
+        log.warning(
+            "license %s tried device id %r of agent %s: refused", lic["id"], device_id, known["id"]
+        )
+        raise refuse("device_id belongs to another license")
+    if lic["device_id"] != device_id:
+        bound = await db.write(lambda d: tenants.bind_license(d, lic["id"], device_id))
+        if not bound:
+            raise refuse("license key is bound to another device")
+    return lic, device_id
 
 
 def _may_take_device(known: dict[str, Any], lic: dict[str, Any]) -> bool:

@@ -19,6 +19,7 @@ from pm_core.database import Database
 from pm_core.protocol import HubEvent, Namespace
 from pm_core.protocol.records import PrinterStatusEntry
 from pm_hub import engineio_socket
+from pm_hub.admission import Admission
 from pm_hub.auth import Principal
 from pm_hub.coalesce import BATCHED_EVENTS, UpdateCoalescer, batched_rooms
 from pm_hub.config import HubSettings
@@ -54,9 +55,11 @@ class Broadcaster:
         db: Database,
         metrics: HubMetrics,
         views: PrinterViews,
+        admission: Admission,
     ) -> None:
         engineio_socket.install(buffer_limit=settings.client_buffer_bytes)
         self.sio = HubSocketServer(
+            admission=admission,
             async_mode="aiohttp",
             client_manager=BroadcastManager(),
             cors_allowed_origins="*",

@@ -76,9 +76,16 @@ class HubSettings:
     """Per-minute samples are kept this long, then folded into one row per hour."""
     health_retention_s: float = 90 * 86400.0
     """Link samples older than this are deleted."""
+    max_connections_per_address: int = 256
+    """Connections (logged in or not) open at once from one IP address; 0: no limit."""
+    max_operators_per_company: int = 2000
+    """Operators (dashboards, scripts) connected at once for one company; 0: no limit."""
+    login_failures_allowed: int = 5
+    """Refused logins from one address in a minute before it has to wait (1 s, doubling
+    to a minute)."""
     ops_rate_limit: float = 500.0
-    """Requests per second one operator connection (or HTTP token) may make on average,
-    bursts up to twice that; 0 turns the limit off."""
+    """Requests per second one token session may make on average (all its sockets and
+    HTTP calls together), bursts up to twice that; 0 turns the limit off."""
     webhook_urls: str = ""
     """Comma-separated URLs that receive every alert change as a JSON POST."""
     webhook_timeout_s: float = 5.0

@@ -24,10 +24,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 
 
-def refuse(message: str) -> socketio.exceptions.ConnectionRefusedError:
-    """Raise this from a ``connect`` handler: the client sees ``auth_failed`` and why."""
+def refuse(
+    message: str, code: ErrorCode = ErrorCode.AUTH_FAILED
+) -> socketio.exceptions.ConnectionRefusedError:
+    """Raise this from a ``connect`` handler: the client sees ``code`` (``auth_failed``,
+    or ``rate_limited`` for a connection over a limit) and why."""
     return socketio.exceptions.ConnectionRefusedError(
-        ErrorCode.AUTH_FAILED.value, {"code": ErrorCode.AUTH_FAILED.value, "message": message}
+        code.value, {"code": code.value, "message": message}
     )
 
 

@@ -23,6 +23,7 @@ from pm_core.logs import correlation
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 from pm_core.protocol.errors import HTTP_STATUS
 from pm_core.protocol.validation import check_payload_shape, get_int
+from pm_hub.admission import Admission
 from pm_hub.auth import AuthError, Principal
 from pm_hub.company.mirror import BranchMirror
 from pm_hub.config import HubSettings
@@ -30,7 +31,6 @@ from pm_hub.credentials import Credentials
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import OperatorActions, hub_version
-from pm_hub.rate_limit import RateLimiter
 from pm_hub.upstream import UpstreamStatus
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class HttpSide:
     operations: OperatorActions
     mirror: BranchMirror | None
     upstream: UpstreamStatus | None
-    limiter: RateLimiter
+    admission: Admission
 
 
 HTTP_SIDE = web.AppKey("pm_hub.http_api", HttpSide)
@@ -97,18 +97,24 @@ def authed(route: Route, *, status: int = 200) -> Callable[[web.Request], Awaita
 
 async def _answer(request: web.Request, route: Route, status: int) -> web.StreamResponse:
     side = request.app[HTTP_SIDE]
+    address = f"operator:{request.remote or 'unknown'}"  # the same count as /ops
+    waiting = side.admission.login_wait(address)
+    if waiting is not None:
+        return _error(ErrorCode.RATE_LIMITED, waiting)
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return _error(ErrorCode.AUTH_FAILED, "missing Authorization: Bearer <token>")
     try:
         principal = side.credentials.verify(header[7:].strip())
     except AuthError as exc:
+        side.admission.logins.failed(address)
         return _error(ErrorCode.AUTH_FAILED, str(exc))
+    side.admission.logins.succeeded(address)
     if principal.role == "branch":
         return _error(ErrorCode.AUTH_FAILED, "branch tokens are for /branch, not the API")
     if principal.company_id != side.state.company_id and not side.settings.company_mode:
         return _error(ErrorCode.AUTH_FAILED, "token is for another company")
-    if not side.limiter.allow(principal.sub):
+    if not side.admission.request_allowed(principal.session_id or principal.sub):
         return _error(ErrorCode.RATE_LIMITED, "too many requests; slow down")
     try:
         result = await route(request, side.operations, principal)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pm_core.database import Database
 from pm_hub.active_jobs import ActiveJobs
+from pm_hub.admission import Admission
 from pm_hub.agent_printers import AgentPrinters
 from pm_hub.agent_sessions import AgentSessions
 from pm_hub.alerts import AlertBook
@@ -49,6 +50,7 @@ class Hub:
     registry: CorrelationRegistry
     credentials: Credentials
     credential_watch: CredentialWatch
+    admission: Admission
     jobs: ActiveJobs
     views: PrinterViews
     broadcaster: Broadcaster

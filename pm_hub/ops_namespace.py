@@ -16,6 +16,7 @@ import socketio
 
 from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, ok_ack
 from pm_core.protocol.validation import require_object
+from pm_hub.admission import Admission, remote_address
 from pm_hub.auth import AuthError, Principal
 from pm_hub.broadcast import Broadcaster
 from pm_hub.config import HubSettings
@@ -24,7 +25,6 @@ from pm_hub.handlers import guarded, refuse, unknown_event
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import Ack, OperatorActions
-from pm_hub.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class OpsSide:
     credentials: Credentials
     broadcaster: Broadcaster
     operations: OperatorActions
-    limiter: RateLimiter
+    admission: Admission
 
 
 def operation_table(ops: OperatorActions) -> dict[str, Any]:
@@ -67,11 +67,17 @@ def operation_table(ops: OperatorActions) -> dict[str, Any]:
 
 
 async def connect(side: OpsSide, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    address = f"operator:{remote_address(environ)}"  # counted apart per kind of client
+    waiting = side.admission.login_wait(address)
+    if waiting is not None:
+        raise refuse(waiting, ErrorCode.RATE_LIMITED)
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
         principal = side.credentials.verify(token)
     except AuthError as exc:
+        side.admission.logins.failed(address)
         raise refuse(str(exc)) from None
+    side.admission.logins.succeeded(address)
     if principal.role == "branch":
         raise refuse("branch tokens connect to /branch, not /ops")
     # A branch hub serves one company. A company hub serves every company whose
@@ -79,6 +85,9 @@ async def connect(side: OpsSide, sid: str, environ: dict[str, Any], auth: Any = 
     # (every list filters by company) and joins only its own company's rooms.
     if principal.company_id != side.state.company_id and not side.settings.company_mode:
         raise refuse("token is for another company")
+    full = side.admission.operator_joined(principal.company_id)
+    if full is not None:
+        raise refuse(full, ErrorCode.RATE_LIMITED)
     await side.broadcaster.sio.save_session(sid, {"principal": principal}, namespace=NS)
     side.state.operators[sid] = principal
     batched = isinstance(auth, dict) and auth.get("coalesce") is True
@@ -87,9 +96,21 @@ async def connect(side: OpsSide, sid: str, environ: dict[str, Any], auth: Any = 
 
 
 async def disconnect(side: OpsSide, sid: str, reason: Any = None) -> None:
-    side.state.operators.pop(sid, None)
+    principal = side.state.operators.pop(sid, None)
+    if principal is None:  # closed by the hub (revoked, expired): still in the session
+        principal = await _session_principal(side, sid)
+    if isinstance(principal, Principal):
+        side.admission.operator_left(principal.company_id)
     side.broadcaster.operator_left(sid)
-    side.limiter.forget(sid)
+
+
+async def _session_principal(side: OpsSide, sid: str) -> Principal | None:
+    try:
+        session = await side.broadcaster.sio.get_session(sid, namespace=NS)
+    except KeyError:
+        return None
+    principal = session.get("principal") if isinstance(session, dict) else None
+    return principal if isinstance(principal, Principal) else None
 
 
 def principal_of(side: OpsSide, sid: str) -> Principal:
@@ -97,7 +118,7 @@ def principal_of(side: OpsSide, sid: str) -> Principal:
     principal = side.state.operators.get(sid)
     if principal is None:
         raise ProtocolError(ErrorCode.AUTH_FAILED, "not authenticated")
-    if not side.limiter.allow(sid):
+    if not side.admission.request_allowed(principal.session_id or principal.sub):
         raise ProtocolError(
             ErrorCode.RATE_LIMITED,
             f"more than {side.settings.ops_rate_limit:g} requests/s; slow down",

@@ -16,6 +16,7 @@ from typing import Any
 import socketio
 
 from pm_core.protocol import ErrorCode, error_ack
+from pm_hub.admission import Admission, remote_address
 from pm_hub.engineio_socket import abort_transport
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,23 @@ RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
 
 
 class HubSocketServer(socketio.AsyncServer):
+    def __init__(self, *, admission: Admission, **options: Any) -> None:
+        super().__init__(**options)
+        self.admission = admission
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        """Every connection, before any namespace: refused (HTTP 401 with the reason)
+        when its address has too many open already."""
+        address = remote_address(environ)
+        if not self.admission.connections.opened(eio_sid, address):
+            log.warning("refused a connection from %s: too many open from there", address)
+            return f"too many connections from {address}"
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, *args: Any) -> None:
+        self.admission.connections.closed(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, *args)
+
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
             await super()._handle_eio_message(eio_sid, data)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from pm_core.database import Database
 from pm_hub.active_jobs import ActiveJobs
+from pm_hub.admission import Admission
 from pm_hub.agent_namespace import AgentSide, setup_agent_namespace
 from pm_hub.agent_printers import AgentPrinters
 from pm_hub.agent_sessions import AgentSessions
@@ -60,7 +61,15 @@ def build_hub(settings: HubSettings) -> Hub:
     credentials = Credentials(settings, db=db, state=state)
     jobs = ActiveJobs(metrics)
     views = PrinterViews(state, jobs)
-    broadcaster = Broadcaster(settings, state=state, db=db, metrics=metrics, views=views)
+    admission = Admission(
+        connections_per_address=settings.max_connections_per_address,
+        login_failures_allowed=settings.login_failures_allowed,
+        operators_per_company=settings.max_operators_per_company,
+        requests=RateLimiter(settings.ops_rate_limit),
+    )
+    broadcaster = Broadcaster(
+        settings, state=state, db=db, metrics=metrics, views=views, admission=admission
+    )
     changes = PrinterChanges(state, broadcaster)
     webhooks = WebhookNotifier(
         [u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
@@ -141,6 +150,7 @@ def build_hub(settings: HubSettings) -> Hub:
         registry=registry,
         credentials=credentials,
         credential_watch=watch,
+        admission=admission,
         jobs=jobs,
         views=views,
         broadcaster=broadcaster,
@@ -170,6 +180,7 @@ def mount(app: web.Application, hub: Hub) -> None:
             db=hub.db,
             state=hub.state,
             credentials=hub.credentials,
+            admission=hub.admission,
             broadcaster=hub.broadcaster,
             mirror=hub.mirror,
             registry=hub.registry,
@@ -183,7 +194,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         credentials=hub.credentials,
         broadcaster=hub.broadcaster,
         operations=hub.operations,
-        limiter=RateLimiter(settings.ops_rate_limit),
+        admission=hub.admission,
     )
     setup_ops_namespace(sio, ops_side, hub.metrics)
     agent_side = AgentSide(
@@ -194,6 +205,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         dispatcher=hub.dispatcher,
         health=hub.health,
         registry=hub.registry,
+        admission=hub.admission,
     )
     setup_agent_namespace(sio, agent_side, hub.metrics)
     http_side = HttpSide(
@@ -204,6 +216,6 @@ def mount(app: web.Application, hub: Hub) -> None:
         operations=hub.operations,
         mirror=hub.mirror,
         upstream=hub.upstream.status if hub.upstream is not None else None,
-        limiter=RateLimiter(settings.ops_rate_limit),
+        admission=hub.admission,
     )
     setup_http_api(app, http_side)

@@ -152,7 +152,13 @@ class BenchContext:
             args,
             log_path=where / "hub.log",
             name=f"hub ({name})",
-            env=child_env(PM_SQLITE_SYNCHRONOUS="FULL"),
+            # Every load process connects from 127.0.0.1: the per-address connection limit
+            # (256 by default) would stop the 10,000-connection scenario at its start.
+            env=child_env(
+                PM_SQLITE_SYNCHRONOUS="FULL",
+                PM_MAX_CONNECTIONS_PER_ADDRESS="0",
+                PM_MAX_OPERATORS_PER_COMPANY="0",
+            ),
         )
         server.data_dir = data_dir
         return server

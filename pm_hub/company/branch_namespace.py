@@ -31,6 +31,7 @@ from pm_core.protocol.validation import (
     invalid,
     require_object,
 )
+from pm_hub.admission import Admission, remote_address
 from pm_hub.auth import AuthError
 from pm_hub.broadcast import Broadcaster
 from pm_hub.company.branch_payloads import (
@@ -64,6 +65,7 @@ class BranchSide:
     db: Database
     state: LiveState
     credentials: Credentials
+    admission: Admission
     broadcaster: Broadcaster
     mirror: BranchMirror
     registry: CorrelationRegistry
@@ -76,11 +78,17 @@ class BranchSide:
 async def connect(side: BranchSide, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
     if not side.settings.company_mode:
         raise refuse("this hub is not a company hub (start it with pm hub --company-mode)")
+    address = f"branch:{remote_address(environ)}"  # counted apart per kind of client
+    waiting = side.admission.login_wait(address)
+    if waiting is not None:
+        raise refuse(waiting, ErrorCode.RATE_LIMITED)
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
         principal = side.credentials.verify(token)
     except AuthError as exc:
+        side.admission.logins.failed(address)
         raise refuse(str(exc)) from None
+    side.admission.logins.succeeded(address)
     if principal.role != "branch":
         raise refuse("only tokens with role branch connect to /branch")
     if principal.branch_ids is None or len(principal.branch_ids) != 1:
