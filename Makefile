@@ -17,6 +17,14 @@ demo: $(STAMP)
 
 test: lint types unit
 
+# The official Socket.IO JavaScript client, for the interop tests (needs Node.js/npm;
+# without them those tests are skipped and say why).
+JS_STAMP := tests/js/node_modules/.installed
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/js --silent --no-audit --no-fund && touch $(JS_STAMP); \
+	else echo "npm not found: the JavaScript client tests will be skipped"; fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -25,7 +33,7 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(JS_STAMP)
 	$(BIN)/pytest -q
 
 # The benchmark is its own package (bench/, the `bench` extra); the dev install has it.
@@ -33,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/pm bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/js/node_modules

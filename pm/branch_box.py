@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pm_core.tls import client_context, pinned_context
 from pm_hub import auth
 from pm_hub.config import HubSettings
 from pm_hub.hub import Hub
@@ -94,8 +95,12 @@ async def run_up(
     traffic: asyncio.Task[None] | None = None
     try:
         key = await local_license(running.hub)
+        # The local agent reaches its own hub on loopback: over TLS too when the hub
+        # serves it, trusting exactly the hub's certificate (its name is not 127.0.0.1).
+        scheme = "https" if running.tls else "http"
         agent = Agent(
-            hub_url=f"http://127.0.0.1:{running.port}",
+            hub_url=f"{scheme}://127.0.0.1:{running.port}",
+            tls=pinned_context(settings.tls_cert) if settings.tls_cert else None,
             license_key=key,
             data_dir=settings.data_dir,
             printers=specs,
@@ -138,6 +143,7 @@ async def run_agent(
     mdns_interfaces: list[str] | None = None,
     mdns_timeout: float = 5.0,
     hub_branch: str | None = None,
+    ca_file: Path | None = None,
 ) -> int:
     from pm_agent.agent import Agent, AgentAuthError
 
@@ -161,6 +167,7 @@ async def run_agent(
     options = agent_health_options(settings or HubSettings(data_dir=data_dir))
     agent = Agent(
         hub_url=hub_url,
+        tls=client_context(ca_file) if hub_url.startswith("https://") else None,
         license_key=license_key,
         data_dir=data_dir,
         printers=printers,

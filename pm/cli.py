@@ -28,10 +28,12 @@ from pm_hub.command import (
     add_hub_arguments,
     add_mdns_argument,
     add_settings_arguments,
+    add_tls_arguments,
     add_upstream_arguments,
     check_upstream,
     run_hub,
     settings_from,
+    tls_from,
     upstream_from,
 )
 from pm_tui.command import add_tui_arguments, run_tui
@@ -59,6 +61,17 @@ def _hub_branch_flag(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="without --hub: take the hub announced for this branch name when several "
         "hubs share the network (or PM_HUB_BRANCH)",
+    )
+
+
+def _ca_file_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=os.environ.get("PM_CA_FILE"),
+        metavar="PEM",
+        help="trust the hub's certificate from this CA (a private one) for https:// "
+        "(default: the system's CAs; or PM_CA_FILE)",
     )
 
 
@@ -135,6 +148,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
     add_upstream_arguments(p)
     add_mdns_argument(p)
+    add_tls_arguments(p)
     _agent_health_options(p)
     add_discovery_arguments(p)
 
@@ -163,6 +177,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     p.add_argument("--printer", action="append", metavar="[NAME=]URI[#STATION]", help="repeatable")
     _poll_interval_flag(p)
     p.add_argument("--name", help="agent name shown to operators (default: host name)")
+    _ca_file_flag(p)
     _hub_branch_flag(p)
     _agent_health_options(p)
     add_discovery_arguments(p)
@@ -280,6 +295,7 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
             mdns=args.mdns,
             poll_interval=args.poll_interval,
             **upstream_from(args),
+            **tls_from(args),
             **_agent_health_settings(args),
         )
         if not check_upstream("up", settings):
@@ -322,6 +338,7 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
                 discovery=discovery_config(args),
                 mdns_interfaces=args.mdns_interface,
                 hub_branch=args.hub_branch,
+                ca_file=args.ca_file,
             )
         )
     if command == "tui":

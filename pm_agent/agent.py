@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ class Agent:
         discovery: DiscoveryConfig | None = None,
         identify_wait: float = 4.0,
         arp_table: Path | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.license_key = license_key
         self.data_dir = data_dir
@@ -86,7 +88,11 @@ class Agent:
         )
         self.health = LinkHealth()
         self.connection = HubConnection(
-            hub_url=hub_url, license_key=license_key, device_id=self.device_id, name=self.name
+            hub_url=hub_url,
+            license_key=license_key,
+            device_id=self.device_id,
+            name=self.name,
+            tls=tls,
         )
         self.hub_url = self.connection.hub_url
         self.tasks = BackgroundTasks()

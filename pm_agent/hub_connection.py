@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+import ssl
 from typing import Any
 
 import socketio
 
 from pm_core import __version__
 from pm_core.protocol import ErrorCode, Namespace
+from pm_core.tls import socketio_options
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,15 @@ class AgentAuthError(Exception):
 class HubConnection:
     """One agent's link to its hub: the client, its auth, and what emitting needs."""
 
-    def __init__(self, *, hub_url: str, license_key: str, device_id: str, name: str) -> None:
+    def __init__(
+        self,
+        *,
+        hub_url: str,
+        license_key: str,
+        device_id: str,
+        name: str,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.hub_url = hub_url.rstrip("/")
         self.auth = {
             "license_key": license_key,
@@ -49,6 +59,7 @@ class HubConnection:
             randomization_factor=0.3,
             logger=False,
             engineio_logger=False,
+            **socketio_options(self.hub_url, tls),
         )
         #: Set when the agent stops: no more connecting, disconnects are expected.
         self.stopping = False

@@ -7,7 +7,7 @@ on that interface, on 0.0.0.0 on every interface. Browsing uses the interfaces
 it is given (``--mdns-interface``), all of them by default.
 
 TXT record: ``branch`` (name), ``branch_id``, ``version``, ``mode`` (branch or
-company), ``path`` (``/``).
+company), ``path`` (``/``), ``tls`` (``1``: the hub serves https:// and wss://).
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class HubAdvertiser:
         version: str = "",
         company_mode: bool = False,
         instance: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.port = port
         self.host = host
@@ -84,6 +85,7 @@ class HubAdvertiser:
             "version": version,
             "mode": "company" if company_mode else "branch",
             "path": "/",
+            "tls": "1" if tls else "0",
         }
         hostname = socket.gethostname().split(".")[0] or "hub"
         self.instance = _label(instance or f"PrinterMaster {branch or 'hub'} on {hostname}")
@@ -177,7 +179,7 @@ def _announcement(info: Any) -> HubAnnouncement | None:
     address = addresses[0]
     return HubAnnouncement(
         name=info.name.removesuffix("." + SERVICE_TYPE),
-        url=f"http://{address}:{info.port}",
+        url=f"{'https' if props.get('tls') == '1' else 'http'}://{address}:{info.port}",
         address=address,
         port=int(info.port),
         branch=props.get("branch") or None,

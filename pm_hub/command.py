@@ -66,6 +66,13 @@ def add_upstream_arguments(parser: argparse.ArgumentParser) -> None:
         "--upstream-token-file: ps shows arguments)",
     )
     parser.add_argument(
+        "--upstream-ca-file",
+        type=Path,
+        metavar="PEM",
+        help="trust the company hub's certificate from this CA for https:// "
+        "(or PM_UPSTREAM_CA_FILE)",
+    )
+    parser.add_argument(
         "--upstream-token-file",
         type=Path,
         metavar="FILE",
@@ -78,6 +85,7 @@ def upstream_from(args: argparse.Namespace) -> dict[str, Any]:
         "upstream_url": args.upstream,
         "upstream_token": args.upstream_token,
         "upstream_token_file": args.upstream_token_file,
+        "upstream_ca_file": args.upstream_ca_file,
     }
 
 
@@ -103,6 +111,22 @@ def add_mdns_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="PEM",
+        help="serve https:// and wss:// with this certificate chain (or PM_TLS_CERT)",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, metavar="PEM", help="the certificate's private key (or PM_TLS_KEY)"
+    )
+
+
+def tls_from(args: argparse.Namespace) -> dict[str, Any]:
+    return {"tls_cert": args.tls_cert, "tls_key": args.tls_key}
+
+
 def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     """Every option of ``pm hub``."""
     add_settings_arguments(parser)
@@ -115,6 +139,7 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
     add_upstream_arguments(parser)
     add_mdns_argument(parser)
+    add_tls_arguments(parser)
 
 
 async def serve_hub(settings: HubSettings) -> int:
@@ -144,6 +169,7 @@ def run_hub(args: argparse.Namespace) -> int:
         branch_name=args.branch_name,
         mdns=args.mdns,
         **upstream_from(args),
+        **tls_from(args),
     )
     if settings.company_mode and settings.upstream_url:
         print("pm hub: a company hub has no upstream (drop --upstream)", file=sys.stderr)

@@ -36,6 +36,11 @@ class HubSettings:
     """Address to listen on (0.0.0.0 to accept agents and operators from the LAN)."""
     port: int = 3001
     """TCP port for Socket.IO and HTTP."""
+    tls_cert: Path | None = None
+    """PEM certificate chain for HTTPS and WSS (``--tls-cert``); with ``tls_key`` the hub
+    serves ``https://`` only. Or end TLS at a reverse proxy (docs/security.md)."""
+    tls_key: Path | None = None
+    """The certificate's private key (``--tls-key``)."""
     company_mode: bool = False
     """Run as a company hub that aggregates branch hubs."""
     branch_name: str | None = None
@@ -94,6 +99,9 @@ class HubSettings:
     """Company hub this branch hub syncs to (``http://company:3001``); none: no sync."""
     upstream_token: str | None = None
     """Branch token made on the company hub (``pm token create --role branch --branch B``)."""
+    upstream_ca_file: Path | None = None
+    """The CA that signed the company hub's certificate, when it is a private one
+    (``--upstream-ca-file``; default: the system's CAs)."""
     upstream_token_file: Path | None = None
     """A file holding the branch token (``--upstream-token-file``): kept out of the
     command line, where ``ps`` shows it."""
@@ -158,6 +166,8 @@ POSITIVE_AGENT_SECONDS = (
 
 
 def _check(settings: HubSettings) -> HubSettings:
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ValueError("TLS needs both tls_cert and tls_key (--tls-cert and --tls-key)")
     if settings.branch_name is not None and control_characters(settings.branch_name):
         raise ValueError("branch_name must not hold control characters")
     low, high = POLL_INTERVAL_RANGE

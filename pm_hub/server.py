@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from pm_core import __version__
+from pm_core.tls import server_context
 from pm_hub.config import HubSettings
 from pm_hub.hub import Hub
 from pm_hub.wiring import build_hub, mount
@@ -61,6 +62,7 @@ class RunningHub:
     host: str
     port: int
     advertiser: Any = None  #: pm_core.mdns.HubAdvertiser while announced on mDNS
+    tls: bool = False  #: serving https:// and wss://
 
     @property
     def hub(self) -> Hub:
@@ -68,7 +70,7 @@ class RunningHub:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
         advertiser, self.advertiser = self.advertiser, None
@@ -92,6 +94,7 @@ class RunningHub:
             branch_id=hub.branch_id,
             version=__version__,
             company_mode=hub.settings.company_mode,
+            tls=self.tls,
         )
         try:
             await advertiser.start()
@@ -103,10 +106,15 @@ class RunningHub:
 
 async def start_hub(settings: HubSettings) -> RunningHub:
     """Start listening on ``settings.host:settings.port`` (port 0 picks a free one)."""
+    ssl_context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        ssl_context = server_context(settings.tls_cert, settings.tls_key)
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = web.TCPSite(
+        runner, settings.host, settings.port, reuse_address=True, ssl_context=ssl_context
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -118,7 +126,9 @@ async def start_hub(settings: HubSettings) -> RunningHub:
     sockets = getattr(site._server, "sockets", None)  # the bound port when 0 was asked for
     if sockets:
         port = sockets[0].getsockname()[1]
-    running = RunningHub(app=app, runner=runner, host=settings.host, port=port)
+    running = RunningHub(
+        app=app, runner=runner, host=settings.host, port=port, tls=ssl_context is not None
+    )
     if settings.mdns:
         await running.start_mdns()
     return running

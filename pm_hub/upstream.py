@@ -31,6 +31,7 @@ import socketio
 from pm_core.database import Database
 from pm_core.protocol import BranchEvent, ErrorCode, Namespace, OpsEvent, ProtocolError
 from pm_core.protocol.validation import get_str, require_object
+from pm_core.tls import client_context, socketio_options
 from pm_hub.auth import ROLES, Principal
 from pm_hub.config import HubSettings
 from pm_hub.handlers import guarded
@@ -88,6 +89,10 @@ class UpstreamLink:
         self.operations = operations
         self.url = settings.upstream_url.rstrip("/")
         self.token = settings.upstream_token or ""
+        #: TLS to the company hub (https://): the system's CAs, or upstream_ca_file.
+        self.tls = (
+            client_context(settings.upstream_ca_file) if self.url.startswith("https://") else None
+        )
         self.batch_size = max(1, settings.upstream_batch_size)
         self.outbox_limit = max(100, settings.upstream_outbox_limit)
         self.heartbeat_interval = settings.upstream_heartbeat_s
@@ -132,7 +137,12 @@ class UpstreamLink:
     # -- the link -------------------------------------------------------------------------
 
     def _client(self) -> socketio.AsyncClient:
-        sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        sio = socketio.AsyncClient(
+            reconnection=False,
+            logger=False,
+            engineio_logger=False,
+            **socketio_options(self.url, self.tls),
+        )
 
         @sio.on("connect_error", namespace=NS)
         async def connect_error(data: Any = None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -77,9 +78,10 @@ class PrinterMasterApp(App[int]):
         clock: Clock | None = None,
         health_interval: float = 15.0,
         exit_on_refusal: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__()
-        self.link: HubSource = source if source is not None else HubLink(hub_url, token)
+        self.link: HubSource = source if source is not None else HubLink(hub_url, token, tls=tls)
         self.hub_url = hub_url or self.link.url
         self.link.bind(on_event=self._hub_event, on_state=self._link_state)
         self.clock = clock or Clock()

@@ -36,6 +36,13 @@ def add_tui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token-file", type=Path, metavar="FILE", help="read the operator token from FILE"
     )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=os.environ.get("PM_CA_FILE"),
+        metavar="PEM",
+        help="trust the hub's certificate from this CA for https:// (or PM_CA_FILE)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "WARNING"))
     parser.add_argument(
         "--config",
@@ -62,6 +69,7 @@ def run_tui(args: argparse.Namespace) -> int:
         hub_url=args.hub,
         token=args.token,
         token_file=args.token_file,
+        ca_file=args.ca_file,
         log_level=args.log_level,
         config_file=args.config,
         mdns_interfaces=args.mdns_interface,

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import stat
 import tomllib
 import urllib.error
@@ -23,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pm_core.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +189,14 @@ def _read_token_file(path: Path, where: str) -> tuple[str, str]:
         raise TuiConfigError(f"cannot read {where} {token_path}: {exc}") from None
 
 
-def preflight(url: str, *, timeout: float = 3.0) -> dict[str, Any]:
+def preflight(
+    url: str, *, timeout: float = 3.0, tls: ssl.SSLContext | None = None
+) -> dict[str, Any]:
     """Ask ``/healthz``; turn every way it can fail into one sentence."""
     host = urllib.parse.urlparse(url).hostname or url
+    context = (tls or client_context()) if url.startswith("https://") else None
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as response:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout, context=context) as response:
             body = response.read(65536)
     except urllib.error.HTTPError as exc:
         raise TuiConfigError(
@@ -206,6 +212,15 @@ def preflight(url: str, *, timeout: float = 3.0) -> dict[str, Any]:
             ) from None
         if isinstance(reason, socket.gaierror):
             raise TuiConfigError(f"cannot find the host {host!r}: check the --hub URL") from None
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise TuiConfigError(
+                f"{url}: the hub's certificate is not trusted ({reason.verify_message}); "
+                "give its CA with --ca-file"
+            ) from None
+        if isinstance(reason, ssl.SSLError):
+            raise TuiConfigError(
+                f"{url}: TLS failed ({reason}); is the hub serving https:// on that port?"
+            ) from None
         if isinstance(reason, TimeoutError | socket.timeout):
             raise TuiConfigError(
                 f"{url} did not answer within {timeout:.0f} s (wrong address, or a firewall?)"

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import socketio
 
 from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent
+from pm_core.tls import socketio_options
 from pm_tui.scrub import scrub, scrub_text
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,10 @@ class HubLink:
         max_delay: float = 10.0,
         offline_after: int = OFFLINE_AFTER_ATTEMPTS,
         offline_after_s: float = OFFLINE_AFTER_S,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.tls = tls
         self.token = token
         self.on_event: Callable[[str, Any], None] = on_event or (lambda _e, _d: None)
         self.on_state: Callable[[LinkState], None] = on_state or (lambda _s: None)
@@ -105,7 +109,12 @@ class HubLink:
         self.on_state(state)
 
     def _new_client(self) -> socketio.AsyncClient:
-        sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        sio = socketio.AsyncClient(
+            reconnection=False,
+            logger=False,
+            engineio_logger=False,
+            **socketio_options(self.url, self.tls),
+        )
 
         @sio.on("connect_error", namespace=NS)
         async def connect_error(data: Any = None) -> None:

@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from pm_core.tls import client_context
 from pm_tui.config import TuiConfigError, default_config_path, discover_hub, preflight, resolve
 from pm_tui.scrub import scrub_text
 
@@ -42,6 +43,7 @@ def launch(
     hub_url: str | None,
     token: str | None,
     token_file: Path | None = None,
+    ca_file: Path | None = None,
     log_level: str = "WARNING",
     config_file: Path | None = None,
     mdns_interfaces: list[str] | None = None,
@@ -69,12 +71,19 @@ def launch(
         _say(NO_TOKEN.format(path=config_file or default_config_path()))
         return 2
     try:
-        health = preflight(settings.hub_url)
+        tls = client_context(ca_file) if settings.hub_url.startswith("https://") else None
+    except ValueError as exc:
+        _say(f"pm tui: {exc}")
+        return 2
+    try:
+        health = preflight(settings.hub_url, tls=tls)
     except TuiConfigError as exc:
         where = "" if settings.hub_from in ("--hub", "default") else f" (from {settings.hub_from})"
         _say(f"pm tui: {exc}{where}")
         return 1
     if web:
+        if ca_file is not None:
+            os.environ["PM_CA_FILE"] = str(ca_file)  # for the dashboards it starts
         return serve_web(
             settings.hub_url, settings.token, web_host, web_port, log_level, web_sessions
         )
@@ -83,7 +92,9 @@ def launch(
 
     setup_logging(log_level)
     logging.getLogger(__name__).info("hub %s (%s)", settings.hub_url, health.get("branch"))
-    app = PrinterMasterApp(hub_url=settings.hub_url, token=settings.token, exit_on_refusal=True)
+    app = PrinterMasterApp(
+        hub_url=settings.hub_url, token=settings.token, exit_on_refusal=True, tls=tls
+    )
     result = app.run()
     if app.link_state.state == "refused":
         _say(

@@ -14,6 +14,7 @@ from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.config import HubSettings
 from pm_hub.server import RunningHub, start_hub
 from tests.support.helpers import OpsClient
+from tests.support.tls import Certificates, make_certificates
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -98,3 +99,9 @@ async def make_agent(hub: RunningHub, tmp_path: Path) -> AsyncIterator[AgentFact
 async def agent(make_agent: AgentFactory, fleet: SimulatorFleet) -> Agent:
     specs = [f"{p.name}=tcp://127.0.0.1:{p.port}#kitchen" for p in fleet.printers]
     return await make_agent(specs)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A private CA and the hub's certificate for 127.0.0.1 (TLS tests)."""
+    return make_certificates(tmp_path_factory.mktemp("tls"))

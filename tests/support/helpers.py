@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import socketio
 
 from pm_agent.sim.printer import SimulatedPrinter
 from pm_core.protocol import HubEvent, Namespace
+from pm_core.tls import socketio_options
 
 ARP_HEADER = "IP address       HW type     Flags       HW address            Mask     Device\n"
 
@@ -35,10 +37,10 @@ def write_arp_table(path: Any, entries: dict[str, str]) -> None:
 class OpsClient:
     """An operator connected to ``/ops`` that keeps every broadcast it receives."""
 
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(self, url: str, token: str | None, *, tls: ssl.SSLContext | None = None) -> None:
         self.url = url
         self.token = token
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(reconnection=False, **socketio_options(url, tls))
         self.events: list[tuple[str, Any]] = []
         self.connect_error: Any = None
         self._changed = asyncio.Event()
