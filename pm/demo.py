@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,18 +52,33 @@ def _pick(preferred: int, count: int = 1) -> int:
     raise OSError("no free ports for the simulated printers")
 
 
-def _wait_ready(url: str, printers: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_ready(
+    url: str,
+    printers: int,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    token: Callable[[], str],
+) -> str:
+    """Wait for the hub to answer, then (with the token ``token()`` makes once the hub's
+    file is ready) for its agent and printers; returns the token."""
     deadline = time.monotonic() + 30
     last = "starting"
+    made: str | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise OSError(f"the branch box stopped during start-up:\n{tail}")
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:
+            request = urllib.request.Request(f"{url}/healthz")
+            if made is not None:
+                request.add_header("Authorization", f"Bearer {made}")
+            with urllib.request.urlopen(request, timeout=1) as resp:
                 health = json.loads(resp.read())
+            if made is None:
+                made = token()  # the hub answers: its file is ready
+                continue
             if health.get("agents_connected", 0) >= 1 and health.get("printers", 0) >= printers:
-                return
+                return made
             last = f"{health.get('printers', 0)} printers so far"
         except (urllib.error.URLError, OSError, ValueError):
             pass
@@ -109,11 +125,21 @@ def run_demo(
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
     try:
-        _wait_ready(url, printers, proc, log_path)
         demo_settings = replace(settings, data_dir=data_dir)
-        token = issue_token(
-            demo_settings, role="admin", sub="demo", ttl_seconds=int(settings.token_max_ttl_s)
-        ).token
+        token = _wait_ready(
+            url,
+            printers,
+            proc,
+            log_path,
+            lambda: (
+                issue_token(
+                    demo_settings,
+                    role="admin",
+                    sub="demo",
+                    ttl_seconds=int(settings.token_max_ttl_s),
+                ).token
+            ),
+        )
         hint = (
             f"Try: pm simctl --control http://127.0.0.1:{control_port} state {sim_port} paper_out"
         )

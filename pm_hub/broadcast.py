@@ -62,7 +62,10 @@ class Broadcaster:
             admission=admission,
             async_mode="aiohttp",
             client_manager=BroadcastManager(),
-            cors_allowed_origins="*",
+            # Browsers may connect only from the allowed origins (none by default:
+            # python-engineio then takes the hub's own origin only). Programs send no
+            # Origin and are not affected.
+            cors_allowed_origins=settings.origins or None,
             max_http_buffer_size=settings.max_payload_bytes,
             logger=False,
             engineio_logger=False,

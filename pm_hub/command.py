@@ -121,10 +121,18 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls-key", type=Path, metavar="PEM", help="the certificate's private key (or PM_TLS_KEY)"
     )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="URL",
+        help="a web page whose scripts may use the hub from a browser, e.g. "
+        "https://pos.example (repeatable; or PM_ALLOWED_ORIGINS; none by default)",
+    )
 
 
 def tls_from(args: argparse.Namespace) -> dict[str, Any]:
-    return {"tls_cert": args.tls_cert, "tls_key": args.tls_key}
+    origins = ",".join(args.allowed_origin) if args.allowed_origin else None
+    return {"tls_cert": args.tls_cert, "tls_key": args.tls_key, "allowed_origins": origins}
 
 
 def add_hub_arguments(parser: argparse.ArgumentParser) -> None:

@@ -81,6 +81,10 @@ class HubSettings:
     """Per-minute samples are kept this long, then folded into one row per hour."""
     health_retention_s: float = 90 * 86400.0
     """Link samples older than this are deleted."""
+    allowed_origins: str = ""
+    """Web pages (``https://pos.example``, comma-separated or a TOML list) whose scripts
+    may use the hub from a browser (``--allowed-origin``); none by default: browsers
+    elsewhere are refused, programs (no ``Origin``) are not affected."""
     max_connections_per_address: int = 256
     """Connections (logged in or not) open at once from one IP address; 0: no limit."""
     max_operators_per_company: int = 2000
@@ -93,6 +97,11 @@ class HubSettings:
     HTTP calls together), bursts up to twice that; 0 turns the limit off."""
     webhook_urls: str = ""
     """Comma-separated URLs that receive every alert change as a JSON POST."""
+    webhook_secret: str | None = None
+    """The key every webhook POST is signed with (HMAC-SHA256; docs/security.md); or
+    ``webhook_secret_file``; else one is made into the data dir (``webhook-secret``)."""
+    webhook_secret_file: Path | None = None
+    """A file holding ``webhook_secret`` (made with a new secret when missing)."""
     webhook_timeout_s: float = 5.0
     """Seconds a webhook receiver has to answer before the POST is retried."""
     upstream_url: str | None = None
@@ -129,6 +138,10 @@ class HubSettings:
     agent_spool_retention_s: float = 7 * 86400.0
     """How long an agent remembers a finished job (to answer a redelivery with its outcome
     instead of printing it again); pruned hourly, never before the hub has the result."""
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
 
     @property
     def db_path(self) -> Path:

@@ -151,8 +151,15 @@ async def _object_body(request: web.Request) -> dict[str, Any]:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Alive, to anyone (load balancers, ``pm tui``'s first check); the branch, counts
+    and the upstream's address only to a caller with a valid token."""
     side = request.app[HTTP_SIDE]
     state, mirror, upstream = side.state, side.mirror, side.upstream
+    header = request.headers.get("Authorization", "")
+    try:
+        side.credentials.verify(header[7:].strip() if header.startswith("Bearer ") else None)
+    except AuthError:
+        return _json({"ok": True, "version": hub_version()})
     return _json(
         {
             "ok": True,
@@ -267,8 +274,34 @@ async def health_summary(request: web.Request, ops: OperatorActions, p: Principa
     return await ops.health_summary(p, {})
 
 
+@web.middleware
+async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Browsers may call ``/api/v1`` only from the allowed origins (``allowed_origins``;
+    none by default): they get the CORS headers, others get none (their browser then
+    refuses the answer to the page). A preflight from another origin is 403."""
+    origin = request.headers.get("Origin")
+    api = request.path.startswith("/api/")
+    allowed = (
+        api and origin is not None and origin.rstrip("/") in request.app[HTTP_SIDE].settings.origins
+    )
+    if api and request.method == "OPTIONS":
+        if not allowed:
+            return web.Response(status=403, text="origin not allowed")
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        response = await handler(request)
+    if allowed and origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH"
+        response.headers["Access-Control-Max-Age"] = "600"
+        response.headers["Vary"] = "Origin"
+    return response
+
+
 def setup_http_api(app: web.Application, side: HttpSide) -> None:
     app[HTTP_SIDE] = side
+    app.middlewares.append(cors)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", scrape)
     app.router.add_get("/api/v1/health", authed(health_summary))

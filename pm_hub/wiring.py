@@ -45,6 +45,7 @@ from pm_hub.rate_limit import RateLimiter
 from pm_hub.state_gauges import StateGauges
 from pm_hub.stations import StationRouter
 from pm_hub.upstream import UpstreamLink, UpstreamStatus
+from pm_hub.webhooks import SECRET_FILE as WEBHOOK_SECRET_FILE
 from pm_hub.webhooks import WebhookNotifier
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def build_hub(settings: HubSettings) -> Hub:
     webhooks = WebhookNotifier(
         [u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
         timeout=settings.webhook_timeout_s,
+        secret=settings.webhook_secret,
+        secret_file=settings.webhook_secret_file or settings.data_dir / WEBHOOK_SECRET_FILE,
     )
     alerts = AlertBook(db=db, broadcaster=broadcaster, webhooks=webhooks)
     dispatcher = JobDispatcher(

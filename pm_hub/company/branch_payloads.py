@@ -1,19 +1,38 @@
 """What a branch hub sends on ``/branch``, checked: records and outbox entries must
 carry a valid id and the fields the company hub and its dashboards rely on; anything
-else is ``invalid_payload`` naming the first bad field."""
+else is ``invalid_payload`` naming the first bad field. A record keeps only the fields
+of its kind (``pm_core.protocol.records``): extra fields a branch attaches never reach
+the company's operators, and a record is bounded in size."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pm_core.protocol import JOB_STATUSES, PRINTER_STATUSES
-from pm_core.protocol.validation import get_int, get_str, invalid
+from pm_core.protocol.records import AgentRecord, AlertRecord, JobRecord, PrinterRecord
+from pm_core.protocol.validation import control_characters, get_int, get_str, invalid
 from pm_hub.global_ids import valid_local_id
 
 KINDS = ("printer", "job", "alert", "agent")
 ALERT_STATES = ("open", "acknowledged", "cleared")
 #: Most entries or records in one message.
 MAX_ENTRIES = 1000
+#: Largest record, as JSON (a printer with its capabilities is about 1 KiB).
+MAX_RECORD_BYTES = 16 * 1024
+
+#: The fields a record of each kind may carry on to the company's operators.
+FIELDS: dict[str, frozenset[str]] = {
+    kind: record.__required_keys__ | record.__optional_keys__
+    for kind, record in (
+        ("printer", PrinterRecord),
+        ("job", JobRecord),
+        ("alert", AlertRecord),
+        ("agent", AgentRecord),
+    )
+}
+#: Names shown to people: no control characters.
+NAMES = {"printer": ("name", "station"), "agent": ("name",), "alert": (), "job": ("station",)}
 
 
 #: What each kind of record must carry (field -> allowed values, or a type).
@@ -35,7 +54,15 @@ def checked_record(value: Any, where: str, kind: str) -> dict[str, Any]:
         ok = isinstance(field, rule) if isinstance(rule, type) else field in rule
         if not ok:
             raise invalid(f"{where}.{key} is missing or not valid for a {kind}")
-    return value
+    record = {k: v for k, v in value.items() if k in FIELDS[kind]}
+    for key in NAMES[kind]:
+        name = record.get(key)
+        if isinstance(name, str) and control_characters(name):
+            raise invalid(f"{where}.{key} must not hold control characters")
+    size = len(json.dumps(record, default=str))
+    if size > MAX_RECORD_BYTES:
+        raise invalid(f"{where} is {size} bytes, more than {MAX_RECORD_BYTES} for a record")
+    return record
 
 
 def checked_entries(data: dict[str, Any]) -> list[dict[str, Any]]:

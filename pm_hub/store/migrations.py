@@ -358,6 +358,11 @@ def migrate(db: sqlite_utils.Database, *, target: int = CURRENT_VERSION) -> int:
             continue
         conn = db.conn
         conn.execute("BEGIN IMMEDIATE")
+        if schema_version(db) >= version:
+            # Another process (the hub starting, ``pm token create`` beside it) applied
+            # it while this one waited for the lock: nothing to do.
+            conn.execute("ROLLBACK")
+            continue
         try:
             fn(db)
             conn.execute(

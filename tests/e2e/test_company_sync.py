@@ -655,10 +655,11 @@ async def test_a_branch_pointed_at_a_plain_hub_says_why_it_is_refused(tmp_path: 
     plain = await start_hub(hub_settings(tmp_path / "plain"))
     box = await start_branch_box(tmp_path, "Harbour", company=plain, token=branch_token(plain, 1))
     try:
+        headers = {"Authorization": f"Bearer {operator_token(box.running)}"}
 
         async def health() -> dict[str, Any]:
             async with (
-                aiohttp.ClientSession() as http,
+                aiohttp.ClientSession(headers=headers) as http,
                 http.get(f"{box.running.url}/healthz") as response,
             ):
                 body: dict[str, Any] = await response.json()

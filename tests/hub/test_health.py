@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import io
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from pm_core.logs import setup_logging
 from pm_hub.server import RunningHub, start_hub
 from pm_hub.store import health as health_store
 from pm_hub.store import migrate
+from pm_hub.webhooks import sign
 from tests.conftest import AgentFactory, hub_settings
 from tests.support.fault_harness import LinkProxy
 from tests.support.helpers import OpsClient, eventually
@@ -34,6 +38,8 @@ class WebhookReceiver:
 
     def __init__(self, fail_first: int = 0) -> None:
         self.bodies: list[dict[str, Any]] = []
+        #: (timestamp header, signature header, the exact bytes) of each delivery.
+        self.signed: list[tuple[str, str, bytes]] = []
         self.attempts = 0
         self.fail_first = fail_first
         self.runner: web.AppRunner | None = None
@@ -44,7 +50,15 @@ class WebhookReceiver:
             self.attempts += 1
             if self.attempts <= self.fail_first:
                 return web.Response(status=503)
-            self.bodies.append(await request.json())
+            raw = await request.read()
+            self.signed.append(
+                (
+                    request.headers.get("X-PrinterMaster-Timestamp", ""),
+                    request.headers.get("X-PrinterMaster-Signature", ""),
+                    raw,
+                )
+            )
+            self.bodies.append(json.loads(raw))
             return web.Response(status=204)
 
         app = web.Application()
@@ -253,6 +267,19 @@ async def test_paper_out_raises_one_alert_that_ack_and_recovery_close(
                 ("alert:update", "cleared"),
             ]
             assert receiver.attempts == len(receiver.bodies) + 1
+            # Each delivery is signed with the hub's webhook secret (issue 12): a receiver
+            # can tell it from a forgery, and the timestamp is fresh.
+            secret = (Path(watched_hub.hub.settings.data_dir) / "webhook-secret").read_bytes()
+            for stamp, signature, raw in receiver.signed:
+                assert abs(int(stamp) - time.time()) < 300
+                expected = hmac.new(
+                    secret.strip(), stamp.encode() + b"." + raw, hashlib.sha256
+                ).hexdigest()
+                assert hmac.compare_digest(signature, f"sha256={expected}")
+            forged = receiver.signed[0][2].replace(b"open", b"gone")
+            assert (
+                sign(secret.strip(), int(receiver.signed[0][0]), forged) != (receiver.signed[0][1])
+            )
         finally:
             await ops.close()
             await agent.stop()

@@ -32,9 +32,16 @@ async def online_printers(hub: RunningHub, token: str, count: int) -> list[dict[
     return await eventually(check, what="printers online over HTTP")
 
 
-async def test_healthz_needs_no_token(hub: RunningHub) -> None:
-    status, body = await request(hub, "GET", "/healthz", None)
-    assert status == 200 and body["ok"] is True and body["printers"] == 0
+async def test_healthz_says_alive_to_anyone_and_more_only_with_a_token(
+    hub: RunningHub, admin_token: str
+) -> None:
+    """Load balancers and ``pm tui``'s first check need no token; the branch's name,
+    counts and its company hub's address are not for anyone who can reach the port."""
+    for token in (None, "garbage"):
+        status, body = await request(hub, "GET", "/healthz", token)
+        assert status == 200 and set(body) == {"ok", "version"} and body["ok"] is True
+    status, body = await request(hub, "GET", "/healthz", admin_token)
+    assert status == 200 and body["printers"] == 0 and body["branch"]["id"] == 1
 
 
 async def test_api_refuses_missing_or_bad_tokens(hub: RunningHub) -> None:

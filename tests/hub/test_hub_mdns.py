@@ -17,7 +17,8 @@ from typing import Any
 from pm.branch_box import run_agent
 from pm_core import __version__
 from pm_core.mdns import announce_plan, browse_hubs, find_hub
-from pm_hub.credential_admin import create_license_offline
+from pm_hub.config import HubSettings
+from pm_hub.credential_admin import create_license_offline, issue_token
 from pm_hub.server import start_hub
 from pm_tui.config import discover_hub, resolve
 from tests.conftest import hub_settings
@@ -117,10 +118,15 @@ def _env_without_settings() -> dict[str, str]:
     return env
 
 
-async def _healthz(url: str) -> dict[str, Any] | None:
+async def _healthz(url: str, token: str | None = None) -> dict[str, Any] | None:
+    """What ``/healthz`` says (its details with a token), None while nothing answers."""
+
     def get() -> dict[str, Any] | None:
+        request = urllib.request.Request(f"{url}/healthz")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+            with urllib.request.urlopen(request, timeout=1) as response:
                 return dict(json.loads(response.read()))
         except OSError:
             return None
@@ -163,6 +169,9 @@ async def test_pm_up_announces_itself_by_default_and_agent_and_tui_find_it(
     try:
         await eventually(lambda: _healthz(url), timeout=20, what="pm up answers")
         key = await asyncio.to_thread(create_license_offline, data)
+        token = (
+            await asyncio.to_thread(issue_token, HubSettings(data_dir=data), role="admin")
+        ).token
         agent = await _start(
             ["agent", "--license", key, "--data-dir", str(tmp_path / "agent"),
              "--mdns-interface", "127.0.0.1", "--hub-branch", branch],
@@ -170,7 +179,7 @@ async def test_pm_up_announces_itself_by_default_and_agent_and_tui_find_it(
         )  # fmt: skip
 
         async def two_agents() -> bool:
-            health = await _healthz(url)
+            health = await _healthz(url, token)
             assert agent is not None and agent.returncode is None, (
                 tmp_path / "agent.log"
             ).read_text()
