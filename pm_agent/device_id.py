@@ -7,6 +7,8 @@ import platform
 import secrets
 from pathlib import Path
 
+from pm_core.private_files import write_private
+
 FILE_NAME = "agent-device-id"
 
 
@@ -17,7 +19,6 @@ def load_device_id(data_dir: Path) -> str:
         value = path.read_text().strip()
         if value:
             return value
-    data_dir.mkdir(parents=True, exist_ok=True)
     value = f"{platform.node() or 'agent'}-{secrets.token_hex(6)}"
-    path.write_text(value + "\n")
+    write_private(path, value + "\n")  # 0600 in a 0700 data dir
     return value

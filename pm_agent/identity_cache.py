@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pm_core.private_files import write_private
+
 log = logging.getLogger(__name__)
 
 FILE_NAME = "agent-printers.json"
@@ -56,7 +58,6 @@ class IdentityCache:
         return True
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+        write_private(tmp, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
         os.replace(tmp, self.path)

@@ -203,6 +203,9 @@ def _cut(p: Any, mode: str, cutter: bool | None) -> None:
 
 
 def _header(p: Any, header: str) -> None:
+    # The header names a printer (BACKUP FROM Kitchen-1): text, never printer commands,
+    # whatever a name might carry.
+    header = "".join(ch for ch in header if ch.isprintable())
     p.set(align="center", bold=True)
     p.text(header + "\n")
     p.set(align="left", bold=False)

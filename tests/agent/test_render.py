@@ -144,6 +144,17 @@ def test_header_is_printed_first_bold_and_centred() -> None:
     assert Style("align", "center") in events[:head]
 
 
+def test_a_header_carries_no_printer_commands() -> None:
+    """The failover header names a printer: whatever the name holds prints as text
+    (issue 12, finding 7): no cut, no drawer kick, no reset from it."""
+    hostile = "BACKUP FROM Bar\x1dV\x00\x1bp\x00\x19\xfa\x1b@"
+    events = decode_all(render_document(doc({"type": "text", "text": "1x Soup"}), header=hostile))
+    assert lines(events)[0].startswith("BACKUP FROM Bar") and lines(events)[1] == "1x Soup"
+    assert sum(isinstance(e, Cut) for e in events) == 1  # the ticket's own, at the end
+    assert sum(isinstance(e, Init) for e in events) == 1  # the ticket's own, at the start
+    assert not any(isinstance(e, Drawer) for e in events)
+
+
 def test_a_job_always_ends_with_exactly_one_cut() -> None:
     plain = decode_all(render_document(doc({"type": "text", "text": "a"})))
     assert only(plain, Cut) == [Cut(partial=False)]

@@ -53,3 +53,19 @@ def test_write_private_replaces_the_text(tmp_path: Path) -> None:
     write_private(target, "one")
     write_private(target, "two")
     assert (target.read_text(), mode(target)) == ("two", 0o600)
+
+
+def test_the_agents_own_files_are_private(tmp_path: Path) -> None:
+    from pm_agent.device_id import load_device_id
+    from pm_agent.identity_cache import IdentityCache
+
+    data = tmp_path / "agent"
+    load_device_id(data)
+    cache = IdentityCache(data / "printer-identities.json")
+    cache.remember("tcp://127.0.0.1:9100", {"identity": "serial:1"})
+    cache.save()
+    assert mode(data) == 0o700
+    assert {p.name: mode(p) for p in data.iterdir()} == {
+        "agent-device-id": 0o600,
+        "printer-identities.json": 0o600,
+    }
