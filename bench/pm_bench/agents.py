@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import ssl
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pm_bench.procs import bench_ssl
 from pm_bench.wire import Reply, SioClient, close_all, connect_all, new_session
 
 if TYPE_CHECKING:
@@ -270,6 +272,7 @@ class RealAgents:
                 name=f"real-agent-{i}",
                 poll_interval=self.poll_interval,
                 spool_synchronous=self.spool_synchronous,
+                tls=tls if isinstance(tls := bench_ssl(), ssl.SSLContext) else None,
             )
             self.agents.append(agent)
             await agent.start()

@@ -22,11 +22,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="sample the hub with py-spy into DIR"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the hub over TLS (https/wss, a CA made for the run); compare with a "
+        "run without it for the cost of TLS",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from pm_bench.procs import BenchError
-    from pm_bench.runner import run_bench
+    from pm_bench.runner import BenchConfig, run_bench
 
     try:
         return run_bench(
@@ -34,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             duration=args.duration,
             json_path=args.json,
             profile_dir=args.profile,
+            config=BenchConfig(tls=args.tls),
         )
     except BenchError as exc:
         print(f"pm bench: {exc}", file=sys.stderr)

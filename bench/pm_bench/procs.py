@@ -15,6 +15,7 @@ import os
 import re
 import resource
 import signal
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,16 @@ from typing import Any
 import aiohttp
 
 READ_LIMIT = 256 * 1024 * 1024
-_LISTENING = re.compile(r"listening on (http://[0-9.]+:(\d+))")
+_LISTENING = re.compile(r"listening on (https?://[0-9.]+:(\d+))")
+#: The private CA of a ``--tls`` run: load processes (and this one) trust it.
+CA_ENV = "PMBENCH_CA_FILE"
+
+
+def bench_ssl() -> ssl.SSLContext | bool:
+    """What a bench client checks a hub's certificate against: the run's own CA when
+    it serves TLS (``pm bench --tls``), else aiohttp's default."""
+    ca = os.environ.get(CA_ENV)
+    return ssl.create_default_context(cafile=ca) if ca else True
 
 
 class BenchError(Exception):
@@ -226,7 +236,8 @@ class ServerProcess:
         proc = await procs.spawn(*args, log_path=log_path, env=env)
         server = cls(procs, proc, log_path, name)
         deadline = t0 + timeout
-        async with aiohttp.ClientSession() as session:
+        connector = aiohttp.TCPConnector(ssl=bench_ssl())
+        async with aiohttp.ClientSession(connector=connector) as session:
             while time.monotonic() < deadline:
                 if proc.returncode is not None:
                     raise BenchError(f"{name} exited with {proc.returncode}:\n{log_tail(log_path)}")

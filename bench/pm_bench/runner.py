@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import shlex
 import signal
 import sys
@@ -25,6 +26,7 @@ from typing import Any, TextIO
 
 from pm_bench.machine import load_average, machine_info
 from pm_bench.procs import (
+    CA_ENV,
     BenchError,
     ProcessSet,
     ServerProcess,
@@ -82,6 +84,8 @@ class BenchConfig:
     cn_processes: int = 4
     cn_concurrency: int = 32
     connect_timeout: float = 300.0
+    tls: bool = False
+    """Serve the hub over TLS (a private CA made for the run): ``pm bench --tls``."""
 
     @classmethod
     def tiny(cls, duration: float = 1.0) -> BenchConfig:
@@ -131,6 +135,21 @@ class BenchContext:
         self.progress: Callable[[str], None] = lambda _m: None
         self._count = 0
 
+    def certificate(self) -> tuple[Path, Path]:
+        """The hub's certificate and key for a ``--tls`` run, signed by a CA made for
+        it; load processes started from here on trust that CA."""
+        cert, key = self.root / "hub.pem", self.root / "hub.key"
+        if not cert.exists():
+            import trustme  # only a --tls run needs it (a dependency of the bench package)
+
+            authority = trustme.CA()
+            server = authority.issue_cert("127.0.0.1", "localhost")
+            authority.cert_pem.write_to_path(str(self.root / "ca.pem"))
+            server.private_key_pem.write_to_path(str(key))
+            cert.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+            os.environ[CA_ENV] = str(self.root / "ca.pem")  # inherited by the workers
+        return cert, key
+
     def _dir(self, name: str) -> Path:
         self._count += 1
         path = self.root / f"{self._count:02d}-{name}"
@@ -147,6 +166,9 @@ class BenchContext:
         data_dir = where / "hub-data"
         args = [sys.executable, "-m", "pm", "hub", "--data-dir", str(data_dir)]
         args += ["--port", "0", "--no-mdns", "--log-level", self.config.hub_log_level]
+        if self.config.tls:
+            cert, key = self.certificate()
+            args += ["--tls-cert", str(cert), "--tls-key", str(key)]
         server = await ServerProcess.start(
             self.procs,
             args,
@@ -344,15 +366,19 @@ def run_bench(
     progress(
         f"pm bench {' '.join(names)} on {machine['cpu_count']} x {machine['cpu_model']}, "
         f"{machine['python']}; {duration:g}s per phase; load average {machine['load_average']}"
+        + ("; the hub serves TLS (https, wss)" if config.tls else "")
     )
     try:
         results = asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("pm bench: interrupted; every process it started is stopped", file=sys.stderr)
         return 130
+    if config.tls:
+        print("over TLS: the hub serves https:// and wss:// (pm bench --tls)", file=out)
     print(render_table(results), file=out)
     if json_path is not None:
         command = ["pm", "bench", *(scenarios or []), "--duration", f"{duration:g}"]
+        command += ["--tls"] if config.tls else []
         run = {
             "command": shlex.join([*command, "--json", str(json_path)]),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),

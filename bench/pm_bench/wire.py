@@ -26,6 +26,8 @@ from typing import Any
 
 import aiohttp
 
+from pm_bench.procs import bench_ssl
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
@@ -53,8 +55,11 @@ class Reply:
 
 
 def new_session() -> aiohttp.ClientSession:
-    """One session per process; unlimited connections (each websocket is one)."""
-    connector = aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=False)
+    """One session per process; unlimited connections (each websocket is one); over TLS
+    trusting the run's own CA (``pm bench --tls``)."""
+    connector = aiohttp.TCPConnector(
+        limit=0, force_close=False, enable_cleanup_closed=False, ssl=bench_ssl()
+    )
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
 
 

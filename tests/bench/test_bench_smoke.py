@@ -139,3 +139,26 @@ async def test_fanout_listeners_credit_every_change_a_batch_skipped_over() -> No
         assert sorted((p, s, c) for p, s, c, _, _ in again) == [(1, s, 1) for s in range(4, 9)]
     finally:
         await listeners.close()
+
+
+def test_the_round_trip_and_connections_run_over_tls(tmp_path: Path) -> None:
+    """``pm bench --tls``: the hub serves https/wss with a CA made for the run, and the
+    load processes, real agents included, trust it."""
+    from dataclasses import replace
+
+    out = tmp_path / "tls.json"
+    with (tmp_path / "table.txt").open("w") as fh:
+        code = run_bench(
+            ["roundtrip", "connections"],
+            duration=0.5,
+            json_path=out,
+            config=replace(BenchConfig.tiny(), tls=True),
+            out=fh,
+        )
+    data = json.loads(out.read_text())
+    assert code == 0 and data["run"]["config"]["tls"] is True
+    assert "--tls" in data["run"]["command"]
+    assert "over TLS" in (tmp_path / "table.txt").read_text()
+    values = {f["key"]: f["value"] for f in data["figures"]}
+    assert values["roundtrip.failed"] == 0 and values["roundtrip_real.failed"] == 0
+    assert values["connections.answered"] == 40
