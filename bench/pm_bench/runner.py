@@ -174,12 +174,15 @@ class BenchContext:
             args,
             log_path=where / "hub.log",
             name=f"hub ({name})",
-            # Every load process connects from 127.0.0.1: the per-address connection limit
-            # (256 by default) would stop the 10,000-connection scenario at its start.
+            # The bench measures capacity, not policy: every load process connects from
+            # 127.0.0.1 (the per-address connection limit, 256 by default, would stop the
+            # 10,000-connection scenario) and its thousands of operators share one token
+            # session (whose request rate is limited to 500/s by default).
             env=child_env(
                 PM_SQLITE_SYNCHRONOUS="FULL",
                 PM_MAX_CONNECTIONS_PER_ADDRESS="0",
                 PM_MAX_OPERATORS_PER_COMPANY="0",
+                PM_OPS_RATE_LIMIT="0",
             ),
         )
         server.data_dir = data_dir
