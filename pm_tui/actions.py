@@ -3,14 +3,17 @@ cancel, reprint, acknowledge. Each asks the hub and says what happened in a toas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pm_core.protocol import CANCELLABLE_JOB_STATUSES, OpsEvent
+from pm_core.protocol.records import PrinterRecord
 from pm_tui.dashboard import Dashboard
 from pm_tui.data.source import error_message
+from pm_tui.data.state import Wire, job_record
 
 
-def test_receipt(printer: dict[str, Any], *, who: str, when: str) -> dict[str, Any]:
+def test_receipt(printer: PrinterRecord, *, who: str, when: str) -> dict[str, Any]:
     """The small ticket ``s`` sends: proves the whole path (hub, agent, spool, printer)."""
     return {
         "blocks": [
@@ -71,7 +74,7 @@ class HubActions:
             f"Test receipt for {printer['name']} refused",
         )
         if ack.get("ok"):
-            job = ack["job"]
+            job = job_record(ack["job"])
             self.dashboard.publish(self.dashboard.state.add_jobs([job]))
             self.dashboard.notify(f"Test receipt queued as job #{job['id']} on {printer['name']}")
 
@@ -131,10 +134,10 @@ class HubActions:
             if stations.get("ok"):
                 self.dashboard.state.stations = list(stations["stations"])
 
-    def _merged(self, printer: dict[str, Any]) -> dict[str, Any]:
+    def _merged(self, printer: Wire) -> dict[str, Any]:
         """The printer:configure answer on top of ours: live fields (queue, agent link)
         it may lack stay as they were (a branch hub sends them today)."""
-        old = self.dashboard.state.printers.get(printer["id"], {})
+        old: Mapping[str, Any] = self.dashboard.state.printers.get(printer["id"], {})
         return {**old, **printer}
 
     # -- jobs --------------------------------------------------------------------------
@@ -177,7 +180,7 @@ class HubActions:
                 OpsEvent.JOB_REPRINT, {"job_id": job["id"]}, f"Job #{job['id']} not reprinted"
             )
             if ack.get("ok"):
-                new = ack["job"]
+                new = job_record(ack["job"])
                 self.dashboard.publish(self.dashboard.state.add_jobs([new]))
                 where = self.dashboard.state.printer_name(new.get("printer_id"))
                 self.dashboard.notify(

@@ -26,6 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 
 from pm_core.protocol import OpsEvent
+from pm_core.protocol.records import AlertRecord, PrinterRecord
 from pm_tui.actions import HubActions
 from pm_tui.dashboard import FleetView
 from pm_tui.data.buffer import EventBuffer
@@ -210,7 +211,7 @@ class PrinterMasterApp(App[int]):
             )
             self._toasts_held = 0
 
-    def _toast_alert(self, alert: dict[str, Any]) -> None:
+    def _toast_alert(self, alert: AlertRecord) -> None:
         severity = alert.get("severity")
         levels: dict[Any, SeverityLevel] = {"critical": "error", "info": "information"}
         level = levels.get(severity, "warning")
@@ -404,7 +405,7 @@ class PrinterMasterApp(App[int]):
 
     def choose_station(
         self,
-        printer: dict[str, Any],
+        printer: PrinterRecord,
         stations: list[str],
         then: Callable[[str | None], Awaitable[None]],
     ) -> None:

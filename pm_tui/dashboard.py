@@ -15,12 +15,11 @@ from typing import Any, Protocol, cast, runtime_checkable
 from textual.app import App
 from textual.notifications import SeverityLevel
 
+from pm_core.protocol.records import PrinterRecord
 from pm_tui.data.clock import Clock
 from pm_tui.data.source import HubSource
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.hub_link import LinkState
-
-Record = dict[str, Any]
 
 
 class FleetView(Protocol):
@@ -131,7 +130,7 @@ class Dashboard(Protocol):
 
     def choose_station(
         self,
-        printer: Record,
+        printer: PrinterRecord,
         stations: list[str],
         then: Callable[[str | None], Awaitable[None]],
     ) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pm_core.protocol import AgentEvent, Namespace
+from pm_core.protocol.records import PrinterRecord
 
 STATUSES = ("online", "paper_low", "paper_out", "cover_open", "offline", "error")
 
@@ -291,7 +292,7 @@ async def measure_dashboard(
         }
 
 
-def _words(status: Any, printer: dict[str, Any]) -> set[str]:
+def _words(status: Any, printer: PrinterRecord) -> set[str]:
     from pm_tui.formatting import status_text
 
     return {status_text(str(status), paused=bool(printer.get("paused"))).plain}

@@ -16,7 +16,10 @@ from pm_core.protocol import HubEvent, is_status_entry
 
 @dataclass
 class Batch:
-    """Everything that arrived since the last drain, newest state per object."""
+    """Everything that arrived since the last drain, newest state per object.
+
+    The objects are as the hub sent them (JSON, scrubbed); ``FleetState.apply`` reads
+    them as the typed records of ``pm_core.protocol.records``."""
 
     printers: dict[int, dict[str, Any]] = field(default_factory=dict)
     seen: dict[int, float] = field(default_factory=dict)

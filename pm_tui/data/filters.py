@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pm_core.protocol import ACTIVE_JOB_STATUSES, JOB_STATUSES, PROBLEM_PRINTER_STATUSES
+from pm_core.protocol.records import JobRecord, PrinterRecord
 from pm_tui.data.state import FleetState
-
-Record = dict[str, Any]
 
 #: Lower sorts first: problems at the top.
 STATUS_ORDER = {
@@ -27,7 +26,7 @@ STATUS_ORDER = {
 # -- printers -------------------------------------------------------------------------
 
 
-def printer_haystack(printer: Record, state: FleetState) -> str:
+def printer_haystack(printer: PrinterRecord, state: FleetState) -> str:
     status = str(printer.get("status") or "")
     words = [
         str(printer.get("name") or ""),
@@ -50,7 +49,7 @@ def printer_haystack(printer: Record, state: FleetState) -> str:
     return " ".join(words).lower()
 
 
-def printer_matches(printer: Record, text: str, state: FleetState) -> bool:
+def printer_matches(printer: PrinterRecord, text: str, state: FleetState) -> bool:
     """Every word of ``text`` occurs somewhere in the printer's description."""
     words = text.lower().split()
     if not words:
@@ -59,7 +58,7 @@ def printer_matches(printer: Record, text: str, state: FleetState) -> bool:
     return all(word in haystack for word in words)
 
 
-PRINTER_SORTS: dict[str, Callable[[Record], Any]] = {
+PRINTER_SORTS: dict[str, Callable[[PrinterRecord], Any]] = {
     "problems": lambda p: (STATUS_ORDER.get(p.get("status", ""), 9), str(p.get("name")).lower()),
     "name": lambda p: (str(p.get("name")).lower(), p.get("id", 0)),
     "station": lambda p: (
@@ -194,9 +193,9 @@ class JobQuery:
                 return int(printer["id"])
         raise QueryError(f"no printer called {self.printer!r}")
 
-    def payload(self, state: FleetState, *, limit: int = 200) -> Record:
+    def payload(self, state: FleetState, *, limit: int = 200) -> dict[str, Any]:
         """The ``jobs:list`` request for this query."""
-        payload: Record = {"limit": limit}
+        payload: dict[str, Any] = {"limit": limit}
         if self.statuses:
             payload["status"] = list(self.statuses)
         printer_id = self.printer_id(state)
@@ -210,7 +209,7 @@ class JobQuery:
             payload["until"] = self.until
         return payload
 
-    def matches(self, job: Record, state: FleetState) -> bool:
+    def matches(self, job: JobRecord, state: FleetState) -> bool:
         if self.statuses and job.get("status") not in self.statuses:
             return False
         if self.printer is not None:
@@ -227,7 +226,7 @@ class JobQuery:
         if self.until is not None and created > self.until:
             return False
         if self.words:
-            error = job.get("error") or {}
+            error = job.get("error")
             haystack = " ".join(
                 [
                     f"#{job.get('id')}",

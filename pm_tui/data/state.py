@@ -2,14 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pm_core.protocol import ACTIVE_JOB_STATUSES, PROBLEM_PRINTER_STATUSES, is_status_entry
+from pm_core.protocol.records import (
+    AgentRecord,
+    AlertRecord,
+    JobRecord,
+    PrinterRecord,
+    PrinterStatusEntry,
+)
 from pm_tui.data.buffer import Batch
 
-Record = dict[str, Any]
+#: A JSON object as it came from the hub (an ack's field, a pushed event), not yet
+#: read as one of the records below.
+Wire = Mapping[str, Any]
+#: Any record that belongs to a branch (what the branch filter looks at).
+BranchRecord = PrinterRecord | JobRecord | AlertRecord | AgentRecord
+
+# -- from the wire to typed records -------------------------------------------------------
+#
+# The records the hub builds (pm_core.protocol.records) are the contract: the dashboard
+# reads what arrives as those types, and this module is the one place that says so
+# (mypy then checks every field the dashboard reads against the hub's definitions, with
+# [] and, through tools/mypy_record_keys.py, with .get()). Nothing is checked or filled
+# in here, so the dashboard stays as tolerant as it was: where it reads a field with
+# .get() (an optional field, or one an older hub may leave out) a missing field still
+# reads as None. The hub link has already scrubbed the text.
+
+
+def printer_record(wire: Wire) -> PrinterRecord:
+    return cast(PrinterRecord, wire)
+
+
+def status_entry(wire: Wire) -> PrinterStatusEntry:
+    """A status-only ``printers:update`` entry (see ``is_status_entry``)."""
+    return cast(PrinterStatusEntry, wire)
+
+
+def job_record(wire: Wire) -> JobRecord:
+    return cast(JobRecord, wire)
+
+
+def alert_record(wire: Wire) -> AlertRecord:
+    return cast(AlertRecord, wire)
+
+
+def agent_record(wire: Wire) -> AgentRecord:
+    return cast(AgentRecord, wire)
+
 
 #: How many finished jobs the dashboard keeps in memory (active ones are always kept).
 MAX_FINISHED_JOBS = 2000
@@ -22,14 +65,15 @@ class Changes:
 
     reloaded: bool = False
     #: printer id -> (old record or None, new record)
-    printers: dict[int, tuple[Record | None, Record]] = field(default_factory=dict)
+    printers: dict[int, tuple[PrinterRecord | None, PrinterRecord]] = field(default_factory=dict)
     seen: set[int] = field(default_factory=set)
-    jobs: dict[int, tuple[Record | None, Record]] = field(default_factory=dict)
+    jobs: dict[int, tuple[JobRecord | None, JobRecord]] = field(default_factory=dict)
     agents: set[int] = field(default_factory=set)
-    alerts: dict[int, tuple[Record | None, Record]] = field(default_factory=dict)
+    alerts: dict[int, tuple[AlertRecord | None, AlertRecord]] = field(default_factory=dict)
     #: Alerts that just opened (the dashboard shows a toast for each).
-    opened: list[Record] = field(default_factory=list)
-    test_results: list[Record] = field(default_factory=list)
+    opened: list[AlertRecord] = field(default_factory=list)
+    #: ``printer:test:completed`` payloads.
+    test_results: list[dict[str, Any]] = field(default_factory=list)
     health: bool = False
     #: Company hub: branches whose link row changed.
     branches: set[int] = field(default_factory=set)
@@ -62,31 +106,33 @@ class BranchSummary:
     active_jobs: int
     #: Company hub: the branch's link (``state``, ``disconnected_at``, ``last_sync_at``,
     #: ``lag_s``, ``pending``); None on a branch hub.
-    link: Record | None = None
+    link: dict[str, Any] | None = None
 
 
 class FleetState:
     """Printers, jobs, alerts, agents and health as last told by the hub."""
 
     def __init__(self) -> None:
-        self.who: Record = {}
-        self.printers: dict[int, Record] = {}
-        self.jobs: dict[int, Record] = {}
-        self.alerts: dict[int, Record] = {}
-        self.agents: dict[int, Record] = {}
+        #: The ``whoami`` answer.
+        self.who: dict[str, Any] = {}
+        self.printers: dict[int, PrinterRecord] = {}
+        self.jobs: dict[int, JobRecord] = {}
+        self.alerts: dict[int, AlertRecord] = {}
+        self.agents: dict[int, AgentRecord] = {}
         #: agent id -> health:summary entry
-        self.health: dict[int, Record] = {}
+        self.health: dict[int, dict[str, Any]] = {}
         #: None: not asked yet; False: this hub has no health:summary.
         self.health_supported: bool | None = None
-        self.stations: list[Record] = []
+        #: ``stations:list`` rows.
+        self.stations: list[dict[str, Any]] = []
         self.last_job_at: dict[int, float] = {}
         #: Company hub: ``branches:list`` rows (with link state), by branch id.
-        self.branch_links: dict[int, Record] = {}
+        self.branch_links: dict[int, dict[str, Any]] = {}
 
     # -- identity ----------------------------------------------------------------------
 
     @property
-    def branches(self) -> list[Record]:
+    def branches(self) -> list[dict[str, Any]]:
         value = self.who.get("branches")
         return list(value) if isinstance(value, list) else []
 
@@ -108,7 +154,7 @@ class FleetState:
         return f"branch {branch_id}" if branch_id is not None else "-"
 
     @property
-    def hub_info(self) -> Record:
+    def hub_info(self) -> dict[str, Any]:
         hub = self.who.get("hub")
         return hub if isinstance(hub, dict) else {}
 
@@ -150,17 +196,17 @@ class FleetState:
 
     # -- counts ----------------------------------------------------------------------------
 
-    def in_branch(self, record: Record, branch_id: int | None) -> bool:
+    def in_branch(self, record: BranchRecord, branch_id: int | None) -> bool:
         return branch_id is None or record.get("branch_id") == branch_id
 
-    def problems(self, branch_id: int | None = None) -> list[Record]:
+    def problems(self, branch_id: int | None = None) -> list[PrinterRecord]:
         return [
             p
             for p in self.printers.values()
             if p.get("status") in PROBLEM_PRINTER_STATUSES and self.in_branch(p, branch_id)
         ]
 
-    def open_alerts(self, branch_id: int | None = None) -> list[Record]:
+    def open_alerts(self, branch_id: int | None = None) -> list[AlertRecord]:
         return [
             a
             for a in self.alerts.values()
@@ -181,7 +227,7 @@ class FleetState:
             if j.get("status") in ACTIVE_JOB_STATUSES and self.in_branch(j, branch_id)
         )
 
-    def jobs_for_printer(self, printer_id: int, limit: int = 20) -> list[Record]:
+    def jobs_for_printer(self, printer_id: int, limit: int = 20) -> list[JobRecord]:
         jobs = [j for j in self.jobs.values() if j.get("printer_id") == printer_id]
         jobs.sort(key=lambda j: j["id"], reverse=True)
         return jobs[:limit]
@@ -209,13 +255,13 @@ class FleetState:
             )
         return rows
 
-    def branch_link(self, branch_id: Any) -> Record | None:
+    def branch_link(self, branch_id: Any) -> dict[str, Any] | None:
         """Company hub: the branch hub's link (``state``, ``last_sync_at``, ...)."""
         row = self.branch_links.get(branch_id) if isinstance(branch_id, int) else None
         link = row.get("link") if row is not None else None
         return link if isinstance(link, dict) else None
 
-    def put_branch_link(self, row: Record) -> None:
+    def put_branch_link(self, row: dict[str, Any]) -> None:
         """A ``branches:list`` row or ``branch:update``: its link, and the branch itself
         when it is new (a branch that just connected to the company hub)."""
         branch_id = row.get("id")
@@ -236,13 +282,13 @@ class FleetState:
     def load(
         self,
         *,
-        who: Record | None = None,
-        printers: Iterable[Record] | None = None,
-        jobs: Iterable[Record] | None = None,
-        alerts: Iterable[Record] | None = None,
-        agents: Iterable[Record] | None = None,
-        stations: Iterable[Record] | None = None,
-        branch_links: Iterable[Record] | None = None,
+        who: dict[str, Any] | None = None,
+        printers: Iterable[Wire] | None = None,
+        jobs: Iterable[Wire] | None = None,
+        alerts: Iterable[Wire] | None = None,
+        agents: Iterable[Wire] | None = None,
+        stations: Iterable[dict[str, Any]] | None = None,
+        branch_links: Iterable[dict[str, Any]] | None = None,
     ) -> Changes:
         """Replace what the hub sent in full (after connecting or a refresh)."""
         if who is not None:
@@ -252,21 +298,21 @@ class FleetState:
             for row in branch_links:
                 self.put_branch_link(row)
         if printers is not None:
-            self.printers = {p["id"]: p for p in printers}
+            self.printers = {p["id"]: p for p in map(printer_record, printers)}
         if jobs is not None:
-            self.jobs = {j["id"]: j for j in jobs}
+            self.jobs = {j["id"]: j for j in map(job_record, jobs)}
             self.last_job_at = {}
             for job in self.jobs.values():
                 self._note_job(job)
         if alerts is not None:
-            self.alerts = {a["id"]: a for a in alerts}
+            self.alerts = {a["id"]: a for a in map(alert_record, alerts)}
         if agents is not None:
-            self.agents = {a["id"]: a for a in agents}
+            self.agents = {a["id"]: a for a in map(agent_record, agents)}
         if stations is not None:
             self.stations = list(stations)
         return Changes(reloaded=True)
 
-    def set_health(self, summary: Record | None) -> Changes:
+    def set_health(self, summary: dict[str, Any] | None) -> Changes:
         """Take a ``health:summary`` answer (``None``: the hub does not offer it)."""
         if summary is None:
             self.health_supported = False
@@ -280,10 +326,10 @@ class FleetState:
             }
         return Changes(health=True)
 
-    def add_jobs(self, jobs: Iterable[Record]) -> Changes:
+    def add_jobs(self, jobs: Iterable[Wire]) -> Changes:
         """Jobs fetched on demand (a filter, a printer's history)."""
         changes = Changes()
-        for job in jobs:
+        for job in map(job_record, jobs):
             old = self.jobs.get(job["id"])
             if old != job:
                 self.jobs[job["id"]] = job
@@ -291,12 +337,14 @@ class FleetState:
                 changes.jobs[job["id"]] = (old, job)
         return changes
 
-    def put_printer(self, printer: Record) -> Changes:
+    def put_printer(self, wire: Wire) -> Changes:
+        printer = printer_record(wire)
         old = self.printers.get(printer["id"])
         self.printers[printer["id"]] = printer
         return Changes(printers={printer["id"]: (old, printer)})
 
-    def put_alert(self, alert: Record) -> Changes:
+    def put_alert(self, wire: Wire) -> Changes:
+        alert = alert_record(wire)
         old = self.alerts.get(alert["id"])
         self.alerts[alert["id"]] = alert
         return Changes(alerts={alert["id"]: (old, alert)})
@@ -306,13 +354,15 @@ class FleetState:
     def apply(self, batch: Batch) -> Changes:
         """Fold a batch of hub events in; say what changed."""
         changes = Changes(test_results=list(batch.test_results))
-        for printer_id, printer in batch.printers.items():
+        for printer_id, entry in batch.printers.items():
             old = self.printers.get(printer_id)
-            if is_status_entry(printer):
+            if is_status_entry(entry):
                 if old is None:
                     changes.unknown_printers.add(printer_id)  # not fetched yet: the app asks
                     continue
-                printer = {**old, **printer}
+                printer: PrinterRecord = {**old, **status_entry(entry)}
+            else:
+                printer = printer_record(entry)
             self.printers[printer_id] = printer
             changes.printers[printer_id] = (old, printer)
         for printer_id, at in batch.seen.items():
@@ -320,8 +370,9 @@ class FleetState:
             if seen_printer is not None and at > (seen_printer.get("last_seen") or 0):
                 seen_printer["last_seen"] = at
                 changes.seen.add(printer_id)
-        for job_id, job in batch.jobs.items():
+        for job_id, wire_job in batch.jobs.items():
             old_job = self.jobs.get(job_id)
+            job = job_record(wire_job)
             if old_job is not None and old_job.get("document") and "document" not in job:
                 job = {**job, "document": old_job["document"]}
             self.jobs[job_id] = job
@@ -329,9 +380,10 @@ class FleetState:
             changes.jobs[job_id] = (old_job, job)
         for agent_id, agent in batch.agents.items():
             # agent:update carries the agent without the printer ids agents:list adds.
-            self.agents[agent_id] = {**self.agents.get(agent_id, {}), **agent}
+            self.agents[agent_id] = agent_record({**self.agents.get(agent_id, {}), **agent})
             changes.agents.add(agent_id)
-        for opened, alert in batch.alerts:
+        for opened, wire_alert in batch.alerts:
+            alert = alert_record(wire_alert)
             old_alert = self.alerts.get(alert["id"])
             self.alerts[alert["id"]] = alert
             first = changes.alerts.get(alert["id"], (old_alert, alert))[0]
@@ -344,7 +396,7 @@ class FleetState:
         self._trim_jobs()
         return changes
 
-    def _note_job(self, job: Record) -> None:
+    def _note_job(self, job: JobRecord) -> None:
         printer_id = job.get("printer_id")
         created = job.get("created_at")
         if (

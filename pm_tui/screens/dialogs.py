@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+from pm_core.protocol.records import PrinterRecord
 
 HELP = """\
 [b]PrinterMaster dashboard[/b]: everything works from the keyboard.
@@ -86,7 +88,7 @@ class StationDialog(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, printer: dict[str, Any], stations: list[str]) -> None:
+    def __init__(self, printer: PrinterRecord, stations: list[str]) -> None:
         super().__init__()
         self.printer = printer
         self.stations = stations

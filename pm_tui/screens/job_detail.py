@@ -12,16 +12,15 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
 from pm_core.protocol import OpsEvent
+from pm_core.protocol.records import JobRecord
 from pm_tui.data.documents import PAPER_WIDTH, document_lines
 from pm_tui.data.source import error_message
-from pm_tui.data.state import Changes
+from pm_tui.data.state import Changes, job_record
 from pm_tui.formatting import job_status_text, plural
 from pm_tui.screens.base import FleetScreen
 from pm_tui.widgets.header import HubHeader
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import ColumnSpec, LiveTable
-
-Record = dict[str, Any]
 
 TRAIL_COLUMNS = (
     ColumnSpec("at", "AT", 8),
@@ -30,7 +29,7 @@ TRAIL_COLUMNS = (
 )
 
 
-def preview_text(job: Record, printer_name: str | None = None) -> Text:
+def preview_text(job: JobRecord, printer_name: str | None = None) -> Text:
     header = f"BACKUP FROM {printer_name}" if job.get("failover_from") and printer_name else None
     text = Text()
     lines = document_lines(job.get("document"), width=PAPER_WIDTH, header=header)
@@ -57,7 +56,8 @@ class JobDetailScreen(FleetScreen):
     def __init__(self, job_id: int) -> None:
         super().__init__()
         self.job_id = job_id
-        self.detail: Record | None = None
+        #: The ``job:get`` answer: the job with its document and event trail.
+        self.detail: JobRecord | None = None
 
     def compose(self) -> ComposeResult:
         yield HubHeader()
@@ -84,7 +84,7 @@ class JobDetailScreen(FleetScreen):
         trail.focus()
 
     @property
-    def job(self) -> Record | None:
+    def job(self) -> JobRecord | None:
         return self.detail or self.dashboard.state.jobs.get(self.job_id)
 
     @work(exclusive=True, group="job-detail")
@@ -94,7 +94,7 @@ class JobDetailScreen(FleetScreen):
         if not ack.get("ok"):
             app.notify(f"Job #{self.job_id}: {error_message(ack)}", severity="error", markup=False)
             return
-        self.detail = ack["job"]
+        self.detail = job_record(ack["job"])
         self.show()
 
     def show(self) -> None:
@@ -142,7 +142,7 @@ class JobDetailScreen(FleetScreen):
         else:
             show(preview, Text("loading…", style="dim"))
 
-    def _show_trail(self, events: list[Record]) -> None:
+    def _show_trail(self, events: list[dict[str, Any]]) -> None:
         trail = self.query_one("#jd-trail", LiveTable)
         clock = self.dashboard.clock
         trail.replace_rows(

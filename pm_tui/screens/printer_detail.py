@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from pm_core.protocol import OpsEvent
+from pm_core.protocol.records import PrinterRecord
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes
 from pm_tui.formatting import ago, duration, flags_text, status_text
@@ -23,8 +24,6 @@ from pm_tui.widgets.charts import LatencyLine
 from pm_tui.widgets.header import HubHeader
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import ColumnSpec, LiveTable
-
-Record = dict[str, Any]
 
 RECENT_JOBS = 20
 JOB_COLUMNS = (
@@ -53,7 +52,8 @@ class PrinterDetailScreen(FleetScreen):
     def __init__(self, printer_id: int) -> None:
         super().__init__()
         self.printer_id = printer_id
-        self.history: list[Record] = []
+        #: ``printer:get`` history entries (``at``, ``status``, ``flags``), newest first.
+        self.history: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
         yield HubHeader()
@@ -79,7 +79,7 @@ class PrinterDetailScreen(FleetScreen):
         jobs.focus()
 
     @property
-    def printer(self) -> Record | None:
+    def printer(self) -> PrinterRecord | None:
         return self.dashboard.state.printers.get(self.printer_id)
 
     @work(exclusive=True, group="printer-detail")

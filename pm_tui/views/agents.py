@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
+from pm_core.protocol.records import AgentRecord
 from pm_tui.data.clock import Clock
 from pm_tui.data.state import Changes, FleetState
 from pm_tui.formatting import duration, ms, percent
@@ -18,8 +19,6 @@ from pm_tui.views.base import TablePanel
 from pm_tui.widgets.charts import LatencyPlot
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
-
-Record = dict[str, Any]
 
 AGENT_COLUMNS = (
     ColumnSpec("state", "LINK", 7),
@@ -45,7 +44,8 @@ def agent_ids(state: FleetState, branch_id: int | None) -> list[int]:
 
 
 def agent_cells(agent_id: int, state: FleetState, clock: Clock) -> dict[str, Cell]:
-    agent = state.agents.get(agent_id) or {}
+    # {}: an agent known only from health:summary.
+    agent: AgentRecord | dict[str, Any] = state.agents.get(agent_id) or {}
     health = state.health.get(agent_id) or {}
     latency = health.get("latency_ms") or {}
     connected = health.get("connected", agent.get("connected"))

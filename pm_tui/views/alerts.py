@@ -11,14 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
+from pm_core.protocol.records import AlertRecord
 from pm_tui.data.clock import Clock
-from pm_tui.data.state import Changes, FleetState
+from pm_tui.data.state import Changes, FleetState, alert_record
 from pm_tui.formatting import alert_state_text, severity_text
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
-
-Record = dict[str, Any]
 
 ALERT_COLUMNS = (
     ColumnSpec("severity", "SEV", 4),
@@ -32,9 +31,11 @@ ALERT_COLUMNS = (
 )
 STATE_RANK = {"open": 0, "acknowledged": 1, "cleared": 2}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+#: What a row whose alert is gone sorts as (nothing known about it: last).
+NO_ALERT = alert_record({})
 
 
-def alert_order(alert: Record) -> tuple[int, int, float]:
+def alert_order(alert: AlertRecord) -> tuple[int, int, float]:
     return (
         STATE_RANK.get(str(alert.get("state")), 3),
         SEVERITY_RANK.get(str(alert.get("severity")), 3),
@@ -42,7 +43,7 @@ def alert_order(alert: Record) -> tuple[int, int, float]:
     )
 
 
-def alert_cells(alert: Record, state: FleetState, clock: Clock) -> dict[str, Cell]:
+def alert_cells(alert: AlertRecord, state: FleetState, clock: Clock) -> dict[str, Cell]:
     return {
         "severity": severity_text(str(alert.get("severity"))),
         "state": alert_state_text(str(alert.get("state"))),
@@ -76,9 +77,9 @@ class AlertsView(TablePanel):
     def on_mount(self) -> None:
         super().on_mount()
         state = self.dashboard.state
-        self.table.order_by(lambda aid: alert_order(state.alerts.get(aid) or {}))
+        self.table.order_by(lambda aid: alert_order(state.alerts.get(aid) or NO_ALERT))
 
-    def _visible(self, alert: Record) -> bool:
+    def _visible(self, alert: AlertRecord) -> bool:
         app = self.dashboard
         if self.open_only and alert.get("state") != "open":
             return False

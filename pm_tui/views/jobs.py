@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
 
 from pm_core.protocol import ACTIVE_JOB_STATUSES, OpsEvent
+from pm_core.protocol.records import JobRecord
 from pm_tui.data.clock import Clock
 from pm_tui.data.filters import JOB_STATUS_PRESETS, JobQuery, QueryError
 from pm_tui.data.source import error_message
@@ -19,8 +20,6 @@ from pm_tui.formatting import duration, job_status_text
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
-
-Record = dict[str, Any]
 
 JOB_COLUMNS = (
     ColumnSpec("id", "JOB", 6),
@@ -38,7 +37,7 @@ JOB_COLUMNS = (
 MAX_ROWS = 500
 
 
-def job_info(job: Record, state: FleetState, clock: Clock) -> str:
+def job_info(job: JobRecord, state: FleetState, clock: Clock) -> str:
     """The one thing worth knowing about a job, in a few words."""
     error = job.get("error")
     status = job.get("status")
@@ -50,17 +49,19 @@ def job_info(job: Record, state: FleetState, clock: Clock) -> str:
     if job.get("reprint_of"):
         parts.append(f"reprint of #{job['reprint_of']}")
     if not parts:
-        if status in ACTIVE_JOB_STATUSES and job.get("expires_at"):
-            left = float(job["expires_at"]) - clock.now()
+        expires_at = job.get("expires_at")
+        finished_at, created_at = job.get("finished_at"), job.get("created_at")
+        if status in ACTIVE_JOB_STATUSES and expires_at:
+            left = float(expires_at) - clock.now()
             parts.append(f"expires in {duration(left)}" if left > 0 else "expiring")
-        elif status == "completed" and job.get("finished_at") and job.get("created_at"):
-            parts.append(f"took {float(job['finished_at']) - float(job['created_at']):.1f}s")
+        elif status == "completed" and finished_at and created_at:
+            parts.append(f"took {float(finished_at) - float(created_at):.1f}s")
         elif status == "expired":
             parts.append("not printed in time")
     return " · ".join(parts)
 
 
-def job_cells(job: Record, state: FleetState, clock: Clock) -> dict[str, Cell]:
+def job_cells(job: JobRecord, state: FleetState, clock: Clock) -> dict[str, Cell]:
     return {
         "id": f"#{job['id']}",
         "status": job_status_text(str(job.get("status"))),
@@ -105,7 +106,7 @@ class JobsView(TablePanel):
         super().on_mount()
         self.table.order_by(lambda job_id: job_id, reverse=True)
 
-    def _visible(self, job: Record) -> bool:
+    def _visible(self, job: JobRecord) -> bool:
         app = self.dashboard
         return app.state.in_branch(job, app.branch_filter) and self.query_spec.matches(
             job, app.state

@@ -13,16 +13,15 @@ from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES
+from pm_core.protocol.records import PrinterRecord
 from pm_tui.data.clock import Clock
 from pm_tui.data.filters import PRINTER_SORTS, next_sort, printer_matches
-from pm_tui.data.state import Changes, FleetState
+from pm_tui.data.state import Changes, FleetState, printer_record
 from pm_tui.formatting import ago, flags_text, paper_text, plural, status_text
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.charts import LatencyLine
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
-
-Record = dict[str, Any]
 
 PRINTER_COLUMNS = (
     ColumnSpec("status", "STATUS", 10),
@@ -40,7 +39,7 @@ PRINTER_COLUMNS = (
 SORT_COLUMN = {"problems": "status", "name": "name", "station": "station", "seen": "seen"}
 
 
-def printer_cells(p: Record, state: FleetState, clock: Clock) -> dict[str, Cell]:
+def printer_cells(p: PrinterRecord, state: FleetState, clock: Clock) -> dict[str, Cell]:
     now = clock.now()
     flags = p.get("flags") if isinstance(p.get("flags"), dict) else {}
     last_job = state.last_job_at.get(p["id"])
@@ -59,7 +58,7 @@ def printer_cells(p: Record, state: FleetState, clock: Clock) -> dict[str, Cell]
     }
 
 
-def backup_for(printer: Record, state: FleetState) -> Record | None:
+def backup_for(printer: PrinterRecord, state: FleetState) -> PrinterRecord | None:
     """The printer a station job would go to if this one cannot print."""
     station = printer.get("station")
     if not station:
@@ -79,7 +78,7 @@ def backup_for(printer: Record, state: FleetState) -> Record | None:
     return others[0] if others else None
 
 
-def printer_summary(p: Record, state: FleetState, clock: Clock) -> Text:
+def printer_summary(p: PrinterRecord, state: FleetState, clock: Clock) -> Text:
     """Two lines about one printer: what is wrong since when, and where it is."""
     status = str(p.get("status"))
     since = clock.hms(p.get("status_changed_at"))
@@ -140,13 +139,16 @@ class PrintersView(TablePanel):
     def on_mount(self) -> None:
         super().on_mount()
         state = self.dashboard.state
+        # A row whose printer is gone (a reload not drawn yet) sorts as a bare id.
         self.table.order_by(
-            lambda pid: PRINTER_SORTS[self.sort_mode](state.printers.get(pid) or {"id": pid})
+            lambda pid: PRINTER_SORTS[self.sort_mode](
+                state.printers.get(pid) or printer_record({"id": pid})
+            )
         )
 
     # -- rows --------------------------------------------------------------------------
 
-    def _visible(self, p: Record) -> bool:
+    def _visible(self, p: PrinterRecord) -> bool:
         app = self.dashboard
         return app.state.in_branch(p, app.branch_filter) and printer_matches(
             p, self.filter_text, app.state

@@ -13,10 +13,11 @@ from textual_plotext import PlotextPlot
 from pm_tui.formatting import ms, percent
 from pm_tui.widgets.quiet import show
 
-Record = dict[str, Any]
+#: A ``health:summary`` entry for one agent (``latency_ms``, ``series``, ...).
+Health = dict[str, Any]
 
 
-def latency_summary(health: Record | None) -> str:
+def latency_summary(health: Health | None) -> str:
     latency = (health or {}).get("latency_ms") or {}
     if not health or not isinstance(latency.get("avg"), int | float):
         values = latency_values(health)
@@ -28,7 +29,7 @@ def latency_summary(health: Record | None) -> str:
     )
 
 
-def latency_values(health: Record | None) -> list[float]:
+def latency_values(health: Health | None) -> list[float]:
     series = (health or {}).get("series") or []
     return [
         float(p["latency_ms"])
@@ -45,7 +46,7 @@ class LatencyLine(Horizontal):
         yield Sparkline([], classes="latency-spark")
         yield Static("", classes="latency-figures")
 
-    def show(self, health: Record | None, *, unsupported: bool = False) -> None:
+    def show(self, health: Health | None, *, unsupported: bool = False) -> None:
         spark = self.query_one(Sparkline)
         figures = self.query_one(".latency-figures", Static)
         values = latency_values(health)
@@ -60,7 +61,7 @@ class LatencyLine(Horizontal):
 class LatencyPlot(PlotextPlot):
     """Latency over the last hour, one point per minute."""
 
-    def show(self, health: Record | None, *, title: str, now: float) -> None:
+    def show(self, health: Health | None, *, title: str, now: float) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
