@@ -57,7 +57,6 @@ async def test_a_client_that_never_reads_is_cut_off_and_its_memory_freed(
         assert answer.startswith("40/ops,"), answer
         assert len(hub.hub.state.operators) == 2
         caplog.set_level(logging.WARNING, logger="pm_hub.engineio_socket")
-        sent = 0
         for n in range(80):  # and never read an answer
             try:
                 await asyncio.to_thread(
@@ -69,8 +68,6 @@ async def test_a_client_that_never_reads_is_cut_off_and_its_memory_freed(
                 )
             except OSError:  # the hub cut it off while it was still asking
                 break
-            sent += 1
-        assert sent < 80  # it did not get to ask for 80 x 1.4 MB
 
         await eventually(
             lambda: len(hub.hub.state.operators) == 1, timeout=20, what="slow client dropped"
