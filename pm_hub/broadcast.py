@@ -26,6 +26,7 @@ from pm_hub.config import HubSettings
 from pm_hub.live_state import LiveState, PrinterRow
 from pm_hub.metrics import HubMetrics
 from pm_hub.printer_views import PrinterViews
+from pm_hub.redis_rooms import RedisRoomManager
 from pm_hub.room_manager import BroadcastManager
 from pm_hub.socket_server import HubSocketServer
 from pm_hub.store import printers as printer_store
@@ -33,6 +34,19 @@ from pm_hub.store import tenants
 from pm_hub.store.records import agent_record, job_record
 
 log = logging.getLogger(__name__)
+
+#: What another process may ask this one to broadcast (the /ops room events).
+ROOM_EVENTS = frozenset(
+    {
+        HubEvent.PRINTER_UPDATE,
+        HubEvent.PRINTERS_SEEN,
+        HubEvent.JOB_UPDATE,
+        HubEvent.AGENT_UPDATE,
+        HubEvent.HEALTH_ALERT,
+        HubEvent.ALERT_UPDATE,
+        HubEvent.BRANCH_UPDATE,
+    }
+)
 
 #: How often the printers that reported an unchanged status are announced.
 SEEN_INTERVAL_S = 10.0
@@ -58,10 +72,13 @@ class Broadcaster:
         admission: Admission,
     ) -> None:
         engineio_socket.install(buffer_limit=settings.client_buffer_bytes)
+        manager = RedisRoomManager(settings.redis_url) if settings.redis_url else BroadcastManager()
+        #: The other hub processes, when several serve a company (None when alone).
+        self.peers = manager if isinstance(manager, RedisRoomManager) else None
         self.sio = HubSocketServer(
             admission=admission,
             async_mode="aiohttp",
-            client_manager=BroadcastManager(),
+            client_manager=manager,
             # Browsers may connect only from the allowed origins (none by default:
             # python-engineio then takes the hub's own origin only). Programs send no
             # Origin and are not affected.
@@ -93,6 +110,8 @@ class Broadcaster:
 
     def start(self) -> None:
         self._seen_flusher = asyncio.create_task(self._flush_seen())
+        if self.peers is not None:
+            self.peers.on("broadcast", self._heard_broadcast)
 
     async def stop(self) -> None:
         if self._seen_flusher is not None:
@@ -168,8 +187,25 @@ class Broadcaster:
         return await self.sio.call(event, data, to=to, namespace=namespace, timeout=timeout)
 
     async def broadcast(self, event: str, record: Mapping[str, Any]) -> None:
-        """Send ``event`` to the operators allowed to see ``record``; printer and job
-        updates go through the coalescer to operators that asked for batches."""
+        """Send ``event`` to the operators allowed to see ``record``, on every process
+        serving the company; printer and job updates go through the coalescer to
+        operators that asked for batches."""
+        if self.peers is not None:
+            await self.peers.tell("broadcast", {"event": event, "record": dict(record)})
+        await self.broadcast_local(event, record)
+
+    async def _heard_broadcast(self, body: dict[str, Any]) -> None:
+        event, record = body.get("event"), body.get("record")
+        if (
+            event in ROOM_EVENTS
+            and isinstance(record, dict)
+            and isinstance(record.get("company_id"), int)
+        ):
+            await self.broadcast_local(event, record)
+
+    async def broadcast_local(self, event: str, record: Mapping[str, Any]) -> None:
+        """:meth:`broadcast` to this process's operators only (each process follows a
+        company's mirror and tells its own: ``pm_hub.company.mirror``)."""
         if self.after_change is not None:
             self.after_change()
         rooms = rooms_for(record)

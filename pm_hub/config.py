@@ -123,6 +123,10 @@ class HubSettings:
     """Longest wait between two attempts to reach the company hub (it backs off from 1 s)."""
     upstream_heartbeat_s: float = 10.0
     """Seconds between heartbeats to the company hub while nothing else is sent."""
+    redis_url: str | None = None
+    """On a company hub with several processes (``--redis-url redis://host:6379/0``): the
+    Redis they share Socket.IO rooms and mirror changes through; needs a PostgreSQL
+    ``database`` (docs/operations.md, "Several company-hub processes")."""
     branch_lag_warning_s: float = 30.0
     """On a company hub: a branch whose oldest undelivered change is older than this
     shows as lagging."""

@@ -21,6 +21,7 @@ from pm_hub.alerts import AlertBook
 from pm_hub.auth import TokenIssuer
 from pm_hub.broadcast import Broadcaster
 from pm_hub.company.mirror import BranchMirror
+from pm_hub.company.peers import CompanyPeers
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.credential_watch import CredentialWatch
@@ -67,6 +68,8 @@ class Hub:
     operations: OperatorActions
     #: On a company hub: what the branches sent (None on a branch hub).
     mirror: BranchMirror | None = None
+    #: On a company hub served by several processes: the others (through Redis).
+    peers: CompanyPeers | None = None
     #: On a branch hub with an upstream: the link to the company hub.
     upstream: UpstreamLink | None = None
 
@@ -81,9 +84,13 @@ class Hub:
         await self.alerts.load()
         await self.jobs.load(self.db)
         if self.mirror is not None:
+            if self.peers is not None:
+                await self.peers.join()  # listening before the mirror is read: nothing missed
             await self.mirror.load()
             await self.mirror.load_links()
             self.mirror.start()
+            if self.peers is not None:
+                await self.peers.start()
         self.registry.start()
         self.expiry.start()
         self.health.start()
@@ -107,6 +114,8 @@ class Hub:
             await self.upstream.stop()
         if self.mirror is not None:
             self.mirror.stop()
+        if self.peers is not None:
+            await self.peers.stop()
         await self.health.stop()
         await self.webhooks.stop()
         await self.expiry.stop()

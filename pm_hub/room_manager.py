@@ -65,6 +65,9 @@ class BroadcastManager(socketio.AsyncManager):
         else:
             args = []
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        recipients = [(s, e) for s, e in self.get_participants(namespace, room) if s not in skip]
+        if not recipients:
+            return  # nobody here (with several hub processes, often): nothing to encode
         encoded = self.server.packet_class(
             packet.EVENT, namespace=namespace, data=[event, *args]
         ).encode()
@@ -72,7 +75,6 @@ class BroadcastManager(socketio.AsyncManager):
             eio_packet.Packet(eio_packet.MESSAGE, p)
             for p in (encoded if isinstance(encoded, list) else [encoded])
         ]
-        recipients = [(s, e) for s, e in self.get_participants(namespace, room) if s not in skip]
         async with self._sending:
             for n, (sid, eio_sid) in enumerate(recipients):
                 if n and n % CHUNK == 0:

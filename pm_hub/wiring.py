@@ -24,6 +24,7 @@ from pm_hub.broadcast import Broadcaster
 from pm_hub.company.branch_namespace import BranchSide, setup_branch_namespace
 from pm_hub.company.mirror import BranchMirror
 from pm_hub.company.operations import CompanyOperations
+from pm_hub.company.peers import CompanyPeers
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.credential_watch import CredentialWatch
@@ -114,8 +115,11 @@ def build_hub(settings: HubSettings) -> Hub:
     upstream_status = (
         UpstreamStatus(settings.upstream_url.rstrip("/")) if settings.upstream_url else None
     )
+    peers = None
     if settings.company_mode:
         mirror = BranchMirror(settings, db=db, broadcaster=broadcaster, registry=registry)
+        if broadcaster.peers is not None:
+            peers = CompanyPeers(broadcaster.peers, mirror)
         operations = CompanyOperations(db=db, mirror=mirror, registry=registry, health=health)
     else:
         operations = BranchOperations(
@@ -168,6 +172,7 @@ def build_hub(settings: HubSettings) -> Hub:
         agent_printers=agent_printers,
         operations=operations,
         mirror=mirror,
+        peers=peers,
         upstream=upstream,
     )
 

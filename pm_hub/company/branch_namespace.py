@@ -21,7 +21,7 @@ from typing import Any
 import socketio
 
 from pm_core.database import Database
-from pm_core.protocol import BranchEvent, ErrorCode, HubEvent, Namespace, ProtocolError, ok_ack
+from pm_core.protocol import BranchEvent, ErrorCode, Namespace, ProtocolError, ok_ack
 from pm_core.protocol.errors import outcome_of
 from pm_core.protocol.validation import (
     get_float,
@@ -44,7 +44,7 @@ from pm_hub.company.mirror import BranchLink, BranchMirror
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.credentials import Credentials
-from pm_hub.global_ids import MAX_BRANCH_ID, global_id
+from pm_hub.global_ids import MAX_BRANCH_ID, global_id, valid_local_id
 from pm_hub.handlers import guarded, refuse, unknown_event
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
@@ -108,18 +108,7 @@ async def connect(side: BranchSide, sid: str, environ: dict[str, Any], auth: Any
 
 async def disconnect(side: BranchSide, sid: str, reason: Any = None) -> None:
     side.state.branch_hubs.pop(sid, None)
-    mirror = side.mirror
-    link = mirror.link_by_sid.pop(sid, None)
-    if link is None or link.sid != sid:
-        return
-    link.sid = None
-    link.disconnected_at = time.time()
-    link.snapshot_ids = {}
-    branch_id = link.branch_id
-    await side.db.write(lambda d: mirror_store.close_link(d, branch_id))
-    mirror.fail_requests(branch_id)
-    log.warning("branch %s (%s) disconnected", branch_id, link.name)
-    await mirror.branch_lost(link)
+    await side.mirror.link_closed(sid)
 
 
 async def session_of(side: BranchSide, sid: str) -> dict[str, Any]:
@@ -158,29 +147,9 @@ async def hello(side: BranchSide, sid: str, payload: Any) -> Ack:
         )
     except mirror_store.BranchConflict as exc:
         raise ProtocolError(ErrorCode.FORBIDDEN, str(exc)) from None
-    mirror = side.mirror
-    if row["reset"]:
-        log.warning("branch %s has a new outbox stream: its mirror starts afresh", branch_id)
-        mirror.forget_branch(branch_id)
-    link = mirror.links.get(branch_id)
-    if link is None:
-        link = BranchLink(branch_id=branch_id, company_id=company_id, name=name)
-        mirror.links[branch_id] = link
-    if link.sid is not None and link.sid != sid:
-        old_sid = link.sid
-        mirror.link_by_sid.pop(old_sid, None)
-        log.warning("branch %s connected again; closing its previous connection", branch_id)
-        await side.sio.disconnect(old_sid, namespace=NS)
-    link.name, link.company_id, link.version = name, company_id, version
-    link.sid = sid
-    link.connected_at = row["connected_at"]
-    link.disconnected_at = None
-    link.last_sync_at = row["last_sync_at"]
-    link.pending, link.oldest_age_s, link.reported_at = 0, None, time.time()
-    link.snapshot_ids = {}
-    mirror.link_by_sid[sid] = link
-    await side.broadcaster.join_branch_rooms(branch_id, company_id)
-    await mirror.link_changed(link, now=True)
+    await side.mirror.link_opened(
+        sid, branch_id=branch_id, company_id=company_id, name=name, version=version, row=row
+    )
     return ok_ack(
         branch_id=branch_id, company_id=company_id, last_seq=row["last_seq"], reset=row["reset"]
     )
@@ -266,23 +235,14 @@ async def heartbeat(side: BranchSide, sid: str, payload: Any) -> Ack:
 async def _printers_seen(
     side: BranchSide, link: BranchLink, seen: dict[str, Any], now: float
 ) -> None:
-    ids = []
+    times = {}
     for key, at in seen.items():
-        local = int(key) if isinstance(key, str) and key.isdigit() else None
-        record = side.mirror.printers.get(global_id(link.branch_id, local)) if local else None
-        if record is not None and isinstance(at, int | float):
-            record["last_seen"] = float(at)
-            ids.append(record["id"])
-    if ids:
-        await side.broadcaster.broadcast(
-            HubEvent.PRINTERS_SEEN,
-            {
-                "company_id": link.company_id,
-                "branch_id": link.branch_id,
-                "at": now,
-                "printer_ids": sorted(ids),
-            },
-        )
+        local = int(key) if isinstance(key, str) and key.isdigit() and len(key) < 12 else None
+        if valid_local_id(local) and isinstance(at, int | float) and not isinstance(at, bool):
+            assert local is not None
+            times[global_id(link.branch_id, local)] = float(at)
+    if times:
+        await side.mirror.printers_seen(link, times, now)
 
 
 async def test_completed(side: BranchSide, sid: str, payload: Any) -> Ack:
@@ -291,12 +251,8 @@ async def test_completed(side: BranchSide, sid: str, payload: Any) -> Ack:
     cid = get_str(data, "correlation_id", required=True, max_length=120)
     assert cid is not None
     result = outcome_of(data, failed="test print failed")
-    key = (link.branch_id, cid)
-    ours = side.mirror.tests.pop(key, None)
-    if ours is None:
-        side.mirror.early_results[key] = result
+    if not await side.mirror.result_came(link.branch_id, cid, result, here=True):
         return ok_ack(late=True)
-    side.registry.resolve(ours, result)
     return ok_ack()
 
 

@@ -2,7 +2,11 @@
 of the mirror (printers, agents, alerts not cleared, unfinished jobs) in memory,
 with the broadcasts that tell operators about changes.
 
-Everything applied is in SQLite first (``pm_hub.store.mirror``); memory follows.
+Everything applied is in the database first (``pm_hub.store.mirror``); memory
+follows. When several processes serve the company, each holds the whole mirror in
+memory: what one applies or hears from a branch it also announces (``announce``,
+set by ``pm_hub.company.peers``), and every process follows it the same way and
+tells its own operators.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -28,6 +32,7 @@ from pm_core.protocol import (
 )
 from pm_hub.auth import Principal
 from pm_hub.broadcast import Broadcaster
+from pm_hub.company.links import LOCAL_HOST, BranchLink, link_state
 from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.store import mirror as mirror_store
@@ -35,38 +40,17 @@ from pm_hub.store import mirror as mirror_store
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+#: Tells the other processes serving the company: (kind, body).
+Announce = Callable[[str, dict[str, Any]], Awaitable[None]]
 SEVERITIES = ("critical", "warning", "info")
 #: ``branch:update`` for a branch is sent at most this often while it syncs.
 UPDATE_INTERVAL = 1.0
-#: A connected branch that sent nothing (not even a heartbeat) for this long is lagging.
-SILENCE_LAGGING_S = 35.0
 #: Finished jobs kept in the mirror per branch (unfinished ones are always kept).
 MIRROR_JOBS_KEPT = 5000
-
-
-@dataclass
-class BranchLink:
-    """A branch hub as the company hub sees it (connected or not)."""
-
-    branch_id: int
-    company_id: int
-    name: str
-    sid: str | None = None
-    version: str | None = None
-    connected_at: float | None = None
-    disconnected_at: float | None = None
-    last_sync_at: float | None = None
-    #: Entries the branch still had to send, and the age of the oldest, when it last said.
-    pending: int = 0
-    oldest_age_s: float | None = None
-    reported_at: float | None = None
-    #: Ids received in the snapshot being sent now, per kind.
-    snapshot_ids: dict[str, set[int]] = field(default_factory=dict)
-    snapshot_seq: int = 0
-
-    @property
-    def connected(self) -> bool:
-        return self.sid is not None
+#: Test results that came before the request they answer is known here: kept this
+#: long, at most this many.
+EARLY_RESULT_TTL_S = 60.0
+EARLY_RESULTS_KEPT = 1000
 
 
 class BranchMirror:
@@ -88,17 +72,37 @@ class BranchMirror:
         self.open_alerts: dict[int, Record] = {}
         self.active_jobs: dict[int, Record] = {}
         self.links: dict[int, BranchLink] = {}
+        #: The links this process holds, by their /branch session.
         self.link_by_sid: dict[str, BranchLink] = {}
         self._depth: Counter[int] = Counter()
         self._update_due: dict[int, asyncio.TimerHandle] = {}
         #: forwarded test prints: (branch id, the branch's correlation id) -> ours
         self.tests: dict[tuple[int, str], str] = {}
-        #: results that came before the branch's ack was seen (rare race)
-        self.early_results: dict[tuple[int, str], Record] = {}
+        #: results that came before the request they answer was known here
+        self._early: OrderedDict[tuple[int, str], tuple[float, Record]] = OrderedDict()
         self._pruner: asyncio.Task[None] | None = None
+        #: Changes heard while the mirror is being read again (applied after it).
+        self._held: list[list[mirror_store.Applied]] | None = None
+        #: Set when other processes serve the company too (``pm_hub.company.peers``).
+        self.announce: Announce | None = None
+        self.host_id = LOCAL_HOST
+        self.host_alive: Callable[[str], bool] = lambda host: True
+
+    # -- loading ------------------------------------------------------------------------
 
     async def load(self) -> None:
-        state = await self.db.read(mirror_store.load)
+        """Read the live part of the mirror from the database. Changes followed while it
+        is read are applied again after it (they are never older than what was read:
+        each is announced after its own commit)."""
+        self._held = []
+        try:
+            state = await self.db.read(mirror_store.load)
+        except BaseException:
+            held, self._held = self._held, None
+            for changes in held:
+                self._remember(changes)
+            raise
+        held, self._held = self._held, None
         self.printers = {p["id"]: p for p in state["printers"]}
         self.agents = {a["id"]: a for a in state["agents"]}
         self.open_alerts = {a["id"]: a for a in state["alerts"]}
@@ -106,9 +110,15 @@ class BranchMirror:
         self._depth = Counter()
         for job in state["jobs"]:
             self._track_job(job)
+        for changes in held:
+            self._remember(changes)
 
     async def load_links(self) -> None:
+        """The links known from the database, none connected (the process that holds
+        one says so: ``pm_hub.company.peers``)."""
         for row in await self.db.read(mirror_store.all_links):
+            if row["branch_id"] in self.links:
+                continue
             self.links[row["branch_id"]] = BranchLink(
                 branch_id=row["branch_id"],
                 company_id=row["company_id"],
@@ -156,16 +166,7 @@ class BranchMirror:
 
     def link_state(self, link: BranchLink, now: float | None = None) -> tuple[str, float]:
         """(``connected`` | ``lagging`` | ``offline``, seconds behind)."""
-        now = time.time() if now is None else now
-        if not link.connected:
-            return "offline", 0.0
-        lag = 0.0
-        if link.pending and link.oldest_age_s is not None and link.reported_at is not None:
-            lag = link.oldest_age_s + (now - link.reported_at)
-        silent = now - (link.reported_at or link.connected_at or now)
-        if lag > self.settings.branch_lag_warning_s or silent > SILENCE_LAGGING_S:
-            return "lagging", round(max(lag, silent if silent > SILENCE_LAGGING_S else 0), 1)
-        return "connected", round(lag, 1)
+        return link_state(link, lag_warning_s=self.settings.branch_lag_warning_s, now=now)
 
     def branch_row(self, link: BranchLink) -> Record:
         """One row of ``branches:list`` (and the payload of ``branch:update``)."""
@@ -215,28 +216,49 @@ class BranchMirror:
                 self._depth[job["printer_id"]] += 1
 
     async def apply(self, changes: list[mirror_store.Applied]) -> None:
-        """Follow what was just written to the mirror, and tell operators."""
+        """What this process just wrote to the mirror: announce it, follow it."""
+        if not changes:
+            return
+        if self.announce is not None:
+            await self.announce("applied", {"changes": [applied_wire(c) for c in changes]})
+        await self.follow(changes)
+
+    async def follow(self, changes: list[mirror_store.Applied]) -> None:
+        """Follow what was written to the mirror (here or by another process) and tell
+        this process's operators."""
+        if self._held is not None:
+            self._held.append(changes)
+        else:
+            self._remember(changes)
+        broadcast = self.broadcaster.broadcast_local
+        for kind, record, previous in changes:
+            if record is None:
+                continue
+            if kind == "printer":
+                await broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(record))
+            elif kind == "job":
+                await broadcast(HubEvent.JOB_UPDATE, record)
+            elif kind == "agent":
+                await broadcast(HubEvent.AGENT_UPDATE, self.agent_view(record))
+            elif kind == "alert":
+                opened = previous is None and record.get("state") == "open"
+                await broadcast(HubEvent.HEALTH_ALERT if opened else HubEvent.ALERT_UPDATE, record)
+
+    def _remember(self, changes: list[mirror_store.Applied]) -> None:
         for kind, record, previous in changes:
             if record is None:
                 self._forget(kind, previous)
-                continue
-            if kind == "printer":
+            elif kind == "printer":
                 self.printers[record["id"]] = record
-                await self.broadcaster.broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(record))
             elif kind == "job":
                 self._track_job(record)
-                await self.broadcaster.broadcast(HubEvent.JOB_UPDATE, record)
             elif kind == "agent":
                 self.agents[record["id"]] = record
-                await self.broadcaster.broadcast(HubEvent.AGENT_UPDATE, self.agent_view(record))
             elif kind == "alert":
                 if record.get("state") == "cleared":
                     self.open_alerts.pop(record["id"], None)
                 else:
                     self.open_alerts[record["id"]] = record
-                opened = previous is None and record.get("state") == "open"
-                event = HubEvent.HEALTH_ALERT if opened else HubEvent.ALERT_UPDATE
-                await self.broadcaster.broadcast(event, record)
 
     def _forget(self, kind: str, previous: Record | None) -> None:
         if previous is None:
@@ -250,13 +272,147 @@ class BranchMirror:
         elif kind == "job":
             self._track_job({**previous, "status": "cancelled"})
 
-    async def link_changed(self, link: BranchLink, *, now: bool = False) -> None:
-        """Tell operators about a branch's link: at once, or at most once a second."""
+    async def printers_seen(
+        self, link: BranchLink, seen: dict[int, float], at: float, *, here: bool = True
+    ) -> None:
+        """Printers of a branch reported an unchanged status (their last-seen times;
+        ``here``: its link is on this process, tell the others)."""
+        ids = []
+        for gid, when in seen.items():
+            record = self.printers.get(gid)
+            if record is not None and record["branch_id"] == link.branch_id:
+                record["last_seen"] = when
+                ids.append(gid)
+        if not ids:
+            return
+        if here and self.announce is not None:
+            await self.announce(
+                "seen",
+                {"branch_id": link.branch_id, "at": at, "seen": {str(i): seen[i] for i in ids}},
+            )
+        await self.broadcaster.broadcast_local(
+            HubEvent.PRINTERS_SEEN,
+            {
+                "company_id": link.company_id,
+                "branch_id": link.branch_id,
+                "at": at,
+                "printer_ids": sorted(ids),
+            },
+        )
+
+    # -- links ------------------------------------------------------------------------------
+
+    async def link_opened(
+        self, sid: str, *, branch_id: int, company_id: int, name: str, version: str | None,
+        row: Record,
+    ) -> BranchLink:  # fmt: skip
+        """A branch hub said hello on this process: it holds the link from now on (an
+        older connection of the same branch, here or on another process, is closed)."""
+        if row["reset"]:
+            log.warning("branch %s has a new outbox stream: its mirror starts afresh", branch_id)
+            self.forget_branch(branch_id)
+            if self.announce is not None:
+                await self.announce("forget", {"branch_id": branch_id})
+        link = self.links.get(branch_id)
+        if link is None:
+            link = BranchLink(branch_id=branch_id, company_id=company_id, name=name)
+            self.links[branch_id] = link
+        if link.sid is not None and link.sid != sid:
+            old_sid = link.sid
+            self.link_by_sid.pop(old_sid, None)
+            log.warning("branch %s connected again; closing its previous connection", branch_id)
+            await self.broadcaster.sio.disconnect(old_sid, namespace=Namespace.BRANCH)
+        link.name, link.company_id, link.version = name, company_id, version
+        link.sid, link.host = sid, self.host_id
+        link.connected_at = row["connected_at"]
+        link.disconnected_at = None
+        link.last_sync_at = row["last_sync_at"]
+        link.pending, link.oldest_age_s, link.reported_at = 0, None, time.time()
+        link.snapshot_ids = {}
+        self.link_by_sid[sid] = link
+        await self.broadcaster.join_branch_rooms(branch_id, company_id)
+        await self.link_changed(link, now=True, event="up")
+        return link
+
+    async def link_closed(self, sid: str) -> None:
+        """A branch hub's connection to this process ended."""
+        link = self.link_by_sid.pop(sid, None)
+        if link is None or link.sid != sid:
+            return  # an older connection, already replaced
+        connected_at = link.connected_at
+        now = time.time()
+        branch_id = link.branch_id
+        await self.db.write(lambda d: mirror_store.close_link(d, branch_id, connected_at, now))
+        if self.announce is not None:
+            await self.announce("link", {**link.shared(), "event": "down", "disconnected_at": now})
+        log.warning("branch %s (%s) disconnected", branch_id, link.name)
+        await self._link_gone(link, now)
+
+    async def _link_gone(self, link: BranchLink, at: float) -> None:
+        link.sid = None
+        link.disconnected_at = at
+        link.snapshot_ids = {}
+        self.fail_requests(link.branch_id)
+        await self.branch_lost(link)
+
+    async def link_heard(self, body: dict[str, Any]) -> None:
+        """Another process said something about a link it holds (or held)."""
+        branch_id, company_id = body.get("branch_id"), body.get("company_id")
+        if not isinstance(branch_id, int) or not isinstance(company_id, int):
+            return
+        event = body.get("event")
+        link = self.links.get(branch_id)
+        if link is None:
+            if event == "down":
+                return
+            link = BranchLink(
+                branch_id=branch_id, company_id=company_id, name=f"Branch {branch_id}"
+            )
+            self.links[branch_id] = link
+        if event == "down":
+            if link.sid is not None and link.sid == body.get("sid"):
+                at = body.get("disconnected_at")
+                await self._link_gone(link, at if isinstance(at, float) else time.time())
+            return
+        if event == "state" and (link.sid is None or link.sid != body.get("sid")):
+            return  # news of a connection that is no longer the branch's
+        if link.sid is not None and link.sid != body.get("sid") and link.host == self.host_id:
+            self.link_by_sid.pop(link.sid, None)  # ours was replaced (and is being closed)
+        fresh = event == "up" and link.sid != body.get("sid")
+        before = link.shared()
+        link.take(body)
+        link.snapshot_ids = {}
+        if fresh:
+            await self.broadcaster.join_branch_rooms(link.branch_id, link.company_id)
+        if fresh or link.shared() != before:
+            await self._send_branch_update(link)
+
+    async def hosts_lost(self, hosts: set[str]) -> None:
+        """Processes that stopped answering: the links they held are offline until their
+        branches connect again (to a process that is alive)."""
+        now = time.time()
+        for link in list(self.links.values()):
+            if link.sid is not None and link.host in hosts:
+                log.warning("branch %s was held by a hub process that went away", link.branch_id)
+                await self._link_gone(link, now)
+
+    def held_links(self) -> list[BranchLink]:
+        return [
+            link
+            for link in self.links.values()
+            if link.sid is not None and link.host == self.host_id
+        ]
+
+    async def link_changed(
+        self, link: BranchLink, *, now: bool = False, event: str = "state"
+    ) -> None:
+        """Tell operators (and the other processes) about a link this process holds: at
+        once, or at most once a second."""
         if now:
             handle = self._update_due.pop(link.branch_id, None)
             if handle is not None:
                 handle.cancel()
-            await self.broadcaster.broadcast(HubEvent.BRANCH_UPDATE, self.branch_row(link))
+            await self._share_link(link, event)
             return
         if link.branch_id in self._update_due:
             return
@@ -264,22 +420,31 @@ class BranchMirror:
 
         def due() -> None:
             self._update_due.pop(link.branch_id, None)
-            task = asyncio.ensure_future(
-                self.broadcaster.broadcast(HubEvent.BRANCH_UPDATE, self.branch_row(link))
-            )
+            task = asyncio.ensure_future(self._share_link(link, "state"))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
         self._update_due[link.branch_id] = loop.call_later(UPDATE_INTERVAL, due)
 
+    async def _share_link(self, link: BranchLink, event: str) -> None:
+        if self.announce is not None and link.host == self.host_id and link.sid is not None:
+            await self.announce("link", {**link.shared(), "event": event})
+        await self._send_branch_update(link)
+
+    async def _send_branch_update(self, link: BranchLink) -> None:
+        await self.broadcaster.broadcast_local(HubEvent.BRANCH_UPDATE, self.branch_row(link))
+
     async def branch_lost(self, link: BranchLink) -> None:
         """A branch hub disconnected: its agents can no longer be vouched for."""
         for agent in list(self.agents.values()):
             if agent["branch_id"] == link.branch_id and agent.get("connected"):
-                await self.broadcaster.broadcast(
+                await self.broadcaster.broadcast_local(
                     HubEvent.AGENT_UPDATE, {**self.agent_view(agent), "connected": False}
                 )
-        await self.link_changed(link, now=True)
+        handle = self._update_due.pop(link.branch_id, None)
+        if handle is not None:
+            handle.cancel()
+        await self._send_branch_update(link)
 
     def start(self) -> None:
         self._pruner = asyncio.create_task(self._prune_loop())
@@ -309,7 +474,7 @@ class BranchMirror:
 
     def connected_link(self, branch_id: int) -> BranchLink:
         link = self.links.get(branch_id)
-        if link is None or link.sid is None:
+        if link is None or link.sid is None or not self.host_alive(link.host):
             name = link.name if link is not None else f"branch {branch_id}"
             raise ProtocolError(
                 ErrorCode.OFFLINE, f"{name} is not connected to the company hub; try again later"
@@ -319,7 +484,8 @@ class BranchMirror:
     async def forward(
         self, branch_id: int, event: str, payload: Record, principal: Principal
     ) -> Record:
-        """Ask a branch hub to do an operator request; its ack (with its own ids)."""
+        """Ask a branch hub to do an operator request (through the process that holds
+        its link); its ack (with its own ids)."""
         link = self.connected_link(branch_id)
         assert link.sid is not None  # connected_link checked it
         try:
@@ -331,6 +497,10 @@ class BranchMirror:
                 timeout=self.settings.request_timeout,
             )
         except (TimeoutError, socketio.exceptions.TimeoutError):
+            if link.sid is None:
+                raise ProtocolError(
+                    ErrorCode.OFFLINE, f"{link.name} disconnected before it answered {event}"
+                ) from None
             raise ProtocolError(
                 ErrorCode.TIMEOUT, f"{link.name} did not answer {event} in time"
             ) from None
@@ -340,9 +510,70 @@ class BranchMirror:
             raise ProtocolError(ErrorCode.INTERNAL, f"{link.name} sent a malformed answer")
         return ack
 
+    # -- test prints forwarded to branches ----------------------------------------------------
+
+    def expect_result(self, branch_id: int, branch_cid: str, ours: str) -> Record | None:
+        """A test print was forwarded: its result, if it already came; else remember to
+        resolve ``ours`` when it does."""
+        key = (branch_id, branch_cid)
+        early = self._early.pop(key, None)
+        if early is not None:
+            return early[1]
+        self.tests[key] = ours
+        return None
+
+    async def result_came(
+        self, branch_id: int, branch_cid: str, result: Record, *, here: bool
+    ) -> bool:
+        """A branch sent a test print's result (``here``: to this process). Resolved if
+        the request is ours; otherwise the other processes are told, and it is kept a
+        while in case the request is not known yet."""
+        key = (branch_id, branch_cid)
+        ours = self.tests.pop(key, None)
+        if ours is not None:
+            self.registry.resolve(ours, result)
+            return True
+        if here and self.announce is not None:
+            await self.announce(
+                "result", {"branch_id": branch_id, "cid": branch_cid, "result": result}
+            )
+        now = time.monotonic()
+        self._early[key] = (now, result)
+        while self._early and (
+            len(self._early) > EARLY_RESULTS_KEPT
+            or next(iter(self._early.values()))[0] < now - EARLY_RESULT_TTL_S
+        ):
+            self._early.popitem(last=False)
+        return False
+
     def fail_requests(self, branch_id: int) -> None:
         """The branch went away: its forwarded test prints end ``offline``."""
         for key, cid in list(self.tests.items()):
             if key[0] == branch_id:
                 del self.tests[key]
                 self.registry.fail(cid, ErrorCode.OFFLINE, "the branch hub disconnected")
+
+
+def applied_wire(change: mirror_store.Applied) -> dict[str, Any]:
+    """A change as the processes tell it: the previous record only when it was removed
+    (followers need its id), else whether it is new."""
+    kind, record, previous = change
+    if record is None:
+        return {"kind": kind, "record": None, "previous": previous}
+    return {"kind": kind, "record": record, "new": previous is None}
+
+
+def applied_from_wire(items: Any) -> list[mirror_store.Applied]:
+    """The changes another process applied (malformed entries are skipped)."""
+    changes: list[mirror_store.Applied] = []
+    if not isinstance(items, list):
+        return changes
+    for item in items:
+        if not isinstance(item, dict) or item.get("kind") not in mirror_store.TABLES:
+            continue
+        record, previous = item.get("record"), item.get("previous")
+        if isinstance(record, dict) and isinstance(record.get("id"), int):
+            changes.append((item["kind"], record, None if item.get("new") else {}))
+        elif record is None and isinstance(previous, dict) and isinstance(previous.get("id"), int):
+            changes.append((item["kind"], None, previous))
+    return changes

@@ -183,13 +183,11 @@ class CompanyOperations:
             on_done=printer_test_done(printer_id, on_result),
         )
         correlation_id.set(pending.correlation_id)
-        key = (branch_id, str(ack.get("correlation_id")))
-        early = self.mirror.early_results.pop(key, None)
+        branch_cid = str(ack.get("correlation_id"))
+        early = self.mirror.expect_result(branch_id, branch_cid, pending.correlation_id)
         if early is not None:
             self.registry.resolve(pending.correlation_id, early)
-        else:
-            self.mirror.tests[key] = pending.correlation_id
-        log.info("test print forwarded to branch %s (%s)", branch_id, key[1])
+        log.info("test print forwarded to branch %s (%s)", branch_id, branch_cid)
         return ok_ack(correlation_id=pending.correlation_id, printer_id=printer_id), pending
 
     # -- jobs --------------------------------------------------------------------------

@@ -96,9 +96,14 @@ def open_link(
     return row
 
 
-def close_link(db: sqlite_utils.Database, branch_id: int) -> None:
+def close_link(
+    db: sqlite_utils.Database, branch_id: int, connected_at: float | None, at: float
+) -> None:
+    """The connection that opened at ``connected_at`` ended (a newer one, perhaps on
+    another process, is left as it is)."""
     db.execute(
-        "UPDATE branch_links SET disconnected_at = ? WHERE branch_id = ?", (time.time(), branch_id)
+        "UPDATE branch_links SET disconnected_at = ? WHERE branch_id = ? AND connected_at = ?",
+        (at, branch_id, connected_at),
     )
 
 
