@@ -72,7 +72,11 @@ class Broadcaster:
         admission: Admission,
     ) -> None:
         engineio_socket.install(buffer_limit=settings.client_buffer_bytes)
-        manager = RedisRoomManager(settings.redis_url) if settings.redis_url else BroadcastManager()
+        manager = (
+            RedisRoomManager(settings.redis_url, channel=settings.redis_channel)
+            if settings.redis_url
+            else BroadcastManager()
+        )
         #: The other hub processes, when several serve a company (None when alone).
         self.peers = manager if isinstance(manager, RedisRoomManager) else None
         self.sio = HubSocketServer(

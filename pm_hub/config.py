@@ -127,6 +127,9 @@ class HubSettings:
     """On a company hub with several processes (``--redis-url redis://host:6379/0``): the
     Redis they share Socket.IO rooms and mirror changes through; needs a PostgreSQL
     ``database`` (docs/operations.md, "Several company-hub processes")."""
+    redis_channel: str = "printermaster"
+    """The Redis channel the processes of one company hub share; another deployment on
+    the same Redis uses a channel of its own."""
     branch_lag_warning_s: float = 30.0
     """On a company hub: a branch whose oldest undelivered change is older than this
     shows as lagging."""
