@@ -25,7 +25,7 @@ from pm_hub.coalesce import BATCHED_EVENTS, UpdateCoalescer, batched_rooms
 from pm_hub.config import HubSettings
 from pm_hub.live_state import LiveState, PrinterRow
 from pm_hub.metrics import HubMetrics
-from pm_hub.printer_views import PrinterViews
+from pm_hub.printer_views import PrinterViews, status_entry
 from pm_hub.redis_rooms import RedisRoomManager
 from pm_hub.room_manager import BroadcastManager
 from pm_hub.socket_server import HubSocketServer
@@ -102,8 +102,9 @@ class Broadcaster:
         self.after_change: Callable[[], None] | None = None
         #: Operators that asked for batched printer updates (``coalesce: true``).
         self.batched_operators: set[str] = set()
-        #: Printers whose next batched entry must be whole (something besides status changed).
-        self._whole_printer_due: set[int] = set()
+        #: (room, printer) whose next batched entry must be whole (something besides
+        #: status changed).
+        self._whole_printer_due: set[tuple[str, int]] = set()
         self.coalescer = UpdateCoalescer(
             self._emit_batch,
             window=settings.update_batch_window_s,
@@ -239,23 +240,41 @@ class Broadcaster:
         and times changed (a status report)."""
         if self.after_change is not None:
             self.after_change()
-        rooms = rooms_for(row)
+        whole = functools.partial(self.views.whole, row)
+        await self._printer_changed(rooms_for(row), row["id"], whole, status_only)
+
+    async def printer_view_update(self, view: Mapping[str, Any], *, status_only: bool) -> None:
+        """:meth:`printer_update` for a printer whose view is made already (a company's
+        mirror), to this process's operators."""
+        await self._printer_changed(rooms_for(view), view["id"], lambda: view, status_only)
+
+    async def _printer_changed(
+        self,
+        rooms: list[str],
+        printer_id: int,
+        whole: Callable[[], Mapping[str, Any]],
+        status_only: bool,
+    ) -> None:
         if self.batched_operators:
             # Rendered when the batch goes out: only the latest state of a busy printer,
-            # and only its status fields when nothing else changed since the last batch.
+            # and only its status fields when nothing else changed since the room's last
+            # batch.
             if not status_only:
-                self._whole_printer_due.add(row["id"])
-            view = functools.partial(self._batched_printer_view, row)
-            self.coalescer.add_lazy(HubEvent.PRINTER_UPDATE, rooms, row["id"], view)
+                self._whole_printer_due.update((room, printer_id) for room in rooms)
+            entry = functools.partial(self._batched_printer_entry, printer_id, whole)
+            self.coalescer.add_lazy(HubEvent.PRINTER_UPDATE, rooms, printer_id, entry)
         plain = self._occupied(rooms)
         if plain:
-            await self._send(HubEvent.PRINTER_UPDATE, self.views.whole(row), plain)
+            await self._send(HubEvent.PRINTER_UPDATE, whole(), plain)
 
-    def _batched_printer_view(self, row: PrinterRow) -> Mapping[str, Any]:
-        if row["id"] in self._whole_printer_due:
-            self._whole_printer_due.discard(row["id"])
-            return self.views.whole(row)
-        entry: PrinterStatusEntry = self.views.status_entry(row)
+    def _batched_printer_entry(
+        self, printer_id: int, whole: Callable[[], Mapping[str, Any]], room: str
+    ) -> Mapping[str, Any]:
+        view = whole()
+        if (room, printer_id) in self._whole_printer_due:
+            self._whole_printer_due.discard((room, printer_id))
+            return view
+        entry: PrinterStatusEntry = status_entry(view)
         return entry
 
     def printer_seen(self, row: PrinterRow) -> None:

@@ -29,6 +29,7 @@ BATCHED_SUFFIX = ":batched"
 BATCHED_EVENTS = {
     HubEvent.PRINTER_UPDATE: (HubEvent.PRINTERS_UPDATE, "printers"),
     HubEvent.JOB_UPDATE: (HubEvent.JOBS_UPDATE, "jobs"),
+    HubEvent.BRANCH_UPDATE: (HubEvent.BRANCHES_UPDATE, "branches"),
 }
 
 #: What one batched message costs the hub per listening operator (measured with
@@ -56,9 +57,9 @@ class UpdateCoalescer:
         self._emit = emit
         self.window = window
         self._listeners = listeners
-        self._pending: dict[tuple[str, ...], dict[int, Any]] = {}
-        self._timers: dict[tuple[str, ...], asyncio.TimerHandle] = {}
-        self._last_sent: dict[tuple[str, ...], float] = {}
+        self._pending: dict[tuple[str, str], dict[int, Any]] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._last_sent: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def add(self, event: str, rooms: list[str], record: Mapping[str, Any]) -> None:
@@ -71,38 +72,41 @@ class UpdateCoalescer:
         event: str,
         rooms: list[str],
         record_id: int,
-        record: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+        record: Mapping[str, Any] | Callable[[str], Mapping[str, Any]],
     ) -> None:
-        """Like :meth:`add`; ``record`` may be a function that builds it, called when the
-        batch goes out (a printer changing 50 times in a window is rendered once)."""
-        key = (event, *rooms)
-        self._pending.setdefault(key, {})[record_id] = record
-        if key in self._timers:
-            return
+        """Like :meth:`add`; ``record`` may be a function of the room that builds it,
+        called when the room's batch goes out (a printer changing 50 times in a window
+        is rendered once). Each room has its batch: a company's operators get one
+        message per window with the changes of every branch, not one per branch."""
         loop = asyncio.get_running_loop()
-        delay = max(0.0, self._last_sent.get(key, 0.0) + self.current_window() - loop.time())
-        self._timers[key] = loop.call_later(delay, self._flush, key)
+        for room in rooms:
+            key = (event, room)
+            self._pending.setdefault(key, {})[record_id] = record
+            if key in self._timers:
+                continue
+            delay = max(0.0, self._last_sent.get(key, 0.0) + self.current_window() - loop.time())
+            self._timers[key] = loop.call_later(delay, self._flush, key)
 
     def current_window(self) -> float:
         by_load = self._listeners() * SEND_COST_S / LOOP_BUDGET
         return min(MAX_WINDOW_S, max(self.window, by_load))
 
-    def _flush(self, key: tuple[str, ...]) -> None:
+    def _flush(self, key: tuple[str, str]) -> None:
         self._timers.pop(key, None)
         records = self._pending.pop(key, None)
         if not records:
             return
         self._last_sent[key] = asyncio.get_running_loop().time()
-        event, *rooms = key
+        event, room = key
         batch_event, field = BATCHED_EVENTS[event]
         entries = []
         for record in records.values():
             try:
-                entries.append(record() if callable(record) else record)
+                entries.append(record(room) if callable(record) else record)
             except Exception:  # one bad record must not lose the others' updates
                 log.exception("building a %s entry failed", batch_event)
         payload = {field: entries}
-        task = asyncio.ensure_future(self._send(batch_event, batched_rooms(rooms), payload))
+        task = asyncio.ensure_future(self._send(batch_event, batched_rooms([room]), payload))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -9,7 +9,6 @@ request about one can be sent back to the right branch with the branch's own id.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 #: Ids a branch may use: 1 .. ID_SPAN - 1. Global ids stay below 2**53 (safe in
@@ -64,8 +63,9 @@ _DETAIL_IDS = ("printer_id", "job_id", "agent_id", "from_printer_id", "to_printe
 
 
 def globalize(kind: str, record: Record, *, branch_id: int, company_id: int) -> Record:
-    """A branch's record as the company hub shows it (a new dict)."""
-    out = copy.deepcopy(record)
+    """A branch's record as the company hub shows it (a new dict; what it changes
+    inside is copied too, the rest is shared with ``record``)."""
+    out = dict(record)
     for key in _ID_FIELDS[kind]:
         if key in out:
             out[key] = _g(branch_id, out[key])
@@ -75,6 +75,7 @@ def globalize(kind: str, record: Record, *, branch_id: int, company_id: int) -> 
         out["subject"] = _subject(branch_id, out.get("subject"))
         details = out.get("details")
         if isinstance(details, dict):
+            details = out["details"] = dict(details)
             for key in _DETAIL_IDS:
                 if key in details:
                     details[key] = _g(branch_id, details[key])

@@ -3,6 +3,9 @@ on it, whether its agent is connected), whole or as a status-only batch entry.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pm_core.protocol.records import PrinterRecord, PrinterStatusEntry
 from pm_hub.active_jobs import ActiveJobs
 from pm_hub.live_state import LiveState, PrinterRow
@@ -21,14 +24,17 @@ class PrinterViews:
         return record
 
     def status_entry(self, row: PrinterRow) -> PrinterStatusEntry:
-        """Only what a status report changes (``PRINTER_STATUS_FIELDS``, in that order)."""
-        view = self.whole(row)
-        return {
-            "id": view["id"],
-            "status": view["status"],
-            "flags": view["flags"],
-            "last_seen": view["last_seen"],
-            "status_changed_at": view["status_changed_at"],
-            "queue": view["queue"],
-            "agent_connected": view["agent_connected"],
-        }
+        return status_entry(self.whole(row))
+
+
+def status_entry(view: Mapping[str, Any]) -> PrinterStatusEntry:
+    """Only what a status report changes (``PRINTER_STATUS_FIELDS``, in that order)."""
+    return {
+        "id": view["id"],
+        "status": view["status"],
+        "flags": view.get("flags") or {},
+        "last_seen": view.get("last_seen"),
+        "status_changed_at": view.get("status_changed_at"),
+        "queue": view.get("queue") or 0,
+        "agent_connected": bool(view.get("agent_connected")),
+    }

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pm_bench.runner import BenchConfig
 
 HELP = "load benchmark (prints a table; --json for machines)"
 
@@ -15,12 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "scenarios",
         nargs="*",
-        help="idle, roundtrip, throughput, fanout, connections, dashboard, baseline (default: all)",
+        help="idle, roundtrip, throughput, fanout, connections, dashboard, baseline, company "
+        "(default: all; company runs on SQLite, PostgreSQL and PostgreSQL + Redis, found at "
+        "PM_BENCH_POSTGRES_URL and PM_BENCH_REDIS_URL, default the local ones)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each load phase")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="sample the hub with py-spy into DIR"
+    )
+    parser.add_argument(
+        "--company-setups",
+        metavar="LIST",
+        help="company scenario: which of sqlite, postgresql, postgresql+redis to run "
+        "(comma-separated; default all three)",
     )
     parser.add_argument(
         "--tls",
@@ -30,17 +43,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _config(args: argparse.Namespace) -> BenchConfig:
+    from pm_bench.company import SETUPS
+    from pm_bench.procs import BenchError
+    from pm_bench.runner import BenchConfig
+
+    config = BenchConfig(tls=args.tls)
+    if args.company_setups:
+        chosen = tuple(s.strip() for s in args.company_setups.split(",") if s.strip())
+        known = [name for name, _ in SETUPS]
+        unknown = [s for s in chosen if s not in known]
+        if unknown or not chosen:
+            raise BenchError(
+                f"unknown company setup {', '.join(unknown) or '(none)'}; "
+                f"choose from {', '.join(known)}"
+            )
+        config = replace(config, co_setups=chosen)
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     from pm_bench.procs import BenchError
-    from pm_bench.runner import BenchConfig, run_bench
+    from pm_bench.runner import run_bench
 
     try:
+        config = _config(args)
         return run_bench(
             args.scenarios,
             duration=args.duration,
             json_path=args.json,
             profile_dir=args.profile,
-            config=BenchConfig(tls=args.tls),
+            config=config,
         )
     except BenchError as exc:
         print(f"pm bench: {exc}", file=sys.stderr)

@@ -37,7 +37,16 @@ from pm_bench.procs import (
 from pm_bench.profiling import Profile, py_spy_path
 from pm_bench.report import ScenarioResult, render_table, to_json, write_json
 
-SCENARIOS = ("idle", "roundtrip", "throughput", "fanout", "connections", "dashboard", "baseline")
+SCENARIOS = (
+    "idle",
+    "roundtrip",
+    "throughput",
+    "fanout",
+    "connections",
+    "dashboard",
+    "baseline",
+    "company",
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,16 @@ class BenchConfig:
     cn_processes: int = 4
     cn_concurrency: int = 32
     connect_timeout: float = 300.0
+    # company (issue 13): branch links syncing into a company hub, operators listening
+    co_branches: int = 500
+    co_printers: int = 20
+    co_operators: int = 100
+    co_rate: float = 2000.0
+    co_link_processes: int = 2
+    co_listener_processes: int = 2
+    co_max_changes: int = 200_000
+    co_setups: tuple[str, ...] = ("sqlite", "postgresql", "postgresql+redis")
+    """Which company setups run (``pm bench company --company-setups sqlite,postgresql``)."""
     tls: bool = False
     """Serve the hub over TLS (a private CA made for the run): ``pm bench --tls``."""
 
@@ -114,11 +133,18 @@ class BenchConfig:
             cn_connections=40,
             cn_processes=2,
             connect_timeout=60.0,
+            co_branches=4,
+            co_printers=3,
+            co_operators=4,
+            co_rate=40.0,
+            co_link_processes=1,
+            co_listener_processes=1,
+            co_max_changes=1000,
         )
 
     @property
     def fd_needed(self) -> int:
-        return max(self.cn_connections, self.fo_operators) + 1024
+        return max(self.cn_connections, self.fo_operators, self.co_branches) + 1024
 
 
 class BenchContext:
@@ -295,7 +321,7 @@ async def run_scenarios(
     """Run ``names`` in order and return their results (a failed one carries its error)."""
     if profile_dir is not None:
         py_spy_path()
-    if any(n in ("connections", "fanout", "baseline") for n in names):
+    if any(n in ("connections", "fanout", "baseline", "company") for n in names):
         raise_fd_limit(config.fd_needed)
     results: list[ScenarioResult] = []
     procs = ProcessSet()

@@ -48,6 +48,8 @@ class HubEvent:
     ALERT_UPDATE = "alert:update"
     PRINTER_TEST_COMPLETED = "printer:test:completed"
     BRANCH_UPDATE = "branch:update"
+    #: Batched ``branch:update`` rows (company hub), for operators with ``coalesce: true``.
+    BRANCHES_UPDATE = "branches:update"
     # hub -> /agent
     PRINTER_TEST = "printer:test"
     PRINT_JOB = "print:job"

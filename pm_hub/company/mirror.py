@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +23,7 @@ import socketio
 from pm_core.database import Database
 from pm_core.protocol import (
     ACTIVE_JOB_STATUSES,
+    PRINTER_STATUS_FIELDS,
     PROBLEM_PRINTER_STATUSES,
     BranchEvent,
     ErrorCode,
@@ -75,6 +76,9 @@ class BranchMirror:
         #: The links this process holds, by their /branch session.
         self.link_by_sid: dict[str, BranchLink] = {}
         self._depth: Counter[int] = Counter()
+        #: Printers and unfinished jobs of each branch (a branch's row is counted often).
+        self._branch_printers: defaultdict[int, set[int]] = defaultdict(set)
+        self._branch_jobs: defaultdict[int, set[int]] = defaultdict(set)
         self._update_due: dict[int, asyncio.TimerHandle] = {}
         #: forwarded test prints: (branch id, the branch's correlation id) -> ours
         self.tests: dict[tuple[int, str], str] = {}
@@ -108,6 +112,10 @@ class BranchMirror:
         self.open_alerts = {a["id"]: a for a in state["alerts"]}
         self.active_jobs = {}
         self._depth = Counter()
+        self._branch_printers = defaultdict(set)
+        self._branch_jobs = defaultdict(set)
+        for printer in self.printers.values():
+            self._branch_printers[printer["branch_id"]].add(printer["id"])
         for job in state["jobs"]:
             self._track_job(job)
         for changes in held:
@@ -134,6 +142,7 @@ class BranchMirror:
         for table in (self.printers, self.agents, self.open_alerts):
             for key in [k for k, r in table.items() if r["branch_id"] == branch_id]:
                 del table[key]
+        self._branch_printers.pop(branch_id, None)
         for job in [j for j in self.active_jobs.values() if j["branch_id"] == branch_id]:
             self._track_job({**job, "status": "cancelled"})
 
@@ -170,7 +179,7 @@ class BranchMirror:
 
     def branch_row(self, link: BranchLink) -> Record:
         """One row of ``branches:list`` (and the payload of ``branch:update``)."""
-        printers = [p for p in self.printers.values() if p["branch_id"] == link.branch_id]
+        printers = [self.printers[i] for i in self._branch_printers.get(link.branch_id, ())]
         alerts = dict.fromkeys(SEVERITIES, 0)
         for alert in self.open_alerts.values():
             if alert["branch_id"] == link.branch_id and alert.get("state") == "open":
@@ -189,9 +198,7 @@ class BranchMirror:
             "agents_connected": sum(1 for a in agents if a.get("connected"))
             if link.connected
             else 0,
-            "active_jobs": sum(
-                1 for j in self.active_jobs.values() if j["branch_id"] == link.branch_id
-            ),
+            "active_jobs": len(self._branch_jobs.get(link.branch_id, ())),
             "link": {
                 "state": state,
                 "connected": link.connected,
@@ -208,10 +215,13 @@ class BranchMirror:
 
     def _track_job(self, job: Record) -> None:
         old = self.active_jobs.pop(job["id"], None)
-        if old is not None and old.get("printer_id") is not None:
-            self._depth[old["printer_id"]] -= 1
+        if old is not None:
+            self._branch_jobs[old["branch_id"]].discard(old["id"])
+            if old.get("printer_id") is not None:
+                self._depth[old["printer_id"]] -= 1
         if job.get("status") in ACTIVE_JOB_STATUSES:
             self.active_jobs[job["id"]] = job
+            self._branch_jobs[job["branch_id"]].add(job["id"])
             if job.get("printer_id") is not None:
                 self._depth[job["printer_id"]] += 1
 
@@ -226,6 +236,11 @@ class BranchMirror:
     async def follow(self, changes: list[mirror_store.Applied]) -> None:
         """Follow what was written to the mirror (here or by another process) and tell
         this process's operators."""
+        status_only = {
+            record["id"]
+            for kind, record, _ in changes
+            if kind == "printer" and record is not None and self._status_only(record)
+        }
         if self._held is not None:
             self._held.append(changes)
         else:
@@ -235,7 +250,9 @@ class BranchMirror:
             if record is None:
                 continue
             if kind == "printer":
-                await broadcast(HubEvent.PRINTER_UPDATE, self.printer_view(record))
+                await self.broadcaster.printer_view_update(
+                    self.printer_view(record), status_only=record["id"] in status_only
+                )
             elif kind == "job":
                 await broadcast(HubEvent.JOB_UPDATE, record)
             elif kind == "agent":
@@ -244,12 +261,20 @@ class BranchMirror:
                 opened = previous is None and record.get("state") == "open"
                 await broadcast(HubEvent.HEALTH_ALERT if opened else HubEvent.ALERT_UPDATE, record)
 
+    def _status_only(self, record: Record) -> bool:
+        """Whether only a printer's status fields differ from what is known of it."""
+        old = self.printers.get(record["id"])
+        if old is None or old.keys() != record.keys():
+            return False
+        return all(old[k] == v for k, v in record.items() if k not in PRINTER_STATUS_FIELDS)
+
     def _remember(self, changes: list[mirror_store.Applied]) -> None:
         for kind, record, previous in changes:
             if record is None:
                 self._forget(kind, previous)
             elif kind == "printer":
                 self.printers[record["id"]] = record
+                self._branch_printers[record["branch_id"]].add(record["id"])
             elif kind == "job":
                 self._track_job(record)
             elif kind == "agent":
@@ -264,7 +289,9 @@ class BranchMirror:
         if previous is None:
             return
         if kind == "printer":
-            self.printers.pop(previous["id"], None)
+            gone = self.printers.pop(previous["id"], None)
+            if gone is not None:
+                self._branch_printers[gone["branch_id"]].discard(gone["id"])
         elif kind == "agent":
             self.agents.pop(previous["id"], None)
         elif kind == "alert":

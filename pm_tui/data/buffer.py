@@ -86,6 +86,10 @@ class EventBuffer:
             batch.test_results.append(data)
         elif event == HubEvent.BRANCH_UPDATE and isinstance(ident, int):
             batch.branches[ident] = data
+        elif event == HubEvent.BRANCHES_UPDATE and isinstance(data.get("branches"), list):
+            for row in data["branches"]:
+                if isinstance(row, dict) and isinstance(row.get("id"), int):
+                    batch.branches[row["id"]] = row
         else:
             self.ignored += 1
             return

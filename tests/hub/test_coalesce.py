@@ -132,7 +132,7 @@ async def test_lazy_entries_are_built_once_per_window_and_a_broken_one_spares_th
     built: list[int] = []
 
     def view(n: int) -> Any:
-        def build() -> dict[str, Any]:
+        def build(room: str) -> dict[str, Any]:
             built.append(n)
             if n < 0:
                 raise ValueError("broken record")

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import socketio
+
 from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim.fleet import SimulatorFleet
+from pm_core.protocol import BranchEvent, Namespace
 from pm_hub.config import HubSettings
 from pm_hub.server import RunningHub, start_hub
 from tests.conftest import hub_settings
@@ -139,3 +142,76 @@ async def wait_branch(
         ready, timeout=timeout, what=f"branch {branch_id} in branches:list"
     )
     return result
+
+
+class RawBranchLink:
+    """A branch hub's side of ``/branch`` spoken by hand: hello, snapshots and outbox
+    batches exactly as the test writes them (no branch hub behind it)."""
+
+    def __init__(self, url: str, token: str, branch_id: int) -> None:
+        self.url = url
+        self.token = token
+        self.branch_id = branch_id
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.seq = 0
+        self.requests: list[dict[str, Any]] = []
+        #: What the link answers a forwarded request with (a function of the request).
+        self.answer: Any = lambda request: {"ok": True}
+
+        @self.sio.on(BranchEvent.OPS_REQUEST, namespace=Namespace.BRANCH)
+        async def on_request(data: Any = None) -> Any:
+            self.requests.append(data)
+            return self.answer(data)
+
+    async def connect(self, *, stream_id: str = "stream-1", name: str | None = None) -> Any:
+        await self.sio.connect(
+            self.url,
+            namespaces=[Namespace.BRANCH],
+            auth={"token": self.token},
+            transports=["websocket"],
+            wait_timeout=5,
+        )
+        hello = await self.say(
+            BranchEvent.HELLO, {"stream_id": stream_id, "name": name or f"Branch {self.branch_id}"}
+        )
+        assert hello["ok"], hello
+        self.seq = int(hello["last_seq"])
+        return hello
+
+    async def say(self, event: str, payload: Any) -> dict[str, Any]:
+        answer = await self.sio.call(event, payload, namespace=Namespace.BRANCH, timeout=10)
+        assert isinstance(answer, dict)
+        return answer
+
+    async def snapshot(self, kind: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self.say(
+            BranchEvent.SNAPSHOT, {"seq": self.seq, "kind": kind, "records": records, "last": True}
+        )
+
+    async def change(self, kind: str, *records: dict[str, Any]) -> dict[str, Any]:
+        """One outbox batch: a new state of each record."""
+        entries = []
+        for record in records:
+            self.seq += 1
+            entries.append({"seq": self.seq, "kind": kind, "id": record["id"], "record": record})
+        return await self.say(BranchEvent.CHANGES, {"entries": entries, "remaining": 0})
+
+    async def close(self) -> None:
+        try:
+            await self.sio.disconnect()
+        except Exception:
+            pass
+
+
+def mirrored_printer(local_id: int, **fields: Any) -> dict[str, Any]:
+    """A printer record as a branch hub sends it."""
+    return {
+        "id": local_id,
+        "name": f"Printer {local_id}",
+        "status": "online",
+        "station": "kitchen",
+        "flags": {},
+        "last_seen": None,
+        "status_changed_at": None,
+        **fields,
+    }

@@ -162,6 +162,8 @@ class SampleHub:
             self.alerts[data["id"]] = data
         elif event == HubEvent.BRANCH_UPDATE:
             self.branches[data["id"]] = data
+        elif event == HubEvent.BRANCHES_UPDATE:
+            self.branches.update(_by_id(data.get("branches") or []))
 
     def _send_printer(self, printer: Record) -> None:
         self.push(HubEvent.PRINTERS_UPDATE, {"printers": [printer]})

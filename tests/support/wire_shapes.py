@@ -29,6 +29,10 @@ def event_records(event: str, data: Any) -> Iterator[tuple[str, Record]]:
         yield ("alert", data)
     elif event == HubEvent.BRANCH_UPDATE:
         yield from _branch(data)
+    elif event == HubEvent.BRANCHES_UPDATE:
+        yield (event, data)
+        for row in data["branches"]:
+            yield from _branch(row)
     else:  # printer:update, job:update, agent:update, printers:seen, printer:test:completed
         yield (event, data)
 
