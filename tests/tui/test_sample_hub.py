@@ -263,8 +263,10 @@ async def test_the_sample_company_sends_what_a_company_hub_sends(
         await dashboard.until(
             "Harbour offline",
             lambda: dashboard.got(
-                lambda e, d: e == HubEvent.BRANCHES_UPDATE
-                and any(row["link"]["state"] == "offline" for row in d["branches"])
+                lambda e, d: (
+                    e == HubEvent.BRANCHES_UPDATE
+                    and any(row["link"]["state"] == "offline" for row in d["branches"])
+                )
             ),
         )
         await dashboard.until(
