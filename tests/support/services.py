@@ -1,0 +1,85 @@
+"""The outside services some tests use (PostgreSQL), found where the environment says.
+
+``PM_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``). When
+the server cannot be reached the tests that need it are skipped, with the reason in
+pytest's summary; with ``PM_REQUIRE_SERVICES=1`` (CI) that is a failure instead.
+
+Each test gets a schema of its own (made for it, dropped after): its URL sets
+``search_path`` to that schema, so the hub's tables land there and nothing is shared
+between tests, nor left behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+import pytest
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    return os.environ.get("PM_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+def services_required() -> bool:
+    return os.environ.get("PM_REQUIRE_SERVICES", "").strip() not in ("", "0", "false", "no")
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used (None: it can). Asked once per test run."""
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - a dependency of the project
+        return f"psycopg is not installed ({exc})"
+    from pm_core.postgres import describe
+
+    url = postgres_url()
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"PostgreSQL at {describe(url)} (PM_TEST_POSTGRES_URL) is unreachable: {first}"
+    return None
+
+
+def need_postgres() -> str:
+    """The server's URL; skips the test (fails it with PM_REQUIRE_SERVICES=1) when the
+    server cannot be reached."""
+    problem = _postgres_problem()
+    if problem is not None:
+        if services_required():
+            pytest.fail(f"{problem} and PM_REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(problem)
+    return postgres_url()
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` whose connections work in ``schema``."""
+    option = quote(f"-csearch_path={schema}", safe="")
+    return f"{url}{'&' if '?' in url else '?'}options={option}"
+
+
+@contextmanager
+def postgres_schema(label: str = "t") -> Iterator[str]:
+    """A new, empty schema for one test: yields a URL whose connections use it; the
+    schema and all in it are dropped after."""
+    import psycopg
+    from psycopg import sql
+
+    url = need_postgres()
+    name = f"pm_{label}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        yield with_search_path(url, name)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
