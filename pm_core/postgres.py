@@ -306,21 +306,26 @@ class PostgresEngine:
 
     def run_batch(self, batch: Sequence[Any]) -> list[tuple[Any, Any, BaseException | None]]:
         """Run the write functions of ``batch`` (items with ``fn``) in one transaction,
-        each in a savepoint; returns (item, result, error) for each, after COMMIT."""
-        try:
-            return self._run(batch)
-        except _StaleConnection:
-            # The writer's connection died while idle (a server restart): nothing of
-            # this batch ran; one more try on a new connection.
-            self._lose_writer()
+        each in a savepoint; returns (item, result, error) for each, after COMMIT. Never
+        raises: the writer thread must outlive any outage."""
+        error: BaseException
+        for attempt in (1, 2):
             try:
                 return self._run(batch)
             except _StaleConnection as exc:
-                error = _unavailable(exc.__cause__ or exc, "write")
+                # The writer's connection died while idle (a server restart): nothing of
+                # this batch ran; one more try on a new connection.
                 self._lose_writer()
-                return [(item, None, error) for item in batch]
-        except DatabaseUnavailable as exc:
-            return [(item, None, exc) for item in batch]
+                error = _unavailable(exc.__cause__ or exc, "write")
+            except DatabaseUnavailable as exc:  # cannot connect
+                error = exc
+                break
+            except Exception as exc:  # a bug here must not end the writer thread
+                log.exception("postgresql writer failed; %d writes lost", len(batch))
+                self._lose_writer()
+                error = exc
+                break
+        return [(item, None, error) for item in batch]
 
     def _lose_writer(self) -> None:
         if not self._writer_lost:

@@ -15,7 +15,7 @@ import pytest
 import sqlite_utils
 
 from pm_core.database import Database, connect
-from pm_core.sql import Session, engine_of, is_sqlite
+from pm_core.sql import Session, is_sqlite
 from pm_hub.global_ids import global_id
 from pm_hub.store import CURRENT_VERSION, migrate, migrations_pg, prepare_hub_db, tenants
 from pm_hub.store import alerts as alert_store
@@ -25,6 +25,7 @@ from pm_hub.store import mirror as mirror_store
 from pm_hub.store import printers as printer_store
 from pm_hub.store import stations as station_store
 from pm_hub.store.migrations import MIGRATIONS, schema_version
+from tests.support.services import close, open_session
 
 EXPECTED_TABLES = {
     "companies",
@@ -47,28 +48,12 @@ EXPECTED_TABLES = {
 }
 
 
-def open_session(target: str) -> Session:
-    """A connection of its own on ``target`` (autocommit, as the hub's are)."""
-    if engine_of(target) == "postgresql":
-        from pm_core.postgres import PgSession, PostgresEngine
-
-        return PgSession(PostgresEngine(target).connect())
-    return sqlite_utils.Database(connect(target))
-
-
 @pytest.fixture
 def session(store_target: str) -> Iterator[Session]:
     db = open_session(store_target)
     prepare_hub_db(db)
     yield db
     close(db)
-
-
-def close(db: Session) -> None:
-    if is_sqlite(db):
-        db.conn.close()  # type: ignore[attr-defined]
-    else:
-        db._conn.close()  # type: ignore[attr-defined]
 
 
 def columns(db: Session) -> dict[str, list[str]]:

@@ -19,6 +19,10 @@ from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
+import sqlite_utils
+
+from pm_core.database import connect
+from pm_core.sql import Session, as_sqlite, engine_of, is_sqlite
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -83,3 +87,20 @@ def postgres_schema(label: str = "t") -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def open_session(target: str) -> Session:
+    """A store session on a connection of its own to ``target`` (a SQLite path or a
+    PostgreSQL URL; autocommit, as the hub's connections are)."""
+    if engine_of(target) == "postgresql":
+        from pm_core.postgres import PgSession, PostgresEngine
+
+        return PgSession(PostgresEngine(target).connect())
+    return sqlite_utils.Database(connect(target))
+
+
+def close(db: Session) -> None:
+    if is_sqlite(db):
+        as_sqlite(db).conn.close()
+    else:
+        db._conn.close()  # type: ignore[attr-defined]
