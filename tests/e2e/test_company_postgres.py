@@ -4,16 +4,22 @@ Real hubs, agents and simulated printers on 127.0.0.1; a PostgreSQL schema per t
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import jwt
 import pytest
 
 from pm_core.sql import DatabaseUnavailable
 from pm_hub.global_ids import global_id
 from pm_hub.server import start_hub
+from pm_hub.store import credentials as credential_store
 from pm_hub.store import mirror as mirror_store
 from pm_hub.store import tenants
 from tests.e2e.test_company_sync import (
@@ -209,3 +215,81 @@ async def test_postgresql_going_away_answers_unavailable_and_the_hub_recovers(
         await box.close()
         await company.stop()
         await proxy.cut()
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def pm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pm", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+async def test_credentials_made_on_the_command_line_live_in_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """``pm token`` and ``pm license`` with ``--database`` (or PM_DATABASE_URL) write
+    the company hub's PostgreSQL store; a hub process on the same database and the
+    same data dir (its signing secret) takes the token, and drops the connection when
+    another process revokes it."""
+    data = tmp_path / "company"
+    made = await asyncio.to_thread(
+        pm, "token", "create", "--role", "admin", "--sub", "hq", "--data-dir", str(data),
+        "--database", postgres_url,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    token_id = jwt.decode(token, options={"verify_signature": False})["jti"]
+    listed = await asyncio.to_thread(
+        pm, "token", "list", "--data-dir", str(data), env={"PM_DATABASE_URL": postgres_url}
+    )
+    assert listed.returncode == 0 and token_id in listed.stdout, listed.stderr
+    license_made = await asyncio.to_thread(
+        pm, "license", "create", "--label", "till", "--data-dir", str(data),
+        "--database", postgres_url,
+    )  # fmt: skip
+    assert license_made.returncode == 0, license_made.stderr
+    licenses = await asyncio.to_thread(
+        pm, "license", "list", "--data-dir", str(data), "--database", postgres_url
+    )
+    assert "till" in licenses.stdout and license_made.stdout.strip() not in licenses.stdout
+
+    company = await start_hub(company_settings(data, database_url=postgres_url))
+    ops = await OpsClient(company.url, token).connect()
+    try:
+        assert (await ops.call("whoami", {}))["ok"]
+        revoked = await asyncio.to_thread(
+            pm, "token", "revoke", token_id, "--data-dir", str(data), "--database", postgres_url
+        )
+        assert revoked.returncode == 0 and "revoked 1 token" in revoked.stdout, revoked.stderr
+        await eventually(lambda: not ops.sio.connected, timeout=5, what="connection closed")
+        gone = await asyncio.to_thread(
+            pm, "license", "revoke", "1", "--data-dir", str(data), "--database", postgres_url
+        )
+        assert gone.returncode == 0, gone.stderr
+        assert await company.hub.db.read(credential_store.revoked_license_ids) == {1}
+    finally:
+        await ops.close()
+        await company.stop()
+
+
+def test_the_hub_says_why_it_cannot_use_postgresql(tmp_path: Path) -> None:
+    upstream = pm(
+        "hub", "--data-dir", str(tmp_path), "--port", "0", "--upstream", "http://127.0.0.1:9",
+        "--upstream-token", "t", "--database", "postgresql://postgres@127.0.0.1:1/test",
+    )  # fmt: skip
+    assert upstream.returncode == 2 and "keeps SQLite" in upstream.stderr, upstream.stderr
+    down = pm(
+        "hub", "--company-mode", "--data-dir", str(tmp_path), "--port", "0",
+        "--database", "postgresql://postgres@127.0.0.1:1/test",
+    )  # fmt: skip
+    assert down.returncode == 2, down.stderr
+    assert "unreachable" in down.stderr and "127.0.0.1:1" in down.stderr
+    assert "Traceback" not in down.stderr
+    wrong = pm("token", "list", "--data-dir", str(tmp_path), "--database", "mysql://x/y")
+    assert wrong.returncode == 2 and "postgresql://" in wrong.stderr
