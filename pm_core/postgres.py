@@ -309,7 +309,7 @@ class PostgresEngine:
         each in a savepoint; returns (item, result, error) for each, after COMMIT. Never
         raises: the writer thread must outlive any outage."""
         error: BaseException
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             try:
                 return self._run(batch)
             except _StaleConnection as exc:
