@@ -23,8 +23,10 @@ from pm_core import __version__
 from pm_core.event_loop import run_until_signalled
 from pm_core.logs import setup_logging
 from pm_core.private_files import read_secret
+from pm_core.sql import DatabaseUnavailable
 from pm_hub.command import (
     SERVER_DEFAULTS,
+    add_database_argument,
     add_hub_arguments,
     add_mdns_argument,
     add_settings_arguments,
@@ -109,6 +111,7 @@ def _agent_health_settings(args: argparse.Namespace) -> dict[str, Any]:
 def _credential_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="hub data dir (holds the signing secret)")
     parser.add_argument("--config", type=Path, help="TOML settings file (token lifetimes)")
+    add_database_argument(parser)
 
 
 def _plugins() -> dict[str, Any]:
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args, plugins)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, DatabaseUnavailable) as exc:
         print(f"pm {args.command}: {exc}", file=sys.stderr)
         return 2
 
@@ -404,7 +407,9 @@ def _token(args: argparse.Namespace) -> int:
     if args.token_command == "list":
         now = time.time()
         rows = []
-        for t in credentials.list_tokens(settings.data_dir, include_ended=args.all):
+        for t in credentials.list_tokens(
+            settings.data_dir, include_ended=args.all, database=settings.database_url
+        ):
             state = (
                 "revoked" if t["revoked_at"] else "expired" if t["expires_at"] <= now else "valid"
             )
@@ -427,7 +432,9 @@ def _token(args: argparse.Namespace) -> int:
         ]
         _table(header, rows)
         return 0
-    count = credentials.revoke_token(settings.data_dir, args.token_id)
+    count = credentials.revoke_token(
+        settings.data_dir, args.token_id, database=settings.database_url
+    )
     print(
         f"revoked {count} token(s); a running hub closes their connections within a second"
         if count
@@ -445,9 +452,12 @@ def _ttl(text: str) -> int:
 def _license(args: argparse.Namespace) -> int:
     from pm_hub import credential_admin as credentials
 
-    data_dir = settings_from(args).data_dir
+    settings = settings_from(args)
+    data_dir, database = settings.data_dir, settings.database_url
     if args.license_command == "create":
-        key = credentials.create_license_offline(data_dir, branch_id=args.branch, label=args.label)
+        key = credentials.create_license_offline(
+            data_dir, branch_id=args.branch, label=args.label, database=database
+        )
         print(key)
         print(
             "Keep this key: it is shown only once. Start an agent with:\n"
@@ -460,11 +470,11 @@ def _license(args: argparse.Namespace) -> int:
             [str(k["id"]), k["key_prefix"] + "…", str(k["branch_id"]), k["label"] or "",
              k["device_id"] or "(unused)", k["agent_name"] or "", _when(k["created_at"]),
              "revoked " + _when(k["revoked_at"]) if k["revoked_at"] else "valid"]
-            for k in credentials.list_licenses(data_dir)
+            for k in credentials.list_licenses(data_dir, database=database)
         ]  # fmt: skip
         _table(["ID", "KEY", "BRANCH", "LABEL", "DEVICE", "AGENT", "CREATED", "STATE"], rows)
         return 0
-    row = credentials.revoke_license(data_dir, args.license)
+    row = credentials.revoke_license(data_dir, args.license, database=database)
     print(
         f"license {row['id']} ({row['key_prefix']}…) revoked; a running hub disconnects its "
         "agent within a second"

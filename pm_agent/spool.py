@@ -23,18 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from pm_core.database import Database
 from pm_core.protocol import FINAL_JOB_STATUSES, AgentEvent
 from pm_core.protocol.records import PrintJob, PrintJobResult, print_job_result
+from pm_core.sql import Session
 
 SPOOL_VERSION = 2
 #: The final job states, in a stable order for SQL parameters.
 FINAL_STATES = tuple(sorted(FINAL_JOB_STATUSES))
 
 
-def _prepare(db: sqlite_utils.Database) -> None:
+def _prepare(db: Session) -> None:
     db.execute(
         """
         CREATE TABLE IF NOT EXISTS spool_jobs (
@@ -123,14 +122,14 @@ class OutboxItem:
     payload: dict[str, Any]
 
 
-def _outbox(db: sqlite_utils.Database, event: str, payload: Mapping[str, Any]) -> None:
+def _outbox(db: Session, event: str, payload: Mapping[str, Any]) -> None:
     db.execute(
         "INSERT INTO outbox (event, payload, created_at) VALUES (?, ?, ?)",
         (event, json.dumps(payload), time.time()),
     )
 
 
-def _get(db: sqlite_utils.Database, job_id: int) -> SpooledJob | None:
+def _get(db: Session, job_id: int) -> SpooledJob | None:
     row = db.execute("SELECT * FROM spool_jobs WHERE job_id = ?", (job_id,)).fetchone()
     return SpooledJob.from_row(row) if row else None
 
@@ -151,7 +150,7 @@ class JobSpool:
         """Store a job from the hub; returns (job as spooled, newly accepted)."""
         job_id = int(job["id"])
 
-        def write(db: sqlite_utils.Database) -> tuple[SpooledJob, bool]:
+        def write(db: Session) -> tuple[SpooledJob, bool]:
             existing = _get(db, job_id)
             if existing is not None and existing.state == "released":
                 # Handed back to the hub earlier (failover) and now sent again,
@@ -201,7 +200,7 @@ class JobSpool:
         """Give a job that has not started back to the hub (failover to another
         printer); nothing is reported for it, the hub already knows."""
 
-        def write(db: sqlite_utils.Database) -> bool:
+        def write(db: Session) -> bool:
             cur = db.execute(
                 "UPDATE spool_jobs SET state = 'released' WHERE job_id = ? AND state = 'pending'",
                 (job_id,),
@@ -263,7 +262,7 @@ class JobSpool:
         """The oldest ``limit`` jobs of this printer that still have to print, in order
         (a snapshot: :meth:`start_printing` says whether each is still to print)."""
 
-        def read(db: sqlite_utils.Database) -> list[SpooledJob]:
+        def read(db: Session) -> list[SpooledJob]:
             rows = db.execute(
                 "SELECT * FROM spool_jobs WHERE printer_id = ? AND state = 'pending' "
                 "ORDER BY job_id LIMIT ?",
@@ -274,7 +273,7 @@ class JobSpool:
         return await self.db.read(read)
 
     async def pending_counts(self) -> dict[int, int]:
-        def read(db: sqlite_utils.Database) -> dict[int, int]:
+        def read(db: Session) -> dict[int, int]:
             rows = db.execute(
                 "SELECT printer_id, COUNT(*) FROM spool_jobs "
                 "WHERE state IN ('pending', 'printing') GROUP BY printer_id"
@@ -289,7 +288,7 @@ class JobSpool:
         Printing it again could print it twice, so it ends ``failed`` with a reason an
         operator can act on (reprint if the ticket is missing)."""
 
-        def write(db: sqlite_utils.Database) -> list[SpooledJob]:
+        def write(db: Session) -> list[SpooledJob]:
             rows = db.execute("SELECT job_id FROM spool_jobs WHERE state = 'printing'").fetchall()
             ended = []
             for (job_id,) in rows:
@@ -314,7 +313,7 @@ class JobSpool:
     async def known_printer_ids(self) -> dict[str, int]:
         """The hub printer id of each printer identity, as the hub last said."""
 
-        def read(db: sqlite_utils.Database) -> dict[str, int]:
+        def read(db: Session) -> dict[str, int]:
             rows = db.execute("SELECT identity, printer_id FROM printer_ids").fetchall()
             return {r[0]: r[1] for r in rows}
 
@@ -324,7 +323,7 @@ class JobSpool:
         """The hub registered the printer ``identity`` as ``printer_id`` (an id the hub
         gave another identity before is that identity's no longer)."""
 
-        def write(db: sqlite_utils.Database) -> None:
+        def write(db: Session) -> None:
             db.execute(
                 "DELETE FROM printer_ids WHERE printer_id = ? AND identity != ?",
                 (printer_id, identity),
@@ -339,7 +338,7 @@ class JobSpool:
         await self.db.write(write)
 
     async def outbox(self, limit: int = 200) -> list[OutboxItem]:
-        def read(db: sqlite_utils.Database) -> list[OutboxItem]:
+        def read(db: Session) -> list[OutboxItem]:
             rows = db.execute(
                 "SELECT id, event, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
@@ -359,7 +358,7 @@ class JobSpool:
         to the hub that long ago. Returns how many rows went."""
         cutoff = (time.time() if now is None else now) - self.retention
 
-        def write(db: sqlite_utils.Database) -> int:
+        def write(db: Session) -> int:
             marks = ",".join("?" * len(FINAL_STATES))
             cur = db.execute(
                 "DELETE FROM spool_jobs "
@@ -377,7 +376,7 @@ class JobSpool:
         """End every waiting job whose expiry passed (whatever printer it is for)."""
         cutoff = time.time() if now is None else now
 
-        def write(db: sqlite_utils.Database) -> list[SpooledJob]:
+        def write(db: Session) -> list[SpooledJob]:
             rows = db.execute(
                 "SELECT job_id FROM spool_jobs WHERE state = 'pending' AND expires_at IS NOT NULL "
                 "AND expires_at <= ?",
@@ -399,7 +398,7 @@ class JobSpool:
         return await self.db.write(write)
 
 
-def _start_printing(db: sqlite_utils.Database, *, job_id: int) -> SpooledJob | None:
+def _start_printing(db: Session, *, job_id: int) -> SpooledJob | None:
     cur = db.execute(
         "UPDATE spool_jobs SET state = 'printing', attempts = attempts + 1, "
         "started_at = ? WHERE job_id = ? AND state = 'pending'",
@@ -416,7 +415,7 @@ def _start_printing(db: sqlite_utils.Database, *, job_id: int) -> SpooledJob | N
     return job
 
 
-def _back_to_pending(db: sqlite_utils.Database, *, job_id: int) -> None:
+def _back_to_pending(db: Session, *, job_id: int) -> None:
     db.execute(
         "UPDATE spool_jobs SET state = 'pending' WHERE job_id = ? AND state = 'printing'",
         (job_id,),
@@ -429,7 +428,7 @@ def _finishing(
     error_code: str | None,
     error_message: str | None,
     only_from: tuple[str, ...],
-) -> Callable[[sqlite_utils.Database], SpooledJob | None]:
+) -> Callable[[Session], SpooledJob | None]:
     """The write that ends a job (for the writer thread)."""
     assert state in FINAL_JOB_STATUSES
     return functools.partial(
@@ -443,7 +442,7 @@ def _finishing(
 
 
 def _finish(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     job_id: int,
     state: str,

@@ -1,4 +1,10 @@
-"""One SQLite file: a single writer thread that group-commits, and reader threads.
+"""The hub's database: a single writer thread that group-commits, and reader threads.
+
+Two engines, chosen by the target: a path (or ``sqlite:///path``) is a SQLite file, the
+branch box's embedded default and everything described below; a ``postgresql://`` URL
+is a PostgreSQL server (:mod:`pm_core.postgres`: the same queue, batches, savepoints
+and ordering, on psycopg connections), for a company hub. Write and read functions
+get a :class:`pm_core.sql.Session` either way.
 
 Writes are plain functions queued to the writer thread; the thread runs every
 function waiting in the queue inside one ``BEGIN IMMEDIATE`` transaction (each in
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import queue
 import sqlite3
 import threading
@@ -21,16 +28,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 
 from pm_core.private_files import private_file
+from pm_core.sql import Session, engine_of, sqlite_path
+
+if TYPE_CHECKING:
+    from pm_core.postgres import PostgresEngine
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-WriteFn = Callable[[sqlite_utils.Database], Any]
+WriteFn = Callable[[Session], Any]
+
 
 #: Most write functions committed together in one transaction.
 MAX_BATCH = 1000
@@ -44,7 +56,19 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
+    _math_functions(conn)
     return conn
+
+
+def _math_functions(conn: sqlite3.Connection) -> None:
+    """``floor`` for SQL shared with PostgreSQL, where this SQLite was built without its
+    math functions (most builds have them)."""
+    try:
+        conn.execute("SELECT floor(1.5)")
+    except sqlite3.OperationalError:
+        conn.create_function(
+            "floor", 1, lambda x: None if x is None else math.floor(x), deterministic=True
+        )
 
 
 class _Item:
@@ -65,13 +89,16 @@ class _Item:
         self.waiter = waiter  # a thread blocked in ``write_now``
 
 
+Outcome = tuple[_Item, Any, BaseException | None]
+
+
 class _Rows:
     """Rows appended by the event loop for one write-behind function, until the writer
     thread takes them (then a new append starts a new batch behind it in the queue)."""
 
     __slots__ = ("fn", "lock", "open", "rows")
 
-    def __init__(self, fn: Callable[[sqlite_utils.Database, list[Any]], Any]) -> None:
+    def __init__(self, fn: Callable[[Session, list[Any]], Any]) -> None:
         self.fn = fn
         self.rows: list[Any] = []
         self.open = True
@@ -87,7 +114,7 @@ class _Rows:
         with self.lock:
             self.open = False
 
-    def run(self, db: sqlite_utils.Database) -> Any:
+    def run(self, db: Session) -> Any:
         with self.lock:
             self.open = False
             rows, self.rows = self.rows, []
@@ -103,8 +130,44 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+class _SqliteWriter:
+    """The writer thread's SQLite connection: one ``BEGIN IMMEDIATE`` per batch."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+
+    def run_batch(self, batch: list[_Item]) -> list[Outcome]:
+        conn, db = self.conn, self.db
+        outcomes: list[Outcome] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                conn.execute("SAVEPOINT write_fn")
+                try:
+                    result = item.fn(db)
+                except Exception as exc:  # the caller gets it; the others still commit
+                    conn.execute("ROLLBACK TO write_fn")
+                    conn.execute("RELEASE write_fn")
+                    outcomes.append((item, None, exc))
+                else:
+                    conn.execute("RELEASE write_fn")
+                    outcomes.append((item, result, None))
+            conn.execute("COMMIT")
+        except Exception as exc:
+            log.exception("sqlite transaction failed; %d writes rolled back", len(batch))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(item, None, exc) for item in batch]
+        return outcomes
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class Database:
-    """The hub's (or agent spool's) SQLite file with a single writer thread."""
+    """The hub's (or agent spool's) database with a single writer thread: a SQLite
+    file (a path or ``sqlite:///path``) or a PostgreSQL server (``postgresql://...``)."""
 
     def __init__(
         self,
@@ -114,11 +177,28 @@ class Database:
         readers: int = 2,
         on_write_latency: Callable[[float], None] | None = None,
     ) -> None:
-        self.path = Path(path)
+        target = str(path)
+        #: ``sqlite`` or ``postgresql``.
+        self.engine = engine_of(target)
+        self._pg: PostgresEngine | None = None
+        if self.engine == "postgresql":
+            # Loaded only for a PostgreSQL URL: a branch box and an agent never import
+            # psycopg.
+            from pm_core.postgres import PostgresEngine
+
+            self._pg = PostgresEngine(target, readers=readers)
+            self.path = Path()
+            #: Where the data is, for messages (a URL without its password).
+            self.where = self._pg.name
+        else:
+            self.path = Path(sqlite_path(target)) if isinstance(path, str) else path
+            self.where = str(self.path)
         self._synchronous = synchronous
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
+        self._readers = ThreadPoolExecutor(
+            max_workers=readers, thread_name_prefix="pg-read" if self._pg else "sqlite-read"
+        )
         self._local = threading.local()
         self.on_write_latency = on_write_latency
         self._closed = False
@@ -127,15 +207,23 @@ class Database:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def start(self, prepare: Callable[[sqlite_utils.Database], None] | None = None) -> None:
-        """Open the file, run ``prepare`` (migrations) and start the writer thread."""
-        private_file(self.path)  # 0600 in a 0700 dir: it holds every ticket
-        conn = connect(self.path, synchronous=self._synchronous)
-        if prepare is not None:
-            prepare(sqlite_utils.Database(conn))
-        self._thread = threading.Thread(
-            target=self._writer_loop, args=(conn,), name=f"sqlite-writer:{self.path.name}"
-        )
+    def start(self, prepare: Callable[[Session], None] | None = None) -> None:
+        """Open the database, run ``prepare`` (migrations) and start the writer thread.
+        On PostgreSQL, :class:`~pm_core.sql.DatabaseUnavailable` when the server cannot
+        be reached."""
+        writer: _SqliteWriter | PostgresEngine
+        if self._pg is not None:
+            self._pg.start(prepare)
+            writer = self._pg
+            name = f"pg-writer:{self.where}"
+        else:
+            private_file(self.path)  # 0600 in a 0700 dir: it holds every ticket
+            conn = connect(self.path, synchronous=self._synchronous)
+            if prepare is not None:
+                prepare(sqlite_utils.Database(conn))
+            writer = _SqliteWriter(conn)
+            name = f"sqlite-writer:{self.path.name}"
+        self._thread = threading.Thread(target=self._writer_loop, args=(writer,), name=name)
         self._thread.daemon = True
         self._thread.start()
 
@@ -155,10 +243,12 @@ class Database:
             if item is not None and item.waiter is not None:
                 item.waiter.set_exception(RuntimeError("database is closed"))
         self._readers.shutdown(wait=True)
+        if self._pg is not None:
+            self._pg.close()
 
     # -- writes ----------------------------------------------------------------------
 
-    async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+    async def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in the writer thread inside a transaction; return after commit."""
         if self._closed or self._thread is None:
             raise RuntimeError("database is closed")
@@ -167,14 +257,14 @@ class Database:
         self._enqueue(_Item(fn, future, loop))
         return await future
 
-    def write_now(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+    def write_now(self, fn: Callable[[Session], T]) -> T:
         """:meth:`write` for a thread that may block (a printer's I/O thread, never the
         event loop): returns after the commit, in the same group commits as the rest."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("write_now from the writer thread would wait for itself")
         return self.write_later(fn).result()
 
-    def write_later(self, fn: Callable[[sqlite_utils.Database], T]) -> concurrent.futures.Future[T]:
+    def write_later(self, fn: Callable[[Session], T]) -> concurrent.futures.Future[T]:
         """Queue ``fn`` from any thread; the future is settled after its commit (writes
         queued after it, from any thread, commit with it or after it)."""
         if self._closed or self._thread is None:
@@ -188,7 +278,7 @@ class Database:
             self._close_rows()
             self._queue.put(item)
 
-    def write_soon(self, fn: Callable[[sqlite_utils.Database], Any], *, what: str) -> None:
+    def write_soon(self, fn: Callable[[Session], Any], *, what: str) -> None:
         """Queue ``fn`` for the writer thread without waiting for its commit (write-behind,
         for state that is re-reported anyway, like printer status). Writes still commit in
         the order they were queued; a failure is logged with ``what``."""
@@ -198,9 +288,7 @@ class Database:
         # event loop no wake-up at all.
         self._enqueue(_Item(fn, None, None, what))
 
-    def append_soon(
-        self, kind: str, fn: Callable[[sqlite_utils.Database, list[Any]], Any], row: Any
-    ) -> None:
+    def append_soon(self, kind: str, fn: Callable[[Session, list[Any]], Any], row: Any) -> None:
         """Write-behind in bulk: ``row`` joins the rows the writer thread will hand to
         ``fn`` in one call (``executemany``), instead of one queued function per row.
         Order is kept: any other write queued after this closes the batch, so rows
@@ -223,8 +311,7 @@ class Database:
                 batch.close()
             self._open_rows.clear()
 
-    def _writer_loop(self, conn: sqlite3.Connection) -> None:
-        db = sqlite_utils.Database(conn)
+    def _writer_loop(self, writer: _SqliteWriter | PostgresEngine) -> None:
         running = True
         while running:
             item = self._queue.get()
@@ -240,33 +327,15 @@ class Database:
                     running = False
                     break
                 batch.append(nxt)
-            self._run_batch(conn, db, batch)
-        conn.close()
+            self._run_batch(writer, batch)
+        if isinstance(writer, _SqliteWriter):
+            writer.close()
+        else:
+            writer.close_writer()
 
-    def _run_batch(
-        self, conn: sqlite3.Connection, db: sqlite_utils.Database, batch: list[_Item]
-    ) -> None:
+    def _run_batch(self, writer: _SqliteWriter | PostgresEngine, batch: list[_Item]) -> None:
         started = time.perf_counter()
-        outcomes: list[tuple[_Item, Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for item in batch:
-                conn.execute("SAVEPOINT write_fn")
-                try:
-                    result = item.fn(db)
-                except Exception as exc:  # the caller gets it; the others still commit
-                    conn.execute("ROLLBACK TO write_fn")
-                    conn.execute("RELEASE write_fn")
-                    outcomes.append((item, None, exc))
-                else:
-                    conn.execute("RELEASE write_fn")
-                    outcomes.append((item, result, None))
-            conn.execute("COMMIT")
-        except Exception as exc:
-            log.exception("sqlite transaction failed; %d writes rolled back", len(batch))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(item, None, exc) for item in batch]
+        outcomes = writer.run_batch(batch)
         if self.on_write_latency is not None:
             self.on_write_latency(time.perf_counter() - started)
         for item, result, error in outcomes:
@@ -294,7 +363,11 @@ class Database:
             self._local.db = db
         return db
 
-    async def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``fn`` on a reader thread with its own connection."""
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` on a reader thread with its own connection (SQLite) or a pooled
+        one (PostgreSQL)."""
         loop = asyncio.get_running_loop()
+        pg = self._pg
+        if pg is not None:
+            return await loop.run_in_executor(self._readers, pg.read, fn)
         return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))

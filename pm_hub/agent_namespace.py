@@ -31,7 +31,7 @@ from pm_hub.agent_printers import AgentPrinters
 from pm_hub.agent_sessions import AgentSessions
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.dispatch import JobDispatcher
-from pm_hub.handlers import guarded, refuse, unknown_event
+from pm_hub.handlers import connect_handler, guarded, refuse, unknown_event
 from pm_hub.health import HealthMonitor
 from pm_hub.live_state import AgentLink, LiveState
 from pm_hub.metrics import HubMetrics
@@ -202,7 +202,7 @@ HANDLERS = {
 
 
 def setup_agent_namespace(sio: socketio.AsyncServer, side: AgentSide, metrics: HubMetrics) -> None:
-    sio.on("connect", functools.partial(connect, side), namespace=NS)
+    sio.on("connect", connect_handler(functools.partial(connect, side)), namespace=NS)
     sio.on("disconnect", functools.partial(disconnect, side), namespace=NS)
     on_answer = metrics.count_answer(NS)
     for event, handler in HANDLERS.items():

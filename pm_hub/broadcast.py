@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pm_core.database import Database
 from pm_core.protocol import HubEvent, Namespace
@@ -26,12 +26,14 @@ from pm_hub.config import HubSettings
 from pm_hub.live_state import LiveState, PrinterRow
 from pm_hub.metrics import HubMetrics
 from pm_hub.printer_views import PrinterViews, status_entry
-from pm_hub.redis_rooms import RedisRoomManager
 from pm_hub.room_manager import BroadcastManager
 from pm_hub.socket_server import HubSocketServer
 from pm_hub.store import printers as printer_store
 from pm_hub.store import tenants
 from pm_hub.store.records import agent_record, job_record
+
+if TYPE_CHECKING:
+    from pm_hub.redis_rooms import RedisRoomManager
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +74,15 @@ class Broadcaster:
         admission: Admission,
     ) -> None:
         engineio_socket.install(buffer_limit=settings.client_buffer_bytes)
-        manager = (
-            RedisRoomManager(settings.redis_url, channel=settings.redis_channel)
-            if settings.redis_url
-            else BroadcastManager()
-        )
+        manager: BroadcastManager = BroadcastManager()
         #: The other hub processes, when several serve a company (None when alone).
-        self.peers = manager if isinstance(manager, RedisRoomManager) else None
+        self.peers: RedisRoomManager | None = None
+        if settings.redis_url:
+            from pm_hub.redis_rooms import RedisRoomManager
+
+            manager = self.peers = RedisRoomManager(
+                settings.redis_url, channel=settings.redis_channel
+            )
         self.sio = HubSocketServer(
             admission=admission,
             async_mode="aiohttp",

@@ -16,6 +16,7 @@ from typing import Any
 
 from pm_core.event_loop import run_until_signalled
 from pm_core.logs import setup_logging
+from pm_core.sql import DatabaseUnavailable
 from pm_hub.config import HubSettings, default_data_dir, load_settings
 
 #: ``pm hub`` and ``pm up`` announce themselves on mDNS unless told otherwise.
@@ -37,12 +38,23 @@ def add_settings_arguments(parser: argparse.ArgumentParser, *, server: bool = Tr
         parser.add_argument("--port", type=int, help="port to listen on (default 3001)")
 
 
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="where the hub keeps its state: postgresql://user@host:5432/db for a company "
+        "hub on PostgreSQL (or PM_DATABASE_URL, database_url in the TOML file; default: "
+        "hub.sqlite in the data dir)",
+    )
+
+
 def settings_from(
     args: argparse.Namespace, *, defaults: dict[str, Any] | None = None, **extra: Any
 ) -> HubSettings:
     """Settings from the parsed options: defaults < TOML < ``PM_*`` < command line."""
     overrides = {
         "data_dir": getattr(args, "data_dir", None),
+        "database_url": getattr(args, "database", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         **extra,
@@ -145,6 +157,7 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
         help="run as a company hub: branch hubs sync to it on /branch",
     )
     parser.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
+    add_database_argument(parser)
     add_upstream_arguments(parser)
     add_mdns_argument(parser)
     add_tls_arguments(parser)
@@ -155,8 +168,9 @@ async def serve_hub(settings: HubSettings) -> int:
     from pm_hub.server import start_hub  # aiohttp and socketio load here, not at --help
 
     running = await start_hub(settings)
+    where = settings.data_dir if not settings.on_postgresql else running.hub.db.where
     print(
-        f"hub listening on {running.url} (data in {settings.data_dir})",
+        f"hub listening on {running.url} (data in {where})",
         file=sys.stderr,
         flush=True,
     )
@@ -195,6 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         return run_hub(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, DatabaseUnavailable) as exc:
         print(f"pm hub: {exc}", file=sys.stderr)
         return 2

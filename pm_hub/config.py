@@ -14,6 +14,7 @@ from typing import Any
 
 from pm_core.private_files import read_secret
 from pm_core.protocol.validation import control_characters
+from pm_core.sql import engine_of
 
 
 def default_data_dir() -> Path:
@@ -32,6 +33,10 @@ class HubSettings:
 
     data_dir: Path = field(default_factory=default_data_dir)
     """Where the SQLite file, the JWT secret and the local agent's spool live."""
+    database_url: str | None = None
+    """Where the hub keeps its state (``--database``): none is the SQLite file
+    ``hub.sqlite`` in the data dir (a branch box's default); ``postgresql://user@host/db``
+    is a PostgreSQL database, for a company hub (the JWT secret stays in the data dir)."""
     host: str = "127.0.0.1"
     """Address to listen on (0.0.0.0 to accept agents and operators from the LAN)."""
     port: int = 3001
@@ -154,6 +159,16 @@ class HubSettings:
     def db_path(self) -> Path:
         return self.data_dir / "hub.sqlite"
 
+    @property
+    def database(self) -> str:
+        """The store's target for :class:`pm_core.database.Database`: the URL, or the
+        SQLite file's path."""
+        return self.database_url or str(self.db_path)
+
+    @property
+    def on_postgresql(self) -> bool:
+        return engine_of(self.database) == "postgresql"
+
 
 _TYPES = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}
 
@@ -173,6 +188,9 @@ def _convert(value: Any, type_name: str) -> Any:
     return _TYPES[base](value)
 
 
+#: What ``database_url`` may start with (a plain path is a SQLite file too).
+DATABASE_SCHEMES = ("postgresql://", "postgres://", "sqlite://")
+
 #: Shortest and longest printer status poll interval accepted (seconds).
 POLL_INTERVAL_RANGE = (0.05, 3600.0)
 
@@ -186,6 +204,16 @@ POSITIVE_AGENT_SECONDS = (
 
 
 def _check(settings: HubSettings) -> HubSettings:
+    url = settings.database_url
+    if url is not None and "://" in url and not url.startswith(DATABASE_SCHEMES):
+        raise ValueError(
+            f"database_url must be postgresql://... or sqlite:///path (got {url.split(':')[0]}:)"
+        )
+    if settings.upstream_url and settings.on_postgresql:
+        raise ValueError(
+            "a hub with an upstream keeps SQLite: its outbox for the company hub lives in "
+            "the SQLite file (drop --database, or --upstream: PostgreSQL is for the company hub)"
+        )
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ValueError("TLS needs both tls_cert and tls_key (--tls-cert and --tls-key)")
     if settings.branch_name is not None and control_characters(settings.branch_name):

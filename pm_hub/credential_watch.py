@@ -12,6 +12,7 @@ import time
 import socketio
 
 from pm_core.protocol import Namespace
+from pm_core.sql import DatabaseUnavailable
 from pm_hub.credentials import Credentials, expired
 from pm_hub.live_state import LiveState
 
@@ -35,6 +36,7 @@ class CredentialWatch:
         self.sio = sio
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._unavailable = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
@@ -50,8 +52,16 @@ class CredentialWatch:
             await asyncio.sleep(self.interval)
             try:
                 await self.check()
+            except DatabaseUnavailable as exc:
+                if not self._unavailable:  # said once per outage, not twice a second
+                    log.warning("cannot read revocations: %s", exc.message)
+                    self._unavailable = True
             except Exception:
                 log.exception("checking revoked and expired credentials failed")
+            else:
+                if self._unavailable:
+                    log.info("revocations are read again")
+                    self._unavailable = False
 
     async def check(self) -> int:
         """Close what may no longer be open; returns how many connections were closed."""

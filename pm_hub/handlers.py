@@ -1,6 +1,7 @@
 """The guard every Socket.IO handler runs inside: bad input becomes an error ack,
-an unexpected exception is logged with its correlation id and becomes ``internal``;
-and :func:`refuse`, the answer to a connection whose credentials do not let it in.
+an unexpected exception is logged with its correlation id and becomes ``internal``
+(a database that cannot be reached: ``unavailable``); and :func:`refuse`, the answer
+to a connection whose credentials do not let it in.
 
 Every request gets a correlation id for its log lines: the one the payload carries
 (an agent's answer about a job or a test print), else a new request id
@@ -18,6 +19,7 @@ import socketio
 from pm_core.logs import correlation_id, wire_correlation_id
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 from pm_core.protocol.validation import check_payload_shape
+from pm_core.sql import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,22 @@ def refuse(
     return socketio.exceptions.ConnectionRefusedError(
         code.value, {"code": code.value, "message": message}
     )
+
+
+def connect_handler(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A namespace's ``connect`` handler whose database reads and writes may find the
+    database unreachable: the client is refused with ``unavailable`` (and retries, as
+    after any refused connection that is not ``auth_failed``)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any) -> None:
+        try:
+            await fn(*args)
+        except DatabaseUnavailable as exc:
+            log.warning("refused a connection: %s", exc.message)
+            raise refuse(exc.message, ErrorCode.UNAVAILABLE) from None
+
+    return wrapper
 
 
 def guarded(

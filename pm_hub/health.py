@@ -15,6 +15,7 @@ from typing import Any
 from pm_core.database import Database
 from pm_core.protocol import ok_ack
 from pm_core.protocol.validation import get_bool, get_float, invalid, require_object
+from pm_core.sql import DatabaseUnavailable
 from pm_hub.alerts import AlertBook
 from pm_hub.config import HubSettings
 from pm_hub.live_state import AgentLink, LiveState
@@ -234,6 +235,8 @@ class HealthMonitor:
             await asyncio.sleep(every)
             try:
                 await self.flush()
+            except DatabaseUnavailable as exc:
+                log.warning("storing health samples failed: %s", exc.message)
             except Exception:
                 log.exception("storing health samples failed")
 
@@ -255,6 +258,8 @@ class HealthMonitor:
             await asyncio.sleep(every)
             try:
                 await self.downsample()
+            except DatabaseUnavailable as exc:
+                log.warning("downsampling health samples failed: %s", exc.message)
             except Exception:
                 log.exception("downsampling health samples failed")
 

@@ -105,7 +105,7 @@ class Hub:
             "hub ready: %d printers, %d unfinished jobs, data in %s",
             len(self.state.printers),
             self.jobs.count(),
-            self.settings.data_dir,
+            self.db.where if self.db.engine == "postgresql" else self.settings.data_dir,
         )
 
     async def stop(self) -> None:

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from pm_core.protocol import CANCELLABLE_JOB_STATUSES, HubEvent
+from pm_core.sql import DatabaseUnavailable
 from pm_hub.active_jobs import ActiveJobs
 from pm_hub.dispatch import JobDispatcher
 from pm_hub.live_state import AgentLink, LiveState
@@ -57,6 +58,8 @@ class JobExpiry:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             try:
                 await self.expire_due()
+            except DatabaseUnavailable as exc:
+                log.warning("expiry sweep failed: %s", exc.message)
             except Exception:
                 log.exception("expiry sweep failed")
 

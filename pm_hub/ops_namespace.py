@@ -21,7 +21,7 @@ from pm_hub.auth import AuthError, Principal
 from pm_hub.broadcast import Broadcaster
 from pm_hub.config import HubSettings
 from pm_hub.credentials import Credentials
-from pm_hub.handlers import guarded, refuse, unknown_event
+from pm_hub.handlers import connect_handler, guarded, refuse, unknown_event
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import Ack, OperatorActions
@@ -88,10 +88,16 @@ async def connect(side: OpsSide, sid: str, environ: dict[str, Any], auth: Any = 
     full = side.admission.operator_joined(principal.company_id)
     if full is not None:
         raise refuse(full, ErrorCode.RATE_LIMITED)
-    await side.broadcaster.sio.save_session(sid, {"principal": principal}, namespace=NS)
-    side.state.operators[sid] = principal
-    batched = isinstance(auth, dict) and auth.get("coalesce") is True
-    await side.broadcaster.operator_joined(sid, principal, batched=batched)
+    try:
+        await side.broadcaster.sio.save_session(sid, {"principal": principal}, namespace=NS)
+        side.state.operators[sid] = principal
+        batched = isinstance(auth, dict) and auth.get("coalesce") is True
+        await side.broadcaster.operator_joined(sid, principal, batched=batched)
+    except Exception:  # refused after all (its rooms could not be read): not counted
+        side.state.operators.pop(sid, None)
+        side.broadcaster.operator_left(sid)
+        side.admission.operator_left(principal.company_id)
+        raise
     log.info("operator %s (%s) connected", principal.sub, principal.role)
 
 
@@ -157,7 +163,7 @@ async def token_refresh(side: OpsSide, sid: str, payload: Any) -> Ack:
 
 
 def setup_ops_namespace(sio: socketio.AsyncServer, side: OpsSide, metrics: HubMetrics) -> None:
-    sio.on("connect", functools.partial(connect, side), namespace=NS)
+    sio.on("connect", connect_handler(functools.partial(connect, side)), namespace=NS)
     sio.on("disconnect", functools.partial(disconnect, side), namespace=NS)
     on_answer = metrics.count_answer(NS)
     handlers: dict[str, Any] = {

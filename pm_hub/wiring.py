@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 
 def build_hub(settings: HubSettings) -> Hub:
     """Every service of a hub, built and connected; nothing runs until ``Hub.start``."""
-    db = Database(settings.db_path, synchronous=settings.sqlite_synchronous)
+    db = Database(
+        settings.database_url or settings.db_path, synchronous=settings.sqlite_synchronous
+    )
     state = LiveState()
     metrics = HubMetrics()
     registry = CorrelationRegistry(

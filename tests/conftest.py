@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.config import HubSettings
 from pm_hub.server import RunningHub, start_hub
 from tests.support.helpers import OpsClient
+from tests.support.services import postgres_schema
 from tests.support.tls import Certificates, make_certificates
 
 
@@ -105,3 +107,23 @@ async def agent(make_agent: AgentFactory, fleet: SimulatorFleet) -> Agent:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """A private CA and the hub's certificate for 127.0.0.1 (TLS tests)."""
     return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A PostgreSQL URL whose connections use a schema made for this test (dropped
+    after). Skipped when the server cannot be reached, failed instead with
+    ``PM_REQUIRE_SERVICES=1`` (tests/support/services.py)."""
+    label = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[5:25].strip("_")
+    with postgres_schema(label or "t") as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store test keeps its data, once per engine: a SQLite file, then a
+    PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        return str(tmp_path / "hub.sqlite")
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -11,6 +11,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     FORBIDDEN = "forbidden"
     OFFLINE = "offline"
+    UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate_limited"
     CONFLICT = "conflict"
@@ -28,6 +29,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.OFFLINE: 503,
+    ErrorCode.UNAVAILABLE: 503,
     ErrorCode.TIMEOUT: 504,
 }
 

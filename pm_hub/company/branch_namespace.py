@@ -45,7 +45,7 @@ from pm_hub.config import HubSettings
 from pm_hub.correlation import CorrelationRegistry
 from pm_hub.credentials import Credentials
 from pm_hub.global_ids import MAX_BRANCH_ID, global_id, valid_local_id
-from pm_hub.handlers import guarded, refuse, unknown_event
+from pm_hub.handlers import connect_handler, guarded, refuse, unknown_event
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import Ack
@@ -268,7 +268,7 @@ HANDLERS = {
 def setup_branch_namespace(
     sio: socketio.AsyncServer, side: BranchSide, metrics: HubMetrics
 ) -> None:
-    sio.on("connect", functools.partial(connect, side), namespace=NS)
+    sio.on("connect", connect_handler(functools.partial(connect, side)), namespace=NS)
     sio.on("disconnect", functools.partial(disconnect, side), namespace=NS)
     on_answer = metrics.count_answer(NS)
     for event, handler in HANDLERS.items():

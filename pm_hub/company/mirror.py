@@ -31,6 +31,7 @@ from pm_core.protocol import (
     Namespace,
     ProtocolError,
 )
+from pm_core.sql import DatabaseUnavailable
 from pm_hub.auth import Principal
 from pm_hub.broadcast import Broadcaster
 from pm_hub.company.links import LOCAL_HOST, BranchLink, link_state
@@ -483,6 +484,9 @@ class BranchMirror:
                 removed = await self.db.write(
                     lambda d: mirror_store.prune_jobs(d, MIRROR_JOBS_KEPT)
                 )
+            except DatabaseUnavailable as exc:
+                log.warning("pruning mirrored jobs failed: %s", exc.message)
+                continue
             except Exception:
                 log.exception("pruning mirrored jobs failed")
                 continue

@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pm_hub.company.mirror import BranchMirror, applied_from_wire
-from pm_hub.redis_rooms import RedisRoomManager
+
+if TYPE_CHECKING:
+    from pm_hub.redis_rooms import RedisRoomManager
 
 log = logging.getLogger(__name__)
 

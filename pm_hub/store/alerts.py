@@ -6,15 +6,15 @@ import json
 import time
 from typing import Any
 
-import sqlite_utils
+from pm_core.sql import Session
 
 
-def _row(db: sqlite_utils.Database, alert_id: int) -> dict[str, Any]:
+def _row(db: Session, alert_id: int) -> dict[str, Any]:
     return dict(db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone())
 
 
 def open_alert(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     company_id: int,
     branch_id: int | None,
@@ -40,21 +40,19 @@ def open_alert(
             (message, details_json, severity, current["id"]),
         )
         return _row(db, current["id"]), "updated"
-    cur = db.execute(
+    row = db.execute(
         """
         INSERT INTO alerts (company_id, branch_id, kind, severity, subject, message, state,
                             details, opened_at)
         VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)
+        RETURNING id
         """,
         (company_id, branch_id, kind, severity, subject, message, details_json, time.time()),
-    )
-    assert cur.lastrowid is not None
-    return _row(db, cur.lastrowid), "opened"
+    ).fetchone()
+    return _row(db, row[0]), "opened"
 
 
-def clear_alert(
-    db: sqlite_utils.Database, kind: str, subject: str, *, by: str
-) -> dict[str, Any] | None:
+def clear_alert(db: Session, kind: str, subject: str, *, by: str) -> dict[str, Any] | None:
     current = db.execute(
         "SELECT id FROM alerts WHERE kind = ? AND subject = ? AND state != 'cleared'",
         (kind, subject),
@@ -68,9 +66,7 @@ def clear_alert(
     return _row(db, current["id"])
 
 
-def acknowledge_alert(
-    db: sqlite_utils.Database, alert_id: int, *, by: str
-) -> tuple[dict[str, Any], bool] | None:
+def acknowledge_alert(db: Session, alert_id: int, *, by: str) -> tuple[dict[str, Any], bool] | None:
     """open -> acknowledged; returns (alert, whether this call changed it), or None if
     there is no such alert. An alert already acknowledged (or cleared) stays as it is."""
     row = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
@@ -86,13 +82,13 @@ def acknowledge_alert(
     return _row(db, alert_id), True
 
 
-def get_alert(db: sqlite_utils.Database, alert_id: int) -> dict[str, Any] | None:
+def get_alert(db: Session, alert_id: int) -> dict[str, Any] | None:
     row = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     return dict(row) if row else None
 
 
 def list_alerts(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     company_id: int,
     branch_ids: list[int] | None,
@@ -116,5 +112,5 @@ def list_alerts(
     return [dict(r) for r in db.execute(sql, params).fetchall()]
 
 
-def open_alerts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def open_alerts(db: Session) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute("SELECT * FROM alerts WHERE state != 'cleared'")]

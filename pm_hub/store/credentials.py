@@ -7,15 +7,15 @@ import json
 import time
 from typing import Any
 
-import sqlite_utils
+from pm_core.sql import Session
 
 
-def record_token(db: sqlite_utils.Database, claims: dict[str, Any]) -> None:
+def record_token(db: Session, claims: dict[str, Any]) -> None:
     """Note a token just signed (its claims), so it can be listed and revoked."""
     branch_ids = claims.get("branch_ids")
     db.execute(
-        "INSERT OR IGNORE INTO tokens (jti, session, sub, role, company_id, branch_ids, "
-        "issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tokens (jti, session, sub, role, company_id, branch_ids, "
+        "issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING",
         (
             claims["jti"],
             claims.get("sess", claims["jti"]),
@@ -29,7 +29,7 @@ def record_token(db: sqlite_utils.Database, claims: dict[str, Any]) -> None:
     )
 
 
-def list_tokens(db: sqlite_utils.Database, *, include_ended: bool = False) -> list[dict[str, Any]]:
+def list_tokens(db: Session, *, include_ended: bool = False) -> list[dict[str, Any]]:
     """Tokens newest first; without ``include_ended`` only those still usable."""
     where = "" if include_ended else "WHERE revoked_at IS NULL AND expires_at > ?"
     params: tuple[Any, ...] = () if include_ended else (time.time(),)
@@ -42,7 +42,7 @@ def list_tokens(db: sqlite_utils.Database, *, include_ended: bool = False) -> li
     return out
 
 
-def revoke_token(db: sqlite_utils.Database, token_id: str) -> int:
+def revoke_token(db: Session, token_id: str) -> int:
     """Revoke the token ``token_id`` (a jti) and, when it began a session, every token
     refreshed from it. Returns how many were revoked now (0: unknown or already)."""
     cur = db.execute(
@@ -52,11 +52,11 @@ def revoke_token(db: sqlite_utils.Database, token_id: str) -> int:
     return int(cur.rowcount or 0)
 
 
-def token_known(db: sqlite_utils.Database, token_id: str) -> bool:
+def token_known(db: Session, token_id: str) -> bool:
     return db.execute("SELECT 1 FROM tokens WHERE jti = ?", (token_id,)).fetchone() is not None
 
 
-def revoked_token_ids(db: sqlite_utils.Database) -> set[str]:
+def revoked_token_ids(db: Session) -> set[str]:
     """Ids of revoked tokens that have not expired yet (an expired token is refused
     anyway): the hub refuses a token whose id or session is among them (a session's id
     is its first token's, so revoking that one ends every token refreshed from it)."""
@@ -67,7 +67,7 @@ def revoked_token_ids(db: sqlite_utils.Database) -> set[str]:
     return {r["jti"] for r in rows}
 
 
-def list_licenses(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def list_licenses(db: Session) -> list[dict[str, Any]]:
     """Every license key (never the key itself: its prefix), oldest first."""
     rows = db.execute(
         "SELECT l.id, l.key_prefix, l.company_id, l.branch_id, l.device_id, l.label, "
@@ -78,7 +78,7 @@ def list_licenses(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [dict(r) for r in rows.fetchall()]
 
 
-def revoke_license(db: sqlite_utils.Database, which: str) -> dict[str, Any] | None:
+def revoke_license(db: Session, which: str) -> dict[str, Any] | None:
     """Revoke the license with id or key prefix ``which``; the license row (None when
     there is no such license). Revoking twice keeps the first time."""
     if which.isdigit():
@@ -101,6 +101,6 @@ def revoke_license(db: sqlite_utils.Database, which: str) -> dict[str, Any] | No
     return dict(updated)
 
 
-def revoked_license_ids(db: sqlite_utils.Database) -> set[int]:
+def revoked_license_ids(db: Session) -> set[int]:
     rows = db.execute("SELECT id FROM licenses WHERE revoked_at IS NOT NULL").fetchall()
     return {int(r["id"]) for r in rows}

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlite_utils
+from pm_core.sql import Session
 
 MINUTE = 60
 HOUR = 3600
 
 
-def insert_samples(
-    db: sqlite_utils.Database, rows: list[tuple[int, float, float | None, float]]
-) -> None:
+def insert_samples(db: Session, rows: list[tuple[int, float, float | None, float]]) -> None:
     """(agent_id, at, latency_ms, loss) raw samples."""
     db.conn.executemany(
         "INSERT INTO health_samples (agent_id, at, resolution, latency_ms, latency_max_ms, loss, "
@@ -22,15 +20,13 @@ def insert_samples(
     )
 
 
-def _roll_up(
-    db: sqlite_utils.Database, source: str, target: str, bucket: int, cutoff: float
-) -> int:
+def _roll_up(db: Session, source: str, target: str, bucket: int, cutoff: float) -> int:
     cutoff = (cutoff // bucket) * bucket  # never split a bucket in two rows
     db.execute(
         f"""
         INSERT INTO health_samples (agent_id, at, resolution, latency_ms, latency_max_ms, loss,
                                     samples)
-        SELECT agent_id, CAST(at / {bucket} AS INTEGER) * {bucket}, ?,
+        SELECT agent_id, CAST(FLOOR(at / {bucket}) AS BIGINT) * {bucket}, ?,
                SUM(latency_ms * samples) / NULLIF(SUM(CASE WHEN latency_ms IS NULL THEN 0
                                                           ELSE samples END), 0),
                MAX(latency_max_ms),
@@ -38,7 +34,7 @@ def _roll_up(
                SUM(samples)
         FROM health_samples
         WHERE resolution = ? AND at < ?
-        GROUP BY agent_id, CAST(at / {bucket} AS INTEGER)
+        GROUP BY agent_id, CAST(FLOOR(at / {bucket}) AS BIGINT)
         """,
         (target, source, cutoff),
     )
@@ -47,7 +43,7 @@ def _roll_up(
 
 
 def downsample(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     now: float,
     raw_window: float,
@@ -63,12 +59,12 @@ def downsample(
 
 
 def series(
-    db: sqlite_utils.Database, agent_id: int, *, since: float, bucket: int = MINUTE
+    db: Session, agent_id: int, *, since: float, bucket: int = MINUTE
 ) -> list[dict[str, Any]]:
     """One point per ``bucket`` seconds since ``since``, from whatever resolution holds it."""
     rows = db.execute(
         f"""
-        SELECT CAST(at / {bucket} AS INTEGER) * {bucket} AS t,
+        SELECT CAST(FLOOR(at / {bucket}) AS BIGINT) * {bucket} AS t,
                SUM(latency_ms * samples) / NULLIF(SUM(CASE WHEN latency_ms IS NULL THEN 0
                                                           ELSE samples END), 0) AS latency,
                SUM(loss * samples) / SUM(samples) AS loss
@@ -88,7 +84,7 @@ def series(
     ]
 
 
-def count(db: sqlite_utils.Database) -> dict[str, int]:
+def count(db: Session) -> dict[str, int]:
     rows = db.execute(
         "SELECT resolution, COUNT(*) FROM health_samples GROUP BY resolution"
     ).fetchall()

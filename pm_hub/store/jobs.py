@@ -13,9 +13,8 @@ import json
 import time
 from typing import Any
 
-import sqlite_utils
-
 from pm_core.protocol.statuses import CANCELLABLE_JOB_STATUSES, FINAL_JOB_STATUSES
+from pm_core.sql import Session
 
 _RANK = {"queued": 0, "dispatched": 1, "printing": 2}
 
@@ -24,9 +23,7 @@ def rank(status: str) -> int:
     return 3 if status in FINAL_JOB_STATUSES else _RANK[status]
 
 
-def find_by_idempotency_key(
-    db: sqlite_utils.Database, company_id: int, key: str
-) -> dict[str, Any] | None:
+def find_by_idempotency_key(db: Session, company_id: int, key: str) -> dict[str, Any] | None:
     row = db.execute(
         "SELECT * FROM jobs WHERE company_id = ? AND idempotency_key = ?", (company_id, key)
     ).fetchone()
@@ -34,7 +31,7 @@ def find_by_idempotency_key(
 
 
 def insert_job(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     company_id: int,
     branch_id: int,
@@ -58,13 +55,14 @@ def insert_job(
         if existing is not None:
             return existing, False
     now = time.time()
-    cur = db.execute(
+    job_id = db.execute(
         """
         INSERT INTO jobs (company_id, branch_id, printer_id, station, status, document, copies,
                           idempotency_key, submitted_by, created_at, updated_at, expires_at,
                           reprint_of, failover_from, finished_at, error_code, error_message,
                           offered_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        RETURNING id
         """,
         (
             company_id,
@@ -86,8 +84,7 @@ def insert_job(
             reason if status == "failed" else None,
             now if offered else None,
         ),
-    )
-    job_id = cur.lastrowid
+    ).fetchone()[0]
     db.execute(
         "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, ?, ?, ?)",
         (job_id, now, status, submitted_by, reason or "accepted"),
@@ -96,7 +93,7 @@ def insert_job(
 
 
 def transition(
-    db: sqlite_utils.Database,
+    db: Session,
     job_id: int,
     status: str,
     *,
@@ -147,7 +144,7 @@ def transition(
 
 
 def reassign(
-    db: sqlite_utils.Database,
+    db: Session,
     job_id: int,
     printer_id: int,
     *,
@@ -175,7 +172,7 @@ def reassign(
     return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
 
-def mark_offered(db: sqlite_utils.Database, job_ids: list[int]) -> None:
+def mark_offered(db: Session, job_ids: list[int]) -> None:
     """Note that these jobs are about to be sent to an agent (see ``offered_at``)."""
     now = time.time()
     db.conn.executemany(
@@ -184,12 +181,12 @@ def mark_offered(db: sqlite_utils.Database, job_ids: list[int]) -> None:
     )
 
 
-def get_job(db: sqlite_utils.Database, job_id: int) -> dict[str, Any] | None:
+def get_job(db: Session, job_id: int) -> dict[str, Any] | None:
     row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return dict(row) if row else None
 
 
-def job_events(db: sqlite_utils.Database, job_id: int) -> list[dict[str, Any]]:
+def job_events(db: Session, job_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT at, status, actor, reason FROM job_events WHERE job_id = ? ORDER BY id", (job_id,)
     ).fetchall()
@@ -197,7 +194,7 @@ def job_events(db: sqlite_utils.Database, job_id: int) -> list[dict[str, Any]]:
 
 
 def list_jobs(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     company_id: int,
     branch_ids: list[int] | None,
@@ -237,7 +234,7 @@ def list_jobs(
     return [dict(r) for r in db.execute(sql, params).fetchall()]
 
 
-def active_jobs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def active_jobs(db: Session) -> list[dict[str, Any]]:
     """Every job not yet finished, oldest first (used at start and on agent reconnect)."""
     rows = db.execute(
         "SELECT * FROM jobs WHERE status IN ('queued', 'dispatched', 'printing') ORDER BY id"
@@ -245,7 +242,7 @@ def active_jobs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def active_jobs_for_printer(db: sqlite_utils.Database, printer_id: int) -> list[dict[str, Any]]:
+def active_jobs_for_printer(db: Session, printer_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT * FROM jobs WHERE printer_id = ? "
         "AND status IN ('queued', 'dispatched', 'printing') "
@@ -255,6 +252,6 @@ def active_jobs_for_printer(db: sqlite_utils.Database, printer_id: int) -> list[
     return [dict(r) for r in rows]
 
 
-def count_by_status(db: sqlite_utils.Database) -> dict[str, int]:
+def count_by_status(db: Session) -> dict[str, int]:
     rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
     return {r[0]: r[1] for r in rows}

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from pm_core.sql import Session, as_sqlite, is_sqlite
+from pm_hub.store import migrations_pg
 from pm_hub.store.outbox import install_triggers
 
 log = logging.getLogger(__name__)
@@ -378,9 +380,15 @@ def migrate(db: sqlite_utils.Database, *, target: int = CURRENT_VERSION) -> int:
     return ran
 
 
-def prepare_hub_db(db: sqlite_utils.Database, *, upstream: bool = False) -> None:
-    """What the hub runs on its file before the writer thread starts (on the writer's
-    connection). With an upstream, that connection also fills the outbox."""
-    migrate(db)
+def prepare_hub_db(db: Session, *, upstream: bool = False) -> None:
+    """What the hub runs on its database before the writer thread starts (on the
+    writer's connection): the migrations of its engine. With an upstream, that
+    connection also fills the outbox (SQLite only: a branch box)."""
+    if not is_sqlite(db):
+        if upstream:
+            raise ValueError("an upstream needs the SQLite engine (the outbox is a branch's)")
+        migrations_pg.migrate(db)
+        return
+    migrate(as_sqlite(db))
     if upstream:
         install_triggers(db)

@@ -12,12 +12,12 @@ rows it covers.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
 
-import sqlite_utils
-
+from pm_core.sql import Session
 from pm_hub.global_ids import global_id, globalize
 
 TABLES = {
@@ -44,7 +44,7 @@ def _dumps(record: Record) -> str:
 
 
 def open_link(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     branch_id: int,
     company_id: int,
@@ -86,7 +86,7 @@ def open_link(
         db.execute(
             "UPDATE branch_links SET company_id = ?, stream_id = ?, hub_version = ?, "
             "connected_at = ?, disconnected_at = NULL, "
-            "last_seq = CASE WHEN ? THEN 0 ELSE last_seq END WHERE branch_id = ?",
+            "last_seq = CASE WHEN ? = 1 THEN 0 ELSE last_seq END WHERE branch_id = ?",
             (company_id, stream_id, version, now, int(reset), branch_id),
         )
     row = dict(
@@ -96,9 +96,7 @@ def open_link(
     return row
 
 
-def close_link(
-    db: sqlite_utils.Database, branch_id: int, connected_at: float | None, at: float
-) -> None:
+def close_link(db: Session, branch_id: int, connected_at: float | None, at: float) -> None:
     """The connection that opened at ``connected_at`` ended (a newer one, perhaps on
     another process, is left as it is)."""
     db.execute(
@@ -107,11 +105,11 @@ def close_link(
     )
 
 
-def note_sync(db: sqlite_utils.Database, branch_id: int, at: float) -> None:
+def note_sync(db: Session, branch_id: int, at: float) -> None:
     db.execute("UPDATE branch_links SET last_sync_at = ? WHERE branch_id = ?", (at, branch_id))
 
 
-def all_links(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def all_links(db: Session) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT l.*, b.name AS name FROM branch_links l JOIN branches b ON b.id = l.branch_id "
         "ORDER BY l.branch_id"
@@ -136,7 +134,7 @@ def _columns(kind: str, record: Record) -> dict[str, Any]:
 
 
 def _put(
-    db: sqlite_utils.Database,
+    db: Session,
     kind: str,
     record: Record,
     text: str,
@@ -150,20 +148,26 @@ def _put(
         "record": text,
         **_columns(kind, record),
     }
-    names = ", ".join(values)
-    marks = ", ".join("?" * len(values))
-    db.execute(
-        f"INSERT OR REPLACE INTO {TABLES[kind]} ({names}) VALUES ({marks})", list(values.values())
+    db.execute(_put_sql(kind, tuple(values)), list(values.values()))
+
+
+@functools.lru_cache(maxsize=16)
+def _put_sql(kind: str, names: tuple[str, ...]) -> str:
+    """Insert the row, or replace every column of the one with its id."""
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "id")
+    return (
+        f"INSERT INTO {TABLES[kind]} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}"
     )
 
 
-def _current(db: sqlite_utils.Database, kind: str, gid: int) -> tuple[int, str] | None:
+def _current(db: Session, kind: str, gid: int) -> tuple[int, str] | None:
     row = db.execute(f"SELECT version, record FROM {TABLES[kind]} WHERE id = ?", (gid,)).fetchone()
     return (int(row[0]), str(row[1])) if row else None
 
 
 def _upsert(
-    db: sqlite_utils.Database,
+    db: Session,
     kind: str,
     record: Record | None,
     gid: int,
@@ -193,7 +197,7 @@ def _upsert(
 
 
 def apply_changes(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     branch_id: int,
     company_id: int,
@@ -234,7 +238,7 @@ def apply_changes(
 
 
 def apply_snapshot(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     branch_id: int,
     company_id: int,
@@ -253,7 +257,7 @@ def apply_snapshot(
 
 
 def finish_snapshot(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     branch_id: int,
     kind: str,
@@ -284,7 +288,7 @@ def finish_snapshot(
 # -- reading -------------------------------------------------------------------------------
 
 
-def load(db: sqlite_utils.Database) -> dict[str, list[Record]]:
+def load(db: Session) -> dict[str, list[Record]]:
     """What the company hub keeps in memory: printers, agents, alerts not cleared,
     unfinished jobs."""
     return {
@@ -314,7 +318,7 @@ def _tenant(sql: str, params: list[Any], company_id: int, branch_ids: list[int] 
 
 
 def list_jobs(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     company_id: int,
     branch_ids: list[int] | None,
@@ -347,7 +351,7 @@ def list_jobs(
 
 
 def list_alerts(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     company_id: int,
     branch_ids: list[int] | None,
@@ -368,12 +372,12 @@ def list_alerts(
     return [json.loads(r[0]) for r in db.execute(sql, params).fetchall()]
 
 
-def get(db: sqlite_utils.Database, kind: str, gid: int) -> Record | None:
+def get(db: Session, kind: str, gid: int) -> Record | None:
     row = db.execute(f"SELECT record FROM {TABLES[kind]} WHERE id = ?", (gid,)).fetchone()
     return json.loads(row[0]) if row else None
 
 
-def prune_jobs(db: sqlite_utils.Database, keep_per_branch: int) -> int:
+def prune_jobs(db: Session, keep_per_branch: int) -> int:
     """Keep the newest ``keep_per_branch`` finished jobs of each branch (and every
     unfinished one); returns how many were removed."""
     removed = 0

@@ -8,6 +8,11 @@ the commit order. A newer change of the same object replaces its unsent row (a n
 higher ``seq``): the outbox holds at most one row per object, the latest state, which
 is read when the row is sent. Without an upstream there are no triggers and the hot
 path pays nothing.
+
+SQLite only: the outbox is a branch hub's, and a branch box keeps SQLite. A company
+hub, the one that may run on PostgreSQL, has no upstream (``pm hub`` refuses
+``--upstream`` with a PostgreSQL database), so these functions take a
+:class:`~pm_core.sql.Session` and refuse any other engine.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import sqlite_utils
 
 from pm_core.protocol.records import AgentRecord, AlertRecord, JobRecord, PrinterRecord
+from pm_core.sql import Session, as_sqlite
 from pm_hub.store.records import agent_record, alert_record, job_record, printer_record
 
 #: Kinds of objects the outbox carries, and the table each lives in.
@@ -77,8 +83,9 @@ def _changed(columns: tuple[str, ...]) -> str:
     return "WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns)
 
 
-def install_triggers(db: sqlite_utils.Database) -> None:
+def install_triggers(session: Session) -> None:
     """Make this connection record every upstream-worthy change (call on the writer's)."""
+    db = as_sqlite(session)
     for kind, table in OUTBOX_TABLES.items():
         db.execute(_trigger(f"outbox_{kind}_insert", "INSERT", table, kind))
     db.execute(
@@ -93,7 +100,7 @@ def install_triggers(db: sqlite_utils.Database) -> None:
     )
 
 
-def stream_id(db: sqlite_utils.Database) -> str:
+def stream_id(db: Session) -> str:
     """This database's outbox stream: a random id made once. A company hub that sees a
     new stream id for a branch knows its sequence numbers start over."""
     row = db.execute("SELECT stream_id FROM upstream_state WHERE id = 1").fetchone()
@@ -119,7 +126,7 @@ def _record(
     return agent_record(row)
 
 
-def _rows(db: sqlite_utils.Database, table: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+def _rows(db: Session, table: str, ids: list[int]) -> dict[int, dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -142,9 +149,10 @@ class _ReadTransaction:
         self.conn.execute("COMMIT")
 
 
-def read_batch(db: sqlite_utils.Database, after: int, limit: int) -> dict[str, Any]:
+def read_batch(session: Session, after: int, limit: int) -> dict[str, Any]:
     """The next ``limit`` entries after ``seq``, each with the object's current state
     (``record`` None if it is gone), plus how many remain and the age of the oldest."""
+    db = as_sqlite(session)
     with _ReadTransaction(db):
         rows = db.execute(
             "SELECT seq, kind, object_id, at FROM upstream_outbox WHERE seq > ? "
@@ -175,7 +183,7 @@ def read_batch(db: sqlite_utils.Database, after: int, limit: int) -> dict[str, A
     return {"entries": entries, "remaining": int(count), "oldest_at": first_at}
 
 
-def pending(db: sqlite_utils.Database, after: int = 0) -> tuple[int, float | None]:
+def pending(db: Session, after: int = 0) -> tuple[int, float | None]:
     """How many entries are waiting after ``after``, and when the oldest was written."""
     count, oldest = db.execute(
         "SELECT COUNT(*), MIN(at) FROM upstream_outbox WHERE seq > ?", (after,)
@@ -184,7 +192,7 @@ def pending(db: sqlite_utils.Database, after: int = 0) -> tuple[int, float | Non
 
 
 def read_snapshot(
-    db: sqlite_utils.Database,
+    session: Session,
     *,
     recent_jobs: int = 200,
     max_active_jobs: int = 2000,
@@ -192,6 +200,7 @@ def read_snapshot(
 ) -> dict[str, Any]:
     """Everything the company hub's mirror needs to be right now, and the outbox
     sequence it corresponds to: every entry up to ``seq`` is already reflected in it."""
+    db = as_sqlite(session)
     with _ReadTransaction(db):
         row = db.execute(
             "SELECT seq FROM sqlite_sequence WHERE name = 'upstream_outbox'"
@@ -234,12 +243,12 @@ def read_snapshot(
     }
 
 
-def delete_through(db: sqlite_utils.Database, seq: int) -> int:
+def delete_through(db: Session, seq: int) -> int:
     """Forget what the company hub acknowledged."""
     return db.execute("DELETE FROM upstream_outbox WHERE seq <= ?", (seq,)).rowcount
 
 
-def trim(db: sqlite_utils.Database, limit: int) -> int:
+def trim(db: Session, limit: int) -> int:
     """Keep at most ``limit`` entries (the newest); returns how many were dropped."""
     (count,) = db.execute("SELECT COUNT(*) FROM upstream_outbox").fetchone()
     extra = int(count) - limit

@@ -6,11 +6,11 @@ import json
 import time
 from typing import Any
 
-import sqlite_utils
+from pm_core.sql import Session
 
 
 def upsert_printer(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     company_id: int,
     branch_id: int,
@@ -49,12 +49,13 @@ def upsert_printer(
             db.execute("UPDATE printers SET identity = ? WHERE id = ?", (identity, old["id"]))
             row = db.execute("SELECT * FROM printers WHERE id = ?", (old["id"],)).fetchone()
     if row is None:
-        cur = db.execute(
+        printer_id = db.execute(
             """
             INSERT INTO printers (company_id, branch_id, agent_id, identity, name, address, kind,
                                   model, station, status, flags, status_supported, last_seen,
                                   created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unknown', '{}', ?, ?, ?, ?)
+            RETURNING id
             """,
             (
                 company_id,
@@ -71,8 +72,7 @@ def upsert_printer(
                 now,
                 now,
             ),
-        )
-        printer_id = cur.lastrowid
+        ).fetchone()[0]
     else:
         printer_id = row["id"]
         db.execute(
@@ -112,7 +112,7 @@ def upsert_printer(
 
 
 def set_printer_status(
-    db: sqlite_utils.Database,
+    db: Session,
     printer_id: int,
     status: str,
     flags: dict[str, bool],
@@ -141,7 +141,7 @@ def set_printer_status(
     return dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone())
 
 
-def record_status_changes(db: sqlite_utils.Database, changes: list[tuple[Any, ...]]) -> None:
+def record_status_changes(db: Session, changes: list[tuple[Any, ...]]) -> None:
     """Status changes the hub already holds in memory, as (printer_id, status, flags_json,
     at) in the order they happened: each printer's row and one history entry per change
     (write-behind from the status handler, in bulk; no reads)."""
@@ -156,15 +156,15 @@ def record_status_changes(db: sqlite_utils.Database, changes: list[tuple[Any, ..
     )
 
 
-def mark_seen(db: sqlite_utils.Database, seen: dict[int, float]) -> None:
+def mark_seen(db: Session, seen: dict[int, float]) -> None:
     """Printers that reported an unchanged status: when they were last heard from."""
     db.conn.executemany(
-        "UPDATE printers SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE id = ?",
-        [(at, printer_id) for printer_id, at in seen.items()],
+        "UPDATE printers SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)",
+        [(at, printer_id, at) for printer_id, at in seen.items()],
     )
 
 
-def mark_agent_printers_offline(db: sqlite_utils.Database, agent_id: int) -> list[dict[str, Any]]:
+def mark_agent_printers_offline(db: Session, agent_id: int) -> list[dict[str, Any]]:
     """When an agent goes away its printers can no longer be reached: status offline."""
     now = time.time()
     rows = db.execute(
@@ -188,14 +188,14 @@ def mark_agent_printers_offline(db: sqlite_utils.Database, agent_id: int) -> lis
     return changed
 
 
-def mark_all_agent_printers_offline(db: sqlite_utils.Database) -> int:
+def mark_all_agent_printers_offline(db: Session) -> int:
     """At hub start no agent is connected: every agent-driven printer is unreachable."""
     agent_ids = [r[0] for r in db.execute("SELECT DISTINCT agent_id FROM printers").fetchall()]
     return sum(len(mark_agent_printers_offline(db, a)) for a in agent_ids if a is not None)
 
 
 def update_printer_settings(
-    db: sqlite_utils.Database, printer_id: int, changes: dict[str, Any]
+    db: Session, printer_id: int, changes: dict[str, Any]
 ) -> dict[str, Any] | None:
     allowed = {
         "name",
@@ -217,7 +217,7 @@ def update_printer_settings(
 
 
 def set_printer_capabilities(
-    db: sqlite_utils.Database, printer_id: int, capabilities: dict[str, Any]
+    db: Session, printer_id: int, capabilities: dict[str, Any]
 ) -> dict[str, Any] | None:
     """What the agent says the printer can do now (after a profile change)."""
     profile = capabilities.get("profile")
@@ -235,13 +235,11 @@ def set_printer_capabilities(
     return dict(row) if row else None
 
 
-def all_printers(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def all_printers(db: Session) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute("SELECT * FROM printers ORDER BY id").fetchall()]
 
 
-def printer_history(
-    db: sqlite_utils.Database, printer_id: int, limit: int = 50
-) -> list[dict[str, Any]]:
+def printer_history(db: Session, printer_id: int, limit: int = 50) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT at, status, flags FROM printer_events WHERE printer_id = ? "
         "ORDER BY id DESC LIMIT ?",

@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import sqlite_utils
+from pm_core.sql import Session
 
 
-def ensure_station(
-    db: sqlite_utils.Database, *, company_id: int, branch_id: int, name: str
-) -> dict[str, Any]:
+def ensure_station(db: Session, *, company_id: int, branch_id: int, name: str) -> dict[str, Any]:
     db.execute(
-        "INSERT OR IGNORE INTO stations (company_id, branch_id, name, created_at) "
-        "VALUES (?, ?, ?, ?)",
+        "INSERT INTO stations (company_id, branch_id, name, created_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (branch_id, name) DO NOTHING",
         (company_id, branch_id, name, time.time()),
     )
     row = db.execute(
@@ -22,12 +20,12 @@ def ensure_station(
     return dict(row)
 
 
-def all_stations(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def all_stations(db: Session) -> list[dict[str, Any]]:
     return [dict(r) for r in db.execute("SELECT * FROM stations ORDER BY branch_id, name")]
 
 
 def configure_station(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     company_id: int,
     branch_id: int,

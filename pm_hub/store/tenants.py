@@ -5,17 +5,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import sqlite_utils
+from pm_core.sql import Session
 
 
-def ensure_default_tenant(db: sqlite_utils.Database) -> tuple[int, int]:
+def ensure_default_tenant(db: Session) -> tuple[int, int]:
     """The first company and branch, created on first start; returns their ids."""
     row = db.execute("SELECT id FROM companies ORDER BY id LIMIT 1").fetchone()
     now = time.time()
     if row is None:
         company_id = db.execute(
-            "INSERT INTO companies (name, created_at) VALUES (?, ?)", ("My restaurant", now)
-        ).lastrowid
+            "INSERT INTO companies (name, created_at) VALUES (?, ?) RETURNING id",
+            ("My restaurant", now),
+        ).fetchone()[0]
     else:
         company_id = row[0]
     row = db.execute(
@@ -23,21 +24,21 @@ def ensure_default_tenant(db: sqlite_utils.Database) -> tuple[int, int]:
     ).fetchone()
     if row is None:
         branch_id = db.execute(
-            "INSERT INTO branches (company_id, name, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO branches (company_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
             (company_id, "Main branch", now),
-        ).lastrowid
+        ).fetchone()[0]
     else:
         branch_id = row[0]
     assert company_id is not None and branch_id is not None
     return int(company_id), int(branch_id)
 
 
-def get_branch(db: sqlite_utils.Database, branch_id: int) -> dict[str, Any] | None:
+def get_branch(db: Session, branch_id: int) -> dict[str, Any] | None:
     row = db.execute("SELECT * FROM branches WHERE id = ?", (branch_id,)).fetchone()
     return dict(row) if row else None
 
 
-def list_branches(db: sqlite_utils.Database, company_id: int | None = None) -> list[dict[str, Any]]:
+def list_branches(db: Session, company_id: int | None = None) -> list[dict[str, Any]]:
     if company_id is None:
         rows = db.execute("SELECT * FROM branches ORDER BY id").fetchall()
     else:
@@ -47,12 +48,12 @@ def list_branches(db: sqlite_utils.Database, company_id: int | None = None) -> l
     return [dict(r) for r in rows]
 
 
-def rename_branch(db: sqlite_utils.Database, branch_id: int, name: str) -> None:
+def rename_branch(db: Session, branch_id: int, name: str) -> None:
     db.execute("UPDATE branches SET name = ? WHERE id = ?", (name, branch_id))
 
 
 def insert_license(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     key_hash: str,
     key_prefix: str,
@@ -60,21 +61,20 @@ def insert_license(
     branch_id: int,
     label: str | None = None,
 ) -> int:
-    cur = db.execute(
+    row = db.execute(
         "INSERT INTO licenses (key_hash, key_prefix, company_id, branch_id, label, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (key_hash, key_prefix, company_id, branch_id, label, time.time()),
-    )
-    assert cur.lastrowid is not None
-    return int(cur.lastrowid)
+    ).fetchone()
+    return int(row[0])
 
 
-def find_license(db: sqlite_utils.Database, key_hash: str) -> dict[str, Any] | None:
+def find_license(db: Session, key_hash: str) -> dict[str, Any] | None:
     row = db.execute("SELECT * FROM licenses WHERE key_hash = ?", (key_hash,)).fetchone()
     return dict(row) if row else None
 
 
-def bind_license(db: sqlite_utils.Database, license_id: int, device_id: str) -> bool:
+def bind_license(db: Session, license_id: int, device_id: str) -> bool:
     """Bind an unbound license to ``device_id``; False if it is bound to another device."""
     cur = db.execute(
         "UPDATE licenses SET device_id = ?, bound_at = ? WHERE id = ? AND device_id IS NULL",
@@ -86,7 +86,7 @@ def bind_license(db: sqlite_utils.Database, license_id: int, device_id: str) -> 
     return row is not None and row[0] == device_id
 
 
-def agent_of_device(db: sqlite_utils.Database, device_id: str) -> dict[str, Any] | None:
+def agent_of_device(db: Session, device_id: str) -> dict[str, Any] | None:
     """The agent known by ``device_id`` with its license's company and revocation."""
     row = db.execute(
         "SELECT a.*, l.company_id AS license_company_id, l.revoked_at AS license_revoked_at "
@@ -97,7 +97,7 @@ def agent_of_device(db: sqlite_utils.Database, device_id: str) -> dict[str, Any]
 
 
 def upsert_agent(
-    db: sqlite_utils.Database,
+    db: Session,
     *,
     device_id: str,
     license_id: int,
@@ -125,7 +125,7 @@ def upsert_agent(
     return dict(row)
 
 
-def set_agent_disconnected(db: sqlite_utils.Database, agent_id: int) -> dict[str, Any] | None:
+def set_agent_disconnected(db: Session, agent_id: int) -> dict[str, Any] | None:
     now = time.time()
     db.execute(
         "UPDATE agents SET connected = 0, last_disconnect = ?, last_seen = ? WHERE id = ?",
@@ -135,7 +135,7 @@ def set_agent_disconnected(db: sqlite_utils.Database, agent_id: int) -> dict[str
     return dict(row) if row else None
 
 
-def agents_to_watch(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def agents_to_watch(db: Session) -> list[dict[str, Any]]:
     """Agents whose absence matters: every known agent whose license is not revoked."""
     rows = db.execute(
         "SELECT a.* FROM agents a LEFT JOIN licenses l ON l.id = a.license_id "
@@ -144,13 +144,13 @@ def agents_to_watch(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def mark_all_agents_disconnected(db: sqlite_utils.Database) -> None:
+def mark_all_agents_disconnected(db: Session) -> None:
     """At hub start nobody is connected yet, whatever the file says."""
     db.execute("UPDATE agents SET connected = 0 WHERE connected = 1")
 
 
 def list_agents(
-    db: sqlite_utils.Database, *, company_id: int, branch_ids: list[int] | None
+    db: Session, *, company_id: int, branch_ids: list[int] | None
 ) -> list[dict[str, Any]]:
     sql = "SELECT * FROM agents WHERE company_id = ?"
     params: list[Any] = [company_id]

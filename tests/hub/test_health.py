@@ -15,22 +15,21 @@ from typing import Any
 
 import aiohttp
 import pytest
-import sqlite_utils
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim.fleet import SimulatorFleet
-from pm_core.database import connect
 from pm_core.logs import setup_logging
 from pm_hub.server import RunningHub, start_hub
 from pm_hub.store import health as health_store
-from pm_hub.store import migrate
+from pm_hub.store import prepare_hub_db
 from pm_hub.webhooks import sign
 from tests.conftest import AgentFactory, hub_settings
 from tests.support.fault_harness import LinkProxy
 from tests.support.helpers import OpsClient, eventually
+from tests.support.services import open_session
 
 
 class WebhookReceiver:
@@ -476,10 +475,11 @@ async def test_metrics_show_requests_in_flight_and_link_quality(
         await proxy.cut()
 
 
-def test_downsampling_keeps_a_month_of_samples_small(tmp_path: Path) -> None:
-    """Two agents pinging every 15 s for 30 days: the table stops growing after a week."""
-    db = sqlite_utils.Database(connect(tmp_path / "h.sqlite"))
-    migrate(db)
+def test_downsampling_keeps_a_month_of_samples_small(store_target: str) -> None:
+    """Two agents pinging every 15 s for 30 days: the table stops growing after a week
+    (on SQLite and on PostgreSQL)."""
+    db = open_session(store_target)
+    prepare_hub_db(db)
     db.execute("INSERT INTO companies (id, name, created_at) VALUES (1, 'c', 0)")
     db.execute("INSERT INTO branches (id, company_id, name, created_at) VALUES (1, 1, 'b', 0)")
     for agent_id in (1, 2):

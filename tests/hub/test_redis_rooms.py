@@ -17,7 +17,7 @@ from aiohttp import web
 from pm_hub.redis_rooms import RedisRoomManager
 from tests.support.fault_harness import LinkProxy
 from tests.support.helpers import eventually
-from tests.support.services import redis_url, unique_channel
+from tests.support.services import need_redis, unique_channel
 
 
 @dataclass
@@ -54,7 +54,7 @@ async def stop_server(server: Server) -> None:
 
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[Server, Server]]:
-    url, channel = redis_url(), unique_channel()
+    url, channel = need_redis(), unique_channel()
     a = await start_server(url, channel)
     b = await start_server(url, channel)
     yield a, b
@@ -145,7 +145,7 @@ async def test_redis_going_away_and_back(tmp_path: Any) -> None:
     """While Redis is away, emits are dropped (the server keeps serving its own
     clients); when it is back the managers listen again by themselves, say so, and
     broadcasts between them resume."""
-    url = redis_url()
+    url = need_redis()
     parsed = urlparse(url)
     proxy = LinkProxy(parsed.port or 6379)
     await proxy.start()

@@ -1,19 +1,31 @@
-"""The SQLite store: migrations, the group-committing writer, job state rules."""
+"""The store on both engines: migrations, the group-committing writer, and the store's
+functions (job state rules, tenants, credentials, printers, alerts, stations, the
+company mirror), each test once on a SQLite file and once on a PostgreSQL schema of
+its own (``store_target``, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlite_utils
 
-from pm_core.database import connect
-from pm_hub.store import CURRENT_VERSION, Database, migrate, tenants
+from pm_core.database import Database, connect
+from pm_core.sql import Session, is_sqlite
+from pm_hub.global_ids import global_id
+from pm_hub.store import CURRENT_VERSION, migrate, migrations_pg, prepare_hub_db, tenants
+from pm_hub.store import alerts as alert_store
+from pm_hub.store import credentials as credential_store
 from pm_hub.store import jobs as job_store
+from pm_hub.store import mirror as mirror_store
+from pm_hub.store import printers as printer_store
+from pm_hub.store import stations as station_store
 from pm_hub.store.migrations import MIGRATIONS, schema_version
+from tests.support.services import close, open_session
 
 EXPECTED_TABLES = {
     "companies",
@@ -27,11 +39,52 @@ EXPECTED_TABLES = {
     "health_samples",
     "printer_events",
     "stations",
+    "branch_links",
+    "mirror_printers",
+    "mirror_jobs",
+    "mirror_alerts",
+    "mirror_agents",
+    "tokens",
 }
 
 
-def columns(db: sqlite_utils.Database) -> dict[str, list[str]]:
-    return {name: [c.name for c in db[name].columns] for name in db.table_names()}
+@pytest.fixture
+def session(store_target: str) -> Iterator[Session]:
+    db = open_session(store_target)
+    prepare_hub_db(db)
+    yield db
+    close(db)
+
+
+def columns(db: Session) -> dict[str, list[str]]:
+    """Every table's columns in order (SQLite's own bookkeeping left out)."""
+    if is_sqlite(db):
+        sdb: Any = db
+        return {
+            name: [c.name for c in sdb[name].columns]
+            for name in sdb.table_names()
+            if name != "sqlite_sequence"
+        }
+    rows = db.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+    ).fetchall()
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, []).append(column)
+    return found
+
+
+def committed(target: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    """``sql`` on a new connection: what another process would see (committed data)."""
+    db = open_session(target)
+    try:
+        return db.execute(sql, params).fetchone()
+    finally:
+        close(db)
+
+
+# -- migrations --------------------------------------------------------------------------------
 
 
 def test_fresh_file_ends_at_current_schema(tmp_path: Path) -> None:
@@ -71,10 +124,108 @@ def test_newer_file_is_refused(tmp_path: Path) -> None:
         migrate(db)
 
 
-async def test_writes_are_committed_before_the_caller_hears_back(tmp_path: Path) -> None:
-    """Many concurrent writes commit together; each one is on disk when awaited."""
-    database = Database(tmp_path / "hub.sqlite")
-    await asyncio.to_thread(database.start, migrate)
+def test_both_engines_have_the_same_tables_and_columns(tmp_path: Path, postgres_url: str) -> None:
+    """PostgreSQL's schema is SQLite's, column for column in the same order, at the
+    same version: the store's SELECT * reads the same keys from both."""
+    assert migrations_pg.CURRENT_VERSION == CURRENT_VERSION
+    lite = sqlite_utils.Database(connect(tmp_path / "s.sqlite"))
+    migrate(lite)
+    pg = open_session(postgres_url)
+    try:
+        assert migrations_pg.migrate(pg) == len(migrations_pg.MIGRATIONS)
+        assert columns(pg) == columns(lite)
+        assert len(columns(pg)) == 20
+    finally:
+        close(pg)
+
+
+#: Where a PostgreSQL schema may start: empty (0), or at each earlier version.
+PG_STARTS = [0, *(v for v, _n, _f in migrations_pg.MIGRATIONS[:-1])]
+
+
+@pytest.mark.parametrize("start", PG_STARTS)
+def test_postgresql_schema_is_migrated_from_every_earlier_version(
+    postgres_url: str, start: int
+) -> None:
+    """An empty schema, or one at an earlier version with rows in it, ends at the
+    current version like a fresh one, keeping the rows; running again does nothing."""
+    db = open_session(postgres_url)
+    try:
+        if start:
+            migrations_pg.migrate(db, target=start)
+            company_id, branch_id = tenants.ensure_default_tenant(db)
+            db.execute(
+                "INSERT INTO printers (company_id, branch_id, identity, name, address, "
+                "created_at, updated_at) VALUES (?, ?, 'tcp://x', 'Kitchen-1', 'tcp://x', 0, 0)",
+                (company_id, branch_id),
+            )
+        ran = migrations_pg.migrate(db)
+        assert ran == sum(1 for v, _n, _f in migrations_pg.MIGRATIONS if v > start)
+        assert migrations_pg.schema_version(db) == migrations_pg.CURRENT_VERSION
+        assert set(columns(db)) >= EXPECTED_TABLES
+        if start:
+            assert [tuple(r) for r in db.execute("SELECT name FROM printers")] == [("Kitchen-1",)]
+        assert migrations_pg.migrate(db) == 0  # on a current schema: nothing to do
+    finally:
+        close(db)
+
+
+def test_postgresql_migrations_started_twice_at_once_run_once(postgres_url: str) -> None:
+    """Two processes starting on the same empty schema: one migrates, the other waits
+    for its lock, finds the work done and does nothing (no error either)."""
+    sessions = [open_session(postgres_url), open_session(postgres_url)]
+    results: list[Any] = [None, None]
+    go = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        go.wait()
+        try:
+            results[i] = migrations_pg.migrate(sessions[i])
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for s in sessions:
+        close(s)
+    assert sorted(results) == [0, len(migrations_pg.MIGRATIONS)], results
+
+
+def test_newer_postgresql_schema_is_refused(postgres_url: str) -> None:
+    db = open_session(postgres_url)
+    try:
+        migrations_pg.migrate(db)
+        db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+        with pytest.raises(RuntimeError, match="newer than this program"):
+            migrations_pg.migrate(db)
+    finally:
+        close(db)
+
+
+def test_an_upstream_is_refused_on_postgresql(postgres_url: str) -> None:
+    db = open_session(postgres_url)
+    try:
+        with pytest.raises(ValueError, match="SQLite"):
+            prepare_hub_db(db, upstream=True)
+    finally:
+        close(db)
+
+
+# -- the writer ------------------------------------------------------------------------------
+
+
+async def started(target: str) -> Database:
+    database = Database(target)
+    await asyncio.to_thread(database.start, prepare_hub_db)
+    return database
+
+
+async def test_writes_are_committed_before_the_caller_hears_back(store_target: str) -> None:
+    """Many concurrent writes commit together; each one is committed when awaited."""
+    database = await started(store_target)
     try:
         company_id, branch_id = await database.write(tenants.ensure_default_tenant)
 
@@ -94,11 +245,9 @@ async def test_writes_are_committed_before_the_caller_hears_back(tmp_path: Path)
                 )
             )
             # Another connection sees it right away: it is committed.
-            other = sqlite3.connect(tmp_path / "hub.sqlite")
-            try:
-                found = other.execute("SELECT id FROM jobs WHERE id = ?", (row["id"],)).fetchone()
-            finally:
-                other.close()
+            found = await asyncio.to_thread(
+                committed, store_target, "SELECT id FROM jobs WHERE id = ?", (row["id"],)
+            )
             assert found is not None
             return int(row["id"])
 
@@ -108,12 +257,11 @@ async def test_writes_are_committed_before_the_caller_hears_back(tmp_path: Path)
         await asyncio.to_thread(database.close)
 
 
-async def test_a_failing_write_does_not_undo_the_others(tmp_path: Path) -> None:
-    database = Database(tmp_path / "hub.sqlite")
-    await asyncio.to_thread(database.start, migrate)
+async def test_a_failing_write_does_not_undo_the_others(store_target: str) -> None:
+    database = await started(store_target)
     try:
 
-        def boom(d: sqlite_utils.Database) -> None:
+        def boom(d: Session) -> None:
             d.execute("INSERT INTO companies (name, created_at) VALUES ('half', 0)")
             raise ValueError("nope")
 
@@ -132,54 +280,14 @@ async def test_a_failing_write_does_not_undo_the_others(tmp_path: Path) -> None:
         await asyncio.to_thread(database.close)
 
 
-def test_job_status_only_moves_forward(tmp_path: Path) -> None:
-    db = sqlite_utils.Database(connect(tmp_path / "j.sqlite"))
-    migrate(db)
-    company_id, branch_id = tenants.ensure_default_tenant(db)
-    row, created = job_store.insert_job(
-        db,
-        company_id=company_id,
-        branch_id=branch_id,
-        printer_id=None,
-        station=None,
-        document={"blocks": [{"type": "cut"}]},
-        copies=1,
-        idempotency_key="same",
-        submitted_by="t",
-        expires_at=None,
-    )
-    assert created
-    again, created_again = job_store.insert_job(
-        db,
-        company_id=company_id,
-        branch_id=branch_id,
-        printer_id=None,
-        station=None,
-        document={"blocks": [{"type": "cut"}]},
-        copies=1,
-        idempotency_key="same",
-        submitted_by="t",
-        expires_at=None,
-    )
-    assert not created_again and again["id"] == row["id"]
-    job_id = row["id"]
-    assert job_store.transition(db, job_id, "printing", actor="a") is not None
-    assert job_store.transition(db, job_id, "dispatched", actor="a") is None  # backwards
-    assert job_store.transition(db, job_id, "completed", actor="a") is not None
-    assert job_store.transition(db, job_id, "failed", actor="a") is None  # final stays final
-    trail = [e["status"] for e in job_store.job_events(db, job_id)]
-    assert trail == ["queued", "printing", "completed"]
-
-
-async def test_bulk_write_behind_keeps_its_place_among_other_writes(tmp_path: Path) -> None:
-    """Rows appended with append_soon reach the file in one executemany per batch, yet
-    a write queued between two appends lands between them (a status report after a
+async def test_bulk_write_behind_keeps_its_place_among_other_writes(store_target: str) -> None:
+    """Rows appended with append_soon reach the database in one executemany per batch,
+    yet a write queued between two appends lands between them (a status report after a
     re-registration must not be overwritten by it, nor overwrite it out of turn)."""
-    database = Database(tmp_path / "hub.sqlite")
-    await asyncio.to_thread(database.start, migrate)
+    database = await started(store_target)
     calls: list[list[tuple[str, str]]] = []
 
-    def log_rows(d: sqlite_utils.Database, rows: list[tuple[str, str]]) -> None:
+    def log_rows(d: Session, rows: list[tuple[str, str]]) -> None:
         calls.append(list(rows))
         d.conn.executemany("INSERT INTO companies (name, created_at) VALUES (?, 0)", rows)
 
@@ -208,12 +316,11 @@ async def test_bulk_write_behind_keeps_its_place_among_other_writes(tmp_path: Pa
 
 
 async def test_a_failing_bulk_write_is_logged_and_later_writes_still_commit(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store_target: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    database = Database(tmp_path / "hub.sqlite")
-    await asyncio.to_thread(database.start, migrate)
+    database = await started(store_target)
 
-    def broken(d: sqlite_utils.Database, rows: list[Any]) -> None:
+    def broken(d: Session, rows: list[Any]) -> None:
         d.conn.executemany("INSERT INTO no_such_table VALUES (?)", rows)
 
     try:
@@ -228,24 +335,19 @@ async def test_a_failing_bulk_write_is_logged_and_later_writes_still_commit(
         await asyncio.to_thread(database.close)
 
 
-async def test_a_printer_thread_can_write_and_wait_for_the_commit(tmp_path: Path) -> None:
+async def test_a_printer_thread_can_write_and_wait_for_the_commit(store_target: str) -> None:
     """``write_now`` (a printer's I/O thread marking a job printing before its bytes go
     out) returns only once the write is committed, and raises what the write raised."""
-    database = Database(tmp_path / "hub.sqlite")
-    await asyncio.to_thread(database.start, migrate)
+    database = await started(store_target)
 
     def in_thread() -> tuple[int, str]:
         database.write_now(
             lambda d: d.execute("INSERT INTO companies (name, created_at) VALUES ('t', 0)")
         )
-        other = sqlite3.connect(tmp_path / "hub.sqlite")  # committed: visible to others
-        try:
-            count = other.execute("SELECT COUNT(*) FROM companies").fetchone()[0]
-        finally:
-            other.close()
+        count = committed(store_target, "SELECT COUNT(*) FROM companies")[0]
         try:
             database.write_now(lambda d: d.execute("INSERT INTO no_such_table VALUES (1)"))
-        except sqlite3.OperationalError as exc:
+        except Exception as exc:
             return count, str(exc)
         return count, "no error"
 
@@ -256,3 +358,298 @@ async def test_a_printer_thread_can_write_and_wait_for_the_commit(tmp_path: Path
         await asyncio.to_thread(database.close)
     with pytest.raises(RuntimeError, match="closed"):
         database.write_now(lambda d: None)
+
+
+# -- the store's functions ------------------------------------------------------------------------
+
+
+def add_job(db: Session, company_id: int, branch_id: int, key: str | None) -> tuple[Any, bool]:
+    return job_store.insert_job(
+        db,
+        company_id=company_id,
+        branch_id=branch_id,
+        printer_id=None,
+        station=None,
+        document={"blocks": [{"type": "cut"}]},
+        copies=1,
+        idempotency_key=key,
+        submitted_by="t",
+        expires_at=None,
+    )
+
+
+def test_job_status_only_moves_forward(session: Session) -> None:
+    db = session
+    company_id, branch_id = tenants.ensure_default_tenant(db)
+    row, created = add_job(db, company_id, branch_id, "same")
+    assert created
+    again, created_again = add_job(db, company_id, branch_id, "same")
+    assert not created_again and again["id"] == row["id"]
+    job_id = row["id"]
+    assert job_store.transition(db, job_id, "printing", actor="a") is not None
+    assert job_store.transition(db, job_id, "dispatched", actor="a") is None  # backwards
+    assert job_store.transition(db, job_id, "completed", actor="a") is not None
+    assert job_store.transition(db, job_id, "failed", actor="a") is None  # final stays final
+    trail = [e["status"] for e in job_store.job_events(db, job_id)]
+    assert trail == ["queued", "printing", "completed"]
+    assert job_store.count_by_status(db) == {"completed": 1}
+    listed = job_store.list_jobs(db, company_id=company_id, branch_ids=[branch_id], limit=5)
+    assert [j["id"] for j in listed] == [job_id]
+
+
+def test_tenants_licenses_and_agents(session: Session) -> None:
+    db = session
+    company_id, branch_id = tenants.ensure_default_tenant(db)
+    assert tenants.ensure_default_tenant(db) == (company_id, branch_id)
+    license_id = tenants.insert_license(
+        db, key_hash="h1", key_prefix="pmk_abc", company_id=company_id, branch_id=branch_id
+    )
+    assert tenants.bind_license(db, license_id, "dev-1")
+    assert tenants.bind_license(db, license_id, "dev-1")  # the same device again
+    assert not tenants.bind_license(db, license_id, "dev-2")
+    agent = tenants.upsert_agent(
+        db,
+        device_id="dev-1",
+        license_id=license_id,
+        company_id=company_id,
+        branch_id=branch_id,
+        name="Kitchen box",
+        version="1",
+        hostname="k",
+    )
+    assert agent["connected"] == 1 and agent["name"] == "Kitchen box"
+    again = tenants.upsert_agent(
+        db,
+        device_id="dev-1",
+        license_id=license_id,
+        company_id=company_id,
+        branch_id=branch_id,
+        name=None,
+        version="2",
+        hostname="k",
+    )
+    assert again["id"] == agent["id"] and again["name"] == "Kitchen box"
+    assert again["version"] == "2"
+    gone = tenants.set_agent_disconnected(db, agent["id"])
+    assert gone is not None and gone["connected"] == 0
+    known = tenants.agent_of_device(db, "dev-1")
+    assert known is not None and known["license_revoked_at"] is None
+    assert [a["id"] for a in tenants.agents_to_watch(db)] == [agent["id"]]
+    assert [a["id"] for a in tenants.list_agents(db, company_id=1, branch_ids=[1])] == [1]
+    assert tenants.list_agents(db, company_id=1, branch_ids=[7]) == []
+
+
+def test_tokens_and_licenses_are_listed_and_revoked(session: Session) -> None:
+    db = session
+    company_id, branch_id = tenants.ensure_default_tenant(db)
+    now = 2_000_000_000
+    first = {"jti": "t1", "sub": "ana", "role": "admin", "company_id": 1, "iat": 1, "exp": now}
+    refreshed = {**first, "jti": "t2", "sess": "t1", "branch_ids": [1, 2]}
+    for claims in (first, refreshed, first):  # noting one twice keeps one row
+        credential_store.record_token(db, claims)
+    listed = credential_store.list_tokens(db)
+    assert sorted(t["jti"] for t in listed) == ["t1", "t2"]
+    assert next(t for t in listed if t["jti"] == "t2")["branch_ids"] == [1, 2]
+    assert credential_store.revoke_token(db, "t1") == 2  # the session's tokens too
+    assert credential_store.revoke_token(db, "t1") == 0
+    assert credential_store.revoked_token_ids(db) == {"t1", "t2"}
+    assert credential_store.list_tokens(db) == []
+    assert len(credential_store.list_tokens(db, include_ended=True)) == 2
+
+    for key in ("pmk_aaaa", "pmk_bbbb"):
+        tenants.insert_license(
+            db, key_hash=key, key_prefix=key, company_id=company_id, branch_id=branch_id
+        )
+    revoked = credential_store.revoke_license(db, "pmk_bbbb-and-the-rest")  # by prefix
+    assert revoked is not None and revoked["key_prefix"] == "pmk_bbbb" and revoked["revoked_at"]
+    assert credential_store.revoke_license(db, "999") is None
+    assert credential_store.revoked_license_ids(db) == {revoked["id"]}
+    assert [k["key_prefix"] for k in credential_store.list_licenses(db)] == ["pmk_aaaa", "pmk_bbbb"]
+
+
+def test_printers_status_settings_and_history(session: Session) -> None:
+    db = session
+    company_id, branch_id = tenants.ensure_default_tenant(db)
+    printer = printer_store.upsert_printer(
+        db,
+        company_id=company_id,
+        branch_id=branch_id,
+        agent_id=None,
+        identity="tcp://10.0.0.5:9100",
+        name="Kitchen-1",
+        address="tcp://10.0.0.5:9100",
+        kind="network",
+        model=None,
+        station="kitchen",
+        status_supported=True,
+    )
+    assert printer["status"] == "unknown" and printer["status_supported"] == 1
+    renamed = printer_store.upsert_printer(  # it told its serial: the same record
+        db,
+        company_id=company_id,
+        branch_id=branch_id,
+        agent_id=None,
+        identity="serial:ABC",
+        name="Kitchen-1",
+        address="tcp://10.0.0.5:9100",
+        kind="network",
+        model="TM-T20",
+        station=None,
+        status_supported=True,
+        serial="ABC",
+        capabilities={"profile": "TM-T20", "cut": True},
+        previous_identity="tcp://10.0.0.5:9100",
+    )
+    assert renamed["id"] == printer["id"] and renamed["identity"] == "serial:ABC"
+    assert renamed["profile"] == "TM-T20" and renamed["station"] == "kitchen"
+    pid = printer["id"]
+    changed = printer_store.set_printer_status(db, pid, "paper_out", {"paper_out": True}, at=10.0)
+    assert changed is not None and changed["status"] == "paper_out"
+    printer_store.record_status_changes(db, [(pid, "online", "{}", 20.0)])
+    printer_store.mark_seen(db, {pid: 30.0})
+    printer_store.mark_seen(db, {pid: 25.0})  # older than what is known: kept
+    row = next(p for p in printer_store.all_printers(db) if p["id"] == pid)
+    assert row["status"] == "online" and row["last_seen"] == 30.0
+    history = printer_store.printer_history(db, pid)
+    assert [h["status"] for h in history] == ["online", "paper_out"]
+    paused = printer_store.update_printer_settings(
+        db, pid, {"paused": True, "name": "Hot line", "not_a_setting": 1}
+    )
+    assert paused is not None and paused["paused"] == 1 and paused["name"] == "Hot line"
+    caps = printer_store.set_printer_capabilities(db, pid, {"profile": "simple"})
+    assert caps is not None and caps["profile"] == "simple"
+    station, moved = station_store.configure_station(
+        db,
+        company_id=company_id,
+        branch_id=branch_id,
+        name="bar",
+        printer_ids=[pid],
+        default_expiry_s=30.0,
+        set_expiry=True,
+    )
+    assert station["default_expiry_s"] == 30.0 and moved[0]["station"] == "bar"
+    assert (
+        station_store.ensure_station(db, company_id=company_id, branch_id=branch_id, name="bar")[
+            "id"
+        ]
+        == station["id"]
+    )
+    assert {s["name"] for s in station_store.all_stations(db)} == {"bar"}
+
+
+def test_alerts_open_once_then_acknowledged_then_cleared(session: Session) -> None:
+    db = session
+    company_id, branch_id = tenants.ensure_default_tenant(db)
+
+    def open_one(message: str) -> tuple[dict[str, Any], str]:
+        return alert_store.open_alert(
+            db,
+            company_id=company_id,
+            branch_id=branch_id,
+            kind="paper_out",
+            severity="critical",
+            subject="printer:1",
+            message=message,
+            details={"printer_id": 1},
+        )
+
+    alert, what = open_one("Kitchen-1 is out of paper")
+    assert what == "opened"
+    assert open_one("Kitchen-1 is out of paper") == (alert, "unchanged")
+    assert open_one("Kitchen-1: still no paper")[1] == "updated"
+    acked = alert_store.acknowledge_alert(db, alert["id"], by="ana")
+    assert acked is not None and acked[1] and acked[0]["state"] == "acknowledged"
+    again = alert_store.acknowledge_alert(db, alert["id"], by="ana")
+    assert again is not None and not again[1]
+    cleared = alert_store.clear_alert(db, "paper_out", "printer:1", by="hub")
+    assert cleared is not None and cleared["state"] == "cleared"
+    assert alert_store.open_alerts(db) == []
+    assert open_one("out of paper again")[1] == "opened"  # a new one after clearing
+    listed = alert_store.list_alerts(db, company_id=company_id, branch_ids=[branch_id])
+    assert [a["state"] for a in listed] == ["open", "cleared"]
+
+
+def printer_entry(seq: int, local_id: int, status: str) -> dict[str, Any]:
+    record = {"id": local_id, "name": f"P{local_id}", "status": status, "branch_id": 2}
+    return {"seq": seq, "kind": "printer", "id": local_id, "record": record}
+
+
+def test_the_mirror_applies_each_change_once_and_keeps_the_sync_position(
+    session: Session,
+) -> None:
+    db = session
+    tenants.ensure_default_tenant(db)
+    link = mirror_store.open_link(
+        db, branch_id=2, company_id=1, stream_id="s1", name="Harbour", version="1"
+    )
+    assert link["last_seq"] == 0 and not link["reset"]
+    entries = [printer_entry(1, 7, "online"), printer_entry(2, 8, "online")]
+    applied, last, repeats = mirror_store.apply_changes(
+        db, branch_id=2, company_id=1, entries=entries
+    )
+    assert (len(applied), last, repeats) == (2, 2, 0)
+    applied, last, repeats = mirror_store.apply_changes(  # the same batch again
+        db, branch_id=2, company_id=1, entries=[*entries, printer_entry(3, 7, "paper_out")]
+    )
+    assert (len(applied), last, repeats) == (1, 3, 2)
+    shown = mirror_store.get(db, "printer", global_id(2, 7))
+    assert shown is not None and shown["status"] == "paper_out"
+    assert shown["id"] == global_id(2, 7)
+    # A snapshot older than what the mirror holds changes nothing.
+    stale = [{**printer_entry(0, 7, "online")["record"]}]
+    assert (
+        mirror_store.apply_snapshot(
+            db, branch_id=2, company_id=1, kind="printer", seq=1, records=stale
+        )
+        == []
+    )
+    removed = mirror_store.finish_snapshot(db, branch_id=2, kind="printer", kept={global_id(2, 7)})
+    assert [r[2]["id"] for r in removed if r[2]] == [global_id(2, 8)]
+    again = mirror_store.open_link(
+        db, branch_id=2, company_id=1, stream_id="s1", name="Harbour", version="1"
+    )
+    assert again["last_seq"] == 3  # where it left off
+    assert [b["name"] for b in tenants.list_branches(db)] == ["Main branch", "Harbour"]
+    # A new stream (the branch's database replaced) starts afresh.
+    fresh = mirror_store.open_link(
+        db, branch_id=2, company_id=1, stream_id="s2", name="Harbour", version="1"
+    )
+    assert fresh["reset"] and fresh["last_seq"] == 0
+    assert mirror_store.load(db)["printers"] == []
+    with pytest.raises(mirror_store.BranchConflict):
+        mirror_store.open_link(db, branch_id=2, company_id=5, stream_id="s", name="x", version=None)
+    # A branch id given by a branch does not block the ids the hub makes itself.
+    company, branch = tenants.ensure_default_tenant(db)
+    assert (company, branch) == (1, 1)
+    new_branch = db.execute(
+        "INSERT INTO branches (company_id, name, created_at) VALUES (1, 'third', 0) RETURNING id"
+    ).fetchone()[0]
+    assert new_branch == 3
+
+
+def test_mirror_jobs_are_listed_and_pruned(session: Session) -> None:
+    db = session
+    mirror_store.open_link(db, branch_id=3, company_id=1, stream_id="s", name="B", version=None)
+    entries = [
+        {
+            "seq": i,
+            "kind": "job",
+            "id": i,
+            "record": {
+                "id": i,
+                "status": "completed" if i <= 8 else "queued",
+                "printer_id": None,
+                "station": "kitchen",
+                "created_at": float(i),
+                "branch_id": 3,
+            },
+        }
+        for i in range(1, 11)
+    ]
+    mirror_store.apply_changes(db, branch_id=3, company_id=1, entries=entries)
+    listed = mirror_store.list_jobs(db, company_id=1, branch_ids=[3], statuses=["queued"])
+    assert [j["id"] for j in listed] == [global_id(3, 10), global_id(3, 9)]
+    assert mirror_store.prune_jobs(db, keep_per_branch=4) == 6
+    assert len(mirror_store.list_jobs(db, company_id=1, branch_ids=None, limit=100)) == 4
+    links = mirror_store.all_links(db)
+    assert [(link["branch_id"], link["name"], link["last_seq"]) for link in links] == [(3, "B", 10)]
