@@ -183,10 +183,15 @@ class Broadcaster:
         to: str | list[str],
         namespace: str,
         callback: Any = None,
+        here_only: bool = False,
     ) -> None:
-        """Every event the hub sends goes through here (or :meth:`call`): it is counted."""
+        """Every event the hub sends goes through here (or :meth:`call`): it is counted.
+        ``here_only``: to this process's sockets in ``to`` (with several processes, each
+        tells its own operators; see :meth:`broadcast`)."""
         self.metrics.count_out(namespace, event)
-        await self.sio.emit(event, data, to=to, namespace=namespace, callback=callback)
+        await self.sio.emit(
+            event, data, to=to, namespace=namespace, callback=callback, ignore_queue=here_only
+        )
 
     async def call(
         self, event: str, data: Mapping[str, Any], *, to: str, namespace: str, timeout: float
@@ -230,12 +235,12 @@ class Broadcaster:
         if not to:
             return  # nobody to tell: skip encoding the packet at all
         try:
-            await self.emit(event, record, to=to, namespace=Namespace.OPS)
+            await self.emit(event, record, to=to, namespace=Namespace.OPS, here_only=True)
         except Exception:  # a broken client socket must not break the caller
             log.exception("broadcast of %s failed", event)
 
     async def _emit_batch(self, event: str, rooms: list[str], payload: dict[str, Any]) -> None:
-        await self.emit(event, payload, to=rooms, namespace=Namespace.OPS)
+        await self.emit(event, payload, to=rooms, namespace=Namespace.OPS, here_only=True)
 
     # -- what changed -----------------------------------------------------------------
 

@@ -48,6 +48,16 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_redis_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="company hub in several processes: the Redis they share rooms and changes "
+        "through, redis://host:6379/0 (or PM_REDIS_URL, redis_url in the TOML file); each "
+        "process needs the same --database postgresql://... and --redis-url",
+    )
+
+
 def settings_from(
     args: argparse.Namespace, *, defaults: dict[str, Any] | None = None, **extra: Any
 ) -> HubSettings:
@@ -55,6 +65,7 @@ def settings_from(
     overrides = {
         "data_dir": getattr(args, "data_dir", None),
         "database_url": getattr(args, "database", None),
+        "redis_url": getattr(args, "redis_url", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         **extra,
@@ -158,6 +169,7 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
     add_database_argument(parser)
+    add_redis_argument(parser)
     add_upstream_arguments(parser)
     add_mdns_argument(parser)
     add_tls_arguments(parser)

@@ -191,6 +191,9 @@ def _convert(value: Any, type_name: str) -> Any:
 #: What ``database_url`` may start with (a plain path is a SQLite file too).
 DATABASE_SCHEMES = ("postgresql://", "postgres://", "sqlite://")
 
+#: What ``redis_url`` may start with.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
 #: Shortest and longest printer status poll interval accepted (seconds).
 POLL_INTERVAL_RANGE = (0.05, 3600.0)
 
@@ -214,6 +217,23 @@ def _check(settings: HubSettings) -> HubSettings:
             "a hub with an upstream keeps SQLite: its outbox for the company hub lives in "
             "the SQLite file (drop --database, or --upstream: PostgreSQL is for the company hub)"
         )
+    if settings.redis_url:
+        if not settings.redis_url.startswith(REDIS_SCHEMES):
+            raise ValueError(
+                "redis_url must be redis://host:port/db, rediss://... (TLS) or unix:///path "
+                f"(got {settings.redis_url.split(':')[0]}:)"
+            )
+        if not settings.company_mode or not settings.on_postgresql:
+            raise ValueError(
+                "--redis-url is for a company hub in several processes: each runs with "
+                "--company-mode and the same --database postgresql://..."
+            )
+    if (
+        not settings.redis_channel
+        or not settings.redis_channel.isprintable()
+        or any(c.isspace() for c in settings.redis_channel)
+    ):
+        raise ValueError("redis_channel must be a name without spaces or control characters")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ValueError("TLS needs both tls_cert and tls_key (--tls-cert and --tls-key)")
     if settings.branch_name is not None and control_characters(settings.branch_name):

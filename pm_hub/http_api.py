@@ -26,6 +26,7 @@ from pm_core.protocol.validation import check_payload_shape, get_int
 from pm_hub.admission import Admission
 from pm_hub.auth import AuthError, Principal
 from pm_hub.company.mirror import BranchMirror
+from pm_hub.company.peers import CompanyPeers
 from pm_hub.config import HubSettings
 from pm_hub.credentials import Credentials
 from pm_hub.live_state import LiveState
@@ -52,6 +53,8 @@ class HttpSide:
     mirror: BranchMirror | None
     upstream: UpstreamStatus | None
     admission: Admission
+    #: The other company-hub processes, when several serve the company.
+    peers: CompanyPeers | None = None
 
 
 HTTP_SIDE = web.AppKey("pm_hub.http_api", HttpSide)
@@ -170,6 +173,7 @@ async def healthz(request: web.Request) -> web.Response:
             "branch": {"id": state.branch_id, "name": state.branch_name},
             "company_mode": side.settings.company_mode,
             "upstream": upstream.describe() if upstream is not None else None,
+            "processes": side.peers.describe() if side.peers is not None else None,
         }
     )
 

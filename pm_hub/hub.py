@@ -9,8 +9,9 @@ the services, and a few shortcuts they use often (tokens, licenses, printers, ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pm_core.database import Database
 from pm_hub.active_jobs import ActiveJobs
@@ -28,6 +29,7 @@ from pm_hub.credential_watch import CredentialWatch
 from pm_hub.credentials import Credentials
 from pm_hub.dispatch import JobDispatcher
 from pm_hub.health import HealthMonitor
+from pm_hub.hub_lock import FileLock, PostgresLock
 from pm_hub.job_expiry import JobExpiry
 from pm_hub.live_state import AgentLink, LiveState, PrinterRow
 from pm_hub.metrics import HubMetrics
@@ -66,16 +68,44 @@ class Hub:
     agent_printers: AgentPrinters
     #: What operators can do here (a branch hub's own, or a company hub's forwarding).
     operations: OperatorActions
+    #: Held while the hub runs: no second hub on the same store (``pm_hub.hub_lock``).
+    lock: FileLock | PostgresLock
     #: On a company hub: what the branches sent (None on a branch hub).
     mirror: BranchMirror | None = None
     #: On a company hub served by several processes: the others (through Redis).
     peers: CompanyPeers | None = None
     #: On a branch hub with an upstream: the link to the company hub.
     upstream: UpstreamLink | None = None
+    _lock_watch: asyncio.Task[None] | None = field(default=None, init=False)
 
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
+        # One hub per store (several company-hub processes only through Redis).
+        await asyncio.to_thread(self.lock.take)
+        try:
+            await self._start()
+        except BaseException:
+            await self._abandon()
+            raise
+        if isinstance(self.lock, PostgresLock):
+            self._lock_watch = asyncio.create_task(self._watch_lock(self.lock))
+
+    async def _watch_lock(self, lock: PostgresLock, every: float = 10.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await asyncio.to_thread(lock.check)
+
+    async def _abandon(self) -> None:
+        """A start that failed half-way: let go of what it took."""
+        with contextlib.suppress(Exception):
+            if self.peers is not None:
+                await self.peers.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.db.close)
+        self.lock.release()
+
+    async def _start(self) -> None:
         upstream = bool(self.settings.upstream_url)
         await asyncio.to_thread(self.db.start, lambda d: prepare_hub_db(d, upstream=upstream))
         await self.credentials.start()
@@ -123,6 +153,11 @@ class Hub:
         await self.registry.stop()
         await self.broadcaster.stop()
         await asyncio.to_thread(self.db.close)
+        if self._lock_watch is not None:
+            self._lock_watch.cancel()
+            await asyncio.gather(self._lock_watch, return_exceptions=True)
+            self._lock_watch = None
+        self.lock.release()
 
     # -- shortcuts for the composition root and the tests -----------------------------
 

@@ -33,6 +33,7 @@ from pm_hub.dispatch import JobDispatcher
 from pm_hub.health import HealthMonitor
 from pm_hub.http_api import HttpSide, setup_http_api
 from pm_hub.hub import Hub
+from pm_hub.hub_lock import hub_lock
 from pm_hub.job_expiry import JobExpiry
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
@@ -173,6 +174,11 @@ def build_hub(settings: HubSettings) -> Hub:
         agent_sessions=sessions,
         agent_printers=agent_printers,
         operations=operations,
+        lock=hub_lock(
+            data_dir=settings.data_dir,
+            database_url=settings.database_url if settings.on_postgresql else None,
+            shared=bool(settings.redis_url),
+        ),
         mirror=mirror,
         peers=peers,
         upstream=upstream,
@@ -227,5 +233,6 @@ def mount(app: web.Application, hub: Hub) -> None:
         mirror=hub.mirror,
         upstream=hub.upstream.status if hub.upstream is not None else None,
         admission=hub.admission,
+        peers=hub.peers,
     )
     setup_http_api(app, http_side)

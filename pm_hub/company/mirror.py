@@ -122,6 +122,28 @@ class BranchMirror:
         for changes in held:
             self._remember(changes)
 
+    async def reload_branch(self, branch_id: int) -> None:
+        """Read one branch's live mirror again and tell operators what differs: with
+        several processes, when a branch's link moves here (the process that held it may
+        have stopped after writing a change and before announcing it)."""
+        state = await self.db.read(lambda d: mirror_store.load(d, branch_id))
+        known: dict[str, dict[int, Record]] = {
+            "printer": self.printers,
+            "agent": self.agents,
+            "alert": self.open_alerts,
+            "job": self.active_jobs,
+        }
+        changes: list[mirror_store.Applied] = []
+        for kind, key in (("printer", "printers"), ("agent", "agents"), ("alert", "alerts"),
+                          ("job", "jobs")):  # fmt: skip
+            now = {r["id"]: r for r in state[key]}
+            was = {i: r for i, r in known[kind].items() if r["branch_id"] == branch_id}
+            changes += [(kind, r, was.get(i)) for i, r in now.items() if was.get(i) != r]
+            changes += [(kind, None, r) for i, r in was.items() if i not in now]
+        if changes:
+            log.info("branch %s: %d mirrored objects read again", branch_id, len(changes))
+            await self.follow(changes)
+
     async def load_links(self) -> None:
         """The links known from the database, none connected (the process that holds
         one says so: ``pm_hub.company.peers``)."""
@@ -341,6 +363,9 @@ class BranchMirror:
             self.forget_branch(branch_id)
             if self.announce is not None:
                 await self.announce("forget", {"branch_id": branch_id})
+        elif self.announce is not None:
+            await self.reload_branch(branch_id)
+            await self.announce("reload", {"branch_id": branch_id})
         link = self.links.get(branch_id)
         if link is None:
             link = BranchLink(branch_id=branch_id, company_id=company_id, name=name)

@@ -8,8 +8,9 @@ them, over the Redis channel of :class:`~pm_hub.redis_rooms.RedisRoomManager`.
 - ``link``: a branch link came (``up``), went (``down``) or reported (``state``),
   with the session id and the process that holds it; a forwarded request goes to
   that session wherever it is (python-socketio's own cross-process calls).
-- ``forget``, ``seen``, ``result``: a branch's mirror restarted, printers were
-  seen, a test print's result reached a process other than the one that asked.
+- ``forget``, ``reload``, ``seen``, ``result``: a branch's mirror restarted, or is
+  to be read again from the database (its link moved), printers were seen, a test
+  print's result reached a process other than the one that asked.
 - ``alive``: every second; a process not heard for ``LOST_AFTER_S`` is gone, and
   the links it held are offline until their branches connect again elsewhere.
 - ``sync``: "say which links you hold" (a process that starts, or that was thought
@@ -58,6 +59,15 @@ class CompanyPeers:
     def alive(self, host: str) -> bool:
         return host == self.host_id or host in self.peers
 
+    def describe(self) -> dict[str, Any]:
+        """For ``/healthz``: this process, the others heard lately, Redis."""
+        return {
+            "host": self.host_id[:8],
+            "others": len(self.peers),
+            "redis": "ok" if self.manager.reachable else "unreachable",
+            "links_held": len(self.mirror.held_links()),
+        }
+
     async def join(self) -> None:
         """Listen to the other processes (before the mirror is read, so that nothing
         applied meanwhile is missed)."""
@@ -68,6 +78,7 @@ class CompanyPeers:
         manager.on("applied", self._applied)
         manager.on("link", mirror.link_heard)
         manager.on("forget", self._forget)
+        manager.on("reload", self._reload)
         manager.on("seen", self._seen)
         manager.on("result", self._result)
         manager.on("alive", self._alive)
@@ -117,6 +128,10 @@ class CompanyPeers:
     async def _forget(self, body: dict[str, Any]) -> None:
         if isinstance(body.get("branch_id"), int):
             self.mirror.forget_branch(body["branch_id"])
+
+    async def _reload(self, body: dict[str, Any]) -> None:
+        if isinstance(body.get("branch_id"), int):
+            await self.mirror.reload_branch(body["branch_id"])
 
     async def _seen(self, body: dict[str, Any]) -> None:
         link = self.mirror.links.get(body.get("branch_id"))  # type: ignore[arg-type]

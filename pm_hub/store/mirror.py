@@ -204,9 +204,15 @@ def apply_changes(
     entries: list[dict[str, Any]],
 ) -> tuple[list[Applied], int, int]:
     """Apply outbox entries in order; returns (what changed, the branch's last applied
-    sequence number, how many entries were repeats and skipped)."""
+    sequence number, how many entries were repeats and skipped).
+
+    The branch's link row is locked first (an update that changes nothing): two
+    company-hub processes that both hold a batch of the same branch for a moment (its
+    link moving from one to the other) apply it one after the other, the second
+    skipping what the first applied."""
     row = db.execute(
-        "SELECT last_seq FROM branch_links WHERE branch_id = ?", (branch_id,)
+        "UPDATE branch_links SET last_seq = last_seq WHERE branch_id = ? RETURNING last_seq",
+        (branch_id,),
     ).fetchone()
     last = int(row[0]) if row else 0
     applied: list[Applied] = []
@@ -288,23 +294,21 @@ def finish_snapshot(
 # -- reading -------------------------------------------------------------------------------
 
 
-def load(db: Session) -> dict[str, list[Record]]:
+def load(db: Session, branch_id: int | None = None) -> dict[str, list[Record]]:
     """What the company hub keeps in memory: printers, agents, alerts not cleared,
-    unfinished jobs."""
+    unfinished jobs (of every branch, or of one)."""
+    where, params = ("", ()) if branch_id is None else (" AND branch_id = ?", (branch_id,))
+
+    def records(sql: str) -> list[Record]:
+        return [json.loads(r[0]) for r in db.execute(sql + where, params)]
+
     return {
-        "printers": [json.loads(r[0]) for r in db.execute("SELECT record FROM mirror_printers")],
-        "agents": [json.loads(r[0]) for r in db.execute("SELECT record FROM mirror_agents")],
-        "alerts": [
-            json.loads(r[0])
-            for r in db.execute("SELECT record FROM mirror_alerts WHERE state != 'cleared'")
-        ],
-        "jobs": [
-            json.loads(r[0])
-            for r in db.execute(
-                "SELECT record FROM mirror_jobs "
-                "WHERE status IN ('queued', 'dispatched', 'printing')"
-            )
-        ],
+        "printers": records("SELECT record FROM mirror_printers WHERE 1 = 1"),
+        "agents": records("SELECT record FROM mirror_agents WHERE 1 = 1"),
+        "alerts": records("SELECT record FROM mirror_alerts WHERE state != 'cleared'"),
+        "jobs": records(
+            "SELECT record FROM mirror_jobs WHERE status IN ('queued', 'dispatched', 'printing')"
+        ),
     }
 
 

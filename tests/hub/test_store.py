@@ -653,3 +653,34 @@ def test_mirror_jobs_are_listed_and_pruned(session: Session) -> None:
     assert len(mirror_store.list_jobs(db, company_id=1, branch_ids=None, limit=100)) == 4
     links = mirror_store.all_links(db)
     assert [(link["branch_id"], link["name"], link["last_seq"]) for link in links] == [(3, "B", 10)]
+
+
+async def test_two_processes_applying_one_batch_of_a_branch_apply_it_once(
+    postgres_url: str,
+) -> None:
+    """A branch's link moving between company-hub processes can leave a batch with
+    both for a moment: applied by both at once, one applies every entry and the other
+    counts them all as repeats (the branch's link row is locked first)."""
+    first, second = await started(postgres_url), await started(postgres_url)
+    try:
+        await first.write(
+            lambda d: mirror_store.open_link(
+                d, branch_id=2, company_id=1, stream_id="s1", name="Harbour", version="1"
+            )
+        )
+        entries = [printer_entry(n, 7, "online" if n % 2 else "paper_out") for n in range(1, 301)]
+        results = await asyncio.gather(
+            *(
+                db.write(
+                    lambda d: mirror_store.apply_changes(
+                        d, branch_id=2, company_id=1, entries=entries
+                    )
+                )
+                for db in (first, second)
+            )
+        )
+        assert sorted((last, repeats) for _, last, repeats in results) == [(300, 0), (300, 300)]
+        assert sum(len(applied) for applied, _, _ in results) == 300
+    finally:
+        first.close()
+        second.close()
