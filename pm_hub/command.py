@@ -50,6 +50,12 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_redis_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--trusted-proxies",
+        metavar="LIST",
+        help="load balancers in front of this hub (addresses or networks, comma-separated; "
+        "or PM_TRUSTED_PROXIES): their connections count as the client in X-Forwarded-For",
+    )
+    parser.add_argument(
         "--redis-url",
         metavar="URL",
         help="company hub in several processes: the Redis they share rooms and changes "
@@ -66,6 +72,7 @@ def settings_from(
         "data_dir": getattr(args, "data_dir", None),
         "database_url": getattr(args, "database", None),
         "redis_url": getattr(args, "redis_url", None),
+        "trusted_proxies": getattr(args, "trusted_proxies", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         **extra,

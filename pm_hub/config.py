@@ -15,6 +15,7 @@ from typing import Any
 from pm_core.private_files import read_secret
 from pm_core.protocol.validation import control_characters
 from pm_core.sql import engine_of
+from pm_hub.proxies import parse_networks
 
 
 def default_data_dir() -> Path:
@@ -132,6 +133,11 @@ class HubSettings:
     """On a company hub with several processes (``--redis-url redis://host:6379/0``): the
     Redis they share Socket.IO rooms and mirror changes through; needs a PostgreSQL
     ``database`` (docs/operations.md, "Several company-hub processes")."""
+    trusted_proxies: str = ""
+    """Load balancers in front of the hub (``10.0.0.5,10.0.1.0/24``; a TOML list works
+    too): for a connection from one of them, the client is the address in
+    ``X-Forwarded-For`` (the per-address limits count clients, not the balancer). None
+    by default: the header is ignored."""
     redis_channel: str = "printermaster"
     """The Redis channel the processes of one company hub share; another deployment on
     the same Redis uses a channel of its own."""
@@ -234,6 +240,7 @@ def _check(settings: HubSettings) -> HubSettings:
         or any(c.isspace() for c in settings.redis_channel)
     ):
         raise ValueError("redis_channel must be a name without spaces or control characters")
+    parse_networks(settings.trusted_proxies)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ValueError("TLS needs both tls_cert and tls_key (--tls-cert and --tls-key)")
     if settings.branch_name is not None and control_characters(settings.branch_name):

@@ -238,7 +238,11 @@ class JobDispatcher:
                 return {"ok": False, "error": {"code": "offline", "message": f"agent: {exc}"}}
             self.metrics.observe_roundtrip(event, time.monotonic() - started)
             log.debug("agent %s answered %s: %s", link.agent_id, event, ack)
-        return ack if isinstance(ack, dict) else {"ok": False, "error": {"code": "internal"}}
+        if isinstance(ack, dict) and isinstance(ack.get("ok"), bool):
+            return ack
+        log.warning("agent %s answered %s with %r", link.agent_id, event, ack)
+        message = f"agent {link.agent_id} sent an answer to {event} that is not understood"
+        return {"ok": False, "error": {"code": "offline", "message": message}}
 
     async def cancel(self, job_id: int, *, actor: str, reason: str) -> dict[str, Any]:
         """Stop a job that has not started printing; returns the job row.

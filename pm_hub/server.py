@@ -14,6 +14,7 @@ from pm_core import __version__
 from pm_core.tls import server_context
 from pm_hub.config import HubSettings
 from pm_hub.hub import Hub
+from pm_hub.proxies import forwarded_for, parse_networks
 from pm_hub.wiring import build_hub, mount
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ def create_app(settings: HubSettings) -> web.Application:
     (``cleanup_ctx``)."""
     hub = build_hub(settings)
     app = web.Application(client_max_size=settings.max_payload_bytes)
+    if settings.trusted_proxies:
+        app.middlewares.append(forwarded_for(parse_networks(settings.trusted_proxies)))
     app[HUB_KEY] = hub
     mount(app, hub)
     sio = hub.broadcaster.sio

@@ -210,6 +210,7 @@ def well_formed_refusal(answer: Any) -> bool:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @example(request=(OpsEvent.JOB_CANCEL, {"job_id": 2**63}))
+@example(request=(OpsEvent.JOB_CANCEL, {"job_id": 1}))  # the agent's answer is not an object
 @example(request=(OpsEvent.JOB_GET, {"job_id": -(2**64)}))
 @example(request=(OpsEvent.JOB_CANCEL, {"job_id": 1, "reason": "\ud800"}))
 @example(request=(OpsEvent.JOBS_LIST, {"since": float("nan")}))
