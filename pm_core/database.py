@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlite_utils
 
 from pm_core.private_files import private_file
-from pm_core.sql import Session, engine_of, sqlite_path
+from pm_core.sql import DatabaseUnavailable, Session, engine_of, sqlite_path
 
 if TYPE_CHECKING:
     from pm_core.postgres import PostgresEngine
@@ -72,7 +72,7 @@ def _math_functions(conn: sqlite3.Connection) -> None:
 
 
 class _Item:
-    __slots__ = ("fn", "future", "loop", "waiter", "what")
+    __slots__ = ("fn", "future", "loop", "settle", "waiter", "what")
 
     def __init__(
         self,
@@ -81,12 +81,14 @@ class _Item:
         loop: asyncio.AbstractEventLoop | None,
         what: str = "",
         waiter: concurrent.futures.Future[Any] | None = None,
+        settle: Callable[[Any, BaseException | None], None] | None = None,
     ):
         self.fn = fn
         self.future = future  # None: write-behind, nobody waits (``what`` names it)
         self.loop = loop
         self.what = what
         self.waiter = waiter  # a thread blocked in ``write_now``
+        self.settle = settle  # calls written together: each caller hears its own result
 
 
 Outcome = tuple[_Item, Any, BaseException | None]
@@ -115,10 +117,76 @@ class _Rows:
             self.open = False
 
     def run(self, db: Session) -> Any:
+        """Write the rows (again, if the engine runs the batch a second time after a
+        failure in it: the rows stay, no more join once it ran)."""
         with self.lock:
             self.open = False
-            rows, self.rows = self.rows, []
+            rows = list(self.rows)
         return self.fn(db, rows) if rows else None
+
+
+class _Together:
+    """Calls of one function queued by the event loop while the writer was busy: run as
+    one call with every argument (``fn(session, [arg, ...])`` returns a result for
+    each), each caller answered with its own. If the call fails, each argument is
+    written again on its own, so that one bad argument fails only its caller."""
+
+    __slots__ = ("args", "fn", "lock", "loop", "open", "retry", "waiting")
+
+    def __init__(
+        self,
+        fn: Callable[[Session, list[Any]], list[Any]],
+        loop: asyncio.AbstractEventLoop,
+        retry: Callable[[_Item], None],
+    ) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.retry = retry
+        self.args: list[Any] = []
+        self.waiting: list[asyncio.Future[Any]] = []
+        self.open = True
+        self.lock = threading.Lock()
+
+    def add(self, arg: Any, future: asyncio.Future[Any]) -> bool:
+        with self.lock:
+            if self.open:
+                self.args.append(arg)
+                self.waiting.append(future)
+            return self.open
+
+    def close(self) -> None:
+        with self.lock:
+            self.open = False
+
+    def run(self, db: Session) -> list[Any]:
+        with self.lock:
+            self.open = False
+            args = list(self.args)
+        results = self.fn(db, args)
+        if len(results) != len(args):
+            raise RuntimeError(f"{self.fn.__name__} gave {len(results)} results for {len(args)}")
+        return results
+
+    def _alone(self, arg: Any) -> WriteFn:
+        fn = self.fn
+
+        def write(db: Session) -> Any:
+            return fn(db, [arg])[0]
+
+        return write
+
+    def settle(self, results: Any, error: BaseException | None) -> None:
+        """(On the writer thread, after the commit or the rollback.)"""
+        if error is not None and len(self.args) > 1 and not isinstance(error, DatabaseUnavailable):
+            for arg, future in zip(self.args, self.waiting, strict=True):
+                self.retry(_Item(self._alone(arg), future, self.loop, self.fn.__name__))
+            return
+        for n, future in enumerate(self.waiting):
+            result = results[n] if error is None else None
+            try:
+                self.loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:  # the caller's loop is gone (shutdown)
+                pass
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -202,7 +270,7 @@ class Database:
         self._local = threading.local()
         self.on_write_latency = on_write_latency
         self._closed = False
-        self._open_rows: dict[str, _Rows] = {}
+        self._open_rows: dict[str, _Rows | _Together] = {}
         self._rows_lock = threading.Lock()  # ``write_now`` closes batches from other threads
 
     # -- lifecycle -----------------------------------------------------------------
@@ -297,12 +365,33 @@ class Database:
             raise RuntimeError("database is closed")
         with self._rows_lock:
             batch = self._open_rows.get(kind)
-            if batch is not None and batch.append(row):
+            if isinstance(batch, _Rows) and batch.append(row):
                 return
             batch = _Rows(fn)
             batch.append(row)
             self._open_rows[kind] = batch
             self._queue.put(_Item(batch.run, None, None, f"{kind} ({fn.__name__})"))
+
+    async def write_together(
+        self, kind: str, fn: Callable[[Session, list[Any]], list[Any]], arg: Any
+    ) -> Any:
+        """:meth:`write` for a function that takes many arguments at once: calls queued
+        while the writer is busy are one ``fn(session, [arg, ...])`` (a store function
+        that then reads and writes for all of them in a few statements), each caller
+        answered with its own result after the commit. Order is kept as with
+        :meth:`append_soon`."""
+        if self._closed or self._thread is None:
+            raise RuntimeError("database is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._rows_lock:
+            group = self._open_rows.get(kind)
+            if not (isinstance(group, _Together) and group.add(arg, future)):
+                group = _Together(fn, loop, self._queue.put)
+                group.add(arg, future)
+                self._open_rows[kind] = group
+                self._queue.put(_Item(group.run, None, None, kind, settle=group.settle))
+        return await future
 
     def _close_rows(self) -> None:
         """(With ``_rows_lock`` held.)"""
@@ -339,6 +428,9 @@ class Database:
         if self.on_write_latency is not None:
             self.on_write_latency(time.perf_counter() - started)
         for item, result, error in outcomes:
+            if item.settle is not None:
+                item.settle(result, error)
+                continue
             if item.waiter is not None:
                 if error is not None:
                     item.waiter.set_exception(error)

@@ -171,6 +171,10 @@ class PgSession:
             return self._conn.execute(translate(sql, False))
         return self._conn.execute(translate(sql), parameters)
 
+    def pipeline(self) -> Any:
+        """``pm_core.sql.pipelined``: psycopg's pipeline mode on this connection."""
+        return self._conn.pipeline()
+
 
 # -- the engine ------------------------------------------------------------------------------------
 
@@ -336,6 +340,52 @@ class PostgresEngine:
             self._writer = None
 
     def _run(self, batch: Sequence[Any]) -> list[tuple[Any, Any, BaseException | None]]:
+        """The batch in one transaction. First without a savepoint per write (two round
+        trips fewer for each); if one fails, the transaction is rolled back and the batch
+        runs again with them, so that only the failed write is undone."""
+        if len(batch) > 1:
+            outcomes = self._run_all_or_nothing(batch)
+            if outcomes is not None:
+                return outcomes
+        return self._run_isolated(batch)
+
+    def _run_all_or_nothing(
+        self, batch: Sequence[Any]
+    ) -> list[tuple[Any, Any, BaseException | None]] | None:
+        """Every write of ``batch`` and COMMIT, or None (rolled back, nothing done) when
+        one of them failed."""
+        conn = self._writer_conn()
+        session = PgSession(conn)
+        try:
+            conn.execute("BEGIN")
+        except psycopg.Error as exc:
+            if is_connection_error(exc, conn):
+                raise _StaleConnection() from exc
+            raise
+        outcomes: list[tuple[Any, Any, BaseException | None]] = []
+        try:
+            try:
+                for item in batch:
+                    outcomes.append((item, item.fn(session), None))
+            except Exception as exc:
+                if is_connection_error(exc, conn) and conn.broken:
+                    raise
+                conn.execute("ROLLBACK")  # one write failed: the caller runs them one by one
+                return None
+            if conn.pgconn.transaction_status == TransactionStatus.INERROR:
+                conn.execute("ROLLBACK")  # a failure a write swallowed: COMMIT would not
+                return None
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if not is_connection_error(exc, conn):
+                raise
+            # As in _run_isolated: a COMMIT cut off may or may not have happened.
+            self._lose_writer()
+            error: BaseException = _unavailable(exc, "write")
+            return [(item, None, error) for item in batch]
+        return outcomes
+
+    def _run_isolated(self, batch: Sequence[Any]) -> list[tuple[Any, Any, BaseException | None]]:
         conn = self._writer_conn()
         session = PgSession(conn)
         try:

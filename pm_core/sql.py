@@ -19,6 +19,7 @@ Portable SQL, the rules the store keeps so the same text runs on both:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pm_core.protocol.errors import ErrorCode, ProtocolError
@@ -54,6 +55,19 @@ class Session(Protocol):
     def conn(self) -> Connection: ...
 
     def execute(self, sql: str, parameters: Any = None, /) -> Cursor: ...
+
+
+@contextmanager
+def pipelined(db: Session) -> Iterator[None]:
+    """Statements sent together: on PostgreSQL, in one round trip (psycopg's pipeline
+    mode: a cursor's rows are read after the block, an error is raised at its end); on
+    SQLite, nothing changes (no round trips to save)."""
+    pipeline = getattr(db, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    with pipeline():
+        yield
 
 
 class DatabaseUnavailable(ProtocolError):

@@ -196,10 +196,12 @@ async def changes(side: BranchSide, sid: str, payload: Any) -> Ack:
     remaining = get_int(data, "remaining", default=0, minimum=0)
     oldest = get_float(data, "oldest_age_s", minimum=0)
     branch_id, company_id = link.branch_id, link.company_id
-    applied, last_seq, repeats = await side.db.write(
-        lambda d: mirror_store.apply_changes(
-            d, branch_id=branch_id, company_id=company_id, entries=entries
-        )
+    # Batches of many branches that wait for the writer together are applied together
+    # (a few statements for all of them: what lets one process take 500 branches).
+    applied, last_seq, repeats = await side.db.write_together(
+        "mirror changes",
+        mirror_store.apply_changes_many,
+        {"branch_id": branch_id, "company_id": company_id, "entries": entries},
     )
     if repeats:
         log.info("branch %s resent %d entries already applied; skipped", branch_id, repeats)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from pm_core.sql import Session
+from pm_core.sql import Cursor, Session, pipelined
 from pm_hub.global_ids import global_id, globalize
 
 TABLES = {
@@ -133,14 +134,8 @@ def _columns(kind: str, record: Record) -> dict[str, Any]:
     return {}
 
 
-def _put(
-    db: Session,
-    kind: str,
-    record: Record,
-    text: str,
-    version: int,
-) -> None:
-    values = {
+def _row(kind: str, record: Record, text: str, version: int) -> dict[str, Any]:
+    return {
         "id": record["id"],
         "branch_id": record["branch_id"],
         "company_id": record["company_id"],
@@ -148,7 +143,6 @@ def _put(
         "record": text,
         **_columns(kind, record),
     }
-    db.execute(_put_sql(kind, tuple(values)), list(values.values()))
 
 
 @functools.lru_cache(maxsize=16)
@@ -161,39 +155,111 @@ def _put_sql(kind: str, names: tuple[str, ...]) -> str:
     )
 
 
-def _current(db: Session, kind: str, gid: int) -> tuple[int, str] | None:
-    row = db.execute(f"SELECT version, record FROM {TABLES[kind]} WHERE id = ?", (gid,)).fetchone()
-    return (int(row[0]), str(row[1])) if row else None
+#: Ids asked for in one ``IN (...)``.
+_IDS_PER_QUERY = 500
+
+#: (kind, the branch's record or None when removed, global id, version)
+_Item = tuple[str, Record | None, int, int]
 
 
-def _upsert(
-    db: Session,
-    kind: str,
-    record: Record | None,
-    gid: int,
-    version: int,
+def _ask_current(db: Session, items: list[_Item]) -> list[Cursor]:
+    """Ask for the (version, record text) of every object ``items`` touch: one query
+    per kind (and per 500 ids), not one per object; read with :func:`_current`."""
+    wanted: dict[str, set[int]] = {}
+    for kind, _record, gid, _version in items:
+        wanted.setdefault(kind, set()).add(gid)
+    cursors = []
+    for kind, gids in wanted.items():
+        ids = sorted(gids)
+        for at in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[at : at + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            cursors.append(
+                db.execute(
+                    f"SELECT '{kind}', id, version, record FROM {TABLES[kind]} "
+                    f"WHERE id IN ({marks})",
+                    chunk,
+                )
+            )
+    return cursors
+
+
+def _current(cursors: list[Cursor]) -> dict[tuple[str, int], tuple[int, str]]:
+    return {
+        (str(row[0]), int(row[1])): (int(row[2]), str(row[3]))
+        for cursor in cursors
+        for row in cursor.fetchall()
+    }
+
+
+@dataclass
+class _Writes:
+    puts: dict[tuple[str, int], tuple[Record, str, int]] = field(default_factory=dict)
+    bumps: dict[tuple[str, int], int] = field(default_factory=dict)
+    deletes: set[tuple[str, int]] = field(default_factory=set)
+
+    def send(self, db: Session) -> None:
+        """One statement per kind and kind of write (``executemany``)."""
+        for kind in TABLES:
+            gone = [(gid,) for k, gid in self.deletes if k == kind]
+            if gone:
+                db.conn.executemany(f"DELETE FROM {TABLES[kind]} WHERE id = ?", gone)
+            rows = [_row(kind, *put) for (k, _gid), put in self.puts.items() if k == kind]
+            if rows:
+                db.conn.executemany(
+                    _put_sql(kind, tuple(rows[0])), [tuple(row.values()) for row in rows]
+                )
+            moved = [(version, gid) for (k, gid), version in self.bumps.items() if k == kind]
+            if moved:
+                db.conn.executemany(f"UPDATE {TABLES[kind]} SET version = ? WHERE id = ?", moved)
+
+
+def _plan(
+    writes: _Writes,
+    items: list[_Item],
+    current: dict[tuple[str, int], tuple[int, str]],
     *,
     branch_id: int,
     company_id: int,
-) -> Applied | None:
-    """Store one object at ``version`` unless the mirror already has it at a newer one.
-    Returns what changed (None when nothing visible did)."""
-    current = _current(db, kind, gid)
-    if current is not None and current[0] > version:
-        return None
-    previous = json.loads(current[1]) if current is not None else None
-    if record is None:
-        if current is None:
-            return None
-        db.execute(f"DELETE FROM {TABLES[kind]} WHERE id = ?", (gid,))
-        return (kind, None, previous)
-    shown = globalize(kind, record, branch_id=branch_id, company_id=company_id)
-    text = _dumps(shown)
-    if current is not None and current[1] == text:
-        db.execute(f"UPDATE {TABLES[kind]} SET version = ? WHERE id = ?", (version, gid))
-        return None
-    _put(db, kind, shown, text, version)
-    return (kind, shown, previous)
+) -> list[Applied]:
+    """Each object at its version unless the mirror has it at a newer one, in order:
+    what changed (nothing for an object whose record is unchanged); what to write
+    joins ``writes``."""
+    applied: list[Applied] = []
+    for kind, record, gid, version in items:
+        key = (kind, gid)
+        known = current.get(key)
+        if known is not None and known[0] > version:
+            continue  # older than what the mirror has (a snapshot overtook it)
+        previous = json.loads(known[1]) if known is not None else None
+        if record is None:
+            if known is None:
+                continue
+            current.pop(key)
+            writes.puts.pop(key, None)
+            writes.bumps.pop(key, None)
+            writes.deletes.add(key)
+            applied.append((kind, None, previous))
+            continue
+        shown = globalize(kind, record, branch_id=branch_id, company_id=company_id)
+        text = _dumps(shown)
+        current[key] = (version, text)
+        if known is not None and known[1] == text:
+            if key in writes.puts:
+                writes.puts[key] = (writes.puts[key][0], text, version)
+            else:
+                writes.bumps[key] = version
+            continue
+        writes.deletes.discard(key)
+        writes.bumps.pop(key, None)
+        writes.puts[key] = (shown, text, version)
+        applied.append((kind, shown, previous))
+    return applied
+
+
+#: What :func:`apply_changes` returns: (what changed, the branch's last applied
+#: sequence number, how many entries were repeats and skipped).
+Outcome = tuple[list[Applied], int, int]
 
 
 def apply_changes(
@@ -202,45 +268,65 @@ def apply_changes(
     branch_id: int,
     company_id: int,
     entries: list[dict[str, Any]],
-) -> tuple[list[Applied], int, int]:
-    """Apply outbox entries in order; returns (what changed, the branch's last applied
-    sequence number, how many entries were repeats and skipped).
+) -> Outcome:
+    """Apply a branch's outbox entries in order (see :func:`apply_changes_many`)."""
+    batch = {"branch_id": branch_id, "company_id": company_id, "entries": entries}
+    return apply_changes_many(db, [batch])[0]
 
-    The branch's link row is locked first (an update that changes nothing): two
+
+def apply_changes_many(db: Session, batches: list[dict[str, Any]]) -> list[Outcome]:
+    """Apply the outbox batches of many branches (``{branch_id, company_id,
+    entries}``, each in order), one :data:`Outcome` per batch.
+
+    The branches' link rows are locked first (an update that changes nothing): two
     company-hub processes that both hold a batch of the same branch for a moment (its
     link moving from one to the other) apply it one after the other, the second
-    skipping what the first applied."""
-    row = db.execute(
-        "UPDATE branch_links SET last_seq = last_seq WHERE branch_id = ? RETURNING last_seq",
-        (branch_id,),
-    ).fetchone()
-    last = int(row[0]) if row else 0
-    applied: list[Applied] = []
-    repeats = 0
-    for entry in entries:
-        seq = entry["seq"]
-        if seq <= last:
-            repeats += 1
-            continue
-        last = seq
-        gid = global_id(branch_id, entry["id"])
-        change = _upsert(
-            db,
-            entry["kind"],
-            entry["record"],
-            gid,
-            seq,
-            branch_id=branch_id,
-            company_id=company_id,
+    skipping what the first applied. However many batches, it is two rounds of
+    statements (on PostgreSQL two round trips): the locks and what the mirror holds
+    of every object, then every write."""
+    branch_ids = sorted({int(b["branch_id"]) for b in batches})
+    items = [
+        [
+            (e["kind"], e["record"], global_id(b["branch_id"], e["id"]), e["seq"])
+            for e in b["entries"]
+        ]
+        for b in batches
+    ]
+    marks = ", ".join("?" * len(branch_ids))
+    with pipelined(db):
+        locked = db.execute(
+            f"UPDATE branch_links SET last_seq = last_seq WHERE branch_id IN ({marks}) "
+            "RETURNING branch_id, last_seq",
+            branch_ids,
         )
-        if change is not None:
-            applied.append(change)
+        asked = _ask_current(db, [item for batch in items for item in batch])
+    last = {int(row[0]): int(row[1]) for row in locked.fetchall()}
+    current = _current(asked)
+    writes = _Writes()
+    outcomes: list[Outcome] = []
+    for batch, batch_items in zip(batches, items, strict=True):
+        branch_id = int(batch["branch_id"])
+        seen = last.get(branch_id, 0)
+        fresh: list[_Item] = []
+        repeats = 0
+        for item in batch_items:
+            if item[3] <= seen:
+                repeats += 1
+                continue
+            seen = item[3]
+            fresh.append(item)
+        if branch_id in last:
+            last[branch_id] = seen
+        applied = _plan(writes, fresh, current, branch_id=branch_id, company_id=batch["company_id"])
+        outcomes.append((applied, seen, repeats))
     now = time.time()
-    db.execute(
-        "UPDATE branch_links SET last_seq = ?, last_sync_at = ? WHERE branch_id = ?",
-        (last, now, branch_id),
-    )
-    return applied, last, repeats
+    with pipelined(db):
+        writes.send(db)
+        db.conn.executemany(
+            "UPDATE branch_links SET last_seq = ?, last_sync_at = ? WHERE branch_id = ?",
+            [(seq, now, branch_id) for branch_id, seq in last.items()],
+        )
+    return outcomes
 
 
 def apply_snapshot(
@@ -253,12 +339,13 @@ def apply_snapshot(
     records: list[Record],
 ) -> list[Applied]:
     """Part of a branch's snapshot: the state of these objects as of outbox ``seq``."""
-    applied: list[Applied] = []
-    for record in records:
-        gid = global_id(branch_id, record["id"])
-        change = _upsert(db, kind, record, gid, seq, branch_id=branch_id, company_id=company_id)
-        if change is not None:
-            applied.append(change)
+    items: list[_Item] = [(kind, r, global_id(branch_id, r["id"]), seq) for r in records]
+    with pipelined(db):
+        asked = _ask_current(db, items)
+    writes = _Writes()
+    applied = _plan(writes, items, _current(asked), branch_id=branch_id, company_id=company_id)
+    with pipelined(db):
+        writes.send(db)
     return applied
 
 

@@ -98,6 +98,32 @@ def test_dashboard_rows_follow_the_hub(report: dict[str, Any]) -> None:
     assert report["scenarios"]["dashboard"]["details"]["printers"] == BenchConfig.tiny().db_printers
 
 
+def test_company_syncs_every_change_on_each_setup(report: dict[str, Any]) -> None:
+    """Each setup the machine can run (PostgreSQL and Redis from PM_BENCH_POSTGRES_URL /
+    PM_BENCH_REDIS_URL, the local ones by default) produced its figures: every change
+    made was acknowledged and reached every operator."""
+    from tests.support.services import services_required
+
+    fig = figures(report)
+    details = report["scenarios"]["company"]["details"]
+    tiny = BenchConfig.tiny()
+    for setup in ("sqlite", "postgresql", "postgresql+redis"):
+        if "not_run" in details[setup]:
+            assert setup != "sqlite" and not services_required(), details[setup]
+            continue
+        assert details[setup]["branches"] == tiny.co_branches
+        assert details[setup]["operators"] == tiny.co_operators
+        assert details[setup]["changes_acked"] == details[setup]["changes_made"] > 0
+        assert fig[f"company.{setup}.incomplete"]["value"] == 0
+        assert fig[f"company.{setup}.max_applied_per_s"]["value"] > 0
+    assert details["postgresql+redis"].get("processes", 2) == 2
+
+
+def test_unknown_company_setup_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "company", "--company-setups", "sqlite,oracle"]) == 2
+    assert "unknown company setup oracle" in capsys.readouterr().err
+
+
 def test_unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "nonsense"]) == 2
     assert "unknown scenario nonsense" in capsys.readouterr().err
