@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -684,3 +685,53 @@ async def test_two_processes_applying_one_batch_of_a_branch_apply_it_once(
     finally:
         first.close()
         second.close()
+
+
+async def test_calls_written_together_each_get_their_own_answer(store_target: str) -> None:
+    """Calls of one function queued while the writer is busy are one call with every
+    argument; each caller hears its own result, and a bad argument fails its caller
+    alone (the others are written again one by one)."""
+    database = await started(store_target)
+    calls: list[int] = []
+
+    def names(d: Session, args: list[str]) -> list[int]:
+        calls.append(len(args))
+        ids = []
+        for name in args:
+            if name == "bad":
+                raise ValueError("no bad names")
+            row = d.execute(
+                "INSERT INTO companies (name, created_at) VALUES (?, 0) RETURNING id", (name,)
+            ).fetchone()
+            ids.append(int(row[0]))
+        return ids
+
+    try:
+
+        def hold(d: Session) -> None:
+            time.sleep(0.2)  # the writer is busy: the calls below queue up together
+
+        busy = asyncio.ensure_future(database.write(hold))
+        await asyncio.sleep(0.05)
+        good = [database.write_together("names", names, f"c{n}") for n in range(5)]
+        results = await asyncio.gather(*good)
+        await busy
+        assert len(set(results)) == 5 and calls[-1] == 5, (results, calls)
+        listed = await database.read(
+            lambda d: [r[0] for r in d.execute("SELECT name FROM companies ORDER BY id")]
+        )
+        assert listed[-5:] == [f"c{n}" for n in range(5)]
+
+        busy = asyncio.ensure_future(database.write(hold))
+        await asyncio.sleep(0.05)
+        mixed = [database.write_together("names", names, n) for n in ("d1", "bad", "d2")]
+        outcomes = await asyncio.gather(*mixed, return_exceptions=True)
+        await busy
+        assert isinstance(outcomes[1], ValueError)
+        assert isinstance(outcomes[0], int) and isinstance(outcomes[2], int)
+        listed = await database.read(
+            lambda d: [r[0] for r in d.execute("SELECT name FROM companies ORDER BY id")]
+        )
+        assert listed[-2:] == ["d1", "d2"] and "bad" not in listed
+    finally:
+        await asyncio.to_thread(database.close)
