@@ -1,4 +1,5 @@
-"""PrinterMaster hub: aiohttp + python-socketio, SQLite, JWT (branch or company mode).
+"""PrinterMaster hub: aiohttp + python-socketio, SQLite or PostgreSQL, JWT (branch or
+company mode; a company hub in several processes through Redis).
 
 Where things are, from the edge in (no import cycles between these modules, and no
 service takes or imports the :class:`~pm_hub.hub.Hub` container):
@@ -15,7 +16,11 @@ service takes or imports the :class:`~pm_hub.hub.Hub` container):
 - ``printer_changes`` (a printer's new state: fan-out, then the reactions of
   ``printer_reactions``), ``stations`` (routing, failover), ``job_expiry``,
   ``dispatch`` (jobs to agents and their outcomes), ``health``, ``alerts``.
-- ``broadcast`` (the Socket.IO server, rooms, batched updates, every event out),
+- ``broadcast`` (the Socket.IO server, rooms, batched updates, every event out; its
+  client manager is ``room_manager`` or, across processes, ``redis_rooms``),
   ``printer_views``, ``active_jobs``, ``live_state``, ``credentials``, ``metrics``.
+- ``company.mirror`` (what a company hub knows of its branches), ``company.links``
+  (a branch's link), ``company.peers`` (the other processes of a company hub).
+- ``hub_lock`` (one hub per store), ``proxies`` (clients behind a load balancer).
 - ``store``: SQL, one module per noun; ``global_ids``: ids on a company hub.
 """
