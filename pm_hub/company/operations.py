@@ -176,14 +176,17 @@ class CompanyOperations:
             {"printer_id": printer_id},
             ids=("printer_id",),
         )
+        branch_cid = str(ack.get("correlation_id"))
+        finish = printer_test_done(printer_id, on_result)
+
+        def done(request: PendingRequest, result: dict[str, Any]) -> Any:
+            self.mirror.tests.pop((branch_id, branch_cid), None)  # answered or timed out
+            return finish(request, result)
+
         pending = self.registry.register(
-            "test",
-            printer_id=printer_id,
-            branch_id=branch_id,
-            on_done=printer_test_done(printer_id, on_result),
+            "test", printer_id=printer_id, branch_id=branch_id, on_done=done
         )
         correlation_id.set(pending.correlation_id)
-        branch_cid = str(ack.get("correlation_id"))
         early = self.mirror.expect_result(branch_id, branch_cid, pending.correlation_id)
         if early is not None:
             self.registry.resolve(pending.correlation_id, early)
