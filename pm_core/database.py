@@ -52,6 +52,9 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     """A connection in autocommit mode with the pragmas every connection uses."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
     conn.row_factory = sqlite3.Row
+    # Only a new, empty file takes this (before WAL writes its header): pages freed by
+    # pruning can then go back to the file system in small steps, without a VACUUM.
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")

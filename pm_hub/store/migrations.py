@@ -9,13 +9,17 @@ file both end at ``CURRENT_VERSION``.
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlite_utils
 
 from pm_core.sql import Session, as_sqlite, is_sqlite
 from pm_hub.store import migrations_pg
+from pm_hub.store.migrations_pg import MigrationFailed
 from pm_hub.store.outbox import install_triggers
 
 log = logging.getLogger(__name__)
@@ -320,6 +324,29 @@ def _v8_token_register(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX licenses_revoked ON licenses (revoked_at)")
 
 
+def _v9_retirement(db: sqlite_utils.Database) -> None:
+    """Printers and agents that are gone on purpose (retired, not offline); when a job's
+    document was pruned; the agents' 5-minute health reports; indexes the pruning uses."""
+    db.execute("ALTER TABLE printers ADD COLUMN retired_at REAL")
+    db.execute("ALTER TABLE printers ADD COLUMN retired_by TEXT")
+    db.execute("ALTER TABLE agents ADD COLUMN retired_at REAL")
+    db.execute("ALTER TABLE jobs ADD COLUMN document_pruned_at REAL")
+    db.execute("CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL")
+    db.execute("CREATE INDEX printer_events_at ON printer_events (at)")
+    db.execute("CREATE INDEX job_events_at ON job_events (at)")
+    db.execute(
+        """
+        CREATE TABLE health_reports (
+            id INTEGER PRIMARY KEY,
+            agent_id INTEGER NOT NULL REFERENCES agents(id),
+            at REAL NOT NULL,
+            report TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX health_reports_agent_at ON health_reports (agent_id, at)")
+    db.execute("CREATE INDEX health_reports_at ON health_reports (at)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -331,6 +358,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (6, "printer profile chosen by an operator", _v6_profile_override),
     (7, "branch sync: outbox, branch links, mirror", _v7_branch_sync),
     (8, "token register for listing and revocation", _v8_token_register),
+    (9, "retired printers and agents, pruned documents, health reports", _v9_retirement),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
@@ -343,41 +371,82 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 
 def migrate(db: sqlite_utils.Database, *, target: int = CURRENT_VERSION) -> int:
-    """Bring ``db`` to ``target``; returns how many migrations ran."""
-    db.execute(
+    """Bring ``db`` to ``target``; returns how many migrations ran.
+
+    Every missing migration runs in one transaction: if one fails, the file is left
+    exactly as it was (SQLite's DDL is transactional) and :class:`MigrationFailed`
+    says which one and why. A file from a newer program is refused."""
+    conn = db.conn
+    conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
     )
     current = schema_version(db)
     if current > CURRENT_VERSION:
-        raise RuntimeError(
+        raise MigrationFailed(
             f"database schema is version {current}, newer than this program "
-            f"({CURRENT_VERSION}); upgrade PrinterMaster"
+            f"({CURRENT_VERSION}); upgrade PrinterMaster (or restore the copy made before "
+            "the upgrade: docs/operations.md)"
         )
-    ran = 0
-    for version, name, fn in MIGRATIONS:
-        if version <= current or version > target:
-            continue
-        conn = db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        if schema_version(db) >= version:
-            # Another process (the hub starting, ``pm token create`` beside it) applied
-            # it while this one waited for the lock: nothing to do.
-            conn.execute("ROLLBACK")
-            continue
-        try:
-            fn(db)
+    if current >= target:
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    # Another process (the hub starting, ``pm token create`` beside it) may have
+    # applied them while this one waited for the lock: read the version again.
+    current = schema_version(db)
+    ran: list[tuple[int, str]] = []
+    try:
+        for version, name, fn in MIGRATIONS:
+            if version <= current or version > target:
+                continue
+            try:
+                fn(db)
+            except Exception as exc:
+                raise MigrationFailed(
+                    f"migration {version} ({name}) failed: {exc}; the database was left "
+                    f"unchanged at version {current}"
+                ) from exc
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (version, name, time.time()),
             )
-            conn.execute("COMMIT")
-        except Exception:
+            ran.append((version, name))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
             conn.execute("ROLLBACK")
-            raise
+        raise
+    for version, name in ran:
         log.info("applied migration %d (%s)", version, name)
-        ran += 1
-    return ran
+    return len(ran)
+
+
+def database_file(db: sqlite_utils.Database) -> Path | None:
+    """The file behind the connection (None: in memory)."""
+    for row in db.execute("PRAGMA database_list").fetchall():
+        if row[1] == "main" and row[2]:
+            return Path(row[2])
+    return None
+
+
+def copy_before_upgrade(db: sqlite_utils.Database) -> Path | None:
+    """Before migrating a file made by an earlier version: a consistent copy of it
+    beside it (``hub.sqlite.v8.bak``), to go back to the earlier program. None when
+    there is nothing to migrate (or nothing to copy)."""
+    current = schema_version(db)
+    path = database_file(db)
+    if path is None or current == 0 or current >= CURRENT_VERSION:
+        return None
+    copy = path.with_name(f"{path.name}.v{current}.bak")
+    partial = copy.with_name(copy.name + ".partial")
+    target = sqlite3.connect(str(partial))
+    try:
+        db.conn.backup(target)
+    finally:
+        target.close()
+    os.replace(partial, copy)
+    log.info("database schema version %d: copied to %s before upgrading", current, copy)
+    return copy
 
 
 def prepare_hub_db(db: Session, *, upstream: bool = False) -> None:
@@ -389,6 +458,8 @@ def prepare_hub_db(db: Session, *, upstream: bool = False) -> None:
             raise ValueError("an upstream needs the SQLite engine (the outbox is a branch's)")
         migrations_pg.migrate(db)
         return
-    migrate(as_sqlite(db))
+    sqlite_db = as_sqlite(db)
+    copy_before_upgrade(sqlite_db)
+    migrate(sqlite_db)
     if upstream:
         install_triggers(db)

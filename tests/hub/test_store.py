@@ -25,7 +25,7 @@ from pm_hub.store import jobs as job_store
 from pm_hub.store import mirror as mirror_store
 from pm_hub.store import printers as printer_store
 from pm_hub.store import stations as station_store
-from pm_hub.store.migrations import MIGRATIONS, schema_version
+from pm_hub.store.migrations import MIGRATIONS, MigrationFailed, schema_version
 from tests.support.services import close, open_session
 
 EXPECTED_TABLES = {
@@ -121,7 +121,7 @@ def test_newer_file_is_refused(tmp_path: Path) -> None:
     db = sqlite_utils.Database(connect(tmp_path / "new.sqlite"))
     migrate(db)
     db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
-    with pytest.raises(RuntimeError, match="newer than this program"):
+    with pytest.raises(MigrationFailed, match="newer than this program"):
         migrate(db)
 
 
@@ -135,7 +135,7 @@ def test_both_engines_have_the_same_tables_and_columns(tmp_path: Path, postgres_
     try:
         assert migrations_pg.migrate(pg) == len(migrations_pg.MIGRATIONS)
         assert columns(pg) == columns(lite)
-        assert len(columns(pg)) == 20
+        assert len(columns(pg)) == 21
     finally:
         close(pg)
 
@@ -200,7 +200,7 @@ def test_newer_postgresql_schema_is_refused(postgres_url: str) -> None:
     try:
         migrations_pg.migrate(db)
         db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
-        with pytest.raises(RuntimeError, match="newer than this program"):
+        with pytest.raises(MigrationFailed, match="newer than this program"):
             migrations_pg.migrate(db)
     finally:
         close(db)
