@@ -252,6 +252,10 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     )
     _credential_options(lc)
 
+    from pm.backup_command import add_backup_commands
+
+    add_backup_commands(sub)
+
     for name, plugin in sorted(plugins.items()):
         p = sub.add_parser(name, help=plugin.HELP)
         plugin.add_arguments(p)
@@ -371,6 +375,10 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
         return _token(args)
     if command == "license":
         return _license(args)
+    if command in ("backup", "restore"):
+        from pm.backup_command import run_backup_command
+
+        return run_backup_command(args)
     if command == "bench":  # not installed (main() answers before parsing when options follow)
         print(BENCH_MISSING, file=sys.stderr)
         return 2
