@@ -153,6 +153,27 @@ class HubSettings:
     """Seconds between an agent's ``health:ping`` round trips (``pm agent``, ``pm up``)."""
     agent_report_interval_s: float = 300.0
     """Seconds between an agent's ``desktop:health:report`` (the first comes soon after start)."""
+    job_document_retention_s: float = 30 * 86400.0
+    """A finished job's document (the ticket, logos included) is dropped this long after
+    the job ended; the job, its outcome and its history stay (``job:get`` then says
+    ``document_pruned_at``, and a reprint is refused)."""
+    job_retention_s: float = 365 * 86400.0
+    """A finished job and its history are deleted this long after it ended."""
+    printer_history_retention_s: float = 90 * 86400.0
+    """Printer status changes (the history ``printer:get`` shows) are kept this long."""
+    printer_history_max_rows: int = 10000
+    """At most this many status changes are kept per printer (one that flaps all day
+    does not fill the disk)."""
+    health_report_retention_s: float = 30 * 86400.0
+    """The agents' 5-minute health reports are kept this long (the latest one of each
+    agent is shown after a restart)."""
+    alert_retention_s: float = 365 * 86400.0
+    """A cleared alert is deleted this long after it was cleared."""
+    retention_interval_s: float = 3600.0
+    """Seconds between two pruning runs (the first a minute after start). Each run
+    deletes in batches of ``retention_batch_rows`` between the hub's other writes."""
+    retention_batch_rows: int = 500
+    """Rows pruned per write transaction."""
     agent_spool_retention_s: float = 7 * 86400.0
     """How long an agent remembers a finished job (to answer a redelivery with its outcome
     instead of printing it again); pruned hourly, never before the hub has the result."""
@@ -212,6 +233,19 @@ POSITIVE_AGENT_SECONDS = (
 )
 
 
+#: Retention settings: each must be positive (seconds, or rows).
+RETENTION_SETTINGS = (
+    "job_document_retention_s",
+    "job_retention_s",
+    "printer_history_retention_s",
+    "printer_history_max_rows",
+    "health_report_retention_s",
+    "alert_retention_s",
+    "retention_interval_s",
+    "retention_batch_rows",
+)
+
+
 def _check(settings: HubSettings) -> HubSettings:
     url = settings.database_url
     if url is not None and "://" in url and not url.startswith(DATABASE_SCHEMES):
@@ -251,10 +285,10 @@ def _check(settings: HubSettings) -> HubSettings:
             f"poll_interval must be between {low} and {high:.0f} seconds "
             f"(got {settings.poll_interval})"
         )
-    for name in POSITIVE_AGENT_SECONDS:
+    for name in (*POSITIVE_AGENT_SECONDS, *RETENTION_SETTINGS):
         value = getattr(settings, name)
         if not value > 0:
-            raise ValueError(f"{name} must be a positive number of seconds (got {value})")
+            raise ValueError(f"{name} must be a positive number (got {value})")
     return settings
 
 

@@ -5,6 +5,7 @@ and the ``health:summary`` a dashboard draws."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import statistics
 import time
@@ -191,7 +192,28 @@ class HealthMonitor:
         health.report = report
         health.report_at = time.time()
         log.info("health report from agent %s: %s", link.agent_id, report)
+        # Kept (write-behind, bounded by health_report_retention_s): the latest one of
+        # each agent is shown again after a restart.
+        self.db.append_soon(
+            "health report",
+            health_store.insert_reports,
+            (link.agent_id, health.report_at, json.dumps(report, sort_keys=True)),
+        )
         return ok_ack()
+
+    async def load_reports(self) -> None:
+        """At start: each agent's latest health report, as it was before the restart."""
+        for row in await self.db.read(health_store.latest_reports):
+            health = self.agents.get(row["agent_id"])
+            if health is None:
+                health = AgentHealth(row["agent_id"], row["company_id"], row["branch_id"])
+                self.agents[row["agent_id"]] = health
+            try:
+                report = json.loads(row["report"])
+            except ValueError:
+                continue
+            health.report = report if isinstance(report, dict) else None
+            health.report_at = row["at"]
 
     async def _check_thresholds(self, link: AgentLink, health: AgentHealth) -> None:
         settings = self.settings

@@ -36,6 +36,7 @@ from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import OperatorActions
 from pm_hub.printer_changes import PrinterChanges
 from pm_hub.printer_views import PrinterViews
+from pm_hub.retention import RetentionKeeper
 from pm_hub.stations import StationRouter
 from pm_hub.store import prepare_hub_db
 from pm_hub.upstream import UpstreamLink
@@ -76,6 +77,8 @@ class Hub:
     peers: CompanyPeers | None = None
     #: On a branch hub with an upstream: the link to the company hub.
     upstream: UpstreamLink | None = None
+    #: Prunes old documents, jobs, history and reports in the background.
+    retention: RetentionKeeper | None = None
     _lock_watch: asyncio.Task[None] | None = field(default=None, init=False)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -124,6 +127,9 @@ class Hub:
         self.registry.start()
         self.expiry.start()
         self.health.start()
+        await self.health.load_reports()
+        if self.retention is not None:
+            self.retention.start()
         # Agents that do not come back get their disconnect alerts, as if seen leaving.
         await self.health.watch_absent_agents()
         self.webhooks.start()
@@ -146,6 +152,8 @@ class Hub:
             self.mirror.stop()
         if self.peers is not None:
             await self.peers.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         await self.health.stop()
         await self.webhooks.stop()
         await self.expiry.stop()

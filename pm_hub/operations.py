@@ -350,6 +350,13 @@ class BranchOperations:
         data = require_object(payload, allowed=("job_id", "idempotency_key", "printer_id"))
         require_role(principal, "reprint_job")
         original = await self._visible_job(principal, data.get("job_id"))
+        if original.get("document_pruned_at"):
+            raise ProtocolError(
+                ErrorCode.CONFLICT,
+                f"job {original['id']} cannot be reprinted: its ticket was pruned "
+                f"{self.settings.job_document_retention_s / 86400:g} days after it ended "
+                "(job_document_retention_s)",
+            )
         key = get_str(data, "idempotency_key", max_length=128)
         if data.get("printer_id") is not None:
             printer = primary = self.state.printer_for(principal, data.get("printer_id"))

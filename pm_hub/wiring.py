@@ -44,6 +44,7 @@ from pm_hub.printer_changes import PrinterChanges
 from pm_hub.printer_reactions import redelivery_after_pause, station_failover, status_alerts
 from pm_hub.printer_views import PrinterViews
 from pm_hub.rate_limit import RateLimiter
+from pm_hub.retention import RetentionKeeper
 from pm_hub.state_gauges import StateGauges
 from pm_hub.stations import StationRouter
 from pm_hub.upstream import UpstreamLink, UpstreamStatus
@@ -182,6 +183,7 @@ def build_hub(settings: HubSettings) -> Hub:
         mirror=mirror,
         peers=peers,
         upstream=upstream,
+        retention=RetentionKeeper(settings, db=db),
     )
 
 

@@ -35,7 +35,10 @@ SHIPPED = {
 }
 
 #: A 1-bit PNG (8x8 black square), as documents with a logo carry one.
-LOGO_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAIAQAAAADcA+lXAAAADklEQVR4nGP4z8DAwMAAAA8AAf+2YdIAAAAASUVORK5CYII="
+LOGO_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAIAQAAAADcA+lXAAAADklEQVR4nGP4z8DAwMAAAA8AAf+2"
+    "YdIAAAAASUVORK5CYII="
+)
 
 
 def migrations_of(commit: str) -> dict[str, Any]:

@@ -89,6 +89,8 @@ class JobRecord(TypedDict):
     correlation_id: str
     #: Only in ``job:get`` with ``document: true``.
     document: NotRequired[dict[str, Any]]
+    #: When the hub dropped the job's document (``job_document_retention_s``), if it did.
+    document_pruned_at: NotRequired[float]
     #: Only in ``job:get``: the job's trail.
     events: NotRequired[list[dict[str, Any]]]
 

@@ -89,3 +89,29 @@ def count(db: Session) -> dict[str, int]:
         "SELECT resolution, COUNT(*) FROM health_samples GROUP BY resolution"
     ).fetchall()
     return {r[0]: r[1] for r in rows}
+
+
+def insert_reports(db: Session, rows: list[tuple[int, float, str]]) -> None:
+    """(agent_id, at, report JSON) 5-minute health reports."""
+    db.conn.executemany("INSERT INTO health_reports (agent_id, at, report) VALUES (?, ?, ?)", rows)
+
+
+def latest_reports(db: Session) -> list[dict[str, Any]]:
+    """Each agent's latest health report, with its company and branch."""
+    rows = db.execute(
+        """
+        SELECT r.agent_id, r.at, r.report, a.company_id, a.branch_id
+        FROM health_reports r JOIN agents a ON a.id = r.agent_id
+        WHERE r.id IN (SELECT MAX(id) FROM health_reports GROUP BY agent_id)
+        ORDER BY r.agent_id
+        """
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def reports(db: Session, agent_id: int, *, since: float) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT at, report FROM health_reports WHERE agent_id = ? AND at >= ? ORDER BY at",
+        (agent_id, since),
+    ).fetchall()
+    return [{"at": r["at"], "report": r["report"]} for r in rows]

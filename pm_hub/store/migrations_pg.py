@@ -313,6 +313,9 @@ def _v9_retirement(db: Session) -> None:
         "ALTER TABLE agents ADD COLUMN retired_at DOUBLE PRECISION",
         "ALTER TABLE jobs ADD COLUMN document_pruned_at DOUBLE PRECISION",
         "CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL",
+        "CREATE INDEX jobs_document_due ON jobs (finished_at) "
+        "WHERE finished_at IS NOT NULL AND document_pruned_at IS NULL",
+        "CREATE INDEX jobs_reprint_of ON jobs (reprint_of)",
         "CREATE INDEX printer_events_at ON printer_events (at)",
         "CREATE INDEX job_events_at ON job_events (at)",
         """

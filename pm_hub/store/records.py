@@ -85,6 +85,8 @@ def job_record(row: sqlite3.Row | dict[str, Any], *, with_document: bool = False
     }
     if with_document:
         record["document"] = _loads(r["document"], {})
+    if r.get("document_pruned_at"):
+        record["document_pruned_at"] = r["document_pruned_at"]
     return record
 
 
