@@ -18,6 +18,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from pm.printer_command import (
+    add_agent_actions,
+    add_printer_command,
+    run_agent_action,
+    run_printer_command,
+)
 from pm_agent.discovery.options import add_discovery_arguments, discovery_config
 from pm_core import __version__
 from pm_core.event_loop import run_until_signalled
@@ -184,6 +190,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     _hub_branch_flag(p)
     _agent_health_options(p)
     add_discovery_arguments(p)
+    add_agent_actions(p)  # pm agent list / retire ID (a running hub's agents)
 
     p = sub.add_parser("tui", help="the terminal dashboard")
     add_tui_arguments(p)
@@ -244,6 +251,11 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     _credential_options(lc)
     lc = lsub.add_parser("list", help="every license key: prefix, branch, device, state")
     _credential_options(lc)
+    lc = lsub.add_parser("show", help="one license: its branch, device, agent and state")
+    lc.add_argument(
+        "license", metavar="ID|PREFIX", help="the id or key prefix `pm license list` shows"
+    )
+    _credential_options(lc)
     lc = lsub.add_parser(
         "revoke", help="revoke a license (a connected agent using it is disconnected)"
     )
@@ -255,6 +267,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     from pm.backup_command import add_backup_commands
 
     add_backup_commands(sub)
+    add_printer_command(sub)
 
     for name, plugin in sorted(plugins.items()):
         p = sub.add_parser(name, help=plugin.HELP)
@@ -375,6 +388,10 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
         return _token(args)
     if command == "license":
         return _license(args)
+    if command == "printer":
+        return run_printer_command(args)
+    if command == "agent" and getattr(args, "agent_command", None):
+        return run_agent_action(args)
     if command in ("backup", "restore"):
         from pm.backup_command import run_backup_command
 
@@ -482,11 +499,43 @@ def _license(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         _table(["ID", "KEY", "BRANCH", "LABEL", "DEVICE", "AGENT", "CREATED", "STATE"], rows)
         return 0
+    if args.license_command == "show":
+        return _show_license(credentials.show_license(data_dir, args.license, database=database))
     row = credentials.revoke_license(data_dir, args.license, database=database)
     print(
         f"license {row['id']} ({row['key_prefix']}…) revoked; a running hub disconnects its "
         "agent within a second"
     )
+    return 0
+
+
+def _show_license(k: dict[str, Any]) -> int:
+    agent = k.get("agent") or {}
+    state = "revoked " + _when(k["revoked_at"]) if k["revoked_at"] else "valid"
+    link = "-"
+    if k["agent_id"] is not None:
+        link = (
+            "retired"
+            if agent.get("retired_at")
+            else ("connected" if agent.get("connected") else "disconnected")
+        )
+    for label, value in (
+        ("id", k["id"]),
+        ("key", k["key_prefix"] + "… (the whole key is shown only when it is made)"),
+        ("state", state),
+        ("company", k["company_id"]),
+        ("branch", k["branch_id"]),
+        ("label", k["label"] or "-"),
+        ("created", _when(k["created_at"])),
+        ("device", k["device_id"] or "(unused)"),
+        ("bound", _when(k["bound_at"])),
+        ("agent", f"{k['agent_id']} {k['agent_name'] or ''}".strip() if k["agent_id"] else "-"),
+        ("agent host", agent.get("hostname") or "-"),
+        ("agent version", agent.get("version") or "-"),
+        ("agent link", link),
+        ("last seen", _when(k["agent_last_seen"])),
+    ):
+        print(f"{label + ':':15} {value}")
     return 0
 
 

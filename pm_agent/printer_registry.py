@@ -135,6 +135,22 @@ class PrinterRegistry:
             if not self.connection.connected:
                 return
             await self.register(worker)
+        await self.tell_registered()
+
+    async def tell_registered(self) -> None:
+        """Tell the hub which printers this agent drives now (by hub id): the others it
+        had for this agent were dropped from the configuration, and the hub retires
+        them instead of showing them offline for ever."""
+        ids = sorted({w.printer_id for w in self.workers if w.printer_id is not None})
+        try:
+            ack = await self.connection.call(
+                AgentEvent.PRINTERS_REGISTERED, {"printer_ids": ids}, timeout=10
+            )
+        except Exception as exc:
+            log.warning("could not tell the hub which printers this agent drives: %s", exc)
+            return
+        if isinstance(ack, dict) and ack.get("ok") and ack.get("retired"):
+            log.info("the hub retired printers %s (no longer driven here)", ack["retired"])
 
     async def _wait_first_contact(self, workers: list[PrinterWorker]) -> None:
         """Give each printer a moment to answer (and tell its serial) so it is

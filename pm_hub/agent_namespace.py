@@ -36,6 +36,7 @@ from pm_hub.health import HealthMonitor
 from pm_hub.live_state import AgentLink, LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import Ack
+from pm_hub.printer_retirement import PrinterRetirement
 from pm_hub.store import tenants
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class AgentSide:
     health: HealthMonitor
     registry: CorrelationRegistry
     admission: Admission
+    retirement: PrinterRetirement
 
 
 async def connect(side: AgentSide, sid: str, environ: dict[str, Any], data: Any = None) -> None:
@@ -182,6 +184,10 @@ async def print_job_result(side: AgentSide, sid: str, payload: Any) -> Ack:
     return await side.dispatcher.on_job_result(link_of(side, sid), payload)
 
 
+async def printers_registered(side: AgentSide, sid: str, payload: Any) -> Ack:
+    return await side.retirement.registered(link_of(side, sid), payload)
+
+
 async def health_ping(side: AgentSide, sid: str, payload: Any) -> Ack:
     return await side.health.on_ping(link_of(side, sid), payload)
 
@@ -198,6 +204,7 @@ HANDLERS = {
     AgentEvent.PRINT_JOB_RESULT: print_job_result,
     AgentEvent.HEALTH_PING: health_ping,
     AgentEvent.HEALTH_REPORT: health_report,
+    AgentEvent.PRINTERS_REGISTERED: printers_registered,
 }
 
 

@@ -97,6 +97,17 @@ class AgentPrinters:
         previous_identity = get_str(data, "previous_identity", max_length=300)
         capabilities = check_capabilities(data.get("capabilities"))
         assert kind is not None
+        removed = await self.db.read(
+            lambda d: printer_store.removed_by_operator(
+                d, link.branch_id, [identity, previous_identity or ""]
+            )
+        )
+        if removed is not None:
+            raise ProtocolError(
+                ErrorCode.CONFLICT,
+                f"printer {removed['name']} was removed by an operator "
+                f"({removed['retired_by']}); take it out of this agent's printers",
+            )
         mover = self._claimed_from(link, identity, previous_identity)
         previous_id = None
         if previous_identity and previous_identity != identity:

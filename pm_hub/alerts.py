@@ -113,6 +113,14 @@ class AlertBook:
         await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
 
+    async def clear_subject(self, subject: str, *, by: str = "hub") -> int:
+        """Clear every alert not yet cleared about ``subject`` (a printer or an agent
+        that is gone on purpose); returns how many."""
+        kinds = sorted(kind for kind, about in self._open if about == subject)
+        for kind in kinds:
+            await self.clear(kind, subject, by=by)
+        return len(kinds)
+
     async def acknowledge(self, alert_id: int, *, by: str) -> AlertRecord | None:
         """Acknowledge an open alert and tell everyone; acknowledging it again only
         returns it (no second broadcast or webhook)."""

@@ -64,6 +64,14 @@ def list_licenses(data_dir: Path, *, database: str | None = None) -> list[dict[s
     return _with_db(data_dir, credential_store.list_licenses, database)
 
 
+def show_license(data_dir: Path, which: str, *, database: str | None = None) -> dict[str, Any]:
+    """One license by id or key prefix, with its agent; ValueError when unknown."""
+    row = _with_db(data_dir, lambda d: credential_store.find_license(d, which), database)
+    if row is None:
+        raise ValueError(f"no license {which!r} (see pm license list)")
+    return row
+
+
 def revoke_license(data_dir: Path, which: str, *, database: str | None = None) -> dict[str, Any]:
     """Revoke a license by id or key prefix; ValueError when there is no such license."""
     row = _with_db(data_dir, lambda d: credential_store.revoke_license(d, which), database)

@@ -62,6 +62,8 @@ class HealthMonitor:
         self._disconnect_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Future[Any]] = set()
+        #: Agents retired while the hub runs: their absence raises nothing.
+        self.retired: set[int] = set()
 
     def start(self, *, flush_every: float = 5.0, downsample_every: float = 300.0) -> None:
         self._tasks = [
@@ -125,7 +127,17 @@ class HealthMonitor:
             self._watch_absence(health)
         return len(rows)
 
+    def forget(self, agent_id: int) -> None:
+        """A retired agent: no absence watch, no alerts, no figures."""
+        self.retired.add(agent_id)
+        timer = self._disconnect_timers.pop(agent_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.agents.pop(agent_id, None)
+
     def _watch_absence(self, health: AgentHealth) -> None:
+        if health.agent_id in self.retired:
+            return
         delay = self.settings.agent_disconnect_alert_s
         loop = asyncio.get_running_loop()
         old = self._disconnect_timers.pop(health.agent_id, None)

@@ -32,6 +32,7 @@ from pm_hub.credentials import Credentials
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import OperatorActions, hub_version
+from pm_hub.printer_retirement import PrinterRetirement
 from pm_hub.upstream import UpstreamStatus
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class HttpSide:
     admission: Admission
     #: The other company-hub processes, when several serve the company.
     peers: CompanyPeers | None = None
+    #: Printer removal and agent retirement.
+    retirement: PrinterRetirement | None = None
 
 
 HTTP_SIDE = web.AppKey("pm_hub.http_api", HttpSide)
@@ -199,6 +202,23 @@ async def patch_printer(request: web.Request, ops: OperatorActions, p: Principal
     return await ops.configure_printer(p, {**body, "printer_id": _int_param(request, "printer_id")})
 
 
+def _retirement(request: web.Request) -> PrinterRetirement:
+    retirement = request.app[HTTP_SIDE].retirement
+    if retirement is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "not served by this hub")
+    return retirement
+
+
+async def delete_printer(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    printer_id = _int_param(request, "printer_id")
+    return await _retirement(request).remove_printer(p, {"printer_id": printer_id})
+
+
+async def retire_agent(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    agent_id = _int_param(request, "agent_id")
+    return await _retirement(request).retire_agent(p, {"agent_id": agent_id})
+
+
 async def test_printer(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
     """Waits for the test page's outcome (the Socket.IO event answers at once instead)."""
     loop = asyncio.get_running_loop()
@@ -297,7 +317,7 @@ async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
     if allowed and origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
         response.headers["Access-Control-Max-Age"] = "600"
         response.headers["Vary"] = "Origin"
     return response
@@ -312,6 +332,8 @@ def setup_http_api(app: web.Application, side: HttpSide) -> None:
     app.router.add_get("/api/v1/printers", authed(list_printers))
     app.router.add_get("/api/v1/printers/{printer_id}", authed(get_printer))
     app.router.add_patch("/api/v1/printers/{printer_id}", authed(patch_printer))
+    app.router.add_delete("/api/v1/printers/{printer_id}", authed(delete_printer))
+    app.router.add_post("/api/v1/agents/{agent_id}/retire", authed(retire_agent))
     app.router.add_post("/api/v1/printers/{printer_id}/test", authed(test_printer))
     app.router.add_post("/api/v1/jobs", authed(submit_job, status=201))
     app.router.add_get("/api/v1/jobs", authed(list_jobs))

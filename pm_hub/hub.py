@@ -35,6 +35,7 @@ from pm_hub.live_state import AgentLink, LiveState, PrinterRow
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import OperatorActions
 from pm_hub.printer_changes import PrinterChanges
+from pm_hub.printer_retirement import PrinterRetirement
 from pm_hub.printer_views import PrinterViews
 from pm_hub.retention import RetentionKeeper
 from pm_hub.stations import StationRouter
@@ -79,6 +80,8 @@ class Hub:
     upstream: UpstreamLink | None = None
     #: Prunes old documents, jobs, history and reports in the background.
     retention: RetentionKeeper | None = None
+    #: Printers removed and agents retired on purpose.
+    retirement: PrinterRetirement | None = None
     _lock_watch: asyncio.Task[None] | None = field(default=None, init=False)
 
     # -- lifecycle --------------------------------------------------------------------

@@ -86,6 +86,8 @@ REQUIRED_ROLE: dict[str, str] = {
     "ack_alert": "operator",
     "configure_printer": "manager",
     "configure_station": "manager",
+    "remove_printer": "manager",
+    "retire_agent": "admin",
 }
 #: A document of raw bytes can drive the printer in any way (drawer, settings, cutter).
 RAW_DOCUMENT_ROLE = "manager"
@@ -98,6 +100,8 @@ _DOING = {
     "ack_alert": "acknowledge alerts",
     "configure_printer": "configure printers",
     "configure_station": "configure stations",
+    "remove_printer": "remove printers",
+    "retire_agent": "retire agents",
 }
 
 

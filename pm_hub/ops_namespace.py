@@ -25,6 +25,7 @@ from pm_hub.handlers import connect_handler, guarded, refuse, unknown_event
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import Ack, OperatorActions
+from pm_hub.printer_retirement import PrinterRetirement
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class OpsSide:
     broadcaster: Broadcaster
     operations: OperatorActions
     admission: Admission
+    #: Printer removal and agent retirement (``pm_hub.printer_retirement``).
+    retirement: PrinterRetirement | None = None
 
 
 def operation_table(ops: OperatorActions) -> dict[str, Any]:
@@ -172,6 +175,14 @@ def setup_ops_namespace(sio: socketio.AsyncServer, side: OpsSide, metrics: HubMe
     }
     handlers[OpsEvent.PRINTER_TEST] = functools.partial(printer_test, side)
     handlers[OpsEvent.TOKEN_REFRESH] = functools.partial(token_refresh, side)
+    if side.retirement is not None:
+        retirement = side.retirement
+        handlers[OpsEvent.PRINTER_REMOVE] = functools.partial(
+            run_operation, side, retirement.remove_printer
+        )
+        handlers[OpsEvent.AGENT_RETIRE] = functools.partial(
+            run_operation, side, retirement.retire_agent
+        )
     for event, handler in handlers.items():
         sio.on(
             event,

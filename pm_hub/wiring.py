@@ -42,6 +42,7 @@ from pm_hub.operator_actions import OperatorActions
 from pm_hub.ops_namespace import OpsSide, refuse_branch_hubs, setup_ops_namespace
 from pm_hub.printer_changes import PrinterChanges
 from pm_hub.printer_reactions import redelivery_after_pause, station_failover, status_alerts
+from pm_hub.printer_retirement import PrinterRetirement
 from pm_hub.printer_views import PrinterViews
 from pm_hub.rate_limit import RateLimiter
 from pm_hub.retention import RetentionKeeper
@@ -101,6 +102,17 @@ def build_hub(settings: HubSettings) -> Hub:
     )
     agent_printers = AgentPrinters(
         db=db, state=state, changes=changes, dispatcher=dispatcher, views=views, alerts=alerts
+    )
+
+    retirement = PrinterRetirement(
+        db=db,
+        state=state,
+        jobs=jobs,
+        dispatcher=dispatcher,
+        alerts=alerts,
+        health=health,
+        broadcaster=broadcaster,
+        company_mode=settings.company_mode,
     )
 
     # What a printer change means, in this order (pm_hub.printer_reactions).
@@ -184,6 +196,7 @@ def build_hub(settings: HubSettings) -> Hub:
         peers=peers,
         upstream=upstream,
         retention=RetentionKeeper(settings, db=db),
+        retirement=retirement,
     )
 
 
@@ -213,6 +226,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         broadcaster=hub.broadcaster,
         operations=hub.operations,
         admission=hub.admission,
+        retirement=hub.retirement,
     )
     setup_ops_namespace(sio, ops_side, hub.metrics)
     agent_side = AgentSide(
@@ -224,6 +238,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         health=hub.health,
         registry=hub.registry,
         admission=hub.admission,
+        retirement=retirement_of(hub),
     )
     setup_agent_namespace(sio, agent_side, hub.metrics)
     http_side = HttpSide(
@@ -236,5 +251,11 @@ def mount(app: web.Application, hub: Hub) -> None:
         upstream=hub.upstream.status if hub.upstream is not None else None,
         admission=hub.admission,
         peers=hub.peers,
+        retirement=hub.retirement,
     )
     setup_http_api(app, http_side)
+
+
+def retirement_of(hub: Hub) -> PrinterRetirement:
+    assert hub.retirement is not None  # build_hub makes one
+    return hub.retirement

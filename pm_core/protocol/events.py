@@ -29,6 +29,11 @@ class OpsEvent:
     HEALTH_SUMMARY = "health:summary"
     WHOAMI = "whoami"
     BRANCHES_LIST = "branches:list"
+    #: Forget a printer (manager): gone from lists, its alerts cleared, refused if its
+    #: agent registers it again.
+    PRINTER_REMOVE = "printer:remove"
+    #: Forget an agent (admin): its license revoked, its printers retired, no alerts.
+    AGENT_RETIRE = "agent:retire"
     #: A new token for the same session before this one runs out (a long shift).
     TOKEN_REFRESH = "token:refresh"
 
@@ -47,6 +52,8 @@ class HubEvent:
     HEALTH_ALERT = "desktop:health:alert"
     ALERT_UPDATE = "alert:update"
     PRINTER_TEST_COMPLETED = "printer:test:completed"
+    #: A printer the hub no longer serves (removed, dropped by its agent, agent retired).
+    PRINTER_REMOVED = "printer:removed"
     BRANCH_UPDATE = "branch:update"
     #: Batched ``branch:update`` rows (company hub), for operators with ``coalesce: true``.
     BRANCHES_UPDATE = "branches:update"
@@ -68,6 +75,9 @@ class AgentEvent:
     PRINT_JOB_RESULT = "print:job:result"
     HEALTH_REPORT = "desktop:health:report"
     HEALTH_PING = "health:ping"
+    #: After (re)registering: every printer this agent drives now, by hub id; the hub
+    #: retires the others it had for this agent (dropped from its configuration).
+    PRINTERS_REGISTERED = "printers:registered"
 
 
 class BranchEvent:

@@ -78,6 +78,31 @@ def list_licenses(db: Session) -> list[dict[str, Any]]:
     return [dict(r) for r in rows.fetchall()]
 
 
+def find_license(db: Session, which: str) -> dict[str, Any] | None:
+    """The license with id or key prefix ``which`` (or the key itself), with its agent;
+    ValueError when a prefix matches several."""
+    if which.isdigit():
+        rows = [r for r in list_licenses(db) if r["id"] == int(which)]
+    else:
+        rows = [
+            r for r in list_licenses(db)
+            if which == r["key_prefix"] or which.startswith(r["key_prefix"])
+        ]  # fmt: skip
+        if len({r["id"] for r in rows}) > 1:
+            raise ValueError(f"{which!r} matches {len(rows)} licenses: give the id")
+    if not rows:
+        return None
+    row = dict(rows[-1])
+    agent = None
+    if row["agent_id"] is not None:
+        agent = db.execute(
+            "SELECT connected, retired_at, hostname, version, first_seen FROM agents WHERE id = ?",
+            (row["agent_id"],),
+        ).fetchone()
+    row["agent"] = dict(agent) if agent else None
+    return row
+
+
 def revoke_license(db: Session, which: str) -> dict[str, Any] | None:
     """Revoke the license with id or key prefix ``which``; the license row (None when
     there is no such license). Revoking twice keeps the first time."""

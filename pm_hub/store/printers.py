@@ -79,7 +79,7 @@ def upsert_printer(
             """
             UPDATE printers SET agent_id = ?, address = ?, kind = ?, model = COALESCE(?, model),
                    station = COALESCE(station, ?), status_supported = ?, last_seen = ?,
-                   updated_at = ?
+                   updated_at = ?, retired_at = NULL, retired_by = NULL
             WHERE id = ?
             """,
             (
@@ -168,7 +168,8 @@ def mark_agent_printers_offline(db: Session, agent_id: int) -> list[dict[str, An
     """When an agent goes away its printers can no longer be reached: status offline."""
     now = time.time()
     rows = db.execute(
-        "SELECT id FROM printers WHERE agent_id = ? AND status != 'offline'", (agent_id,)
+        "SELECT id FROM printers WHERE agent_id = ? AND status != 'offline' AND retired_at IS NULL",
+        (agent_id,),
     ).fetchall()
     changed = []
     for (printer_id,) in rows:
@@ -236,7 +237,47 @@ def set_printer_capabilities(
 
 
 def all_printers(db: Session) -> list[dict[str, Any]]:
-    return [dict(r) for r in db.execute("SELECT * FROM printers ORDER BY id").fetchall()]
+    """Every printer the hub serves (retired ones left out)."""
+    rows = db.execute("SELECT * FROM printers WHERE retired_at IS NULL ORDER BY id").fetchall()
+    return [dict(r) for r in rows]
+
+
+#: ``retired_by`` of a printer an operator removed (the others come back when their
+#: agent registers them again).
+REMOVED_BY_OPERATOR = "operator"
+
+
+def retire_printers(db: Session, printer_ids: list[int], *, by: str) -> list[dict[str, Any]]:
+    """The hub no longer serves these printers (the rows stay for the jobs' history):
+    ``by`` is ``operator:NAME`` (removed), ``agent`` (dropped from its agent's
+    configuration) or ``agent-retired``."""
+    if not printer_ids:
+        return []
+    now = time.time()
+    marks = ", ".join("?" for _ in printer_ids)
+    db.execute(
+        f"UPDATE printers SET retired_at = ?, retired_by = ?, updated_at = ? "
+        f"WHERE id IN ({marks}) AND retired_at IS NULL",
+        (now, by, now, *printer_ids),
+    )
+    rows = db.execute(f"SELECT * FROM printers WHERE id IN ({marks})", printer_ids).fetchall()
+    return [dict(r) for r in rows]
+
+
+def removed_by_operator(
+    db: Session, branch_id: int, identities: list[str]
+) -> dict[str, Any] | None:
+    """The printer an operator removed that has one of these identities, if any."""
+    identities = [i for i in identities if i]
+    if not identities:
+        return None
+    marks = ", ".join("?" for _ in identities)
+    row = db.execute(
+        f"SELECT * FROM printers WHERE branch_id = ? AND identity IN ({marks}) "
+        "AND retired_at IS NOT NULL AND retired_by LIKE ?",
+        (branch_id, *identities, REMOVED_BY_OPERATOR + "%"),
+    ).fetchone()
+    return dict(row) if row else None
 
 
 def printer_history(db: Session, printer_id: int, limit: int = 50) -> list[dict[str, Any]]:

@@ -117,7 +117,7 @@ def upsert_agent(
             license_id = excluded.license_id, company_id = excluded.company_id,
             branch_id = excluded.branch_id, name = COALESCE(excluded.name, agents.name),
             version = excluded.version, hostname = excluded.hostname,
-            connected = 1, last_seen = excluded.last_seen
+            connected = 1, last_seen = excluded.last_seen, retired_at = NULL
         """,
         (device_id, license_id, company_id, branch_id, name, version, hostname, now, now),
     )
@@ -136,10 +136,11 @@ def set_agent_disconnected(db: Session, agent_id: int) -> dict[str, Any] | None:
 
 
 def agents_to_watch(db: Session) -> list[dict[str, Any]]:
-    """Agents whose absence matters: every known agent whose license is not revoked."""
+    """Agents whose absence matters: every known agent whose license is not revoked and
+    that was not retired."""
     rows = db.execute(
         "SELECT a.* FROM agents a LEFT JOIN licenses l ON l.id = a.license_id "
-        "WHERE l.revoked_at IS NULL ORDER BY a.id"
+        "WHERE l.revoked_at IS NULL AND a.retired_at IS NULL ORDER BY a.id"
     ).fetchall()
     return [dict(r) for r in rows]
 
@@ -152,9 +153,28 @@ def mark_all_agents_disconnected(db: Session) -> None:
 def list_agents(
     db: Session, *, company_id: int, branch_ids: list[int] | None
 ) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM agents WHERE company_id = ?"
+    sql = "SELECT * FROM agents WHERE company_id = ? AND retired_at IS NULL"
     params: list[Any] = [company_id]
     if branch_ids is not None:
         sql += f" AND branch_id IN ({','.join('?' * len(branch_ids))})"
         params.extend(branch_ids)
     return [dict(r) for r in db.execute(sql + " ORDER BY id", params).fetchall()]
+
+
+def retire_agent(db: Session, agent_id: int) -> dict[str, Any] | None:
+    """The agent is gone for good: retired, its license revoked (it cannot connect
+    again; a new license brings the machine back). Returns its row."""
+    now = time.time()
+    row = db.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
+    if row is None:
+        return None
+    db.execute(
+        "UPDATE agents SET retired_at = COALESCE(retired_at, ?), connected = 0 WHERE id = ?",
+        (now, agent_id),
+    )
+    if row["license_id"] is not None:
+        db.execute(
+            "UPDATE licenses SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+            (now, row["license_id"]),
+        )
+    return dict(db.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone())
