@@ -19,13 +19,21 @@ from pm_core.sql import Session
 _RANK = {"queued": 0, "dispatched": 1, "printing": 2}
 
 
+#: A job with its document, which lives in ``job_documents`` (pruned apart from the job,
+#: so the pages it held are freed whole and used again: ``pm_hub.retention``).
+WITH_DOCUMENT = (
+    "SELECT jobs.*, job_documents.document FROM jobs "
+    "LEFT JOIN job_documents ON job_documents.job_id = jobs.id"
+)
+
+
 def rank(status: str) -> int:
     return 3 if status in FINAL_JOB_STATUSES else _RANK[status]
 
 
 def find_by_idempotency_key(db: Session, company_id: int, key: str) -> dict[str, Any] | None:
     row = db.execute(
-        "SELECT * FROM jobs WHERE company_id = ? AND idempotency_key = ?", (company_id, key)
+        WITH_DOCUMENT + " WHERE company_id = ? AND idempotency_key = ?", (company_id, key)
     ).fetchone()
     return dict(row) if row else None
 
@@ -57,11 +65,11 @@ def insert_job(
     now = time.time()
     job_id = db.execute(
         """
-        INSERT INTO jobs (company_id, branch_id, printer_id, station, status, document, copies,
+        INSERT INTO jobs (company_id, branch_id, printer_id, station, status, copies,
                           idempotency_key, submitted_by, created_at, updated_at, expires_at,
                           reprint_of, failover_from, finished_at, error_code, error_message,
                           offered_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         RETURNING id
         """,
         (
@@ -70,7 +78,6 @@ def insert_job(
             printer_id,
             station,
             status,
-            json.dumps(document, separators=(",", ":")),
             copies,
             idempotency_key,
             submitted_by,
@@ -86,10 +93,14 @@ def insert_job(
         ),
     ).fetchone()[0]
     db.execute(
+        "INSERT INTO job_documents (job_id, document) VALUES (?, ?)",
+        (job_id, json.dumps(document, separators=(",", ":"))),
+    )
+    db.execute(
         "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, ?, ?, ?)",
         (job_id, now, status, submitted_by, reason or "accepted"),
     )
-    return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()), True
+    return dict(db.execute(WITH_DOCUMENT + " WHERE id = ?", (job_id,)).fetchone()), True
 
 
 def transition(
@@ -106,7 +117,7 @@ def transition(
     allowed_from: frozenset[str] | None = None,
 ) -> dict[str, Any] | None:
     """Move a job forward; returns the new row, or None when nothing changed."""
-    row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    row = db.execute(WITH_DOCUMENT + " WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         return None
     current = row["status"]
@@ -140,7 +151,7 @@ def transition(
         "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, ?, ?, ?)",
         (job_id, now, status, actor, reason or error_message),
     )
-    return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    return dict(db.execute(WITH_DOCUMENT + " WHERE id = ?", (job_id,)).fetchone())
 
 
 def reassign(
@@ -169,7 +180,7 @@ def reassign(
         "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, 'queued', ?, ?)",
         (job_id, now, actor, reason),
     )
-    return dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    return dict(db.execute(WITH_DOCUMENT + " WHERE id = ?", (job_id,)).fetchone())
 
 
 def mark_offered(db: Session, job_ids: list[int]) -> None:
@@ -182,7 +193,7 @@ def mark_offered(db: Session, job_ids: list[int]) -> None:
 
 
 def get_job(db: Session, job_id: int) -> dict[str, Any] | None:
-    row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    row = db.execute(WITH_DOCUMENT + " WHERE id = ?", (job_id,)).fetchone()
     return dict(row) if row else None
 
 
@@ -237,14 +248,14 @@ def list_jobs(
 def active_jobs(db: Session) -> list[dict[str, Any]]:
     """Every job not yet finished, oldest first (used at start and on agent reconnect)."""
     rows = db.execute(
-        "SELECT * FROM jobs WHERE status IN ('queued', 'dispatched', 'printing') ORDER BY id"
+        WITH_DOCUMENT + " WHERE status IN ('queued', 'dispatched', 'printing') ORDER BY id"
     ).fetchall()
     return [dict(r) for r in rows]
 
 
 def active_jobs_for_printer(db: Session, printer_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
-        "SELECT * FROM jobs WHERE printer_id = ? "
+        WITH_DOCUMENT + " WHERE printer_id = ? "
         "AND status IN ('queued', 'dispatched', 'printing') "
         "ORDER BY id",
         (printer_id,),

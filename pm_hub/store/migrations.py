@@ -325,8 +325,19 @@ def _v8_token_register(db: sqlite_utils.Database) -> None:
 
 
 def _v9_retirement(db: sqlite_utils.Database) -> None:
-    """Printers and agents that are gone on purpose (retired, not offline); when a job's
-    document was pruned; the agents' 5-minute health reports; indexes the pruning uses."""
+    """Printers and agents that are gone on purpose (retired, not offline); jobs'
+    documents in a table of their own (pruned apart from the job: the pages they held are
+    freed whole and used again, where a shrunk row in place frees nothing), and when one
+    was pruned; the agents' 5-minute health reports; indexes the pruning uses."""
+    db.execute(
+        """
+        CREATE TABLE job_documents (
+            job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+            document TEXT NOT NULL
+        )"""
+    )
+    db.execute("INSERT INTO job_documents (job_id, document) SELECT id, document FROM jobs")
+    db.execute("ALTER TABLE jobs DROP COLUMN document")
     db.execute("ALTER TABLE printers ADD COLUMN retired_at REAL")
     db.execute("ALTER TABLE printers ADD COLUMN retired_by TEXT")
     db.execute("ALTER TABLE agents ADD COLUMN retired_at REAL")

@@ -308,6 +308,13 @@ def _v8_schema(db: Session) -> None:
 def _v9_retirement(db: Session) -> None:
     """SQLite's version 9: retired printers and agents, pruned documents, health reports."""
     for statement in (
+        """
+        CREATE TABLE job_documents (
+            job_id BIGINT PRIMARY KEY REFERENCES jobs(id),
+            document TEXT NOT NULL
+        )""",
+        "INSERT INTO job_documents (job_id, document) SELECT id, document FROM jobs",
+        "ALTER TABLE jobs DROP COLUMN document",
         "ALTER TABLE printers ADD COLUMN retired_at DOUBLE PRECISION",
         "ALTER TABLE printers ADD COLUMN retired_by TEXT",
         "ALTER TABLE agents ADD COLUMN retired_at DOUBLE PRECISION",

@@ -9,9 +9,6 @@ from typing import Any
 
 from pm_core.sql import Session, is_sqlite
 
-#: What a pruned job's ``document`` holds (the column is NOT NULL).
-PRUNED_DOCUMENT = "{}"
-
 
 def _ids(rows: list[Any]) -> list[int]:
     return [int(r[0]) for r in rows]
@@ -22,7 +19,7 @@ def _marks(ids: list[int]) -> str:
 
 
 def prune_documents(db: Session, *, before: float, limit: int) -> int:
-    """Drop the documents of jobs that finished before ``before`` (the row stays)."""
+    """Drop the documents of jobs that finished before ``before`` (the job stays)."""
     ids = _ids(
         db.execute(
             "SELECT id FROM jobs WHERE document_pruned_at IS NULL AND finished_at IS NOT NULL "
@@ -31,9 +28,10 @@ def prune_documents(db: Session, *, before: float, limit: int) -> int:
         ).fetchall()
     )
     if ids:
+        marks = _marks(ids)
+        db.execute(f"DELETE FROM job_documents WHERE job_id IN ({marks})", ids)
         db.execute(
-            f"UPDATE jobs SET document = ?, document_pruned_at = ? WHERE id IN ({_marks(ids)})",
-            (PRUNED_DOCUMENT, time.time(), *ids),
+            f"UPDATE jobs SET document_pruned_at = ? WHERE id IN ({marks})", (time.time(), *ids)
         )
     return len(ids)
 
@@ -52,6 +50,7 @@ def delete_jobs(db: Session, *, before: float, limit: int) -> int:
         marks = _marks(ids)
         db.execute(f"UPDATE jobs SET reprint_of = NULL WHERE reprint_of IN ({marks})", ids)
         db.execute(f"DELETE FROM job_events WHERE job_id IN ({marks})", ids)
+        db.execute(f"DELETE FROM job_documents WHERE job_id IN ({marks})", ids)
         db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
     return len(ids)
 

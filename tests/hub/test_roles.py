@@ -75,6 +75,9 @@ def ops_calls(b: Branch) -> dict[str, tuple[str, dict[str, Any]]]:
             {"station": "pass", "printer_ids": [b.printer_id]},
         ),
         "submit_raw_job": (OpsEvent.JOB_SUBMIT, {"printer_id": b.printer_id, "document": RAW}),
+        # Last: its job waits, so the printer stays (conflict) for those allowed.
+        "remove_printer": (OpsEvent.PRINTER_REMOVE, {"printer_id": b.printer_id}),
+        "retire_agent": (OpsEvent.AGENT_RETIRE, {"agent_id": 999}),
     }
 
 
@@ -99,6 +102,8 @@ def http_calls(b: Branch) -> dict[str, tuple[str, str, dict[str, Any] | None]]:
         "configure_printer": ("PATCH", f"/api/v1/printers/{p}", {"name": "Pass"}),
         "configure_station": ("PUT", "/api/v1/stations/pass", {"printer_ids": [p]}),
         "submit_raw_job": ("POST", "/api/v1/jobs", {"printer_id": p, "document": RAW}),
+        "remove_printer": ("DELETE", f"/api/v1/printers/{p}", None),
+        "retire_agent": ("POST", "/api/v1/agents/999/retire", {}),
     }
 
 
