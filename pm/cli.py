@@ -331,6 +331,8 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
                 discovery=discovery_config(args),
             )
         )
+    if command == "agent" and getattr(args, "agent_command", None):
+        return run_agent_action(args)
     if command == "agent":
         from pm.branch_box import run_agent
 
@@ -390,8 +392,6 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
         return _license(args)
     if command == "printer":
         return run_printer_command(args)
-    if command == "agent" and getattr(args, "agent_command", None):
-        return run_agent_action(args)
     if command in ("backup", "restore"):
         from pm.backup_command import run_backup_command
 

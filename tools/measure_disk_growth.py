@@ -115,9 +115,11 @@ def seed(d: Session, now: float) -> None:
     )
 
 
-async def simulate(days: int, jobs: int, logo: str | None, every: int) -> list[tuple[int, int]]:
+async def simulate(
+    days: int, jobs: int, logo: str | None, every: int, retention: dict[str, float]
+) -> list[tuple[int, int]]:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = HubSettings(data_dir=Path(tmp), sqlite_synchronous="OFF")
+        settings = HubSettings(data_dir=Path(tmp), sqlite_synchronous="OFF", **retention)
         db = Database(settings.db_path, synchronous="OFF")
         db.start(prepare_hub_db)
         keeper = RetentionKeeper(settings, db=db)
@@ -156,12 +158,23 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--jobs-per-day", type=int, default=1000)
     parser.add_argument("--every", type=int, default=10, help="print the size every N days")
+    parser.add_argument(
+        "--document-days", type=float, help="job_document_retention_s in days (default 30)"
+    )
+    parser.add_argument("--job-days", type=float, help="job_retention_s in days (default 365)")
     args = parser.parse_args()
+    retention = {}
+    if args.document_days:
+        retention["job_document_retention_s"] = args.document_days * DAY
+    if args.job_days:
+        retention["job_retention_s"] = args.job_days * DAY
     logo = logo_png()
     print(f"logo: 384x120 dots, {math.ceil(len(logo) * 3 / 4)} bytes of PNG")
     for name, with_logo in (("without logo", None), ("with logo", logo)):
         started = time.perf_counter()
-        sizes = asyncio.run(simulate(args.days, args.jobs_per_day, with_logo, args.every))
+        sizes = asyncio.run(
+            simulate(args.days, args.jobs_per_day, with_logo, args.every, retention)
+        )
         print(f"\n{args.jobs_per_day} jobs/day {name} ({time.perf_counter() - started:.0f} s)")
         previous = (0, 0)
         for day, size in sizes:
