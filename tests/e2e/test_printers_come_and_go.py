@@ -222,3 +222,38 @@ async def test_operators_rename_and_remove_printers_and_removed_stays_removed(
             assert set(await printers_by_name(hub, token)) == {"Grill"}
     finally:
         await hub.stop()
+
+
+async def test_an_agent_cannot_retire_another_agents_printers(tmp_path: Path) -> None:
+    """``printers:registered`` speaks for the sending agent's own printers only, and
+    bad payloads are refused without changing anything."""
+    from pm_core.protocol import AgentEvent
+    from tests.support.raw_agent import RawAgent
+
+    hub = await start_hub(hub_settings(tmp_path / "hub"))
+    try:
+        token = admin(hub)
+        owner = await RawAgent(hub.url, await hub.hub.create_license(), "owner").connect()
+        other = await RawAgent(hub.url, await hub.hub.create_license(), "other").connect()
+        try:
+            printer_id = (await owner.register("serial:P-1"))["printer_id"]
+            for bad in ({"printer_ids": "1"}, {"printer_ids": [True]}, {"printer_ids": [1] * 10001},
+                        {"printer_ids": [], "extra": 1}, []):  # fmt: skip
+                ack = await other.call(AgentEvent.PRINTERS_REGISTERED, bad)
+                assert ack["error"]["code"] == "invalid_payload", bad
+            ack = await other.call(AgentEvent.PRINTERS_REGISTERED, {"printer_ids": []})
+            assert ack == {"ok": True, "retired": []}
+            assert "Pass" in await printers_by_name(hub, token)
+            ack = await owner.call(AgentEvent.PRINTERS_REGISTERED, {"printer_ids": [printer_id]})
+            assert ack == {"ok": True, "retired": []}
+            ack = await owner.call(AgentEvent.PRINTERS_REGISTERED, {"printer_ids": []})
+            assert ack == {"ok": True, "retired": [printer_id]}
+            assert await printers_by_name(hub, token) == {}
+            again = await owner.register("serial:P-1")  # back in its configuration
+            assert again["ok"] and again["printer_id"] == printer_id
+            assert "Pass" in await printers_by_name(hub, token)
+        finally:
+            await owner.close()
+            await other.close()
+    finally:
+        await hub.stop()

@@ -16,6 +16,7 @@ from pm_core.sql import Session
 from pm_hub.config import HubSettings
 from pm_hub.retention import RetentionKeeper
 from pm_hub.server import start_hub
+from pm_hub.store import health as health_store
 from pm_hub.store import jobs as job_store
 from pm_hub.store import prepare_hub_db, tenants
 from tests.conftest import hub_settings
@@ -212,3 +213,40 @@ async def test_health_reports_are_kept_across_a_restart(tmp_path: Path) -> None:
         assert rows == [{"latency_avg_ms": 2.5, "spool_depth": 3, "uptime_s": 1234}]
     finally:
         await hub.stop()
+
+
+async def test_pruning_runs_on_both_engines(store_target: str) -> None:
+    """The same pruning SQL on a SQLite file and on PostgreSQL (a company hub)."""
+    settings = HubSettings(retention_batch_rows=2, printer_history_max_rows=1)
+    db = Database(store_target)
+    db.start(prepare_hub_db)
+    now = time.time()
+    try:
+
+        def seed(d: Session) -> None:
+            company_id, branch_id = tenants.ensure_default_tenant(d)
+            for days in (400, 400, 400, 40, 40, 40, 1):
+                add_job(d, None, finished_days_ago=days, now=now, logo=False)
+            d.execute(
+                "INSERT INTO agents (device_id, company_id, branch_id, first_seen, last_seen) "
+                "VALUES ('dev', ?, ?, ?, ?)",
+                (company_id, branch_id, now, now),
+            )
+
+        await db.write(seed)
+        await db.write(
+            lambda d: health_store.insert_reports(
+                d, [(1, now - 40 * DAY, "{}"), (1, now - 40 * DAY, "{}"), (1, now, "{}")]
+            )
+        )
+        pruned = await RetentionKeeper(settings, db=db).run_once(now=now)
+        assert (pruned["jobs"], pruned["documents"], pruned["health_reports"]) == (3, 3, 2)
+        left = await db.read(
+            lambda d: [
+                (r["document_pruned_at"] is not None, r["document"] is not None)
+                for r in d.execute(job_store.WITH_DOCUMENT + " ORDER BY id").fetchall()
+            ]
+        )
+        assert left == [(True, False)] * 3 + [(False, True)]
+    finally:
+        db.close()
