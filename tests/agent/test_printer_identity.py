@@ -286,7 +286,8 @@ async def test_another_printer_at_the_same_address_is_another_printer(
     ops: OpsClient, hub: RunningHub, tmp_path: Path
 ) -> None:
     """The printer at an address is swapped for another one: the new serial gets its
-    own record; the old printer's record and history are left alone."""
+    own record; the old printer's record and history are kept, retired (its agent no
+    longer drives it: no offline alert for ever), and it comes back if found again."""
     key = await hub.hub.create_license()
 
     def agent(address: str) -> Agent:
@@ -312,8 +313,22 @@ async def test_another_printer_at_the_same_address_is_another_printer(
         try:
             new_row = await wait_row(ops, "new printer", identity="serial:NEW-2", status="online")
             assert new_row["id"] != old_row["id"]
-            kept = await wait_row(ops, "old kept", id=old_row["id"], agent_connected=False)
+            old_id = old_row["id"]
+
+            async def retired() -> dict[str, Any] | None:
+                listed = await ops.call("printers:list", {})
+                if any(p["id"] == old_id for p in listed["printers"]):
+                    return None
+                row: dict[str, Any] | None = await hub.hub.db.read(
+                    lambda d: dict(
+                        d.execute("SELECT * FROM printers WHERE id = ?", (old_id,)).fetchone()
+                    )
+                )
+                return row
+
+            kept = await eventually(retired, what="old printer retired, its record kept")
             assert kept["identity"] == "serial:OLD-1" and kept["serial"] == "OLD-1"
+            assert kept["retired_by"] == "agent"
         finally:
             await second.stop()
 
