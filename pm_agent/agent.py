@@ -107,6 +107,9 @@ class Agent:
             # Where network printers' MACs are looked up (tests give a file of their own).
             arp_table=arp_table or (discovery.arp_table if discovery else ARP_TABLE),
             usb_backend=discovery.usb_backend if discovery is not None else None,
+            # With discovery on, a restarted agent drives only its configured printers
+            # until discovery finds the others again: it cannot say which were dropped.
+            knows_all_printers=not (discovery is not None and discovery.enabled),
         )
         self.intake = JobIntake(
             spool=self.spool,

@@ -48,8 +48,12 @@ class PrinterRegistry:
         identify_wait: float,
         arp_table: Path,
         usb_backend: Any = None,
+        knows_all_printers: bool = True,
     ) -> None:
         self.spool = spool
+        #: Whether the workers are every printer this agent drives (no discovery that may
+        #: add more later): then the hub is told, and retires the ones dropped.
+        self.knows_all_printers = knows_all_printers
         self.connection = connection
         self.identities = identities
         self.on_outbox = on_outbox
@@ -135,7 +139,8 @@ class PrinterRegistry:
             if not self.connection.connected:
                 return
             await self.register(worker)
-        await self.tell_registered()
+        if self.knows_all_printers:
+            await self.tell_registered()
 
     async def tell_registered(self) -> None:
         """Tell the hub which printers this agent drives now (by hub id): the others it
