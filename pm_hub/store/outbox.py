@@ -53,6 +53,7 @@ _PRINTER_COLUMNS = (
     "default_expiry_s",
     "agent_id",
     "branch_id",
+    "retired_at",
 )
 _JOB_COLUMNS = (
     "status",
@@ -65,7 +66,15 @@ _JOB_COLUMNS = (
     "finished_at",
     "expires_at",
 )
-_AGENT_COLUMNS = ("connected", "name", "version", "hostname", "branch_id", "last_disconnect")
+_AGENT_COLUMNS = (
+    "connected",
+    "name",
+    "version",
+    "hostname",
+    "branch_id",
+    "last_disconnect",
+    "retired_at",
+)
 
 
 def _trigger(name: str, event: str, table: str, kind: str, when: str = "") -> str:
@@ -126,12 +135,18 @@ def _record(
     return agent_record(row)
 
 
+#: What the company hub no longer sees (its mirror drops an object sent as gone).
+_GONE = {"printers": " AND retired_at IS NULL", "agents": " AND retired_at IS NULL"}
+
+
 def _rows(db: Session, table: str, ids: list[int]) -> dict[int, dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
+    live = _GONE.get(table, "")
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for row in db.execute(f"SELECT * FROM {table} WHERE id IN ({marks})", chunk).fetchall():
+        sql = f"SELECT * FROM {table} WHERE id IN ({marks}){live}"
+        for row in db.execute(sql, chunk).fetchall():
             found[row["id"]] = dict(row)
     return found
 
@@ -206,8 +221,14 @@ def read_snapshot(
             "SELECT seq FROM sqlite_sequence WHERE name = 'upstream_outbox'"
         ).fetchone()
         seq = int(row[0]) if row else 0
-        printers = [printer_record(dict(r)) for r in db.execute("SELECT * FROM printers")]
-        agents = [agent_record(dict(r)) for r in db.execute("SELECT * FROM agents")]
+        printers = [
+            printer_record(dict(r))
+            for r in db.execute("SELECT * FROM printers WHERE retired_at IS NULL")
+        ]
+        agents = [
+            agent_record(dict(r))
+            for r in db.execute("SELECT * FROM agents WHERE retired_at IS NULL")
+        ]
         alerts = [
             alert_record(dict(r))
             for r in db.execute("SELECT * FROM alerts WHERE state != 'cleared' ORDER BY id")

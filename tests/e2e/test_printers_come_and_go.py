@@ -257,3 +257,44 @@ async def test_an_agent_cannot_retire_another_agents_printers(tmp_path: Path) ->
             await other.close()
     finally:
         await hub.stop()
+
+
+async def test_a_printer_removed_at_a_branch_leaves_the_company_hub(tmp_path: Path) -> None:
+    """The company hub's mirror follows: a removed printer is sent upstream as gone."""
+    from tests.support.company_support import (
+        branch_token,
+        operator_token,
+        start_branch_box,
+        start_company,
+    )
+
+    company = await start_company(tmp_path / "company")
+    box = await start_branch_box(
+        tmp_path, "Harbour", company=company, token=branch_token(company, 1)
+    )
+    ops = await OpsClient(company.url, operator_token(company, sub="hq")).connect()
+    try:
+
+        async def names() -> set[str]:
+            ack = await ops.call("printers:list", {})
+            return {p["name"] for p in ack["printers"]}
+
+        await eventually(lambda: _has(names(), {"Kitchen-1", "Bar"}), what="mirrored printers")
+        branch = box.running
+        token = admin(branch)
+        bar = (await printers_by_name(branch, token))["Bar"]["id"]
+        status, body = await request(branch, "DELETE", f"/api/v1/printers/{bar}", token)
+        assert status == 200, body
+
+        async def bar_gone() -> bool:
+            return await names() == {"Kitchen-1"}
+
+        await eventually(bar_gone, what="Bar gone from the company hub")
+    finally:
+        await ops.close()
+        await box.close()
+        await company.stop()
+
+
+async def _has(names: Any, wanted: set[str]) -> bool:
+    return wanted <= await names
