@@ -63,9 +63,9 @@ _TOKENS = re.compile(r"\s+|[^\s]+")
 class UnprintableText(ValueError):
     """Text no font of the set can draw; ``chars`` are the characters."""
 
-    def __init__(self, chars: list[str]) -> None:
+    def __init__(self, chars: list[str], *, why: str = "no font holds them") -> None:
         self.chars = chars
-        super().__init__(f"no font holds {describe_chars(chars)}")
+        super().__init__(f"cannot print {describe_chars(chars)}: {why}")
 
 
 def describe_chars(chars: list[str], limit: int = 8) -> str:
