@@ -164,7 +164,7 @@ def test_user_fonts_come_before_the_system_ones(
     monkeypatch.setenv(FONT_PATH_ENV, str(mine))
     assert find_fonts().face_for("A") == mine / "House-Regular.ttf"
     monkeypatch.delenv(FONT_PATH_ENV)
-    with pytest.raises(ValueError, match="nope.txt: not a font file"):
+    with pytest.raises(ValueError, match=r"nope\.txt: not a font file"):
         use_fonts([tmp_path / "nope.txt"])
     try:
         use_fonts([mine])
