@@ -360,3 +360,9 @@ async def test_a_job_with_unprintable_text_ends_failed_on_the_hub(
         assert job["status"] == "failed" and job["error"]["code"] == "render_error", job
         assert "U+10FFFD" in job["error"]["message"]
         assert sim.receipts == []
+
+
+def test_a_line_of_a_character_no_code_page_holds_is_drawn_across_the_paper() -> None:
+    events = decode_all(render_document({"blocks": [{"type": "line", "char": "✂"}]}))
+    assert body(events) == [("image", 504)]  # one strip, not the dashes wrapped
+    assert [e.height for e in events if isinstance(e, Image)] == [32]
