@@ -366,3 +366,20 @@ def test_a_line_of_a_character_no_code_page_holds_is_drawn_across_the_paper() ->
     events = decode_all(render_document({"blocks": [{"type": "line", "char": "✂"}]}))
     assert body(events) == [("image", 504)]  # one strip, not the dashes wrapped
     assert [e.height for e in events if isinstance(e, Image)] == [32]
+
+
+async def test_a_pdf_job_prints_each_page_and_a_bad_one_is_refused(
+    ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    async with SimulatedPrinter("Office", serial="PDF-1", model="TM-T88V") as sim:
+        await make_agent([f"Office={sim.address}"], name="pdf")
+        row = await wait_row(ops, "registered", identity="serial:PDF-1", status="online")
+        pdf = {"blocks": [{"type": "pdf", "pdf_base64": picture("PDF", pages=2)}]}
+        ack = await ops.call("job:submit", {"printer_id": row["id"], "document": pdf})
+        assert ack["ok"], ack
+        receipt = (await sim.wait_for_receipts(1))[0]
+        assert receipt.text.splitlines() == ["[IMAGE 512x342]", "[IMAGE 512x342]"]
+        broken = {"blocks": [{"type": "pdf", "pdf_base64": base64.b64encode(b"%PDF-1.7").decode()}]}
+        bad = await ops.call("job:submit", {"printer_id": row["id"], "document": broken})
+        assert bad["error"]["code"] == "invalid_payload"
+        assert "blocks[0].pdf_base64 is not a readable PDF" in bad["error"]["message"]
