@@ -391,8 +391,10 @@ def ticket_image(
     *,
     dots: int,
     fonts: FontSet | None = None,
+    header: str | None = None,
 ) -> Image.Image:
-    """The whole ``document`` drawn ``dots`` wide, mode ``"1"`` (0 = black).
+    """The whole ``document`` drawn ``dots`` wide, mode ``"1"`` (0 = black), after the
+    optional ``header`` line (bold, centred: ``BACKUP FROM Kitchen-1``).
 
     Raises ``ProtocolError`` for an invalid document, :class:`UnprintableText` when
     some text has characters no font holds, and ``ValueError`` for a ``raw_base64``
@@ -404,16 +406,21 @@ def ticket_image(
     if "raw_base64" in doc:
         raise ValueError("a raw_base64 document holds printer commands, not a picture")
     fonts = fonts or default_fonts()
+    blocks: list[dict[str, Any]] = list(doc["blocks"])
+    if header:
+        shown = "".join(ch for ch in header if ch.isprintable())
+        title = {"type": "text", "text": shown, "bold": True, "align": "center"}
+        blocks.insert(0, {**title, "underline": 0, "width": 1, "height": 1})
     missing = [
         c
-        for c in dict.fromkeys("".join(b.get("text", "") for b in doc["blocks"]))
+        for c in dict.fromkeys("".join(b.get("text", "") for b in blocks))
         if needs_glyph(c) and fonts.face_for(c) is None
     ]
     if missing:
         raise UnprintableText(missing)
     strips: list[Image.Image] = []
     height = 0
-    for block in doc["blocks"]:
+    for block in blocks:
         for strip in block_images(block, dots=dots, fonts=fonts):
             height += strip.height
             if height > MAX_TICKET_DOTS:

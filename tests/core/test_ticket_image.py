@@ -62,6 +62,13 @@ def test_text_is_drawn_at_the_paper_width_and_aligned() -> None:
     assert ink_columns(right)[-1] > 374 and ink_columns(right)[0] > 150
 
 
+def test_a_header_line_comes_first() -> None:
+    plain = ticket_image({"blocks": [text("2x Soup")]}, dots=384)
+    headed = ticket_image({"blocks": [text("2x Soup")]}, dots=384, header="BACKUP FROM Grill")
+    assert headed.height == plain.height * 2
+    assert headed.crop((0, plain.height, 384, headed.height)).tobytes() == plain.tobytes()
+
+
 def test_bold_and_double_width_draw_more_ink() -> None:
     plain = ink_columns(text_block_image(text("Kitchen"), dots=576))
     bold = text_block_image(text("Kitchen", bold=True), dots=576)
