@@ -383,3 +383,30 @@ async def test_a_pdf_job_prints_each_page_and_a_bad_one_is_refused(
         bad = await ops.call("job:submit", {"printer_id": row["id"], "document": broken})
         assert bad["error"]["code"] == "invalid_payload"
         assert "blocks[0].pdf_base64 is not a readable PDF" in bad["error"]["message"]
+
+
+@pytest.mark.parametrize("profile", ["default", "TM-T88V", "TSP600"])
+async def test_the_simulated_printer_receives_every_script_readably(
+    tmp_path: Path, profile: str
+) -> None:
+    """The eight-script ticket through a printer worker into the simulated printer:
+    what it received, decoded with the printer's code pages, is each line as text
+    (visual order for right-to-left) or as an image."""
+    need_fonts("arabic", "hebrew", "thai", "chinese", "japanese")
+    printer = SimulatedPrinter("Pass", profile=profile)
+    async with printing_to(tmp_path, printer, profile=profile) as (worker, spool):
+        ticket = {"blocks": [*doc(*SCRIPTS.values())["blocks"], {"type": "cut"}]}
+        await spool.accept({"id": 1, "printer_id": 1, "document": ticket})
+        worker.wake()
+        receipt = (await printer.wait_for_receipts(1))[0]
+    lines = body(decode_all(receipt.raw, profile=profile))
+    assert len(lines) == len(SCRIPTS), lines
+    kinds = []
+    for (script, text), (kind, value) in zip(SCRIPTS.items(), lines, strict=True):
+        kinds.append(kind)
+        if kind == "text":
+            assert value in (text, visual_order(text)), (script, value)
+        else:
+            assert value == {"default": 504, "TM-T88V": 512, "TSP600": 576}[profile], script
+    assert kinds[:3] == ["text", "text", "text"]  # Latin, Cyrillic, Greek in code pages
+    assert kinds[5:7] == ["image", "image"]  # Chinese and Japanese drawn
