@@ -166,6 +166,7 @@ def test_thai_greek_hebrew_take_the_path_the_profile_allows(
 
 
 def test_text_mode_raster_draws_all_text() -> None:
+    need_fonts("latin")
     assert printed("Total 12.50", None)[0] == "text"
     assert printed("Total 12.50", None, text_mode="raster") == ("image", 504)
     assert printed("Total 12.50", "TM-T88V", text_mode="raster") == ("image", 512)
@@ -254,6 +255,7 @@ def outcomes(tmp_path: Path) -> dict[int, tuple[str, str | None, str | None]]:
 
 
 async def test_an_unprintable_line_fails_the_job_before_a_byte_is_sent(tmp_path: Path) -> None:
+    need_fonts("arabic")
     printer = SimulatedPrinter("Grill")
     async with printing_to(tmp_path, printer) as (worker, spool):
         bad = doc("TABLE 4", SCRIPTS["arabic"], f"1x Special {UNPRINTABLE}")
@@ -303,6 +305,7 @@ async def test_operator_forces_raster_text_for_a_printer(
     """``printer:configure {text_mode: raster}``: kept by the hub, sent to the agent, the
     next ticket's text arrives drawn; ``auto`` (or null) goes back to code pages. A bad
     value and an operator below manager are refused."""
+    need_fonts("latin")
     ticket = {"blocks": [{"type": "text", "text": "TABLE 7"}]}
     async with SimulatedPrinter("Pass", serial="TXT-1", model="TM-T88V") as sim:
         await make_agent([f"Pass={sim.address}"], name="text-mode")
@@ -363,6 +366,7 @@ async def test_a_job_with_unprintable_text_ends_failed_on_the_hub(
 
 
 def test_a_line_of_a_character_no_code_page_holds_is_drawn_across_the_paper() -> None:
+    need_fonts("symbols")
     events = decode_all(render_document({"blocks": [{"type": "line", "char": "✂"}]}))
     assert body(events) == [("image", 504)]  # one strip, not the dashes wrapped
     assert [e.height for e in events if isinstance(e, Image)] == [32]
