@@ -414,3 +414,12 @@ async def test_the_simulated_printer_receives_every_script_readably(
             assert value == {"default": 504, "TM-T88V": 512, "TSP600": 576}[profile], script
     assert kinds[:3] == ["text", "text", "text"]  # Latin, Cyrillic, Greek in code pages
     assert kinds[5:7] == ["image", "image"]  # Chinese and Japanese drawn
+
+
+def test_drawing_stops_past_four_metres_of_paper() -> None:
+    """A hostile document of hundreds of long text blocks drawn as images is refused
+    (render_error) instead of tying the agent up and sending megabytes."""
+    need_fonts("latin")
+    tall = {"blocks": [{"type": "text", "text": "x\n" * 20} for _ in range(60)]}
+    with pytest.raises(ValueError, match="more than 32768 dots"):
+        render_document(tall, text_mode="raster")
