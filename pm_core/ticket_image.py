@@ -209,14 +209,30 @@ def _wrap(text: str, limit: int, measure: Callable[[str], int]) -> Iterator[str]
                 yield line.rstrip()
                 line = ""
             token = token if token.strip() else ""
-            while token and measure(token) > limit:
-                cut = 1
-                while cut < len(token) and measure(token[: cut + 1]) <= limit:
-                    cut += 1
+            while token:
+                cut = _fitting(token, limit, measure)
+                if cut == len(token):
+                    break
                 yield token[:cut]
                 token = token[cut:]
             line = token
         yield line.rstrip()
+
+
+def _fitting(token: str, limit: int, measure: Callable[[str], int]) -> int:
+    """How many leading characters of ``token`` fit in ``limit`` (at least one), with
+    few measures of short prefixes (a 4096-character word costs milliseconds)."""
+    low, high = 1, 2
+    while high <= len(token) and measure(token[:high]) <= limit:
+        low, high = high, high * 2
+    high = min(high, len(token) + 1)  # token[:high] does not fit (or is past the end)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if measure(token[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def _threshold(img: Image.Image) -> Image.Image:
