@@ -22,9 +22,9 @@ actions). Pure CPU work: run it off the event loop.
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,10 +95,24 @@ def visual_order(text: str) -> str:
     return str(get_display(arabic_reshaper.reshape(text)))
 
 
-@functools.lru_cache(maxsize=128)
+_fonts_here = threading.local()
+
+
 def _font(path: Path, size: int, complex_layout: bool) -> ImageFont.FreeTypeFont:
-    engine = ImageFont.Layout.RAQM if complex_layout else ImageFont.Layout.BASIC
-    return ImageFont.truetype(str(path), size, layout_engine=engine)
+    """An opened font, kept per thread (a FreeType face must not be used by two
+    threads at once; each printer renders on its own)."""
+    cache: dict[tuple[Path, int, bool], ImageFont.FreeTypeFont] | None
+    cache = getattr(_fonts_here, "cache", None)
+    if cache is None:
+        cache = _fonts_here.cache = {}
+    key = (path, size, complex_layout)
+    font = cache.get(key)
+    if font is None:
+        if len(cache) >= 64:
+            cache.clear()
+        engine = ImageFont.Layout.RAQM if complex_layout else ImageFont.Layout.BASIC
+        font = cache[key] = ImageFont.truetype(str(path), size, layout_engine=engine)
+    return font
 
 
 class _TextPainter:
