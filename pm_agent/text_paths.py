@@ -14,7 +14,7 @@ For each block, :func:`plan_text` picks the first path that prints every charact
    and sent as an image, when the printer prints images and a font holds every
    character. ``text_mode: raster`` takes this path for all text.
 
-Otherwise :class:`~pm_core.ticket_image.UnprintableText` names the characters: the job
+Otherwise :class:`~pm_core.ticket_text.UnprintableText` names the characters: the job
 fails with ``render_error`` before a byte is sent.
 """
 
