@@ -6,7 +6,7 @@ jobs and their history after ``job_retention_s`` (a year), printer status histor
 Each kind is pruned in batches of ``retention_batch_rows``, each batch its own small
 write on the writer thread (never on the event loop), with the hub's other writes in
 between. SQLite reuses the freed pages; a file made with ``auto_vacuum=INCREMENTAL``
-(every file since schema version 9) also gives back what is free beyond a reserve, a
+(every file made since schema version 10) also gives back what is free beyond a reserve, a
 few hundred pages at a time: no ``VACUUM``, no pause.
 """
 

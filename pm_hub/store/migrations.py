@@ -324,7 +324,12 @@ def _v8_token_register(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX licenses_revoked ON licenses (revoked_at)")
 
 
-def _v9_retirement(db: sqlite_utils.Database) -> None:
+def _v9_printer_text_mode(db: sqlite_utils.Database) -> None:
+    """How a printer's text goes out, as an operator chose (NULL: auto)."""
+    db.execute("ALTER TABLE printers ADD COLUMN text_mode TEXT")
+
+
+def _v10_retirement(db: sqlite_utils.Database) -> None:
     """Printers and agents that are gone on purpose (retired, not offline); jobs'
     documents in a table of their own (pruned apart from the job: the pages they held are
     freed whole and used again, where a shrunk row in place frees nothing), and when one
@@ -375,7 +380,8 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (6, "printer profile chosen by an operator", _v6_profile_override),
     (7, "branch sync: outbox, branch links, mirror", _v7_branch_sync),
     (8, "token register for listing and revocation", _v8_token_register),
-    (9, "retired printers and agents, pruned documents, health reports", _v9_retirement),
+    (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
+    (10, "retired printers and agents, job documents apart, health reports", _v10_retirement),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

@@ -305,8 +305,13 @@ def _v8_schema(db: Session) -> None:
         db.execute(statement)
 
 
-def _v9_retirement(db: Session) -> None:
-    """SQLite's version 9: retired printers and agents, pruned documents, health reports."""
+def _v9_printer_text_mode(db: Session) -> None:
+    """SQLite's version 9: how a printer's text goes out (NULL: auto)."""
+    db.execute("ALTER TABLE printers ADD COLUMN text_mode TEXT")
+
+
+def _v10_retirement(db: Session) -> None:
+    """SQLite's version 10: retired printers and agents, pruned documents, health reports."""
     for statement in (
         """
         CREATE TABLE job_documents (
@@ -342,7 +347,8 @@ Migration = Callable[[Session], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (8, "the schema of SQLite's version 8", _v8_schema),
-    (9, "retired printers and agents, pruned documents, health reports", _v9_retirement),
+    (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
+    (10, "retired printers and agents, job documents apart, health reports", _v10_retirement),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
