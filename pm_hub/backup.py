@@ -132,7 +132,7 @@ def backup(
     *,
     files: dict[str, Path] | None = None,
     progress: Progress | None = None,
-    pages_per_step: int = PAGES_PER_STEP,
+    pages_per_step: int | None = None,
 ) -> BackupInfo:
     """Copy the hub database ``database`` (running hub or not) to ``target``, with
     ``files`` (name -> path; missing ones are left out). Returns what was written."""
@@ -148,6 +148,9 @@ def backup(
         # so the hub's writes meanwhile (WAL) neither wait nor restart the backup.
         source.execute("BEGIN")
         source.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()
+        if pages_per_step is None:  # about 20 steps: progress every 5 %
+            total_pages = int(source.execute("PRAGMA page_count").fetchone()[0])
+            pages_per_step = max(64, total_pages // 20)
 
         def step(_status: int, remaining: int, total: int) -> None:
             if progress is not None:

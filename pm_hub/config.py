@@ -159,7 +159,7 @@ class HubSettings:
     ``document_pruned_at``, and a reprint is refused)."""
     job_retention_s: float = 365 * 86400.0
     """A finished job and its history are deleted this long after it ended."""
-    printer_history_retention_s: float = 90 * 86400.0
+    printer_history_retention_s: float = 30 * 86400.0
     """Printer status changes (the history ``printer:get`` shows) are kept this long."""
     printer_history_max_rows: int = 10000
     """At most this many status changes are kept per printer (one that flaps all day

@@ -190,3 +190,22 @@ async def test_backup_will_not_overwrite_a_file(tmp_path: Path) -> None:
     target.write_text("precious")
     code, _out, err = await pm("backup", str(target), "--data-dir", str(tmp_path / "hub"))
     assert code == 2 and "exists" in err and target.read_text() == "precious"
+
+
+async def test_a_big_backup_shows_its_progress(tmp_path: Path) -> None:
+    """Past 8 MB the command says how far it is, in steps of 10 %, on stderr."""
+    hub = await start_hub(hub_settings(tmp_path / "hub"))
+    await hub.stop()
+    with contextlib.closing(sqlite3.connect(tmp_path / "hub" / "hub.sqlite")) as conn:
+        conn.execute("CREATE TABLE ballast (b BLOB)")
+        conn.executemany("INSERT INTO ballast VALUES (randomblob(1000000))", [()] * 12)
+        conn.commit()
+    target = tmp_path / "big.pmbackup"
+    code, _out, err = await pm("backup", str(target), "--data-dir", str(tmp_path / "hub"))
+    assert code == 0, err
+    percents = [int(line.split()[1].rstrip("%")) for line in err.strip().splitlines()]
+    assert percents == sorted(set(percents)) and percents[0] == 0 and percents[-1] == 100
+    assert len(percents) >= 8
+    code, _out, err = await pm("backup", str(tmp_path / "q"), "--data-dir", str(tmp_path / "hub"),
+                               "--quiet")  # fmt: skip
+    assert code == 0 and err == ""
