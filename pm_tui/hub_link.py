@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 NS = Namespace.OPS
 FORWARDED_EVENTS = (
     HubEvent.PRINTER_UPDATE,
+    HubEvent.PRINTER_REMOVED,
     HubEvent.PRINTERS_SEEN,
     HubEvent.PRINTERS_UPDATE,
     HubEvent.JOBS_UPDATE,

@@ -30,6 +30,8 @@ class Batch:
     test_results: list[dict[str, Any]] = field(default_factory=list)
     #: Company hub: branch id -> its newest ``branch:update`` row.
     branches: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Printers the hub no longer serves (``printer:removed``).
+    removed: set[int] = field(default_factory=set)
     events: int = 0
 
     def __bool__(self) -> bool:
@@ -70,6 +72,11 @@ class EventBuffer:
         elif event == HubEvent.PRINTER_UPDATE and isinstance(ident, int):
             batch.printers[ident] = data
             batch.seen.pop(ident, None)
+            batch.removed.discard(ident)
+        elif event == HubEvent.PRINTER_REMOVED and isinstance(ident, int):
+            batch.printers.pop(ident, None)
+            batch.seen.pop(ident, None)
+            batch.removed.add(ident)
         elif event == HubEvent.PRINTERS_SEEN:
             at = data.get("at")
             when = float(at) if isinstance(at, int | float) else 0.0

@@ -79,12 +79,15 @@ class Changes:
     branches: set[int] = field(default_factory=set)
     #: Printers a status-only update named that the state does not hold (fetch them).
     unknown_printers: set[int] = field(default_factory=set)
+    #: Printers the hub no longer serves (removed, dropped by their agent, retired).
+    removed_printers: set[int] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(
             self.branches
             or self.reloaded
             or self.printers
+            or self.removed_printers
             or self.seen
             or self.jobs
             or self.agents
@@ -365,6 +368,9 @@ class FleetState:
                 printer = printer_record(entry)
             self.printers[printer_id] = printer
             changes.printers[printer_id] = (old, printer)
+        for printer_id in batch.removed:
+            if self.printers.pop(printer_id, None) is not None:
+                changes.removed_printers.add(printer_id)
         for printer_id, at in batch.seen.items():
             seen_printer = self.printers.get(printer_id)
             if seen_printer is not None and at > (seen_printer.get("last_seen") or 0):

@@ -173,6 +173,8 @@ class PrintersView(TablePanel):
         table = self.table
         key = PRINTER_SORTS[self.sort_mode]
         before = table.selected_id
+        for printer_id in changes.removed_printers:
+            table.drop_row(printer_id)
         for printer_id, (old, new) in changes.printers.items():
             if not self._visible(new):
                 table.drop_row(printer_id)

@@ -268,3 +268,21 @@ def test_latency_line_says_the_last_ping_before_the_first_report() -> None:
     assert latency_summary(pings_only) == "2.4 ms last ping"
     reported = {**pings_only, "latency_ms": {"avg": 3.0, "p95": 5.0}, "packet_loss": 0.0}
     assert latency_summary(reported).startswith("3.0 ms avg · p95 5.0 ms")
+
+
+def test_a_removed_printer_leaves_the_state() -> None:
+    """``printer:removed`` (an operator removed it, its agent dropped it, or its agent
+    was retired) takes the printer out; an update for it after that brings it back."""
+    state = FleetState()
+    state.load(printers=[printer(1), printer(2)], alerts=[], jobs=[])
+    buffer = EventBuffer()
+    buffer.add(HubEvent.PRINTER_UPDATE, printer(2, "offline"))
+    buffer.add(HubEvent.PRINTER_REMOVED, {"id": 2, "name": "P2", "branch_id": 1})
+    buffer.add(HubEvent.PRINTER_REMOVED, {"id": 7})  # never known: nothing to do
+    changes = state.apply(buffer.drain())
+    assert changes.removed_printers == {2} and not changes.printers
+    assert set(state.printers) == {1}
+    buffer.add(HubEvent.PRINTER_REMOVED, {"id": 1})
+    buffer.add(HubEvent.PRINTER_UPDATE, printer(1, "online"))
+    changes = state.apply(buffer.drain())
+    assert set(state.printers) == {1} and not changes.removed_printers

@@ -136,3 +136,19 @@ async def test_list_keys_act_on_the_highlighted_printer(
         )
         await pilot.press("m", "escape")  # the station dialog closes without a change
         assert app.state.printers[kitchen]["station"] == "kitchen"
+
+
+async def test_a_removed_printer_leaves_the_dashboard(
+    hub: RunningHub, admin_token: str, agent: Agent, fleet: SimulatorFleet
+) -> None:
+    """An operator removes a printer elsewhere (``printer:remove``): its row goes."""
+    async with dashboard(hub.url, admin_token) as (app, pilot):
+        await ready(pilot)
+        await wait_until(pilot, lambda: len(column(app, "#printers", "name")) == 2)
+        ops = await OpsClient(hub.url, admin_token).connect()
+        try:
+            ack = await ops.call("printer:remove", {"printer_id": printer_id(app, "Bar")})
+            assert ack["ok"], ack
+        finally:
+            await ops.close()
+        await wait_until(pilot, lambda: column(app, "#printers", "name") == ["Kitchen-1"])
