@@ -11,9 +11,10 @@ SQLite's ``INTEGER PRIMARY KEY`` takes the largest id + 1.
 
 PostgreSQL's history starts at version 8, the version SQLite's file had reached, as
 one migration that makes the whole schema. A later change adds a version to both
-lists (SQLite's and this one) with the same number. Each migration runs in its own
+lists (SQLite's and this one) with the same number. The missing migrations run in one
 transaction under an advisory lock (per schema): a second process starting at the
-same time waits, then finds the version applied and does nothing.
+same time waits, then finds them applied and does nothing; one that fails leaves the
+schema as it was.
 """
 
 from __future__ import annotations
@@ -367,8 +368,8 @@ def schema_version(db: Session) -> int:
 
 def migrate(db: Session, *, target: int = CURRENT_VERSION) -> int:
     """Bring the schema (the first of the connection's ``search_path``) to ``target``;
-    returns how many migrations ran. ``db`` is in autocommit mode: each migration is
-    its own transaction here."""
+    returns how many migrations ran. ``db`` is in autocommit mode: the migrations run
+    in one transaction here."""
     db.execute("BEGIN")
     try:
         db.execute(_LOCK)
@@ -386,26 +387,35 @@ def migrate(db: Session, *, target: int = CURRENT_VERSION) -> int:
             f"database schema is version {current}, newer than this program "
             f"({CURRENT_VERSION}); upgrade PrinterMaster"
         )
-    ran = 0
-    for version, name, fn in MIGRATIONS:
-        if version <= current or version > target:
-            continue
-        db.execute("BEGIN")
-        try:
-            db.execute(_LOCK)
-            if schema_version(db) >= version:
-                # Another process applied it while this one waited for the lock.
-                db.execute("ROLLBACK")
+    if current >= target:
+        return 0
+    # Every missing migration in one transaction under the lock: a second process
+    # waits for all of them, then finds nothing to do; a failure leaves the schema as
+    # it was (PostgreSQL's DDL is transactional).
+    ran: list[tuple[int, str]] = []
+    db.execute("BEGIN")
+    try:
+        db.execute(_LOCK)
+        current = schema_version(db)  # another process may have migrated meanwhile
+        for version, name, fn in MIGRATIONS:
+            if version <= current or version > target:
                 continue
-            fn(db)
+            try:
+                fn(db)
+            except Exception as exc:
+                raise MigrationFailed(
+                    f"postgresql migration {version} ({name}) failed: {exc}; the schema "
+                    f"was left unchanged at version {current}"
+                ) from exc
             db.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (version, name, time.time()),
             )
-            db.execute("COMMIT")
-        except Exception:
-            db.execute("ROLLBACK")
-            raise
+            ran.append((version, name))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    for version, name in ran:
         log.info("applied postgresql migration %d (%s)", version, name)
-        ran += 1
-    return ran
+    return len(ran)
