@@ -95,6 +95,7 @@ class HealthMonitor:
     # -- connection events ---------------------------------------------------------------
 
     async def agent_connected(self, link: AgentLink, name: str | None) -> None:
+        self.retired.discard(link.agent_id)  # a retired machine licensed again
         health = self._health(link)
         health.name = name or health.name or f"agent {link.agent_id}"
         health.connects += 1
