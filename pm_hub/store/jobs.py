@@ -92,15 +92,17 @@ def insert_job(
             now if offered else None,
         ),
     ).fetchone()[0]
+    document_json = json.dumps(document, separators=(",", ":"))
     db.execute(
-        "INSERT INTO job_documents (job_id, document) VALUES (?, ?)",
-        (job_id, json.dumps(document, separators=(",", ":"))),
+        "INSERT INTO job_documents (job_id, document) VALUES (?, ?)", (job_id, document_json)
     )
     db.execute(
         "INSERT INTO job_events (job_id, at, status, actor, reason) VALUES (?, ?, ?, ?, ?)",
         (job_id, now, status, submitted_by, reason or "accepted"),
     )
-    return dict(db.execute(WITH_DOCUMENT + " WHERE id = ?", (job_id,)).fetchone()), True
+    row = dict(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    row["document"] = document_json  # as written, without reading it back
+    return row, True
 
 
 def transition(
