@@ -50,6 +50,11 @@ class IdentityCache:
         value = self.entries.get(uri, {}).get("profile")
         return value if isinstance(value, str) else None
 
+    def language(self, uri: str) -> str | None:
+        """The command language an operator chose for the printer at ``uri``."""
+        value = self.entries.get(uri, {}).get("language")
+        return value if isinstance(value, str) else None
+
     def remember(self, uri: str, entry: dict[str, Any]) -> bool:
         """Store ``entry`` for ``uri``; True when something changed (then call save)."""
         if self.entries.get(uri) == entry:

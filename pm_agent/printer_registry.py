@@ -95,6 +95,7 @@ class PrinterRegistry:
             arp_table=self.arp_table,
             model=model or self.identities.model(spec.uri),
             profile=self.identities.profile(spec.uri),
+            language=self.identities.language(spec.uri),
         )
         self.workers.append(worker)
         self._resume_known_id(worker)
@@ -220,10 +221,28 @@ class PrinterRegistry:
         """The hub's record of the printer carries the profile an operator chose (set
         while this agent was away, or before it restarted): use it. A change of the
         capabilities makes :meth:`register` report the printer again."""
-        if not isinstance(record, dict) or "profile_override" not in record:
+        if not isinstance(record, dict):
+            return
+        changed = False
+        if "language_override" in record:
+            language = record["language_override"]
+            if language != worker.language_override:
+                try:
+                    worker.use_language(language if isinstance(language, str) else None)
+                    changed = True
+                    log.info(
+                        "printer %s: language %s chosen by an operator", worker.spec.name, language
+                    )
+                except ValueError as exc:
+                    log.warning("language for %s from the hub not used: %s", worker.spec.name, exc)
+        if "profile_override" not in record:
+            if changed:
+                await self.remember(worker)
             return
         profile = record["profile_override"]
         if profile == worker.profile_override:
+            if changed:
+                await self.remember(worker)
             return
         try:
             worker.use_profile(profile if isinstance(profile, str) else None)
@@ -244,6 +263,7 @@ class PrinterRegistry:
             "model": worker.model,
             "serial": info.serial if info else None,
             "profile": worker.profile_override,
+            "language": worker.language_override,
         }
         if self.identities.remember(worker.spec.uri, entry):
             try:
