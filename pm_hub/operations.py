@@ -22,6 +22,7 @@ from pm_core.protocol import (
 )
 from pm_core.protocol.documents import validate_document
 from pm_core.protocol.errors import error_of, known_code
+from pm_core.protocol.languages import check_language_field
 from pm_core.protocol.profiles import check_capabilities, check_profile_field
 from pm_core.protocol.validation import (
     alert_filters,
@@ -125,6 +126,7 @@ class BranchOperations:
                 "paused",
                 "default_expiry_s",
                 "profile",
+                "language",
             ),
         )
         require_role(principal, "configure_printer")
@@ -149,10 +151,12 @@ class BranchOperations:
             changes["paused"] = int(data["paused"])
         if "profile" in data:
             changes["profile_override"] = check_profile_field(data["profile"])
+        if "language" in data:
+            changes["language_override"] = check_language_field(data["language"])
         if not changes:
             raise invalid(
                 "nothing to change: give name, station, station_priority, paused, "
-                "default_expiry_s or profile"
+                "default_expiry_s, profile or language"
             )
         updated = await self.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
@@ -160,7 +164,7 @@ class BranchOperations:
         if updated is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {row['id']} not found")
         extra: dict[str, Any] = {}
-        if "profile_override" in changes:
+        if "profile_override" in changes or "language_override" in changes:
             applied, updated = await self._apply_profile(updated)
             extra["profile_applied"] = applied
         await self.changes.changed(updated)
@@ -176,7 +180,11 @@ class BranchOperations:
         ack = await self.dispatcher.ask_agent(
             link,
             HubEvent.PRINTER_CONFIGURE,
-            {"printer_id": row["id"], "profile": row["profile_override"]},
+            {
+                "printer_id": row["id"],
+                "profile": row["profile_override"],
+                "language": row.get("language_override"),
+            },
         )
         if not ack.get("ok"):
             log.warning(

@@ -40,6 +40,7 @@ class PrinterRecord(TypedDict):
     mac: str | None
     profile: str | None
     profile_override: str | None
+    language_override: str | None
     capabilities: dict[str, Any]
     default_expiry_s: float | None
     branch_id: int

@@ -204,6 +204,7 @@ def update_printer_settings(
         "paused",
         "default_expiry_s",
         "profile_override",
+        "language_override",
     }
     sets = {k: v for k, v in changes.items() if k in allowed}
     if sets:
@@ -231,6 +232,11 @@ def set_printer_capabilities(
             printer_id,
         ),
     )
+    row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def get_printer(db: Session, printer_id: int) -> dict[str, Any] | None:
     row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
     return dict(row) if row else None
 

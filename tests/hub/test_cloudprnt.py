@@ -1,0 +1,256 @@
+"""Star CloudPRNT printers polling the hub: enrolled by MAC with a secret, refused
+without it, printing through poll -> jobReady -> GET PNG -> DELETE, a fetched ticket
+never confirmed ending outcome_unknown (and never served again), status and
+silence shown on the printer record like any other printer's."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from pm_agent.sim.cloudprnt_client import SimulatedCloudPrntPrinter, basic_auth
+from pm_hub.server import RunningHub, start_hub
+from pm_hub.store import cloudprnt as cloudprnt_store
+from tests.conftest import hub_settings
+from tests.support.helpers import OpsClient, eventually, receipt_doc
+
+MAC = "00:11:62:0a:0b:0c"
+SECRET = "cp_test-secret-0123456789"
+
+
+@pytest.fixture
+async def cloud_hub(tmp_path: Path) -> AsyncIterator[RunningHub]:
+    running = await start_hub(
+        hub_settings(
+            tmp_path / "hub",
+            cloudprnt_offline_after_s=1.5,
+            cloudprnt_confirm_timeout_s=1.0,
+            cloudprnt_rate_limit=50.0,
+        )
+    )
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def cloud_ops(cloud_hub: RunningHub) -> AsyncIterator[OpsClient]:
+    assert cloud_hub.hub.tokens is not None
+    token = cloud_hub.hub.tokens.create(role="admin", sub="test-admin")
+    client = await OpsClient(cloud_hub.url, token).connect()
+    yield client
+    await client.close()
+
+
+async def enroll(hub: RunningHub, mac: str = MAC, dots: int = 576) -> dict[str, Any]:
+    """Enrolled while the hub runs (as ``pm printer cloudprnt add`` does), then picked
+    up by the hub."""
+    row = await hub.hub.db.write(
+        lambda d: cloudprnt_store.enroll(d, mac=mac, name="Pass", secret=SECRET, dots=dots)
+    )
+    assert hub.hub.cloudprnt is not None
+    await hub.hub.cloudprnt.load_enrollments()
+    return row
+
+
+async def printer_record(ops: OpsClient, printer_id: int) -> dict[str, Any]:
+    """The record operators see (empty until the hub holds the printer: enrolled
+    while it runs, it joins at its first poll)."""
+    ack = await ops.call("printer:get", {"printer_id": printer_id})
+    return ack["printer"] if ack["ok"] else {}
+
+
+async def submit(ops: OpsClient, printer_id: int, marker: str) -> int:
+    ack = await ops.call("job:submit", {"printer_id": printer_id, "document": receipt_doc(marker)})
+    assert ack["ok"], ack
+    return int(ack["job"]["id"])
+
+
+async def final(ops: OpsClient, job_id: int, timeout: float = 10) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        job = (await ops.call("job:get", {"job_id": job_id}))["job"]
+        return job if job["status"] in ("completed", "failed", "cancelled", "expired") else None
+
+    return await eventually(done, timeout=timeout, what=f"job {job_id} finished")
+
+
+def test_pm_printer_cloudprnt_add_prints_a_secret_and_lists_the_printer(tmp_path: Path) -> None:
+    def pm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pm",
+                "printer",
+                "cloudprnt",
+                *args,
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    made = pm("add", "--mac", "00-11-62-AA-BB-CC", "--name", "Pass", "--dots", "576")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("cp_") and len(secret) > 20
+    assert "/cloudprnt" in made.stderr
+    listed = pm("list")
+    assert "00:11:62:aa:bb:cc" in listed.stdout and "Pass" in listed.stdout
+    bad = pm("add", "--mac", "not-a-mac", "--name", "X")
+    assert bad.returncode == 2 and "MAC" in bad.stderr and "Traceback" not in bad.stderr
+
+
+async def test_wrong_secret_unknown_mac_and_bad_input_are_refused(cloud_hub: RunningHub) -> None:
+    await enroll(cloud_hub)
+    url = f"{cloud_hub.url}/cloudprnt"
+    body = {"printerMAC": MAC, "statusCode": "200 OK"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            url, json=body, headers={"Authorization": basic_auth("pass", "wrong")}
+        ) as r:
+            assert r.status == 401 and "Basic" in r.headers["WWW-Authenticate"]
+        async with http.post(url, json=body) as r:
+            assert r.status == 401
+        other = {**body, "printerMAC": "00:11:62:ff:ff:ff"}
+        async with http.post(
+            url, json=other, headers={"Authorization": basic_auth("pass", SECRET)}
+        ) as r:
+            assert r.status == 401
+        async with http.post(
+            url, json={"printerMAC": "zz"}, headers={"Authorization": basic_auth("pass", SECRET)}
+        ) as r:
+            assert r.status == 400
+        async with http.post(
+            url, data=b"{" * 20_000, headers={"Authorization": basic_auth("pass", SECRET)}
+        ) as r:
+            assert r.status == 413
+        params = {"mac": MAC, "type": "image/png"}
+        async with http.get(
+            url, params=params, headers={"Authorization": basic_auth("pass", "wrong")}
+        ) as r:
+            assert r.status == 401
+        async with http.post(
+            url, json=body, headers={"Authorization": basic_auth("pass", SECRET)}
+        ) as r:
+            assert r.status == 200 and (await r.json())["jobReady"] is False
+        async with http.get(
+            url, params=params, headers={"Authorization": basic_auth("pass", SECRET)}
+        ) as r:
+            assert r.status == 404  # nothing to fetch
+
+
+async def test_poll_fetch_confirm_completes_the_job(
+    cloud_hub: RunningHub, cloud_ops: OpsClient
+) -> None:
+    """A job for an enrolled printer: the poll says jobReady with image/png, the GET
+    gives a PNG as wide as the paper and moves the job to printing, the DELETE with
+    200 OK completes it; the printer shows online with no agent."""
+    row = await enroll(cloud_hub, dots=384)
+    async with SimulatedCloudPrntPrinter(
+        f"{cloud_hub.url}/cloudprnt", mac=MAC, secret=SECRET, poll_interval=0.1
+    ) as printer:
+
+        async def online() -> bool:
+            return (await printer_record(cloud_ops, row["id"])).get("status") == "online"
+
+        await eventually(online, what="CloudPRNT printer online")
+        record = await printer_record(cloud_ops, row["id"])
+        assert record["agent_id"] is None and record["kind"] == "cloudprnt"
+        job_id = await submit(cloud_ops, row["id"], "CP-1")
+        job = await final(cloud_ops, job_id)
+        assert job["status"] == "completed", job
+        receipts = await printer.wait_for_receipts(1)
+        assert receipts[0].images[0].width == 384
+        events = (await cloud_ops.call("job:get", {"job_id": job_id}))["job"]["events"]
+        assert [e["status"] for e in events][-2:] == ["printing", "completed"]
+        assert events[-1]["actor"] == f"cloudprnt:{MAC}"
+
+
+async def test_two_jobs_one_confirmed_one_dropped_and_paper_out_shows(
+    cloud_hub: RunningHub, cloud_ops: OpsClient
+) -> None:
+    """The issue's test: a simulated CloudPRNT printer prints two jobs, confirms one
+    and drops the other: completed and outcome_unknown; the dropped one is never
+    served again; a paper-out in its status shows on the printer record."""
+    row = await enroll(cloud_hub)
+    async with SimulatedCloudPrntPrinter(
+        f"{cloud_hub.url}/cloudprnt", mac=MAC, secret=SECRET, poll_interval=0.1
+    ) as printer:
+        first = await submit(cloud_ops, row["id"], "KEEP")
+        assert (await final(cloud_ops, first))["status"] == "completed"
+        printer.drop_next = 1
+        second = await submit(cloud_ops, row["id"], "DROP")
+        job = await final(cloud_ops, second)
+        assert job["status"] == "failed" and job["error"]["code"] == "outcome_unknown", job
+        assert "reprint" in job["error"]["message"]
+        polls = printer.polls
+        await eventually(lambda: printer.polls >= polls + 5, what="more polls")
+        assert len(printer.receipts) == 1  # the dropped ticket was not served again
+        assert printer.last_answer == {"jobReady": False}
+
+        await printer.set_state("paper_out")
+
+        async def paper_out() -> dict[str, Any] | None:
+            record = await printer_record(cloud_ops, row["id"])
+            return record if record.get("status") == "paper_out" else None
+
+        record = await eventually(paper_out, what="paper out on the dashboard record")
+        assert record["flags"].get("paper_end")
+        third = await submit(cloud_ops, row["id"], "WAIT")
+        await asyncio.sleep(0.5)
+        assert (await cloud_ops.call("job:get", {"job_id": third}))["job"]["status"] == "queued"
+        await printer.set_state("online")
+        assert (await final(cloud_ops, third))["status"] == "completed"
+
+
+async def test_printer_goes_offline_when_it_stops_polling(
+    cloud_hub: RunningHub, cloud_ops: OpsClient
+) -> None:
+    row = await enroll(cloud_hub)
+    async with SimulatedCloudPrntPrinter(
+        f"{cloud_hub.url}/cloudprnt", mac=MAC, secret=SECRET, poll_interval=0.1
+    ) as printer:
+
+        async def status(want: str) -> bool:
+            return (await printer_record(cloud_ops, row["id"])).get("status") == want
+
+        await eventually(lambda: status("online"), what="online")
+        await printer.set_state("offline")  # switched off: no more polls
+        await eventually(lambda: status("offline"), timeout=6, what="offline after silence")
+        record = await printer_record(cloud_ops, row["id"])
+        assert record["flags"].get("not_polling")
+        await printer.set_state("online")
+        await eventually(lambda: status("online"), what="online again")
+
+
+async def test_a_cloudprnt_ticket_is_a_png_of_the_document(cloud_hub: RunningHub) -> None:
+    """The GET answers a real PNG the printer can decode."""
+    row = await enroll(cloud_hub)
+    async with SimulatedCloudPrntPrinter(
+        f"{cloud_hub.url}/cloudprnt", mac=MAC, secret=SECRET, poll_interval=0.1
+    ) as printer:
+        assert cloud_hub.hub.tokens is not None
+        token = cloud_hub.hub.tokens.create(role="operator", sub="pos", branch_ids=[1])
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{cloud_hub.url}/api/v1/jobs",
+                json={"printer_id": row["id"], "document": receipt_doc("PNG")},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as r,
+        ):
+            assert r.status == 201
+        receipts = await printer.wait_for_receipts(1)
+        with Image.open(io.BytesIO(receipts[0].raw)) as image:
+            assert image.format == "PNG" and image.width == 576 and image.height > 20
