@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hmac
 import io
 import json
@@ -406,7 +407,9 @@ class CloudPrntServer:
         enrolled = await self.db.read(cloudprnt_store.list_enrolled)
         missing = [e["printer_id"] for e in enrolled if e["printer_id"] not in self.state.printers]
         for printer_id in missing:
-            row = await self.db.read(lambda d, p=printer_id: printer_store.get_printer(d, p))
+            row = await self.db.read(
+                functools.partial(printer_store.get_printer, printer_id=printer_id)
+            )
             if row is not None and row["branch_id"] == self.state.branch_id:
                 await self.changes.changed(row)
 
