@@ -22,9 +22,9 @@ from pm_agent.render import render_document
 from pm_agent.star_line import star_line_ticket
 from pm_agent.star_raster import DRAWER_KICK, raster_ticket
 from pm_core.protocol.documents import validate_document
+from pm_core.protocol.languages import DEFAULT_LANGUAGE, STAR_LANGUAGES
 from pm_core.ticket_image import ticket_image
 
-STAR_LANGUAGES = frozenset({"star_line", "starprnt", "star_raster"})
 #: Dots per line of an 80 mm Star printer, when the profile does not say.
 STAR_DEFAULT_DOTS = 576
 _PRINTING = frozenset({"text", "line", "feed", "barcode", "qr", "image"})
@@ -69,11 +69,21 @@ def render_for_language(
     profile: str | None = None,
     header: str | None = None,
     cutter: bool | None = None,
+    text_mode: str = "auto",
 ) -> bytes:
     """The bytes of a job document for a printer speaking ``language`` (None:
-    ``escpos``). Raises ``ProtocolError`` for an invalid document."""
+    ``escpos``); ``text_mode`` ``raster`` draws all text. Raises ``ProtocolError`` for
+    an invalid document, ``ValueError`` for one the language cannot take."""
     if not is_star(language):
-        return render_document(doc, columns=columns, profile=profile, header=header, cutter=cutter)
+        return render_document(
+            doc,
+            columns=columns,
+            profile=profile,
+            header=header,
+            cutter=cutter,
+            language=language or DEFAULT_LANGUAGE,
+            text_mode=text_mode,
+        )
     doc = validate_document(doc)
     if "raw_base64" in doc:
         return base64.b64decode("".join(doc["raw_base64"].split()))
@@ -81,7 +91,9 @@ def render_for_language(
     width -= width % 8
     if language == "star_raster":
         return star_raster_document(doc, dots=width, header=header)
-    return star_line_ticket(doc["blocks"], columns=columns, dots=width, header=header)
+    return star_line_ticket(
+        doc["blocks"], columns=columns, dots=width, header=header, all_drawn=text_mode == "raster"
+    )
 
 
 def star_test_page(

@@ -96,6 +96,7 @@ class PrinterRegistry:
             model=model or self.identities.model(spec.uri),
             profile=self.identities.profile(spec.uri),
             language=self.identities.language(spec.uri),
+            text_mode=self.identities.text_mode(spec.uri),
         )
         self.workers.append(worker)
         self._resume_known_id(worker)
@@ -223,6 +224,13 @@ class PrinterRegistry:
         capabilities makes :meth:`register` report the printer again."""
         if not isinstance(record, dict):
             return
+        if "text_mode" in record:
+            mode = record["text_mode"]
+            try:
+                if worker.use_text_mode(mode if isinstance(mode, str) else None):
+                    await self.remember(worker)
+            except ValueError as exc:
+                log.warning("text mode for %s from the hub not used: %s", worker.spec.name, exc)
         changed = False
         if "language_override" in record:
             language = record["language_override"]
@@ -264,6 +272,7 @@ class PrinterRegistry:
             "serial": info.serial if info else None,
             "profile": worker.profile_override,
             "language": worker.language_override,
+            "text_mode": worker.text_mode,
         }
         if self.identities.remember(worker.spec.uri, entry):
             try:

@@ -30,6 +30,7 @@ from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
 from pm_core.logs import correlation
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES
+from pm_core.protocol.languages import DEFAULT_TEXT_MODE, TEXT_MODES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,6 +83,7 @@ class PrinterWorker:
         arp_table: Path = ARP_TABLE,
         model: str | None = None,
         profile: str | None = None,
+        text_mode: str | None = None,
         language: str | None = None,
     ) -> None:
         self.spec = spec
@@ -100,6 +102,9 @@ class PrinterWorker:
         self.profile_override = profile
         #: The command language an operator chose (``printer:configure``); None: automatic.
         self.language_override = language
+        #: How text goes out (``printer:configure``): ``auto`` (code pages where they
+        #: hold it, else drawn) or ``raster`` (always drawn).
+        self.text_mode = text_mode or DEFAULT_TEXT_MODE
         self.identity_info: PrinterIdentity | None = None  # None: not asked yet
         self.capabilities = self._capabilities()
         self._apply_language()
@@ -246,6 +251,17 @@ class PrinterWorker:
             return False
         log.info("printer %s now uses profile %s", self.spec.name, self.capabilities.profile)
         return True
+
+    def use_text_mode(self, text_mode: str | None) -> bool:
+        """Lay text out in ``text_mode`` from the next job on (None: ``auto``); True
+        when it changed. ValueError for an unknown mode."""
+        mode = text_mode or DEFAULT_TEXT_MODE
+        if mode not in TEXT_MODES:
+            raise ValueError(f"text_mode must be one of {', '.join(TEXT_MODES)}")
+        changed, self.text_mode = mode != self.text_mode, mode
+        if changed:
+            log.info("printer %s now prints text in %s mode", self.spec.name, mode)
+        return changed
 
     async def identify(self) -> bool:
         """Ask ``GS I`` once the printer answers: identity, model, capabilities.
@@ -557,6 +573,7 @@ class PrinterWorker:
             profile=self.capabilities.profile,
             header=payload.get("header"),
             cutter=self.identity_info.has_cutter if self.identity_info else None,
+            text_mode=self.text_mode,
         )
         copies = int(payload.get("copies") or 1)
         return data * max(1, min(copies, 10))

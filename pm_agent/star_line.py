@@ -90,15 +90,17 @@ def _picture(block: dict[str, Any], dots: int) -> Image.Image:
 class StarLineTicket:
     """Builds the bytes of one Star Line ticket, block by block."""
 
-    def __init__(self, *, columns: int, dots: int) -> None:
+    def __init__(self, *, columns: int, dots: int, all_drawn: bool = False) -> None:
         self.columns = columns
         self.dots = dots
+        #: ``text_mode: raster``: every text block drawn, none sent as text.
+        self.all_drawn = all_drawn
         self.out = bytearray(INIT)
         self.code_page: int | None = None
 
     def text(self, block: dict[str, Any]) -> None:
         text = block["text"].rstrip("\n")
-        encoded = encode_text(text)
+        encoded = None if self.all_drawn else encode_text(text)
         if encoded is None:
             self.picture(block)
             return
@@ -151,12 +153,17 @@ class StarLineTicket:
 
 
 def star_line_ticket(
-    blocks: list[dict[str, Any]], *, columns: int, dots: int, header: str | None = None
+    blocks: list[dict[str, Any]],
+    *,
+    columns: int,
+    dots: int,
+    header: str | None = None,
+    all_drawn: bool = False,
 ) -> bytes:
     """The Star Line bytes of a validated document's ``blocks``, ended with a full cut
     unless a cut follows the last block that prints (a drawer-only document is not
     cut)."""
-    ticket = StarLineTicket(columns=columns, dots=dots)
+    ticket = StarLineTicket(columns=columns, dots=dots, all_drawn=all_drawn)
     needs_cut = False
     if header:
         needs_cut = True

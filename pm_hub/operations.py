@@ -22,7 +22,7 @@ from pm_core.protocol import (
 )
 from pm_core.protocol.documents import validate_document
 from pm_core.protocol.errors import error_of, known_code
-from pm_core.protocol.languages import check_language_field
+from pm_core.protocol.languages import check_language_field, check_text_mode_field
 from pm_core.protocol.profiles import check_capabilities, check_profile_field
 from pm_core.protocol.validation import (
     alert_filters,
@@ -127,6 +127,7 @@ class BranchOperations:
                 "default_expiry_s",
                 "profile",
                 "language",
+                "text_mode",
             ),
         )
         require_role(principal, "configure_printer")
@@ -153,10 +154,12 @@ class BranchOperations:
             changes["profile_override"] = check_profile_field(data["profile"])
         if "language" in data:
             changes["language_override"] = check_language_field(data["language"])
+        if "text_mode" in data:
+            changes["text_mode"] = check_text_mode_field(data["text_mode"])
         if not changes:
             raise invalid(
                 "nothing to change: give name, station, station_priority, paused, "
-                "default_expiry_s, profile or language"
+                "default_expiry_s, profile, language or text_mode"
             )
         updated = await self.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
@@ -164,16 +167,21 @@ class BranchOperations:
         if updated is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {row['id']} not found")
         extra: dict[str, Any] = {}
-        if "profile_override" in changes or "language_override" in changes:
+        if {"profile_override", "language_override", "text_mode"} & changes.keys():
             applied, updated = await self._apply_profile(updated)
-            extra["profile_applied"] = applied
+            if "profile_override" in changes:
+                extra["profile_applied"] = applied
+            if "text_mode" in changes:
+                extra["text_mode_applied"] = applied
+            if "language_override" in changes:
+                extra["language_applied"] = applied
         await self.changes.changed(updated)
         return ok_ack(printer=self.views.whole(updated), **extra)
 
     async def _apply_profile(self, row: PrinterRow) -> tuple[bool, PrinterRow]:
-        """Tell the printer's agent to lay documents out for the chosen profile. Not
-        connected (or not answering): False, and the agent gets the profile with the
-        answer to its next registration of the printer."""
+        """Tell the printer's agent to lay documents out for the chosen profile and
+        text mode. Not connected (or not answering): False, and the agent gets them
+        with the answer to its next registration of the printer."""
         link = self.state.agent_for_printer(row)
         if link is None:
             return False, row
@@ -184,6 +192,7 @@ class BranchOperations:
                 "printer_id": row["id"],
                 "profile": row["profile_override"],
                 "language": row.get("language_override"),
+                "text_mode": row.get("text_mode"),
             },
         )
         if not ack.get("ok"):

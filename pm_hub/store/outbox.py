@@ -50,6 +50,7 @@ _PRINTER_COLUMNS = (
     "profile",
     "profile_override",
     "language_override",
+    "text_mode",
     "capabilities",
     "default_expiry_s",
     "agent_id",

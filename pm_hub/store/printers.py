@@ -205,6 +205,7 @@ def update_printer_settings(
         "default_expiry_s",
         "profile_override",
         "language_override",
+        "text_mode",
     }
     sets = {k: v for k, v in changes.items() if k in allowed}
     if sets:

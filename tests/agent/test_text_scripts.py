@@ -1,0 +1,291 @@
+"""Text in any script prints as written, or the job fails before a byte is sent.
+
+Each line of a ticket reaches the (simulated) printer either as text in one of its
+code pages, in visual order for right-to-left scripts, decoded back and compared; or
+in its double-byte mode; or as an image. Never as ``?`` or as bytes the printer reads
+as something else. Also: whole-ticket images and PDFs, ZPL/raw pass-through and the
+drawer-only document."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image as PILImage
+
+from pm_agent.escpos_events import Cut, Drawer, Event, Image, Init, LineFeed, Style, Text
+from pm_agent.escpos_stream import decode_all
+from pm_agent.open_port import open_port
+from pm_agent.printer_uri import parse_printer_uri
+from pm_agent.printer_worker import PrinterWorker
+from pm_agent.render import render_document
+from pm_agent.sim.printer import SimulatedPrinter
+from pm_agent.spool import JobSpool
+from pm_core.ticket_image import UnprintableText, visual_order
+from tests.support.fonts import need_fonts
+from tests.support.helpers import eventually
+
+#: One line per script the issue names.
+SCRIPTS = {
+    "latin": "Crème brûlée 4,50 €",
+    "cyrillic": "Борщ со сметаной",  # noqa: RUF001
+    "greek": "Χωριάτικη σαλάτα",
+    "arabic": "شاورما دجاج كبيرة",
+    "hebrew": "שקשוקה חריפה",
+    "chinese": "宫保鸡丁 米饭",
+    "japanese": "ラーメン 大盛り",
+    "thai": "ผัดไทย กุ้งสด",
+}
+#: The default profile, an Epson TM-T88V and a Star TSP600 in ESC/POS mode.
+PROFILES = [None, "TM-T88V", "TSP600"]
+UNPRINTABLE = "\U0010fffd"
+
+
+def doc(*texts: str) -> dict[str, Any]:
+    return {"blocks": [{"type": "text", "text": t} for t in texts]}
+
+
+def body(events: list[Event]) -> list[tuple[str, Any]]:
+    """What the printer prints, line by line: ("text", the line) or ("image", width)."""
+    out: list[tuple[str, Any]] = []
+    line = ""
+    for event in events:
+        if isinstance(event, Text):
+            line += event.text
+        elif isinstance(event, LineFeed):
+            if line:
+                out.append(("text", line))
+            line = ""
+        elif isinstance(event, Image):
+            out.append(("image", event.width))
+    if line:
+        out.append(("text", line))
+    return out
+
+
+def printed(text: str, profile: str | None, **options: Any) -> tuple[str, Any]:
+    """How one line of text arrives on a printer with ``profile``."""
+    events = decode_all(render_document(doc(text), profile=profile, **options), profile=profile)
+    lines = body(events)
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_ticket_in_eight_scripts_prints_each_line_as_text_or_image(profile: str | None) -> None:
+    need_fonts("arabic", "hebrew", "thai", "chinese", "japanese")
+    events = decode_all(render_document(doc(*SCRIPTS.values()), profile=profile), profile=profile)
+    lines = body(events)
+    assert len(lines) == len(SCRIPTS), lines
+    for (script, text), (kind, value) in zip(SCRIPTS.items(), lines, strict=True):
+        if kind == "text":
+            assert value in (text, visual_order(text)), (script, value)
+            assert "?" not in value
+        else:
+            assert value > 300, script  # an image as wide as the paper
+
+
+def test_arabic_is_shaped_and_sent_in_visual_order() -> None:
+    """Tried and failed: Arabic went out through CP720 in logical order with unjoined
+    letters (reads left to right on paper). Now: shaped, in visual order, in CP864
+    when it holds every letter form, else drawn."""
+    need_fonts("arabic")
+    held = "شاورما دجاج"  # every shaped form of these is in CP864
+    kind, value = printed(held, None)
+    assert (kind, value) == ("text", visual_order(held))
+    assert value != held and value[0] != held[0]  # the last letter, shaped, comes first
+    drawn = SCRIPTS["arabic"]  # CP864 lacks some medial and final forms of كبيرة
+    assert printed(drawn, None) == ("image", 504)
+    for text in (held, drawn):
+        assert text.encode("cp720") not in render_document(doc(text))
+
+
+def test_hebrew_is_sent_in_visual_order() -> None:
+    text = SCRIPTS["hebrew"]
+    assert printed(text, None) == ("text", text[::-1])
+    assert printed(text, "TM-T88V") == ("text", text[::-1])
+
+
+def test_chinese_is_not_sent_as_raw_gbk_to_a_western_printer() -> None:
+    """Tried and failed: raw GB18030 bytes without Kanji mode, garbage on paper."""
+    need_fonts("chinese")
+    text = SCRIPTS["chinese"]
+    for profile in PROFILES:
+        data = render_document(doc(text), profile=profile)
+        assert text.encode("gb18030") not in data
+        assert printed(text, profile)[0] == "image"
+
+
+def test_chinese_uses_kanji_mode_on_a_printer_with_a_chinese_font() -> None:
+    text = SCRIPTS["chinese"]
+    data = render_document(doc(text), profile="ZJ-5870")
+    assert b"\x1c&" + text.encode("gbk") + b"\x1c." in data
+    events = decode_all(data, profile="ZJ-5870")
+    assert Style("kanji", True) in events and Style("kanji", False) in events
+    assert ("text", text) in body(events)
+
+
+@pytest.mark.parametrize("profile", [*PROFILES, "POS-5890", "simple"])
+def test_japanese_is_printed_never_question_marks(profile: str | None) -> None:
+    """Tried and failed: ``????`` on every profile."""
+    need_fonts("japanese")
+    kind, value = printed(SCRIPTS["japanese"], profile)
+    assert kind == "image" or value == SCRIPTS["japanese"]
+
+
+@pytest.mark.parametrize(
+    ("script", "profile", "path"),
+    [
+        ("thai", None, "text"),  # CP874 in the default profile
+        ("thai", "TM-T88V", "image"),  # no Thai code page
+        ("greek", None, "text"),
+        ("greek", "simple", "image"),  # CP437 only
+        ("hebrew", "simple", "image"),
+        ("cyrillic", "TSP600", "text"),
+    ],
+)
+def test_thai_greek_hebrew_take_the_path_the_profile_allows(
+    script: str, profile: str | None, path: str
+) -> None:
+    """Tried and failed: ``?`` on some profiles."""
+    need_fonts("thai", "hebrew")
+    kind, value = printed(SCRIPTS[script], profile)
+    assert kind == path
+    if kind == "text":
+        assert value in (SCRIPTS[script], visual_order(SCRIPTS[script]))
+
+
+def test_text_mode_raster_draws_all_text() -> None:
+    assert printed("Total 12.50", None)[0] == "text"
+    assert printed("Total 12.50", None, text_mode="raster") == ("image", 504)
+    assert printed("Total 12.50", "TM-T88V", text_mode="raster") == ("image", 512)
+
+
+def test_a_character_no_path_prints_is_named() -> None:
+    with pytest.raises(UnprintableText) as caught:
+        render_document(doc("Soup", f"Special {UNPRINTABLE}"))
+    assert caught.value.chars == [UNPRINTABLE] and "U+10FFFD" in str(caught.value)
+    # A printer that prints no images cannot take Thai (no code page) at all.
+    with pytest.raises(UnprintableText, match="prints no images"):
+        render_document(doc(SCRIPTS["thai"]), profile="OCD-300")
+
+
+def picture(fmt: str, pages: int = 1) -> str:
+    out = io.BytesIO()
+    images = [PILImage.new("L", (300, 200), 0) for _ in range(pages)]
+    images[0].save(out, fmt, save_all=pages > 1, append_images=images[1:])
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_whole_ticket_images_and_pdf_pages_print_at_the_paper_width() -> None:
+    document = {
+        "blocks": [
+            {"type": "ticket_image", "image_base64": picture("JPEG")},
+            {"type": "pdf", "pdf_base64": picture("PDF", pages=2)},
+        ]
+    }
+    events = decode_all(render_document(document, profile="TM-T88V"), profile="TM-T88V")
+    images = [e for e in events if isinstance(e, Image)]
+    assert [i.width for i in images] == [512, 512, 512]
+    assert all(330 <= i.height <= 350 for i in images)  # 512 x 200/300
+    assert isinstance(events[-1], Cut)
+
+
+ZPL = b"^XA^FO50,50^A0N,40,40^FDHello^FS^XZ"
+
+
+@pytest.mark.parametrize("language", ["zpl", "raw"])
+def test_raw_documents_pass_through_as_they_are(language: str) -> None:
+    """Tried and failed: ZPL wrapped in ESC @ and an ESC/POS feed and cut."""
+    raw = {"raw_base64": base64.b64encode(ZPL).decode()}
+    assert render_document(raw, language=language, header="BACKUP FROM Labels-1") == ZPL
+    with pytest.raises(ValueError, match="only raw_base64"):
+        render_document(doc("hello"), language=language)
+
+
+def test_a_drawer_only_document_kicks_the_drawer_and_neither_feeds_nor_cuts() -> None:
+    """Tried and failed: a "no sale" fed six lines and fired the cutter."""
+    data = render_document({"blocks": [{"type": "drawer"}]}, header="BACKUP FROM Till-1")
+    assert decode_all(data) == [Init(), Drawer(pin=2)]
+
+
+# -- through the simulated printer -------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def printing_to(
+    tmp_path: Path, printer: SimulatedPrinter, **worker_options: Any
+) -> AsyncIterator[tuple[PrinterWorker, JobSpool]]:
+    await printer.start()
+    spool = JobSpool(tmp_path / "spool.sqlite", synchronous="NORMAL")
+    await asyncio.to_thread(spool.open)
+    spec = parse_printer_uri(printer.address, name=printer.name)
+
+    async def on_status(worker: PrinterWorker) -> None:
+        return None
+
+    worker = PrinterWorker(
+        spec, open_port(spec), spool, on_status=on_status, on_outbox=lambda: None, **worker_options
+    )
+    worker.printer_id = 1
+    worker.start()
+    try:
+        yield worker, spool
+    finally:
+        await worker.stop()
+        await asyncio.to_thread(spool.close)
+        await printer.stop()
+
+
+def outcomes(tmp_path: Path) -> dict[int, tuple[str, str | None, str | None]]:
+    with sqlite3.connect(tmp_path / "spool.sqlite") as conn:
+        rows = conn.execute("SELECT job_id, state, error_code, error_message FROM spool_jobs")
+        return {r[0]: (r[1], r[2], r[3]) for r in rows.fetchall()}
+
+
+async def test_an_unprintable_line_fails_the_job_before_a_byte_is_sent(tmp_path: Path) -> None:
+    printer = SimulatedPrinter("Grill")
+    async with printing_to(tmp_path, printer) as (worker, spool):
+        bad = doc("TABLE 4", SCRIPTS["arabic"], f"1x Special {UNPRINTABLE}")
+        await spool.accept({"id": 1, "printer_id": 1, "document": bad})
+        await spool.accept({"id": 2, "printer_id": 1, "document": doc(SCRIPTS["arabic"])})
+        worker.wake()
+        receipts = await printer.wait_for_receipts(1)
+        await eventually(lambda: outcomes(tmp_path)[2][0] == "completed", timeout=5)
+    state, code, message = outcomes(tmp_path)[1]
+    assert (state, code) == ("failed", "render_error")
+    assert message is not None and "U+10FFFD" in message
+    assert len(printer.receipts) == 1 and "TABLE 4" not in receipts[0].text
+    assert receipts[0].text.startswith("[IMAGE ")  # job 2: its Arabic line, drawn
+
+
+async def test_zpl_reaches_the_label_printer_byte_for_byte(tmp_path: Path) -> None:
+    printer = SimulatedPrinter("Labels")
+    async with printing_to(tmp_path, printer, language="zpl") as (worker, spool):
+        raw = {"raw_base64": base64.b64encode(ZPL).decode()}
+        await spool.accept({"id": 1, "printer_id": 1, "document": raw, "header": "BACKUP"})
+        worker.wake()
+        await eventually(lambda: outcomes(tmp_path)[1][0] == "completed", timeout=5)
+        await worker.io(worker.port.close)  # the label ends with the connection
+        receipts = await printer.wait_for_receipts(1)
+    assert receipts[0].raw == ZPL and not receipts[0].cut
+
+
+async def test_no_sale_opens_the_drawer_without_paper(tmp_path: Path) -> None:
+    printer = SimulatedPrinter("Till")
+    async with printing_to(tmp_path, printer) as (worker, spool):
+        drawer = {"blocks": [{"type": "drawer", "pin": 5}]}
+        await spool.accept({"id": 1, "printer_id": 1, "document": drawer})
+        worker.wake()
+        await eventually(lambda: outcomes(tmp_path)[1][0] == "completed", timeout=5)
+        await worker.io(worker.port.close)
+        await eventually(lambda: printer.drawer_kicks == [5], timeout=5)
+        await asyncio.sleep(0.1)
+        assert printer.cuts == 0 and printer.receipts == []  # no feed, no text, no cut
