@@ -3,8 +3,11 @@
 * the IEEE 1284 device id of a USB printer (``CMD:STAR;`` or ``CMD:ESC/POS;``,
   with its ``MDL:``);
 * the model name (USB product string, mDNS service name or TXT ``ty``/``product``,
-  ``GS I``): Star's TSP100/TSP143 family (futurePRNT) takes only raster, mC-Print
-  and mC-Label speak StarPRNT, other Star models (TSP650/700/800, SP700) Star Line.
+  ``GS I``), only where the model speaks nothing else: Star's TSP100/TSP143 family
+  (futurePRNT) takes only raster. Other Star models (TSP650/700/800, SP700, mC-Print)
+  can be switched to ESC/POS emulation, so their name alone decides nothing: the
+  ``CMD:`` field says which mode the printer is in (``CMD:STAR`` Star Line,
+  ``CMD:STARPRNT`` StarPRNT), else an operator does.
 
 None means "nothing says": the printer is taken for ESC/POS. An operator's choice
 (``printer:configure {language}``) and ``?language=`` on the address win over all
@@ -18,20 +21,9 @@ import re
 from pm_core.protocol.languages import LANGUAGES
 
 DEFAULT_LANGUAGE = "escpos"
-#: Normalised model prefixes -> language; longest first wins.
+#: Normalised model prefixes of models that speak one language only -> that language.
 MODEL_LANGUAGES: dict[str, str] = {
     "TSP1": "star_raster",  # TSP100, TSP113, TSP143 (futurePRNT: raster only)
-    "MC-PRINT": "starprnt",
-    "MCPRINT": "starprnt",
-    "MCP": "starprnt",
-    "MC-LABEL": "starprnt",
-    "TSP6": "star_line",
-    "TSP7": "star_line",
-    "TSP8": "star_line",
-    "SP7": "star_line",
-    "TUP": "star_line",
-    "FVP": "star_line",
-    "SM-": "star_line",
 }
 
 
@@ -40,17 +32,15 @@ def _words(text: str) -> list[str]:
 
 
 def language_for_model(model: str | None) -> str | None:
-    """The language of a model name (``Star TSP143IIIU``, ``TSP654II``), or None
-    when the name says nothing about it."""
+    """The language of a model name that speaks only one (``Star TSP143IIIU``:
+    star_raster), or None when the name alone cannot tell (``TSP654II`` may be in
+    ESC/POS emulation)."""
     if not model:
         return None
-    words = _words(model)
-    for word in words:
+    for word in _words(model):
         for prefix in sorted(MODEL_LANGUAGES, key=len, reverse=True):
             if word.startswith(prefix):
                 return MODEL_LANGUAGES[prefix]
-    if "STAR" in words:
-        return "star_line"  # a Star printer of a model not listed: its default mode
     return None
 
 
@@ -63,8 +53,7 @@ def language_for_command_set(command_set: str | None, model: str | None = None) 
     if "STARPRNT" in commands:
         return "starprnt"
     if "STAR" in commands:
-        by_model = language_for_model(model)
-        return by_model if by_model and by_model != "escpos" else "star_line"
+        return language_for_model(model) or "star_line"
     if "ESC/POS" in commands or "ESCPOS" in commands:
         return "escpos"
     if "ZPL" in commands:

@@ -51,7 +51,9 @@ def test_usb_cmd_star_makes_a_star_printer() -> None:
 
 def test_model_and_mdns_names_choose_the_language() -> None:
     assert language_for_model("Star TSP143IIILAN (STR_T-001)") == "star_raster"
-    assert language_for_model("Star mC-Print3") == "starprnt"
+    # A TSP650 or mC-Print may be in ESC/POS emulation: its name alone decides nothing.
+    assert language_for_model("Star TSP654II") is None
+    assert language_for_model("Star mC-Print3") is None
     assert language_for_model("EPSON TM-T20II") is None
     assert capabilities_for("TM-T88V").language == "escpos"
     assert capabilities_for("TSP100").language == "star_raster"
