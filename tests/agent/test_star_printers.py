@@ -197,3 +197,36 @@ async def test_job_to_a_star_raster_printer_completes_and_prints_the_ticket(
 
         assert (await eventually(paper_out, what="paper out shown"))["flags"]["paper_end"]
         assert agent is not None
+
+
+async def test_job_to_a_star_line_printer_prints_text_in_star_code_pages(
+    ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    """A Star printer in Star Line mode (its USB id said CMD:STAR): the ticket arrives
+    as text the simulated printer decodes back (accents, euro, Cyrillic), bold in
+    Star's ESC E / ESC F, and cut with ESC d."""
+    async with SimulatedPrinter("Star-L", language="star_line") as printer:
+        await make_agent([f"Star-L=tcp://127.0.0.1:{printer.port}?language=star_line"])
+
+        async def online() -> dict | None:
+            ack = await ops.call("printers:list", {})
+            found = [p for p in ack["printers"] if p["name"] == "Star-L"]
+            return found[0] if found and found[0]["status"] == "online" else None
+
+        record = await eventually(online, what="star line printer online")
+        ack = await ops.call(
+            "job:submit",
+            {
+                "printer_id": record["id"],
+                "document": {
+                    "blocks": [
+                        {"type": "text", "text": "Crème brûlée 4,50 €", "bold": True},
+                        {"type": "text", "text": "Борщ"},
+                    ]
+                },
+            },
+        )
+        assert ack["ok"], ack
+        receipts = await printer.wait_for_receipts(1)
+        assert receipts[0].text.splitlines() == ["Crème brûlée 4,50 €", "Борщ"]
+        assert receipts[0].cut and b"\x1bE" in receipts[0].raw

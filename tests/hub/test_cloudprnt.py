@@ -254,3 +254,44 @@ async def test_a_cloudprnt_ticket_is_a_png_of_the_document(cloud_hub: RunningHub
         receipts = await printer.wait_for_receipts(1)
         with Image.open(io.BytesIO(receipts[0].raw)) as image:
             assert image.format == "PNG" and image.width == 576 and image.height > 20
+
+
+async def test_a_ticket_fetched_before_a_hub_restart_is_not_served_again(
+    tmp_path: Path,
+) -> None:
+    """The hub stops after the printer fetched a ticket and before it confirmed it:
+    at the next start that job ends outcome_unknown, and the printer is not offered it
+    again."""
+    settings = hub_settings(tmp_path / "hub", cloudprnt_confirm_timeout_s=60.0)
+    first = await start_hub(settings)
+    try:
+        row = await enroll(first)
+        assert first.hub.tokens is not None
+        token = first.hub.tokens.create(role="admin", sub="t")
+        ops = await OpsClient(first.url, token).connect()
+        try:
+            job_id = await submit(ops, row["id"], "HALF")
+        finally:
+            await ops.close()
+        printer = SimulatedCloudPrntPrinter(f"{first.url}/cloudprnt", mac=MAC, secret=SECRET)
+        printer.drop_next = 1
+        async with printer:
+            await eventually(lambda: printer.polls >= 1 and printer.drop_next == 0, what="fetched")
+    finally:
+        await first.stop()
+    second = await start_hub(settings)
+    try:
+        assert second.hub.tokens is not None
+        ops = await OpsClient(second.url, second.hub.tokens.create(role="admin", sub="t")).connect()
+        try:
+            job = await final(ops, job_id)
+            assert job["status"] == "failed" and job["error"]["code"] == "outcome_unknown"
+        finally:
+            await ops.close()
+        async with SimulatedCloudPrntPrinter(
+            f"{second.url}/cloudprnt", mac=MAC, secret=SECRET, poll_interval=0.05
+        ) as again:
+            await eventually(lambda: again.polls >= 3, what="polls after the restart")
+            assert again.receipts == [] and again.last_answer == {"jobReady": False}
+    finally:
+        await second.stop()
