@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -295,3 +296,28 @@ async def test_a_ticket_fetched_before_a_hub_restart_is_not_served_again(
             assert again.receipts == [] and again.last_answer == {"jobReady": False}
     finally:
         await second.stop()
+
+
+async def test_pm_sim_cloudprnt_polls_prints_and_confirms(
+    cloud_hub: RunningHub, cloud_ops: OpsClient
+) -> None:
+    """``pm sim --cloudprnt URL --mac MAC`` (secret from PM_CLOUDPRNT_SECRET) is a
+    CloudPRNT printer a demo or a person can run: it prints a job and confirms it."""
+    row = await enroll(cloud_hub)
+    env = {**os.environ, "PM_CLOUDPRNT_SECRET": SECRET}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pm", "sim", "--cloudprnt", f"{cloud_hub.url}/cloudprnt",
+        "--mac", MAC, "--poll-every", "0.2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert b"polling" in first
+        job_id = await submit(cloud_ops, row["id"], "SIM")
+        assert (await final(cloud_ops, job_id, timeout=20))["status"] == "completed"
+        printed = await asyncio.wait_for(proc.stdout.readline(), 10)
+        assert printed.startswith(b"printed [PNG 576x")
+    finally:
+        proc.terminate()
+        await proc.wait()
