@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import textwrap
 import unicodedata
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -71,12 +72,27 @@ def printable_lines(text: str, columns: int) -> str:
     return "\n".join(out)
 
 
+#: Per encoder (one per profile, kept while python-escpos's printer setup is cached):
+#: whether a character is in none of its code pages (looking that up tries them all).
+_MISSES: weakref.WeakKeyDictionary[Encoder, dict[str, bool]] = weakref.WeakKeyDictionary()
+
+
+def _misses(encoder: Encoder, char: str) -> bool:
+    known = _MISSES.setdefault(encoder, {})
+    missed = known.get(char)
+    if missed is None:
+        missed = encoder.find_suitable_encoding(char) is None
+        if len(known) < 65_536:
+            known[char] = missed
+    return missed
+
+
 def _code_page_misses(encoder: Encoder, text: str) -> list[str]:
     return [
         c
         for c in dict.fromkeys(text)
         if c not in "\n\t " and (ord(c) >= 0x80 or not c.isprintable())
-        if encoder.find_suitable_encoding(c) is None
+        if _misses(encoder, c)
     ]
 
 

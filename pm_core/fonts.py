@@ -120,13 +120,28 @@ def _files_in(folder: Path) -> list[Path]:
         return []
 
 
-def font_search_path(extra_dirs: Iterable[str | Path] = ()) -> list[Path]:
-    """The folders searched for fonts: ``extra_dirs``, ``PM_FONT_PATH``, the system's."""
+def _env_dirs() -> list[Path]:
     env = os.environ.get(FONT_PATH_ENV, "")
-    folders = [Path(d) for d in extra_dirs]
-    folders += [Path(d) for d in env.split(os.pathsep) if d]
-    folders += [Path(d).expanduser() for d in SYSTEM_FONT_DIRS]
+    return [Path(d).expanduser() for d in env.split(os.pathsep) if d]
+
+
+def font_search_path() -> list[Path]:
+    """The folders searched for fonts, in order: ``PM_FONT_PATH``'s, the system's."""
+    folders = _env_dirs() + [Path(d).expanduser() for d in SYSTEM_FONT_DIRS]
     return [d for d in folders if d.is_dir()]
+
+
+def _ranked(folders: Iterable[Path]) -> list[Path]:
+    """The plain faces in ``folders``, the preferred ones first, then by name."""
+    ranked: list[tuple[int, str, Path]] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in _files_in(folder):
+            rank = _style_rank(path)
+            if rank is not None:
+                ranked.append((rank, path.name.lower(), path))
+    return [path for _, _, path in sorted(ranked)]
 
 
 class FontSet:
@@ -189,24 +204,37 @@ def find_fonts(
     user_fonts: Iterable[str | Path] = (), *, search_dirs: Iterable[str | Path] | None = None
 ) -> FontSet:
     """The font set of this machine: ``user_fonts`` (files, or folders searched
-    whole) first, then the search path (:func:`font_search_path` unless
-    ``search_dirs`` is given)."""
+    whole) first, then ``PM_FONT_PATH``'s folders, then the system's (or only
+    ``search_dirs`` when given)."""
     files: list[Path] = []
     for given in user_fonts:
         path = Path(given).expanduser()
         files += _files_in(path) if path.is_dir() else [path]
-    dirs = font_search_path() if search_dirs is None else [Path(d) for d in search_dirs]
-    ranked: list[tuple[int, str, Path]] = []
-    for folder in dirs:
-        for path in _files_in(folder):
-            rank = _style_rank(path)
-            if rank is not None:
-                ranked.append((rank, path.name.lower(), path))
-    files += [path for _, _, path in sorted(ranked)]
+    if search_dirs is not None:
+        files += _ranked(Path(d) for d in search_dirs)
+    else:
+        files += _ranked(_env_dirs())
+        files += _ranked(Path(d).expanduser() for d in SYSTEM_FONT_DIRS)
     return FontSet(files)
+
+
+_user_fonts: tuple[Path, ...] = ()
+
+
+def use_fonts(paths: Iterable[str | Path]) -> None:
+    """Put ``paths`` (font files or folders, ``--font``) before the search path in
+    :func:`default_fonts` from now on; ValueError naming a path that is not there."""
+    global _user_fonts
+    given = tuple(Path(p).expanduser() for p in paths)
+    for path in given:
+        if not (path.is_dir() or (path.is_file() and path.suffix.lower() in FONT_SUFFIXES)):
+            raise ValueError(f"{path}: not a font file ({', '.join(FONT_SUFFIXES)}) or folder")
+    _user_fonts = given
+    default_fonts.cache_clear()
 
 
 @cache
 def default_fonts() -> FontSet:
-    """The machine's font set with no user fonts (once per process)."""
-    return find_fonts()
+    """The font set of this process: :func:`use_fonts`'s, then the search path (found
+    once)."""
+    return find_fonts(_user_fonts)

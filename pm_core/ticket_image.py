@@ -197,6 +197,9 @@ def _wrap(text: str, limit: int, measure: Callable[[str], int]) -> Iterator[str]
     """Lines of ``text`` (split at line feeds) no wider than ``limit``, broken after
     spaces, or between characters in a word too long for a line (CJK has no spaces)."""
     for paragraph in text.expandtabs(4).split("\n"):
+        if measure(paragraph) <= limit:  # most receipt lines fit: one measure
+            yield paragraph.rstrip()
+            continue
         line = ""
         for token in _TOKENS.findall(paragraph):
             if measure(line + token) <= limit:

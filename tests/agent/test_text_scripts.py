@@ -29,8 +29,11 @@ from pm_agent.render import render_document
 from pm_agent.sim.printer import SimulatedPrinter
 from pm_agent.spool import JobSpool
 from pm_core.ticket_image import UnprintableText, visual_order
+from pm_hub.server import RunningHub
+from tests.agent.test_printer_identity import wait_row
+from tests.conftest import AgentFactory
 from tests.support.fonts import need_fonts
-from tests.support.helpers import eventually
+from tests.support.helpers import OpsClient, eventually
 
 #: One line per script the issue names.
 SCRIPTS = {
@@ -289,3 +292,71 @@ async def test_no_sale_opens_the_drawer_without_paper(tmp_path: Path) -> None:
         await eventually(lambda: printer.drawer_kicks == [5], timeout=5)
         await asyncio.sleep(0.1)
         assert printer.cuts == 0 and printer.receipts == []  # no feed, no text, no cut
+
+
+# -- the operator's setting ---------------------------------------------------------------------
+
+
+async def test_operator_forces_raster_text_for_a_printer(
+    hub: RunningHub, ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    """``printer:configure {text_mode: raster}``: kept by the hub, sent to the agent, the
+    next ticket's text arrives drawn; ``auto`` (or null) goes back to code pages. A bad
+    value and an operator below manager are refused."""
+    ticket = {"blocks": [{"type": "text", "text": "TABLE 7"}]}
+    async with SimulatedPrinter("Pass", serial="TXT-1", model="TM-T88V") as sim:
+        await make_agent([f"Pass={sim.address}"], name="text-mode")
+        row = await wait_row(ops, "registered", identity="serial:TXT-1", status="online")
+        assert row["text_mode"] is None
+
+        bad = await ops.call("printer:configure", {"printer_id": row["id"], "text_mode": "bitmap"})
+        assert (
+            bad["error"]["code"] == "invalid_payload" and "auto, raster" in bad["error"]["message"]
+        )
+        assert hub.hub.tokens is not None
+        operator = await OpsClient(
+            hub.url, hub.hub.tokens.create(role="operator", branch_ids=[1])
+        ).connect()
+        try:
+            denied = await operator.call(
+                "printer:configure", {"printer_id": row["id"], "text_mode": "raster"}
+            )
+        finally:
+            await operator.close()
+        assert denied["error"]["code"] == "forbidden"
+
+        ack = await ops.call("printer:configure", {"printer_id": row["id"], "text_mode": "raster"})
+        assert ack["ok"] and ack["text_mode_applied"] is True, ack
+        assert ack["printer"]["text_mode"] == "raster"
+        assert (await ops.call("job:submit", {"printer_id": row["id"], "document": ticket}))["ok"]
+        assert (await sim.wait_for_receipts(1))[-1].text == "[IMAGE 512x32]"
+
+        ack = await ops.call("printer:configure", {"printer_id": row["id"], "text_mode": "auto"})
+        assert ack["ok"] and ack["printer"]["text_mode"] == "auto"
+        assert (await ops.call("job:submit", {"printer_id": row["id"], "document": ticket}))["ok"]
+        assert (await sim.wait_for_receipts(2))[-1].text == "TABLE 7"
+
+
+async def test_a_job_with_unprintable_text_ends_failed_on_the_hub(
+    hub: RunningHub, ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    """Tried and failed: such a job ended ``completed``. Now the operator sees it
+    ``failed`` with ``render_error`` naming the character, and nothing was printed."""
+    async with SimulatedPrinter("Grill", serial="TXT-2") as sim:
+        await make_agent([f"Grill={sim.address}"], name="unprintable")
+        row = await wait_row(ops, "registered", identity="serial:TXT-2", status="online")
+        ack = await ops.call(
+            "job:submit", {"printer_id": row["id"], "document": doc(f"Soup {UNPRINTABLE}")}
+        )
+        assert ack["ok"], ack
+        job_id = ack["job"]["id"]
+
+        async def finished() -> dict[str, Any] | None:
+            got = await ops.call("jobs:list", {"printer_id": row["id"]})
+            job = next(j for j in got["jobs"] if j["id"] == job_id)
+            return job if job["status"] in ("failed", "completed") else None
+
+        job = await eventually(finished, what="job finished")
+        assert job["status"] == "failed" and job["error"]["code"] == "render_error", job
+        assert "U+10FFFD" in job["error"]["message"]
+        assert sim.receipts == []

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from pm_core.fonts import default_fonts
+from pm_core.fonts import FONT_PATH_ENV, default_fonts, find_fonts, use_fonts
 from pm_core.protocol.documents import MAX_PDF_PAGES, validate_document
 from pm_core.protocol.errors import ProtocolError
 from pm_core.ticket_image import (
@@ -146,3 +147,28 @@ def test_pdf_and_ticket_image_blocks_are_checked() -> None:
 def test_a_raw_document_has_no_picture() -> None:
     with pytest.raises(ValueError, match="raw_base64"):
         ticket_image({"raw_base64": b64(b"^XA^XZ")}, dots=384)
+
+
+def test_user_fonts_come_before_the_system_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--font`` files, then ``PM_FONT_PATH`` folders, then the system's; a path that
+    is no font is refused with its name."""
+    system = default_fonts()
+    dejavu = system.face_for("A")
+    assert dejavu is not None
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "House-Regular.ttf").write_bytes(dejavu.read_bytes())
+    assert find_fonts([mine / "House-Regular.ttf"]).face_for("A") == mine / "House-Regular.ttf"
+    monkeypatch.setenv(FONT_PATH_ENV, str(mine))
+    assert find_fonts().face_for("A") == mine / "House-Regular.ttf"
+    monkeypatch.delenv(FONT_PATH_ENV)
+    with pytest.raises(ValueError, match=r"nope\.txt: not a font file"):
+        use_fonts([tmp_path / "nope.txt"])
+    try:
+        use_fonts([mine])
+        assert default_fonts().face_for("A") == mine / "House-Regular.ttf"
+    finally:
+        use_fonts([])
+    assert default_fonts().face_for("A") == dejavu
