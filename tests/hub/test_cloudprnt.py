@@ -321,3 +321,37 @@ async def test_pm_sim_cloudprnt_polls_prints_and_confirms(
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_a_station_job_goes_to_the_cloudprnt_printer_that_polls(
+    cloud_hub: RunningHub, cloud_ops: OpsClient
+) -> None:
+    """CloudPRNT printers serve their station like agents' printers: with the first
+    one silent (offline), a job sent to the station goes to the one that polls."""
+
+    def enroll_in_station(mac: str, name: str) -> Any:
+        return cloud_hub.hub.db.write(
+            lambda d: cloudprnt_store.enroll(
+                d, mac=mac, name=name, secret=SECRET, dots=576, station="pass"
+            )
+        )
+
+    silent = await enroll_in_station("00:11:62:00:00:01", "Pass-1")
+    polling = await enroll_in_station(MAC, "Pass-2")
+    assert cloud_hub.hub.cloudprnt is not None
+    await cloud_hub.hub.cloudprnt.load_enrollments()
+    async with SimulatedCloudPrntPrinter(
+        f"{cloud_hub.url}/cloudprnt", mac=MAC, secret=SECRET, poll_interval=0.1
+    ) as printer:
+
+        async def ready() -> bool:
+            first = await printer_record(cloud_ops, silent["id"])
+            second = await printer_record(cloud_ops, polling["id"])
+            return first.get("status") == "offline" and second.get("status") == "online"
+
+        await eventually(ready, what="Pass-1 offline, Pass-2 online")
+        ack = await cloud_ops.call("job:submit", {"station": "pass", "document": receipt_doc("S")})
+        assert ack["ok"], ack
+        assert ack["job"]["printer_id"] == polling["id"]
+        assert (await final(cloud_ops, ack["job"]["id"]))["status"] == "completed"
+        assert len(await printer.wait_for_receipts(1)) == 1
