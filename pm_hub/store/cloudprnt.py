@@ -55,7 +55,7 @@ def enroll(
         company_id=branch["company_id"] or company_default,
         branch_id=branch["id"],
         agent_id=None,
-        identity=f"mac:{mac}",
+        identity=f"cloudprnt:{mac}",
         name=name,
         address=f"cloudprnt://{mac}",
         kind="cloudprnt",

@@ -39,7 +39,9 @@ def upsert_printer(
     row = db.execute(
         "SELECT * FROM printers WHERE branch_id = ? AND identity = ?", (branch_id, identity)
     ).fetchone()
-    renamable = previous_identity and not previous_identity.startswith(("serial:", "mac:"))
+    renamable = previous_identity and not previous_identity.startswith(
+        ("serial:", "mac:", "cloudprnt:")
+    )
     if row is None and renamable and previous_identity != identity:
         old = db.execute(
             "SELECT id FROM printers WHERE branch_id = ? AND identity = ?",

@@ -23,6 +23,7 @@ from pm_hub.server import RunningHub, start_hub
 from pm_hub.store import cloudprnt as cloudprnt_store
 from tests.conftest import hub_settings
 from tests.support.helpers import OpsClient, eventually, receipt_doc
+from tests.support.raw_agent import RawAgent
 
 MAC = "00:11:62:0a:0b:0c"
 SECRET = "cp_test-secret-0123456789"
@@ -355,3 +356,28 @@ async def test_a_station_job_goes_to_the_cloudprnt_printer_that_polls(
         assert ack["job"]["printer_id"] == polling["id"]
         assert (await final(cloud_ops, ack["job"]["id"]))["status"] == "completed"
         assert len(await printer.wait_for_receipts(1)) == 1
+
+
+async def test_an_agent_cannot_take_over_a_cloudprnt_printer(cloud_hub: RunningHub) -> None:
+    """An agent that registers a printer under a CloudPRNT printer's identity (or
+    claims it as its previous identity) is refused; the record stays the server's."""
+    row = await enroll(cloud_hub)
+    key = await cloud_hub.hub.create_license()
+    agent = await RawAgent(cloud_hub.url, key, "device-cloud-test").connect()
+    try:
+        for printer in (
+            {"address": "tcp://127.0.0.1:9100", "identity": f"cloudprnt:{MAC}"},
+            {"address": f"cloudprnt://{MAC}", "identity": "x"},
+        ):
+            ack = await agent.call("printer:discovered", {"name": "Mine", **printer})
+            assert not ack["ok"] and ack["error"]["code"] == "invalid_payload", ack
+        ack = await agent.call(
+            "printer:discovered",
+            {"name": "Mine", "address": "tcp://127.0.0.1:9100", "identity": "serial:Z",
+             "previous_identity": f"cloudprnt:{MAC}"},
+        )  # fmt: skip
+        assert ack["ok"] and ack["printer_id"] != row["id"]
+    finally:
+        await agent.close()
+    stored = cloud_hub.hub.state.printers[row["id"]]
+    assert stored["agent_id"] is None and stored["kind"] == "cloudprnt"
