@@ -125,7 +125,9 @@ class MdnsSource:
                     status=probe.status if probe else None,
                     confirmed=bool(probe and probe.confirmed),
                     details={"mdns_name": label},
-                    language=language_for_model(label) or language_for_model(props.get("model")),
+                    language=language_for_model(label)
+                    or language_for_model(props.get("model"))
+                    or (probe.language if probe else None),
                 )
             )
         log.info("mDNS: %d printer(s) announced", len(found))
