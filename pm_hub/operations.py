@@ -228,6 +228,12 @@ class BranchOperations:
         require_role(principal, "test_printer")
         row = self.state.printer_for(principal, data.get("printer_id"))
         link = self.state.agent_for_printer(row)
+        if link is None and row.get("kind") == "cloudprnt":
+            raise ProtocolError(
+                ErrorCode.CONFLICT,
+                f"printer {row['name']} polls the hub (CloudPRNT) and takes only jobs: "
+                "submit a job to it to test it",
+            )
         if link is None:
             raise ProtocolError(
                 ErrorCode.OFFLINE, f"printer {row['name']} is not reachable: its agent is offline"
