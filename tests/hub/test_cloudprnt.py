@@ -169,6 +169,8 @@ async def test_poll_fetch_confirm_completes_the_job(
         await eventually(online, what="CloudPRNT printer online")
         record = await printer_record(cloud_ops, row["id"])
         assert record["agent_id"] is None and record["kind"] == "cloudprnt"
+        test = await cloud_ops.call("printer:test", {"printer_id": row["id"]})
+        assert test["error"]["code"] == "conflict" and "submit a job" in test["error"]["message"]
         job_id = await submit(cloud_ops, row["id"], "CP-1")
         job = await final(cloud_ops, job_id)
         assert job["status"] == "completed", job
