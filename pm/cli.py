@@ -171,6 +171,11 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     p.add_argument("--sim", type=int, default=0, metavar="N", help="also run N simulated printers")
     p.add_argument("--sim-port", type=int, default=9101, help="first simulated printer port")
     p.add_argument("--sim-control-port", type=int, default=9180, help="simulator control port")
+    p.add_argument(
+        "--sim-cloudprnt",
+        action="store_true",
+        help="also run a simulated Star CloudPRNT printer that polls this hub",
+    )
     _poll_interval_flag(p)
     _font_flag(p)
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
@@ -356,6 +361,7 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
                 settings,
                 printers=_printer_specs(args.printer),
                 sim_count=args.sim,
+                sim_cloudprnt=args.sim_cloudprnt,
                 sim_port=args.sim_port,
                 sim_control_port=args.sim_control_port,
                 poll_interval=settings.poll_interval,
