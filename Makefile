@@ -39,8 +39,9 @@ unit: $(STAMP) $(JS_STAMP) fonts
 # Fonts for the tests that print Arabic, Hebrew, Thai, Chinese and Japanese as images
 # (docs/printers.md says which package covers which script). Installed with apt-get when
 # missing and run as root; otherwise those tests are skipped and say why.
-FONT_PACKAGES := fonts-noto-core fonts-wqy-microhei
-FONT_FILES := /usr/share/fonts/truetype/noto/NotoSansThai-Regular.ttf \
+FONT_PACKAGES := fonts-dejavu-core fonts-noto-core fonts-wqy-microhei
+FONT_FILES := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+	/usr/share/fonts/truetype/noto/NotoSansThai-Regular.ttf \
 	/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 fonts:
 	@missing=0; for f in $(FONT_FILES); do test -f $$f || missing=1; done; \

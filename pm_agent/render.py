@@ -45,11 +45,11 @@ from pm_agent.escpos_events import (
 from pm_agent.escpos_stream import (
     decode_all,
 )
-from pm_agent.text_paths import DOUBLE_BYTE_PROFILES, KANJI_OFF, KANJI_ON, plan_text
+from pm_agent.text_paths import DOUBLE_BYTE_PROFILES, KANJI_OFF, KANJI_ON, TextPlan, plan_text
 from pm_core.fonts import FontSet, default_fonts
 from pm_core.protocol.documents import PRINTING_BLOCKS, barcode_payload, validate_document
 from pm_core.protocol.languages import DEFAULT_LANGUAGE, PASS_THROUGH_LANGUAGES
-from pm_core.ticket_image import block_images, text_block_image
+from pm_core.ticket_image import MAX_TICKET_DOTS, block_images, text_block_image
 
 logger = logging.getLogger(__name__)
 
@@ -119,23 +119,46 @@ class _Layout:
         self.raster_only = text_mode == "raster"
         self.fonts = fonts
         self.image_command = _image_command(p)
+        self.raster_dots = 0  # how tall the drawn parts are together
 
-    def text(self, block: dict[str, Any]) -> None:
-        """A text block by the path that prints every character of it."""
-        fonts = self.fonts or default_fonts()
-        plan = plan_text(
+    def _raster(self, img: Any) -> None:
+        """Send a drawn strip; ValueError past MAX_TICKET_DOTS of them together (about
+        4 m of paper: a document of 500 blocks of CJK text would be more)."""
+        assert self.image_command is not None
+        self.raster_dots += img.height
+        if self.raster_dots > MAX_TICKET_DOTS:
+            raise ValueError(f"the ticket would be more than {MAX_TICKET_DOTS} dots of images")
+        _print_image(self.p, img, self.image_command)
+
+    def _plan(self, block: dict[str, Any]) -> TextPlan:
+        return plan_text(
             block,
             encoder=self.p.magic.encoder,
             columns=self.columns,
             profile=self.profile,
             raster_only=self.raster_only,
             can_raster=self.image_command is not None,
-            fonts=fonts,
+            fonts=self.fonts or default_fonts(),
         )
+
+    def line(self, block: dict[str, Any]) -> None:
+        """A line block: its character across the paper, as text or drawn as wide."""
+        as_text = _text_of(block["char"] * self.columns)
+        plan = self._plan(as_text)
+        if plan.path != "raster":
+            self._send(as_text, plan)
+            return
+        for img in block_images(block, dots=self.max_width, fonts=self.fonts or default_fonts()):
+            self._raster(img)
+
+    def text(self, block: dict[str, Any]) -> None:
+        """A text block by the path that prints every character of it."""
+        self._send(block, self._plan(block))
+
+    def _send(self, block: dict[str, Any], plan: TextPlan) -> None:
         if plan.path == "raster":
-            assert self.image_command is not None
-            img = text_block_image(block, dots=self.max_width, fonts=fonts)
-            _print_image(self.p, img, self.image_command)
+            fonts = self.fonts or default_fonts()
+            self._raster(text_block_image(block, dots=self.max_width, fonts=fonts))
         elif plan.path == "double_byte":
             encoding = DOUBLE_BYTE_PROFILES[self.profile or ""]
             _text_block(self.p, block, plan.text, double_byte=encoding)
@@ -150,7 +173,7 @@ class _Layout:
                 f"(a {block['type']} block)"
             )
         for img in block_images(block, dots=self.max_width, fonts=self.fonts or default_fonts()):
-            _print_image(self.p, img, self.image_command)
+            self._raster(img)
 
 
 def _text_block(
@@ -351,7 +374,7 @@ def render_document(
         if kind == "text":
             layout.text(block)
         elif kind == "line":
-            layout.text(_text_of(block["char"] * columns))
+            layout.line(block)
         elif kind == "feed":
             p.ln(block["lines"])
         elif kind == "barcode":

@@ -22,9 +22,9 @@ actions). Pure CPU work: run it off the event loop.
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,10 +95,24 @@ def visual_order(text: str) -> str:
     return str(get_display(arabic_reshaper.reshape(text)))
 
 
-@functools.lru_cache(maxsize=128)
+_fonts_here = threading.local()
+
+
 def _font(path: Path, size: int, complex_layout: bool) -> ImageFont.FreeTypeFont:
-    engine = ImageFont.Layout.RAQM if complex_layout else ImageFont.Layout.BASIC
-    return ImageFont.truetype(str(path), size, layout_engine=engine)
+    """An opened font, kept per thread (a FreeType face must not be used by two
+    threads at once; each printer renders on its own)."""
+    cache: dict[tuple[Path, int, bool], ImageFont.FreeTypeFont] | None
+    cache = getattr(_fonts_here, "cache", None)
+    if cache is None:
+        cache = _fonts_here.cache = {}
+    key = (path, size, complex_layout)
+    font = cache.get(key)
+    if font is None:
+        if len(cache) >= 64:
+            cache.clear()
+        engine = ImageFont.Layout.RAQM if complex_layout else ImageFont.Layout.BASIC
+        font = cache[key] = ImageFont.truetype(str(path), size, layout_engine=engine)
+    return font
 
 
 class _TextPainter:
@@ -209,14 +223,30 @@ def _wrap(text: str, limit: int, measure: Callable[[str], int]) -> Iterator[str]
                 yield line.rstrip()
                 line = ""
             token = token if token.strip() else ""
-            while token and measure(token) > limit:
-                cut = 1
-                while cut < len(token) and measure(token[: cut + 1]) <= limit:
-                    cut += 1
+            while token:
+                cut = _fitting(token, limit, measure)
+                if cut == len(token):
+                    break
                 yield token[:cut]
                 token = token[cut:]
             line = token
         yield line.rstrip()
+
+
+def _fitting(token: str, limit: int, measure: Callable[[str], int]) -> int:
+    """How many leading characters of ``token`` fit in ``limit`` (at least one), with
+    few measures of short prefixes (a 4096-character word costs milliseconds)."""
+    low, high = 1, 2
+    while high <= len(token) and measure(token[:high]) <= limit:
+        low, high = high, high * 2
+    high = min(high, len(token) + 1)  # token[:high] does not fit (or is past the end)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if measure(token[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def _threshold(img: Image.Image) -> Image.Image:
@@ -391,8 +421,10 @@ def ticket_image(
     *,
     dots: int,
     fonts: FontSet | None = None,
+    header: str | None = None,
 ) -> Image.Image:
-    """The whole ``document`` drawn ``dots`` wide, mode ``"1"`` (0 = black).
+    """The whole ``document`` drawn ``dots`` wide, mode ``"1"`` (0 = black), after the
+    optional ``header`` line (bold, centred: ``BACKUP FROM Kitchen-1``).
 
     Raises ``ProtocolError`` for an invalid document, :class:`UnprintableText` when
     some text has characters no font holds, and ``ValueError`` for a ``raw_base64``
@@ -404,16 +436,21 @@ def ticket_image(
     if "raw_base64" in doc:
         raise ValueError("a raw_base64 document holds printer commands, not a picture")
     fonts = fonts or default_fonts()
+    blocks: list[dict[str, Any]] = list(doc["blocks"])
+    if header:
+        shown = "".join(ch for ch in header if ch.isprintable())
+        title = {"type": "text", "text": shown, "bold": True, "align": "center"}
+        blocks.insert(0, {**title, "underline": 0, "width": 1, "height": 1})
     missing = [
         c
-        for c in dict.fromkeys("".join(b.get("text", "") for b in doc["blocks"]))
+        for c in dict.fromkeys("".join(b.get("text", "") for b in blocks))
         if needs_glyph(c) and fonts.face_for(c) is None
     ]
     if missing:
         raise UnprintableText(missing)
     strips: list[Image.Image] = []
     height = 0
-    for block in doc["blocks"]:
+    for block in blocks:
         for strip in block_images(block, dots=dots, fonts=fonts):
             height += strip.height
             if height > MAX_TICKET_DOTS:

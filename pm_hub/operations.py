@@ -4,6 +4,7 @@ done here, against the live state and the store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,7 +21,7 @@ from pm_core.protocol import (
     job_correlation_id,
     ok_ack,
 )
-from pm_core.protocol.documents import validate_document
+from pm_core.protocol.documents import opens_files, validate_document
 from pm_core.protocol.errors import error_of, known_code
 from pm_core.protocol.languages import check_language_field, check_text_mode_field
 from pm_core.protocol.profiles import check_capabilities, check_profile_field
@@ -288,7 +289,11 @@ class BranchOperations:
             raise invalid("give printer_id or station")
         if data.get("printer_id") is not None and station is not None:
             raise invalid("give printer_id or station, not both")
-        document = validate_document(data.get("document"))
+        given = data.get("document")
+        if opens_files(given):  # a PDF or a whole-ticket image is opened to be checked
+            document = await asyncio.to_thread(validate_document, given)
+        else:
+            document = validate_document(given)
         copies = get_int(data, "copies", default=1, minimum=1, maximum=10)
         key = get_str(data, "idempotency_key", max_length=128)
         expires_in = get_float(data, "expires_in", minimum=1, maximum=7 * 86400)

@@ -150,6 +150,15 @@ def canonical_barcode_kind(kind: str) -> str | None:
     return _BARCODE_ALIASES.get("".join(ch for ch in kind.upper() if ch.isalnum()))
 
 
+def opens_files(doc: object) -> bool:
+    """True when checking ``doc`` opens a PDF or a whole-ticket image (milliseconds
+    of work: a server runs :func:`validate_document` off its event loop then)."""
+    blocks = doc.get("blocks") if isinstance(doc, dict) else None
+    return isinstance(blocks, list) and any(
+        isinstance(b, dict) and b.get("type") in ("pdf", "ticket_image") for b in blocks
+    )
+
+
 def validate_document(doc: object) -> dict[str, Any]:
     """Check a job document; return a normalized copy or raise ProtocolError."""
     if not isinstance(doc, dict):

@@ -166,6 +166,7 @@ def test_thai_greek_hebrew_take_the_path_the_profile_allows(
 
 
 def test_text_mode_raster_draws_all_text() -> None:
+    need_fonts("latin")
     assert printed("Total 12.50", None)[0] == "text"
     assert printed("Total 12.50", None, text_mode="raster") == ("image", 504)
     assert printed("Total 12.50", "TM-T88V", text_mode="raster") == ("image", 512)
@@ -254,6 +255,7 @@ def outcomes(tmp_path: Path) -> dict[int, tuple[str, str | None, str | None]]:
 
 
 async def test_an_unprintable_line_fails_the_job_before_a_byte_is_sent(tmp_path: Path) -> None:
+    need_fonts("arabic")
     printer = SimulatedPrinter("Grill")
     async with printing_to(tmp_path, printer) as (worker, spool):
         bad = doc("TABLE 4", SCRIPTS["arabic"], f"1x Special {UNPRINTABLE}")
@@ -303,6 +305,7 @@ async def test_operator_forces_raster_text_for_a_printer(
     """``printer:configure {text_mode: raster}``: kept by the hub, sent to the agent, the
     next ticket's text arrives drawn; ``auto`` (or null) goes back to code pages. A bad
     value and an operator below manager are refused."""
+    need_fonts("latin")
     ticket = {"blocks": [{"type": "text", "text": "TABLE 7"}]}
     async with SimulatedPrinter("Pass", serial="TXT-1", model="TM-T88V") as sim:
         await make_agent([f"Pass={sim.address}"], name="text-mode")
@@ -360,3 +363,63 @@ async def test_a_job_with_unprintable_text_ends_failed_on_the_hub(
         assert job["status"] == "failed" and job["error"]["code"] == "render_error", job
         assert "U+10FFFD" in job["error"]["message"]
         assert sim.receipts == []
+
+
+def test_a_line_of_a_character_no_code_page_holds_is_drawn_across_the_paper() -> None:
+    need_fonts("symbols")
+    events = decode_all(render_document({"blocks": [{"type": "line", "char": "✂"}]}))
+    assert body(events) == [("image", 504)]  # one strip, not the dashes wrapped
+    assert [e.height for e in events if isinstance(e, Image)] == [32]
+
+
+async def test_a_pdf_job_prints_each_page_and_a_bad_one_is_refused(
+    ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    async with SimulatedPrinter("Office", serial="PDF-1", model="TM-T88V") as sim:
+        await make_agent([f"Office={sim.address}"], name="pdf")
+        row = await wait_row(ops, "registered", identity="serial:PDF-1", status="online")
+        pdf = {"blocks": [{"type": "pdf", "pdf_base64": picture("PDF", pages=2)}]}
+        ack = await ops.call("job:submit", {"printer_id": row["id"], "document": pdf})
+        assert ack["ok"], ack
+        receipt = (await sim.wait_for_receipts(1))[0]
+        assert receipt.text.splitlines() == ["[IMAGE 512x342]", "[IMAGE 512x342]"]
+        broken = {"blocks": [{"type": "pdf", "pdf_base64": base64.b64encode(b"%PDF-1.7").decode()}]}
+        bad = await ops.call("job:submit", {"printer_id": row["id"], "document": broken})
+        assert bad["error"]["code"] == "invalid_payload"
+        assert "blocks[0].pdf_base64 is not a readable PDF" in bad["error"]["message"]
+
+
+@pytest.mark.parametrize("profile", ["default", "TM-T88V", "TSP600"])
+async def test_the_simulated_printer_receives_every_script_readably(
+    tmp_path: Path, profile: str
+) -> None:
+    """The eight-script ticket through a printer worker into the simulated printer:
+    what it received, decoded with the printer's code pages, is each line as text
+    (visual order for right-to-left) or as an image."""
+    need_fonts("arabic", "hebrew", "thai", "chinese", "japanese")
+    printer = SimulatedPrinter("Pass", profile=profile)
+    async with printing_to(tmp_path, printer, profile=profile) as (worker, spool):
+        ticket = {"blocks": [*doc(*SCRIPTS.values())["blocks"], {"type": "cut"}]}
+        await spool.accept({"id": 1, "printer_id": 1, "document": ticket})
+        worker.wake()
+        receipt = (await printer.wait_for_receipts(1))[0]
+    lines = body(decode_all(receipt.raw, profile=profile))
+    assert len(lines) == len(SCRIPTS), lines
+    kinds = []
+    for (script, text), (kind, value) in zip(SCRIPTS.items(), lines, strict=True):
+        kinds.append(kind)
+        if kind == "text":
+            assert value in (text, visual_order(text)), (script, value)
+        else:
+            assert value == {"default": 504, "TM-T88V": 512, "TSP600": 576}[profile], script
+    assert kinds[:3] == ["text", "text", "text"]  # Latin, Cyrillic, Greek in code pages
+    assert kinds[5:7] == ["image", "image"]  # Chinese and Japanese drawn
+
+
+def test_drawing_stops_past_four_metres_of_paper() -> None:
+    """A hostile document of hundreds of long text blocks drawn as images is refused
+    (render_error) instead of tying the agent up and sending megabytes."""
+    need_fonts("latin")
+    tall = {"blocks": [{"type": "text", "text": "x\n" * 20} for _ in range(60)]}
+    with pytest.raises(ValueError, match="more than 32768 dots"):
+        render_document(tall, text_mode="raster")

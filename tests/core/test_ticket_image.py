@@ -55,6 +55,7 @@ def text(value: str, **style: object) -> dict[str, object]:
 
 
 def test_text_is_drawn_at_the_paper_width_and_aligned() -> None:
+    need_fonts("latin")
     left = ticket_image({"blocks": [text("TOTAL 12.50")]}, dots=384)
     right = ticket_image({"blocks": [text("TOTAL 12.50", align="right")]}, dots=384)
     assert left.mode == "1" and left.width == 384 and right.width == 384
@@ -62,7 +63,16 @@ def test_text_is_drawn_at_the_paper_width_and_aligned() -> None:
     assert ink_columns(right)[-1] > 374 and ink_columns(right)[0] > 150
 
 
+def test_a_header_line_comes_first() -> None:
+    need_fonts("latin")
+    plain = ticket_image({"blocks": [text("2x Soup")]}, dots=384)
+    headed = ticket_image({"blocks": [text("2x Soup")]}, dots=384, header="BACKUP FROM Grill")
+    assert headed.height == plain.height * 2
+    assert headed.crop((0, plain.height, 384, headed.height)).tobytes() == plain.tobytes()
+
+
 def test_bold_and_double_width_draw_more_ink() -> None:
+    need_fonts("latin")
     plain = ink_columns(text_block_image(text("Kitchen"), dots=576))
     bold = text_block_image(text("Kitchen", bold=True), dots=576)
     wide = text_block_image(text("Kitchen", width=2, height=2), dots=576)
@@ -72,6 +82,7 @@ def test_bold_and_double_width_draw_more_ink() -> None:
 
 
 def test_long_lines_wrap_inside_the_paper() -> None:
+    need_fonts("latin")
     one = text_block_image(text("word " * 3), dots=384)
     many = text_block_image(text("word " * 40), dots=384)
     assert many.height > 4 * one.height
@@ -154,6 +165,7 @@ def test_user_fonts_come_before_the_system_ones(
 ) -> None:
     """``--font`` files, then ``PM_FONT_PATH`` folders, then the system's; a path that
     is no font is refused with its name."""
+    need_fonts("latin")
     system = default_fonts()
     dejavu = system.face_for("A")
     assert dejavu is not None

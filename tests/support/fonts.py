@@ -1,5 +1,6 @@
-"""Fonts the script tests need: ``make fonts`` installs them (fonts-noto-core for
-Arabic, Hebrew and Thai, fonts-wqy-microhei for Chinese and Japanese)."""
+"""Fonts the script tests need: ``make fonts`` installs them (fonts-dejavu-core for
+Latin and symbols, fonts-noto-core for Arabic, Hebrew and Thai, fonts-wqy-microhei for
+Chinese and Japanese)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pm_core.fonts import default_fonts
 
 #: A character of each script the tests draw, and the Debian package that holds it.
 SCRIPT_SAMPLES = {
+    "latin": ("A", "fonts-dejavu-core"),
+    "symbols": ("✂", "fonts-dejavu-core"),
     "arabic": ("ش", "fonts-noto-core"),
     "hebrew": ("ש", "fonts-noto-core"),
     "thai": ("ก", "fonts-noto-core"),
