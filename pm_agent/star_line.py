@@ -15,18 +15,14 @@ The commands used::
     ESC d n        feed to the cutter and cut (2 full, 3 partial)
     BEL / SUB      cash drawer 1 / 2
 
-Text that none of those code pages holds, and barcodes, QR codes and images, go out
+Text that none of those code pages holds, and barcodes, QR codes, images and PDFs go out
 as a raster block (``ESC * r A ... ESC * r B``, :mod:`pm_agent.star_raster`) drawn by
 the ticket renderer; nothing is turned into ``?``.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
-
-from PIL import Image
 
 from pm_agent.star_raster import DRAWER_KICK, raster_block
 from pm_core.ticket_image import ticket_image
@@ -75,20 +71,10 @@ def encode_text(text: str) -> tuple[int, bytes] | None:
     return None
 
 
-def _picture(block: dict[str, Any], dots: int) -> Image.Image:
-    if block["type"] == "image":
-        data = base64.b64decode("".join(block["png_base64"].split()))
-        with Image.open(io.BytesIO(data)) as opened:
-            opened.load()
-            image = opened.copy()
-        if image.width > dots:
-            image = image.resize((dots, max(1, round(image.height * dots / image.width))))
-        return image
-    return ticket_image({"blocks": [block]}, dots=dots)
-
-
 class StarLineTicket:
-    """Builds the bytes of one Star Line ticket, block by block."""
+    """Builds the bytes of one Star Line ticket, block by block. Blocks that are drawn
+    (text no Star code page holds, barcodes, QR codes, images, PDFs) wait in
+    :attr:`drawn` so that consecutive ones go out as one raster block."""
 
     def __init__(self, *, columns: int, dots: int, all_drawn: bool = False) -> None:
         self.columns = columns
@@ -97,6 +83,16 @@ class StarLineTicket:
         self.all_drawn = all_drawn
         self.out = bytearray(INIT)
         self.code_page: int | None = None
+        self.drawn: list[dict[str, Any]] = []
+
+    def picture(self, block: dict[str, Any]) -> None:
+        self.drawn.append(block)
+
+    def flush(self) -> None:
+        """The drawn blocks waiting, as one raster block."""
+        if self.drawn:
+            self.out += raster_block(ticket_image({"blocks": self.drawn}, dots=self.dots))
+            self.drawn = []
 
     def text(self, block: dict[str, Any]) -> None:
         text = block["text"].rstrip("\n")
@@ -104,6 +100,7 @@ class StarLineTicket:
         if encoded is None:
             self.picture(block)
             return
+        self.flush()
         number, data = encoded
         if number != self.code_page:
             self.out += code_page_command(number)
@@ -140,15 +137,15 @@ class StarLineTicket:
         )
 
     def feed(self, lines: int) -> None:
+        self.flush()
         self.out += b"\x1ba" + bytes([lines])
 
-    def picture(self, block: dict[str, Any]) -> None:
-        self.out += raster_block(_picture(block, self.dots))
-
     def cut(self, partial: bool) -> None:
+        self.flush()
         self.out += PARTIAL_CUT if partial else FULL_CUT
 
     def drawer(self, pin: int) -> None:
+        self.flush()
         self.out += DRAWER_KICK[pin]
 
 
@@ -185,8 +182,6 @@ def star_line_ticket(
             ticket.line(block["char"])
         elif kind == "feed":
             ticket.feed(block["lines"])
-        elif kind in ("barcode", "qr", "image"):
-            ticket.picture(block)
         elif kind == "cut":
             ticket.cut(block["partial"])
             needs_cut = False
@@ -194,7 +189,10 @@ def star_line_ticket(
         elif kind == "drawer":
             ticket.drawer(block["pin"])
             continue
+        else:  # barcode, qr, image, ticket_image, pdf: drawn
+            ticket.picture(block)
         needs_cut = True
     if needs_cut:
         ticket.cut(False)
+    ticket.flush()
     return bytes(ticket.out)

@@ -230,3 +230,22 @@ async def test_job_to_a_star_line_printer_prints_text_in_star_code_pages(
         receipts = await printer.wait_for_receipts(1)
         assert receipts[0].text.splitlines() == ["Crème brûlée 4,50 €", "Борщ"]
         assert receipts[0].cut and b"\x1bE" in receipts[0].raw
+
+
+def test_star_line_draws_consecutive_pictures_as_one_raster_block() -> None:
+    """Lines no Star code page holds and a QR code next to each other go out as one
+    raster block (one image, not one per line); text around them stays text."""
+    doc = validate_document(
+        {
+            "blocks": [
+                {"type": "text", "text": "TABLE 3"},
+                {"type": "text", "text": "拉面"},
+                {"type": "text", "text": "ラーメン"},
+                {"type": "qr", "data": "https://example.test/o/3"},
+                {"type": "text", "text": "Thanks"},
+            ]
+        }
+    )
+    events = decode_star(star_line_ticket(doc["blocks"], columns=48, dots=576))
+    kinds = [type(e).__name__ for e in events if type(e).__name__ in ("Text", "RasterImage")]
+    assert kinds == ["Text", "RasterImage", "Text"]
