@@ -27,7 +27,8 @@ from pm_core.ticket_image import ticket_image
 
 #: Dots per line of an 80 mm Star printer, when the profile does not say.
 STAR_DEFAULT_DOTS = 576
-_PRINTING = frozenset({"text", "line", "feed", "barcode", "qr", "image"})
+#: Blocks that put nothing on paper.
+_NOT_PRINTING = frozenset({"cut", "drawer"})
 
 
 def is_star(language: str | None) -> bool:
@@ -50,13 +51,15 @@ def star_raster_document(doc: dict[str, Any], *, dots: int, header: str | None =
     """The whole ticket as one Star raster page: drawn, fed and cut (not cut when
     nothing in it prints: a drawer-only document just kicks the drawer)."""
     blocks: list[dict[str, Any]] = doc["blocks"]
-    printing = [b for b in blocks if b["type"] in _PRINTING]
+    printing = [b for b in blocks if b["type"] not in _NOT_PRINTING]
     drawers = tuple(b["pin"] for b in blocks if b["type"] == "drawer")
     if header and printing:
         blocks = [_header_block(header), *blocks]
     if not printing:
         return b"".join(DRAWER_KICK[pin] for pin in drawers)
-    image = ticket_image({"blocks": [b for b in blocks if b["type"] != "drawer"]}, dots=dots)
+    image = ticket_image(
+        {"blocks": [b for b in blocks if b["type"] not in _NOT_PRINTING]}, dots=dots
+    )
     return raster_ticket(image, cut=True, drawers=drawers)
 
 

@@ -249,3 +249,17 @@ def test_star_line_draws_consecutive_pictures_as_one_raster_block() -> None:
     events = decode_star(star_line_ticket(doc["blocks"], columns=48, dots=576))
     kinds = [type(e).__name__ for e in events if type(e).__name__ in ("Text", "RasterImage")]
     assert kinds == ["Text", "RasterImage", "Text"]
+
+
+def test_a_pdf_ticket_prints_on_a_star_raster_printer() -> None:
+    """A document of one PDF block (no text) is a ticket, not a drawer-only job: it
+    goes out as a raster page as wide as the paper, cut."""
+    page = Image.new("L", (300, 400), 255)
+    ImageDraw.Draw(page).rectangle((20, 20, 280, 120), fill=0)
+    pdf = io.BytesIO()
+    page.save(pdf, format="PDF")
+    doc = {"blocks": [{"type": "pdf", "pdf_base64": base64.b64encode(pdf.getvalue()).decode()}]}
+    events = decode_star(render_for_language(doc, language="star_raster", dots=576))
+    pages = [e for e in events if isinstance(e, RasterImage)]
+    assert len(pages) == 1 and pages[0].width == 576 and pages[0].height > 300
+    assert type(events[-1]).__name__ == "Cut"
