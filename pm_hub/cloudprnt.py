@@ -127,7 +127,11 @@ def render_png(document: dict[str, Any], *, dots: int, header: str | None) -> by
     doc = validate_document(document)
     if "raw_base64" in doc:
         raise ValueError("a CloudPRNT printer takes drawn tickets; raw bytes cannot be sent")
-    blocks = list(doc["blocks"])
+    blocks = [b for b in doc["blocks"] if b["type"] not in ("cut", "drawer")]
+    if not blocks:
+        raise ValueError(
+            "nothing to print: a CloudPRNT printer takes an image, which cannot open a drawer"
+        )
     if header:
         blocks.insert(
             0,

@@ -383,3 +383,19 @@ async def test_an_agent_cannot_take_over_a_cloudprnt_printer(cloud_hub: RunningH
         await agent.close()
     stored = cloud_hub.hub.state.printers[row["id"]]
     assert stored["agent_id"] is None and stored["kind"] == "cloudprnt"
+
+
+async def test_a_drawer_only_job_fails_on_a_cloudprnt_printer_instead_of_blank_paper(
+    cloud_hub: RunningHub, cloud_ops: OpsClient
+) -> None:
+    row = await enroll(cloud_hub)
+    async with SimulatedCloudPrntPrinter(
+        f"{cloud_hub.url}/cloudprnt", mac=MAC, secret=SECRET, poll_interval=0.1
+    ) as printer:
+        ack = await cloud_ops.call(
+            "job:submit", {"printer_id": row["id"], "document": {"blocks": [{"type": "drawer"}]}}
+        )
+        job = await final(cloud_ops, ack["job"]["id"])
+        assert job["status"] == "failed" and job["error"]["code"] == "render_error", job
+        assert "drawer" in job["error"]["message"]
+        assert printer.receipts == []
