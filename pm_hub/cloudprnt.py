@@ -269,11 +269,7 @@ class CloudPrntServer:
         answer: dict[str, Any] = {"jobReady": False}
         job_id = self._next_job(poller, row)
         if job_id is not None:
-            token = (
-                poller.fetched.token
-                if poller.fetched and poller.fetched.job_id == job_id
-                else (secrets.token_urlsafe(12))
-            )
+            token = secrets.token_urlsafe(12)
             poller.offer = (job_id, token)
             answer = {
                 "jobReady": True,
