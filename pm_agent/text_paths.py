@@ -10,11 +10,11 @@ For each block, :func:`plan_text` picks the first path that prints every charact
    because the printer prints characters left to right as they come.
 2. **double-byte**: the profile is of a printer with a Chinese font (its Kanji mode,
    ``FS &``, takes GBK) and GBK holds every character.
-3. **raster**: the text is drawn with the agent's fonts (:mod:`pm_core.ticket_image`)
+3. **raster**: the text is drawn with the agent's fonts (:mod:`pm_core.ticket_text`)
    and sent as an image, when the printer prints images and a font holds every
    character. ``text_mode: raster`` takes this path for all text.
 
-Otherwise :class:`~pm_core.ticket_image.UnprintableText` names the characters: the job
+Otherwise :class:`~pm_core.ticket_text.UnprintableText` names the characters: the job
 fails with ``render_error`` before a byte is sent.
 """
 
@@ -29,7 +29,7 @@ from typing import Any, Literal
 from escpos.magicencode import Encoder
 
 from pm_core.fonts import FontSet, needs_glyph
-from pm_core.ticket_image import UnprintableText, is_rtl, visual_order
+from pm_core.ticket_text import UnprintableText, is_rtl, visual_order
 
 #: Profiles of printers sold with a Chinese (GB18030/GBK) font, whose Kanji mode
 #: (``FS &``) prints GBK double-byte characters. The capability database does not say

@@ -14,14 +14,8 @@ from PIL import Image, ImageDraw, ImageFont
 from pm_core.fonts import FONT_PATH_ENV, default_fonts, find_fonts, use_fonts
 from pm_core.protocol.documents import MAX_PDF_PAGES, validate_document
 from pm_core.protocol.errors import ProtocolError
-from pm_core.ticket_image import (
-    BASELINE,
-    TEXT_SIZE,
-    UnprintableText,
-    text_block_image,
-    ticket_image,
-    visual_order,
-)
+from pm_core.ticket_image import UnprintableText, text_block_image, ticket_image
+from pm_core.ticket_text import BASELINE, TEXT_SIZE, visual_order
 from tests.support.fonts import need_fonts
 
 
