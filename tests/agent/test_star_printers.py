@@ -230,6 +230,11 @@ async def test_job_to_a_star_line_printer_prints_text_in_star_code_pages(
         receipts = await printer.wait_for_receipts(1)
         assert receipts[0].text.splitlines() == ["Crème brûlée 4,50 €", "Борщ"]
         assert receipts[0].cut and b"\x1bE" in receipts[0].raw
+        test = await ops.call("printer:test", {"printer_id": record["id"]})
+        assert test["ok"], test
+        receipts = await printer.wait_for_receipts(2)
+        assert receipts[1].text.startswith("PRINTERMASTER TEST PAGE")
+        assert "Language: star_line" in receipts[1].text
 
 
 def test_star_line_draws_consecutive_pictures_as_one_raster_block() -> None:
