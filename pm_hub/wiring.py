@@ -39,6 +39,7 @@ from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operations import BranchOperations
 from pm_hub.operator_actions import OperatorActions
+from pm_hub.log_ring import LogRing
 from pm_hub.ops_namespace import OpsSide, refuse_branch_hubs, setup_ops_namespace
 from pm_hub.printer_changes import PrinterChanges
 from pm_hub.printer_reactions import redelivery_after_pause, station_failover, status_alerts
@@ -182,6 +183,7 @@ def build_hub(settings: HubSettings) -> Hub:
         mirror=mirror,
         peers=peers,
         upstream=upstream,
+        logs=LogRing(settings.log_lines),
     )
 
 
@@ -211,6 +213,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         broadcaster=hub.broadcaster,
         operations=hub.operations,
         admission=hub.admission,
+        logs=hub.logs,
     )
     setup_ops_namespace(sio, ops_side, hub.metrics)
     agent_side = AgentSide(
