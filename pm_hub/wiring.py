@@ -36,10 +36,10 @@ from pm_hub.hub import Hub
 from pm_hub.hub_lock import hub_lock
 from pm_hub.job_expiry import JobExpiry
 from pm_hub.live_state import LiveState
+from pm_hub.log_ring import LogRing
 from pm_hub.metrics import HubMetrics
 from pm_hub.operations import BranchOperations
 from pm_hub.operator_actions import OperatorActions
-from pm_hub.log_ring import LogRing
 from pm_hub.ops_namespace import OpsSide, refuse_branch_hubs, setup_ops_namespace
 from pm_hub.printer_changes import PrinterChanges
 from pm_hub.printer_reactions import redelivery_after_pause, station_failover, status_alerts
