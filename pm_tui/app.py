@@ -41,6 +41,7 @@ from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, StationDialog
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.main import MainScreen
 from pm_tui.screens.printer_detail import PrinterDetailScreen
+from pm_tui.views.logs import LogQuery, LogsView
 from pm_tui.widgets.header import HubHeader
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class PrinterMasterApp(App[int]):
         Binding("3", "show_tab('alerts')", "alerts", show=False),
         Binding("4", "show_tab('agents')", "agents", show=False),
         Binding("5", "show_tab('branches')", "branches", show=False),
+        Binding("6", "show_tab('logs')", "logs", show=False),
         Binding("question_mark", "help", "help"),
         Binding("ctrl+r", "reload", "reload", show=False),
         Binding("q", "quit", "quit"),
@@ -399,6 +401,11 @@ class PrinterMasterApp(App[int]):
 
     def open_job(self, job_id: int) -> None:
         self.push_screen(JobDetailScreen(job_id))
+
+    async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
+        await self.action_show_tab("logs")
+        for view in self.query("#tab-logs").results(LogsView):
+            view.set_query(LogQuery(printer_id=printer_id, job_id=job_id, level="debug"))
 
     def confirm(self, question: str, then: Callable[[bool | None], Awaitable[None]]) -> None:
         self.push_screen(ConfirmDialog(question), then)

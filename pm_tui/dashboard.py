@@ -124,6 +124,10 @@ class Dashboard(Protocol):
 
     def open_job(self, job_id: int) -> None: ...
 
+    async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
+        """The Logs tab, showing only this job's (or printer's) lines."""
+        ...
+
     def confirm(self, question: str, then: Callable[[bool | None], Awaitable[None]]) -> None:
         """Ask yes or no; ``then`` gets the answer."""
         ...

@@ -46,6 +46,7 @@ class PrinterDetailScreen(FleetScreen):
         Binding("s", "test_receipt", "receipt"),
         Binding("p", "pause", "pause/resume"),
         Binding("m", "move", "move"),
+        Binding("l", "logs", "logs"),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
 
@@ -211,3 +212,6 @@ class PrinterDetailScreen(FleetScreen):
 
     def action_reload(self) -> None:
         self.load()
+
+    async def action_logs(self) -> None:
+        await self.dashboard.show_logs(printer_id=self.printer_id)

@@ -85,6 +85,7 @@ class JobsView(TablePanel):
         Binding("s", "cycle_status", "status"),
         Binding("c", "cancel", "cancel"),
         Binding("r", "reprint", "reprint"),
+        Binding("l", "logs", "logs"),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
 
@@ -237,3 +238,11 @@ class JobsView(TablePanel):
 
     async def action_reprint(self) -> None:
         await self.dashboard.actions.reprint_job(self.table.selected_id)
+
+    async def action_logs(self) -> None:
+        """The hub's log lines about the selected job (its correlation id joins them)."""
+        job_id = self.table.selected_id
+        if job_id is None:
+            self.dashboard.notify("Select a job first", severity="warning")
+            return
+        await self.dashboard.show_logs(job_id=job_id)
