@@ -33,7 +33,7 @@ def beat_state(status: str | None) -> str:
 
 def share_text(value: Any) -> Text:
     if not isinstance(value, int | float):
-        return Text("–", style="dim")
+        return Text("-", style="dim")
     percent = value * 100
     style = "green" if percent >= 99 else "yellow" if percent >= 95 else "bold red"
     shown = f"{percent:.1f}%" if percent < 100 else "100%"
