@@ -41,6 +41,7 @@ from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, StationDialog
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.main import MainScreen
 from pm_tui.screens.printer_detail import PrinterDetailScreen
+from pm_tui.screens.ticket_form import TicketForm, form_names
 from pm_tui.views.logs import LogQuery, LogsView
 from pm_tui.widgets.header import HubHeader
 
@@ -401,6 +402,12 @@ class PrinterMasterApp(App[int]):
 
     def open_job(self, job_id: int) -> None:
         self.push_screen(JobDetailScreen(job_id))
+
+    def new_ticket(self, printer_id: int | None = None) -> None:
+        printer = self.state.printers.get(printer_id) if printer_id is not None else None
+        target = str(printer["name"]) if printer is not None else ""
+        names = form_names(self.state, self.branch_filter)
+        self.push_screen(TicketForm(target=target, names=names))
 
     async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
         await self.action_show_tab("logs")

@@ -124,6 +124,10 @@ class Dashboard(Protocol):
 
     def open_job(self, job_id: int) -> None: ...
 
+    def new_ticket(self, printer_id: int | None = None) -> None:
+        """The form that prints a typed ticket (on this printer, if given)."""
+        ...
+
     async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
         """The Logs tab, showing only this job's (or printer's) lines."""
         ...

@@ -31,6 +31,8 @@ class DashboardCommands(Provider):
             ("Go to Jobs", partial(app.action_show_tab, "jobs"), "queue and history"),
             ("Go to Alerts", partial(app.action_show_tab, "alerts"), "open and recent alerts"),
             ("Go to Agents", partial(app.action_show_tab, "agents"), "agents and link health"),
+            ("Go to Logs", partial(app.action_show_tab, "logs"), "the hub's recent log lines"),
+            ("Print a ticket…", app.new_ticket, "type lines, choose a station or printer"),
             ("Reload from the hub", app.action_reload, "ask the hub for everything again"),
             ("Show keys (help)", app.action_help, "every key on every screen"),
         ]

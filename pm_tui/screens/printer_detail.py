@@ -52,6 +52,7 @@ class PrinterDetailScreen(FleetScreen):
         Binding("p", "pause", "pause/resume"),
         Binding("m", "move", "move"),
         Binding("l", "logs", "logs"),
+        Binding("n", "new_ticket", "ticket"),
         Binding("a", "activity", "activity/history"),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
@@ -250,3 +251,6 @@ class PrinterDetailScreen(FleetScreen):
 
     async def action_logs(self) -> None:
         await self.dashboard.show_logs(printer_id=self.printer_id)
+
+    def action_new_ticket(self) -> None:
+        self.dashboard.new_ticket(self.printer_id)

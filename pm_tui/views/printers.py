@@ -117,6 +117,7 @@ class PrintersView(TablePanel):
         Binding("s", "test_receipt", "receipt"),
         Binding("p", "pause", "pause"),
         Binding("m", "move", "move"),
+        Binding("n", "new_ticket", "ticket"),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
 
@@ -299,3 +300,6 @@ class PrintersView(TablePanel):
 
     async def action_move(self) -> None:
         await self.dashboard.actions.move_printer(self.table.selected_id)
+
+    def action_new_ticket(self) -> None:
+        self.dashboard.new_ticket(self.table.selected_id)
