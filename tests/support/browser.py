@@ -1,6 +1,6 @@
 """A headless Chromium driven over the DevTools protocol (no extra Python package):
 open a page, record every request it makes, press keys without clicking anywhere,
-read the page's text and take screenshots. For the ``pm tui --web`` tests; they skip
+evaluate JavaScript and take screenshots. For the ``pm tui --web`` tests; they skip
 when no Chromium is installed (``apt-get install chromium``)."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import itertools
 import json
 import shutil
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -64,14 +63,6 @@ class Browser:
         result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
         return (result.get("result") or {}).get("value")
 
-    async def screen_text(self) -> str:
-        """What the terminal shows (xterm.js's rows, as text)."""
-        value = await self.evaluate(
-            "Array.from(document.querySelectorAll('.xterm-rows > div'))"
-            ".map(r => r.textContent).join('\\n')"
-        )
-        return str(value or "")
-
     async def press(self, key: str) -> None:
         """A key press sent to whatever has the focus (no click first)."""
         for kind in ("keyDown", "keyUp"):
@@ -82,18 +73,7 @@ class Browser:
 
     async def screenshot(self, path: Path) -> None:
         shot = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
-
-    async def wait_for_text(self, *words: str, timeout: float = 20) -> tuple[str, float]:
-        """The screen text once it shows every word, and how long that took."""
-        started = time.monotonic()
-        text = ""
-        while time.monotonic() - started < timeout:
-            text = await self.screen_text()
-            if all(word in text for word in words):
-                return text, time.monotonic() - started
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"the page never showed {words}; it showed:\n{text}")
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
 
 
 @contextlib.asynccontextmanager
@@ -131,7 +111,9 @@ async def headless_chromium(width: int = 1100, height: int = 700) -> AsyncIterat
             async with aiohttp.ClientSession() as session:
                 async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
                     pages = [t for t in await resp.json() if t.get("type") == "page"]
-                async with session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                async with session.ws_connect(
+                    pages[0]["webSocketDebuggerUrl"], max_msg_size=0
+                ) as ws:
                     browser = Browser(ws)
                     try:
                         yield browser
