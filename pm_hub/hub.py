@@ -34,7 +34,7 @@ from pm_hub.health import HealthMonitor
 from pm_hub.hub_lock import FileLock, PostgresLock
 from pm_hub.job_expiry import JobExpiry
 from pm_hub.live_state import AgentLink, LiveState, PrinterRow
-from pm_hub.log_ring import LogRing
+from pm_hub.log_ring import LogRing, PrinterNames
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import OperatorActions
 from pm_hub.printer_changes import PrinterChanges
@@ -126,6 +126,7 @@ class Hub:
             self.mirror.start()
             if self.peers is not None:
                 await self.peers.start()
+        self.logs.printer_named = PrinterNames(self.state).lookup
         self.logs.install(self._send_log_lines)
         self.registry.start()
         self.expiry.start()

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ LEVELS = {
     "critical": logging.CRITICAL,
 }
 _PRINTER = re.compile(r"\bprinter[ #:]?(\d{1,9})\b", re.IGNORECASE)
+_PRINTER_NAME = re.compile(r"\bprinter ([\w.-]{1,64})")
 
 LogLine = dict[str, Any]
 Send = Callable[[str, dict[str, Any]], Awaitable[Any]]
@@ -103,6 +105,8 @@ class LogRing(logging.Handler):
         self._send: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None
         self._pusher: asyncio.Task[None] | None = None
         self.dropped = 0
+        #: A printer's id from its name (``printer Bar is online``), if the hub says.
+        self.printer_named: Callable[[str], int | None] | None = None
 
     # -- the handler -----------------------------------------------------------------
 
@@ -126,8 +130,7 @@ class LogRing(logging.Handler):
             job_id = job_of(cid)
         printer_id = getattr(record, "printer_id", None)
         if not isinstance(printer_id, int):
-            found = _PRINTER.search(message)
-            printer_id = int(found.group(1)) if found else None
+            printer_id = self._printer_in(message)
         with self._guard:
             self._seq += 1
             self._lines.append(
@@ -143,6 +146,18 @@ class LogRing(logging.Handler):
                     "job_id": job_id,
                 }
             )
+
+    def _printer_in(self, message: str) -> int | None:
+        found = _PRINTER.search(message)
+        if found:
+            return int(found.group(1))
+        named = _PRINTER_NAME.search(message)
+        if named and self.printer_named is not None:
+            try:
+                return self.printer_named(named.group(1).rstrip(".:,"))
+            except Exception:  # a log line must never fail
+                return None
+        return None
 
     # -- reading ---------------------------------------------------------------------
 
@@ -236,3 +251,24 @@ def filter_from(
         job_id=job_id,
         correlation_id=correlation_id,
     )
+
+
+class PrinterNames:
+    """Printer name -> id over the hub's live printers, rebuilt at most every
+    ``every`` seconds (a log line must not walk thousands of printers)."""
+
+    def __init__(self, state: Any, every: float = 10.0) -> None:
+        self.state = state
+        self.every = every
+        self._names: dict[str, int] = {}
+        self._built = -every
+
+    def lookup(self, name: str) -> int | None:
+        now = time.monotonic()
+        if now - self._built >= self.every:
+            self._built = now
+            names: dict[str, int] = {}
+            for printer_id, row in list(self.state.printers.items()):
+                names.setdefault(str(row.get("name")), printer_id)
+            self._names = names
+        return self._names.get(name)

@@ -11,7 +11,7 @@ import pytest
 
 from pm_core.protocol import AgentEvent, OpsEvent
 from pm_hub.auth import ROLE_ORDER
-from pm_hub.log_ring import LogFilter, LogRing, job_of
+from pm_hub.log_ring import LogFilter, LogRing, PrinterNames, job_of
 from pm_hub.server import RunningHub
 from tests.support.helpers import OpsClient, eventually, receipt_doc
 from tests.support.raw_agent import RawAgent
@@ -155,3 +155,21 @@ async def test_a_follower_gets_new_matching_lines_pushed_in_bounded_batches(
     assert hub.hub.logs.followers == 1
     await ops.close()
     await eventually(lambda: hub.hub.logs.followers == 0, what="the follower dropped")
+
+
+def test_a_printer_named_in_a_line_is_found() -> None:
+    class State:
+        printers = {3: {"name": "Bar"}, 4: {"name": "Kitchen-1"}}
+
+    ring = LogRing(capacity=10)
+    ring.printer_named = PrinterNames(State()).lookup
+    logger = logging.getLogger("pm_hub.test_names")
+    logger.addHandler(ring)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("printer Kitchen-1 is paper_out")
+        logger.info("printer Nowhere is online")
+        logger.info("alert cleared: printer:3")
+    finally:
+        logger.removeHandler(ring)
+    assert [line["printer_id"] for line in ring.lines(LogFilter())] == [4, None, 3]
