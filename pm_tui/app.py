@@ -37,6 +37,7 @@ from pm_tui.formatting import plural
 from pm_tui.hub_link import HubLink, LinkState
 from pm_tui.messages import HubPulse, LinkChanged
 from pm_tui.palette import DashboardCommands
+from pm_tui.screens.ask_text import AskText
 from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, StationDialog
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.main import MainScreen
@@ -402,6 +403,11 @@ class PrinterMasterApp(App[int]):
 
     def open_job(self, job_id: int) -> None:
         self.push_screen(JobDetailScreen(job_id))
+
+    def ask_text(
+        self, question: str, value: str, then: Callable[[str | None], Awaitable[None]]
+    ) -> None:
+        self.push_screen(AskText(question, value), then)
 
     def new_ticket(self, printer_id: int | None = None) -> None:
         printer = self.state.printers.get(printer_id) if printer_id is not None else None

@@ -82,6 +82,33 @@ class BulkActions:
 
         app.confirm(f"Acknowledge {plural(len(chosen), 'open alert')}?", confirmed)
 
+    # -- printers ----------------------------------------------------------------------
+
+    async def rename_printer(self, printer_id: int | None) -> None:
+        """Ask for a new name and tell the hub (``printer:configure``, managers)."""
+        app = self.dashboard
+        printer = app.state.printers.get(printer_id) if printer_id is not None else None
+        if printer is None:
+            app.notify("Select a printer first", severity="warning")
+            return
+        old = str(printer.get("name") or "")
+
+        async def named(name: str | None) -> None:
+            if not name or name == old:
+                return
+            ack = await app.link.call(
+                OpsEvent.PRINTER_CONFIGURE, {"printer_id": printer["id"], "name": name}
+            )
+            if not ack.get("ok"):
+                app.notify(
+                    f"{old} not renamed: {error_message(ack)}", severity="error", markup=False
+                )
+                return
+            app.publish(app.state.put_printer({**printer, **ack["printer"]}))
+            app.notify(f"{old} is now called {name}", markup=False)
+
+        app.ask_text(f"New name for {old}:", old, named)
+
     # -- jobs --------------------------------------------------------------------------
 
     async def cancel_jobs(self, job_ids: Iterable[int], *, then: Done | None = None) -> None:

@@ -33,6 +33,7 @@ HELP = """\
   t          test print          s       send a test receipt (a small job)
   p          pause / resume      m       move to another station
   n          print a typed ticket (a station or printer, lines, copies)
+  e          rename the printer (managers and admins)
   detail:    a activity chart / status history · l the printer's log lines
 
 [b]Jobs[/b]  (newest first, live)

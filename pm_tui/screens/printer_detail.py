@@ -14,6 +14,7 @@ from textual.widgets import Footer, Static
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import PrinterRecord
+from pm_tui.bulk import BulkActions
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes
 from pm_tui.formatting import ago, duration, flags_text, status_text
@@ -53,6 +54,7 @@ class PrinterDetailScreen(FleetScreen):
         Binding("m", "move", "move"),
         Binding("l", "logs", "logs"),
         Binding("n", "new_ticket", "ticket"),
+        Binding("e", "rename", "rename", show=False),
         Binding("a", "activity", "activity/history"),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
@@ -254,3 +256,6 @@ class PrinterDetailScreen(FleetScreen):
 
     def action_new_ticket(self) -> None:
         self.dashboard.new_ticket(self.printer_id)
+
+    async def action_rename(self) -> None:
+        await BulkActions(self.dashboard).rename_printer(self.printer_id)

@@ -11,11 +11,13 @@ from pm_agent.agent import Agent
 from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.legend import legend_text
+from pm_tui.screens.ask_text import AskText
 from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen
 from pm_tui.screens.ticket_form import TicketForm
 from pm_tui.widgets.tables import LiveTable
 from tests.support.helpers import OpsClient, eventually
 from tests.support.tui_support import (
+    column,
     dashboard,
     ready,
     select_row,
@@ -168,3 +170,30 @@ async def test_the_help_has_a_colour_legend(
         spans = {shown.plain[s.start : s.end]: str(s.style) for s in shown.spans}
         assert spans["PAPER OUT"] == "bold red"
         assert spans["ONLINE"] == "bold green"
+
+
+async def test_e_renames_a_printer_and_an_operator_is_refused(
+    hub: RunningHub, admin_token: str, agent: Agent, fleet: SimulatorFleet, ops: OpsClient
+) -> None:
+    async with dashboard(hub.url, admin_token) as (app, pilot):
+        await ready(pilot)
+        bar = printer_id(app, "Bar")
+        await select_row(pilot, "#printers", bar)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, AskText))
+        app.screen.query_one("#ask-input").value = "Terrace bar"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "Terrace bar" in column(app, "#printers", "name"))
+        got = await ops.call("printer:get", {"printer_id": bar})
+        assert got["printer"]["name"] == "Terrace bar"
+    assert hub.hub.tokens is not None
+    operator = hub.hub.tokens.create(role="operator", branch_ids=[1], sub="op-1")
+    async with dashboard(hub.url, operator) as (app, pilot):
+        await wait_until(pilot, lambda: "Terrace bar" in column(app, "#printers", "name"))
+        await select_row(pilot, "#printers", bar)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, AskText))
+        app.screen.query_one("#ask-input").value = "Mine"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("not renamed" in t for t in toasts(app)))
+        assert "Terrace bar" in column(app, "#printers", "name")
