@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from pm_tui.formatting import JOB_STYLE, SEVERITY_STYLE, STATUS_STYLE
-from pm_tui.views.logs import LEVEL_STYLE
+from pm_tui.formatting import JOB_STYLE, LEVEL_STYLE, SEVERITY_STYLE, STATUS_STYLE
 from pm_tui.widgets.uptime import BEAT_STYLE
 
 MEANINGS = {

@@ -21,6 +21,7 @@ from textual.widgets import Static
 from pm_core.protocol import ErrorCode, OpsEvent
 from pm_tui.data.source import error_message, unknown_event
 from pm_tui.data.state import Changes, FleetState
+from pm_tui.formatting import level_text
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import Cell, ColumnSpec, LiveTable
@@ -37,13 +38,6 @@ LOG_COLUMNS = (
 MAX_LINES = 500
 LEVELS = ("debug", "info", "warning", "error")
 LEVEL_RANK = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-LEVEL_STYLE = {
-    "debug": ("DEBUG", "dim"),
-    "info": ("INFO", ""),
-    "warning": ("WARN", "bold yellow"),
-    "error": ("ERROR", "bold red"),
-    "critical": ("CRIT", "bold red reverse"),
-}
 LogLine = dict[str, Any]
 
 
@@ -77,11 +71,6 @@ class LogQuery:
         if self.job_id is not None:
             parts.append(f"job #{self.job_id}")
         return " · ".join(parts)
-
-
-def level_text(level: str) -> Text:
-    word, style = LEVEL_STYLE.get(level, (level.upper()[:5], ""))
-    return Text(word, style=style)
 
 
 def log_cells(line: LogLine, state: FleetState, hms: Any) -> dict[str, Cell]:
