@@ -50,7 +50,7 @@ class JobDetailScreen(FleetScreen):
         Binding("escape", "back", "back"),
         Binding("c", "cancel", "cancel"),
         Binding("r", "reprint", "reprint"),
-        Binding("l", "logs", "logs"),
+        Binding("l", "logs", "logs", show=False),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
 

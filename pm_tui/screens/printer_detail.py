@@ -52,10 +52,10 @@ class PrinterDetailScreen(FleetScreen):
         Binding("s", "test_receipt", "receipt"),
         Binding("p", "pause", "pause/resume"),
         Binding("m", "move", "move"),
-        Binding("l", "logs", "logs"),
-        Binding("n", "new_ticket", "ticket"),
+        Binding("l", "logs", "logs", show=False),
+        Binding("n", "new_ticket", "ticket", show=False),
         Binding("e", "rename", "rename", show=False),
-        Binding("a", "activity", "activity/history"),
+        Binding("a", "activity", "activity/history", show=False),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
 

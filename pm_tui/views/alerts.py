@@ -63,7 +63,7 @@ class AlertsView(TablePanel):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "ack", "acknowledge"),
-        Binding("A", "ack_all", "ack all"),
+        Binding("A", "ack_all", "ack all", show=False),
         Binding("o", "toggle_open", "open only/all"),
     ]
 

@@ -86,8 +86,8 @@ class JobsView(TablePanel):
         Binding("s", "cycle_status", "status"),
         Binding("c", "cancel", "cancel"),
         Binding("r", "reprint", "reprint"),
-        Binding("l", "logs", "logs"),
-        Binding("n", "new_ticket", "ticket"),
+        Binding("l", "logs", "logs", show=False),
+        Binding("n", "new_ticket", "ticket", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
 

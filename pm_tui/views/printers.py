@@ -118,7 +118,7 @@ class PrintersView(TablePanel):
         Binding("s", "test_receipt", "receipt"),
         Binding("p", "pause", "pause"),
         Binding("m", "move", "move"),
-        Binding("n", "new_ticket", "ticket"),
+        Binding("n", "new_ticket", "ticket", show=False),
         Binding("e", "rename", "rename", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
