@@ -170,16 +170,15 @@ class LogRing(logging.Handler):
 
     def lines(self, where: LogFilter, *, after: int = 0, limit: int = 200) -> list[LogLine]:
         """The newest ``limit`` lines after ``after`` that match, oldest first."""
-        with self._guard:
-            snapshot = list(self._lines)
         found: list[LogLine] = []
-        for line in reversed(snapshot):
-            if line["seq"] <= after or len(found) >= limit:
-                break
-            if where.matches(line):
-                found.append(public(line))
+        with self._guard:  # newest first, only back to ``after``: no copy of the ring
+            for line in reversed(self._lines):
+                if line["seq"] <= after or len(found) >= limit:
+                    break
+                if where.matches(line):
+                    found.append(line)
         found.reverse()
-        return found
+        return [public(line) for line in found]
 
     # -- following -------------------------------------------------------------------
 
