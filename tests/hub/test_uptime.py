@@ -5,12 +5,30 @@ the status history and the jobs the hub keeps (issue 16, "Uptime and activity").
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
 
 from pm_core.protocol import AgentEvent, OpsEvent
+from pm_core.sql import Session
 from pm_hub.server import RunningHub
-from pm_hub.store.uptime import HEARTBEAT_CELLS, availability, heartbeat, segments
+from pm_hub.store import jobs as job_store
+from pm_hub.store import prepare_hub_db, tenants
+from pm_hub.store import printers as printer_store
+from pm_hub.store.uptime import (
+    HEARTBEAT_CELLS,
+    availability,
+    heartbeat,
+    printer_activity,
+    printer_changes,
+    printer_uptime,
+    prune_printer_events,
+    segments,
+)
 from tests.support.helpers import OpsClient, eventually, receipt_doc
 from tests.support.raw_agent import RawAgent
+from tests.support.services import close, open_session
 
 NOW = 1_000_000.0
 HOUR = 3600.0
@@ -85,3 +103,56 @@ async def test_printer_get_reports_uptime_heartbeat_and_activity(
         assert activity["print_ms"][-1] >= 40  # from printing to completed
     finally:
         await agent.close()
+
+
+@pytest.fixture
+def session(store_target: str) -> Iterator[Session]:
+    db = open_session(store_target)
+    prepare_hub_db(db)
+    yield db
+    close(db)
+
+
+def test_the_store_reads_uptime_and_activity_and_prunes_old_history(session: Session) -> None:
+    """The same SQL on SQLite and PostgreSQL."""
+    db = session
+    company_id, branch_id = tenants.ensure_default_tenant(db)
+    printer = printer_store.upsert_printer(
+        db,
+        company_id=company_id,
+        branch_id=branch_id,
+        agent_id=None,
+        identity="tcp://10.0.0.5:9100",
+        name="Kitchen-1",
+        address="tcp://10.0.0.5:9100",
+        kind="network",
+        model=None,
+        station="kitchen",
+        status_supported=True,
+    )
+    pid = printer["id"]
+    now = time.time()
+    printer_store.set_printer_status(db, pid, "online", {}, at=now - 2 * HOUR)
+    printer_store.set_printer_status(db, pid, "paper_out", {"paper_end": True}, at=now - HOUR)
+    uptime = printer_uptime(db, pid, now)
+    assert uptime["availability"]["24h"] == pytest.approx(0.5, abs=0.01)
+    assert uptime["heartbeat"]["cells"][-1] == "down"
+    job, _created = job_store.insert_job(
+        db,
+        company_id=company_id,
+        branch_id=branch_id,
+        printer_id=pid,
+        station=None,
+        document={"blocks": [{"type": "text", "text": "x"}]},
+        copies=1,
+        idempotency_key=None,
+        submitted_by="t",
+        expires_at=now + 600,
+    )
+    job_store.transition(db, job["id"], "printing", actor="agent")
+    job_store.transition(db, job["id"], "completed", actor="agent")
+    activity = printer_activity(db, pid)
+    assert activity["tickets"][-1] == 1 and activity["print_ms"][-1] is not None
+    # Pruning keeps the newest change of each printer (the status it is in).
+    assert prune_printer_events(db, now) == 1
+    assert printer_changes(db, pid, 0) == [(pytest.approx(now - HOUR), "paper_out")]
