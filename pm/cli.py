@@ -20,7 +20,7 @@ from typing import Any
 
 from pm.printer_command import (
     add_agent_actions,
-    add_printer_command,
+    add_printer_actions,
     run_agent_action,
     run_printer_command,
 )
@@ -177,6 +177,11 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     p.add_argument("--sim", type=int, default=0, metavar="N", help="also run N simulated printers")
     p.add_argument("--sim-port", type=int, default=9101, help="first simulated printer port")
     p.add_argument("--sim-control-port", type=int, default=9180, help="simulator control port")
+    p.add_argument(
+        "--sim-cloudprnt",
+        action="store_true",
+        help="also run a simulated Star CloudPRNT printer that polls this hub",
+    )
     _poll_interval_flag(p)
     _font_flag(p)
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
@@ -293,7 +298,28 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     from pm.backup_command import add_backup_commands
 
     add_backup_commands(sub)
-    add_printer_command(sub)
+    p = sub.add_parser(
+        "printer", help="printers of a running hub (list, rename, move, remove); CloudPRNT"
+    )
+    psub = p.add_subparsers(dest="printer_command", metavar="ACTION")
+    psub.required = True
+    add_printer_actions(psub)
+    pc = psub.add_parser("cloudprnt", help="Star CloudPRNT printers: add, list, remove")
+    csub = pc.add_subparsers(dest="cloudprnt_command", metavar="ACTION")
+    csub.required = True
+    ca = csub.add_parser("add", help="enroll a printer by MAC; prints its secret (shown once)")
+    ca.add_argument("--mac", required=True, help="the printer's MAC (on its self-test print)")
+    ca.add_argument("--name", required=True, help="the name the dashboard shows")
+    ca.add_argument(
+        "--dots", type=int, default=576, help="dots per line: 576 (80 mm), 384 (58 mm) [576]"
+    )
+    ca.add_argument("--station", help="the station it serves (kitchen, bar, ...)")
+    _credential_options(ca)
+    cl = csub.add_parser("list", help="the enrolled CloudPRNT printers")
+    _credential_options(cl)
+    cr = csub.add_parser("remove", help="take a printer's enrollment back (history stays)")
+    cr.add_argument("--mac", required=True)
+    _credential_options(cr)
 
     for name, plugin in sorted(plugins.items()):
         p = sub.add_parser(name, help=plugin.HELP)
@@ -353,6 +379,7 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
                 settings,
                 printers=_printer_specs(args.printer),
                 sim_count=args.sim,
+                sim_cloudprnt=args.sim_cloudprnt,
                 sim_port=args.sim_port,
                 sim_control_port=args.sim_control_port,
                 poll_interval=settings.poll_interval,
@@ -419,6 +446,8 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
     if command == "license":
         return _license(args)
     if command == "printer":
+        if args.printer_command == "cloudprnt":
+            return _cloudprnt(args)
         return run_printer_command(args)
     if command in ("backup", "restore"):
         from pm.backup_command import run_backup_command
@@ -564,6 +593,45 @@ def _show_license(k: dict[str, Any]) -> int:
         ("last seen", _when(k["agent_last_seen"])),
     ):
         print(f"{label + ':':15} {value}")
+    return 0
+
+
+def _cloudprnt(args: argparse.Namespace) -> int:
+    from pm_hub import cloudprnt_admin
+
+    settings = settings_from(args)
+    data_dir, database = settings.data_dir, settings.database_url
+    if args.cloudprnt_command == "add":
+        row, secret = cloudprnt_admin.enroll_printer(
+            data_dir,
+            mac=args.mac,
+            name=args.name,
+            dots=args.dots,
+            station=args.station,
+            database=database,
+        )
+        print(secret)
+        print(
+            f"CloudPRNT printer {row['name']} ({row['mac']}) is printer {row['id']}. Keep the "
+            "secret: it is shown only once. On the printer's web page (CloudPRNT settings) "
+            "enter:\n"
+            "  Server URL: http://HUB:3001/cloudprnt   (https:// with --tls-cert)\n"
+            f"  User name: {row['mac'].replace(':', '')} (any name works)   "
+            "Password: the secret above\n"
+            "  Polling interval: 5 seconds (see docs/printers.md)",
+            file=sys.stderr,
+        )
+        return 0
+    if args.cloudprnt_command == "list":
+        rows = [
+            [r["mac"], str(r["printer_id"]), r["name"], str(r["dots"]), r["status"],
+             _when(r["last_seen"])]
+            for r in cloudprnt_admin.list_printers(data_dir, database=database)
+        ]  # fmt: skip
+        _table(["MAC", "PRINTER", "NAME", "DOTS", "STATUS", "LAST POLL"], rows)
+        return 0
+    cloudprnt_admin.remove_printer(data_dir, args.mac, database=database)
+    print(f"CloudPRNT printer {args.mac} removed; a running hub refuses it within seconds")
     return 0
 
 

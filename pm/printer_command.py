@@ -14,10 +14,8 @@ from typing import Any
 from pm.hub_client import add_hub_client_arguments, call_hub
 
 
-def add_printer_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("printer", help="printers of a running hub: list, rename, move, remove")
-    psub = p.add_subparsers(dest="printer_command", metavar="ACTION")
-    psub.required = True
+def add_printer_actions(psub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``list``, ``rename``, ``move``, ``remove`` under ``pm printer``."""
     c = psub.add_parser("list", help="every printer the hub serves")
     add_hub_client_arguments(c)
     c = psub.add_parser("rename", help="give a printer a new name")

@@ -23,7 +23,7 @@ from pm_core.protocol import (
 )
 from pm_core.protocol.documents import opens_files, validate_document
 from pm_core.protocol.errors import error_of, known_code
-from pm_core.protocol.languages import check_text_mode_field
+from pm_core.protocol.languages import check_language_field, check_text_mode_field
 from pm_core.protocol.profiles import check_capabilities, check_profile_field
 from pm_core.protocol.validation import (
     alert_filters,
@@ -36,6 +36,7 @@ from pm_core.protocol.validation import (
     printer_filter,
     require_object,
 )
+from pm_core.sql import Session
 from pm_hub.active_jobs import ActiveJobs
 from pm_hub.alerts import AlertBook
 from pm_hub.auth import Principal
@@ -59,6 +60,7 @@ from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
 from pm_hub.store import stations as station_store
 from pm_hub.store import tenants
+from pm_hub.store import uptime as uptime_store
 from pm_hub.store.records import agent_record, alert_record, job_record
 from pm_hub.upstream import UpstreamStatus
 
@@ -113,8 +115,19 @@ class BranchOperations:
     async def get_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("printer_id",))
         row = self.state.printer_for(principal, data.get("printer_id"))
-        history = await self.db.read(lambda d: printer_store.printer_history(d, row["id"]))
-        return ok_ack(printer=self.views.whole(row), history=history)
+        printer_id = row["id"]
+
+        def read(d: Session) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+            return (
+                printer_store.printer_history(d, printer_id),
+                uptime_store.printer_uptime(d, printer_id),
+                uptime_store.printer_activity(d, printer_id),
+            )
+
+        history, uptime, activity = await self.db.read(read)
+        return ok_ack(
+            printer=self.views.whole(row), history=history, uptime=uptime, activity=activity
+        )
 
     async def configure_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(
@@ -127,6 +140,7 @@ class BranchOperations:
                 "paused",
                 "default_expiry_s",
                 "profile",
+                "language",
                 "text_mode",
             ),
         )
@@ -152,12 +166,14 @@ class BranchOperations:
             changes["paused"] = int(data["paused"])
         if "profile" in data:
             changes["profile_override"] = check_profile_field(data["profile"])
+        if "language" in data:
+            changes["language_override"] = check_language_field(data["language"])
         if "text_mode" in data:
             changes["text_mode"] = check_text_mode_field(data["text_mode"])
         if not changes:
             raise invalid(
                 "nothing to change: give name, station, station_priority, paused, "
-                "default_expiry_s, profile or text_mode"
+                "default_expiry_s, profile, language or text_mode"
             )
         updated = await self.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
@@ -165,12 +181,14 @@ class BranchOperations:
         if updated is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {row['id']} not found")
         extra: dict[str, Any] = {}
-        if "profile_override" in changes or "text_mode" in changes:
+        if {"profile_override", "language_override", "text_mode"} & changes.keys():
             applied, updated = await self._apply_profile(updated)
             if "profile_override" in changes:
                 extra["profile_applied"] = applied
             if "text_mode" in changes:
                 extra["text_mode_applied"] = applied
+            if "language_override" in changes:
+                extra["language_applied"] = applied
         await self.changes.changed(updated)
         return ok_ack(printer=self.views.whole(updated), **extra)
 
@@ -187,6 +205,7 @@ class BranchOperations:
             {
                 "printer_id": row["id"],
                 "profile": row["profile_override"],
+                "language": row.get("language_override"),
                 "text_mode": row.get("text_mode"),
             },
         )
@@ -223,6 +242,12 @@ class BranchOperations:
         require_role(principal, "test_printer")
         row = self.state.printer_for(principal, data.get("printer_id"))
         link = self.state.agent_for_printer(row)
+        if link is None and row.get("kind") == "cloudprnt":
+            raise ProtocolError(
+                ErrorCode.CONFLICT,
+                f"printer {row['name']} polls the hub (CloudPRNT) and takes only jobs: "
+                "submit a job to it to test it",
+            )
         if link is None:
             raise ProtocolError(
                 ErrorCode.OFFLINE, f"printer {row['name']} is not reachable: its agent is offline"

@@ -1,12 +1,13 @@
 """Pruning in the background, so a branch box that runs for years keeps a file of the
 same size: finished jobs' documents after ``job_document_retention_s`` (30 days), the
 jobs and their history after ``job_retention_s`` (a year), printer status history
-(by age and rows per printer), the agents' health reports, cleared alerts.
+beyond ``printer_history_max_rows`` per printer (by age it goes with the link samples,
+``pm_hub.health``), the agents' health reports, cleared alerts.
 
 Each kind is pruned in batches of ``retention_batch_rows``, each batch its own small
 write on the writer thread (never on the event loop), with the hub's other writes in
 between. SQLite reuses the freed pages; a file made with ``auto_vacuum=INCREMENTAL``
-(every file made since schema version 10) also gives back what is free beyond a reserve, a
+(every file made since schema version 11) also gives back what is free beyond a reserve, a
 few hundred pages at a time: no ``VACUUM``, no pause.
 """
 
@@ -80,7 +81,6 @@ class RetentionKeeper:
         at = time.time() if now is None else now
         documents_before = at - s.job_document_retention_s
         jobs_before = at - s.job_retention_s
-        history_before = at - s.printer_history_retention_s
         reports_before = at - s.health_report_retention_s
         alerts_before = at - s.alert_retention_s
         keep = s.printer_history_max_rows
@@ -88,9 +88,6 @@ class RetentionKeeper:
             "jobs": lambda d, n: retention_store.delete_jobs(d, before=jobs_before, limit=n),
             "documents": lambda d, n: retention_store.prune_documents(
                 d, before=documents_before, limit=n
-            ),
-            "printer_history": lambda d, n: retention_store.delete_printer_history(
-                d, before=history_before, limit=n
             ),
             "printer_history_over_cap": lambda d, n: retention_store.trim_printer_history(
                 d, keep=keep, limit=n

@@ -10,7 +10,9 @@ version was the newest) and runs this again.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +35,7 @@ SHIPPED = {
     7: "7bd417f",
     8: "5a2192c",
     9: "95d03cc",
+    10: "3d77c04",
 }
 
 #: A 1-bit PNG (8x8 black square), as documents with a logo carry one.
@@ -42,20 +45,39 @@ LOGO_PNG = (
 )
 
 
-def migrations_of(commit: str) -> dict[str, Any]:
-    """That commit's ``pm_hub/store/migrations.py``, run alone (its SQL functions only)."""
-    source = subprocess.run(
-        ["git", "show", f"{commit}:pm_hub/store/migrations.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
+def _show(commit: str, path: str) -> str:
+    return subprocess.run(
+        ["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
+
+
+def _constants(commit: str, module: str, names: list[str]) -> dict[str, Any]:
+    """Top-level constants (SQL text) a migration takes from another store module."""
+    tree = ast.parse(_show(commit, module.replace(".", "/") + ".py"))
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id in names:
+                    found[target.id] = node.value.value
+    return found
+
+
+def migrations_of(commit: str) -> dict[str, Any]:
+    """That commit's ``pm_hub/store/migrations.py``, run alone (its SQL functions, and
+    the SQL constants it imports from the store's other modules)."""
+    source = _show(commit, "pm_hub/store/migrations.py")
     source = source.split("\ndef prepare_hub_db", 1)[0]
-    source = "\n".join(
-        line for line in source.splitlines() if not line.startswith(("from pm_", "import pm_"))
-    )
     namespace: dict[str, Any] = {"__name__": f"migrations_{commit}"}
+    kept = []
+    for line in source.splitlines():
+        imported = re.match(r"from (pm_hub\.store\.\w+) import (.+)$", line)
+        if imported and imported.group(1) not in ("pm_hub.store.migrations_pg",):
+            names = [n.strip() for n in imported.group(2).split(",")]
+            namespace.update(_constants(commit, imported.group(1), names))
+        if not line.startswith(("from pm_", "import pm_")):
+            kept.append(line)
+    source = "\n".join(kept)
     exec(compile(source, f"{commit}:migrations.py", "exec"), namespace)
     return namespace
 

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from pm_core.sql import Session, as_sqlite, is_sqlite
 from pm_hub.store import migrations_pg
+from pm_hub.store.cloudprnt import CLOUDPRNT_TABLE
 from pm_hub.store.migrations_pg import MigrationFailed
 from pm_hub.store.outbox import install_triggers
 
@@ -329,7 +330,14 @@ def _v9_printer_text_mode(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE printers ADD COLUMN text_mode TEXT")
 
 
-def _v10_retirement(db: sqlite_utils.Database) -> None:
+def _v10_printer_languages(db: sqlite_utils.Database) -> None:
+    """The command language an operator chose for a printer (NULL: automatic), and
+    the Star CloudPRNT printers enrolled by MAC with their secret."""
+    db.execute("ALTER TABLE printers ADD COLUMN language_override TEXT")
+    db.execute(CLOUDPRNT_TABLE)
+
+
+def _v11_retirement(db: sqlite_utils.Database) -> None:
     """Printers and agents that are gone on purpose (retired, not offline); jobs'
     documents in a table of their own (pruned apart from the job: the pages they held are
     freed whole and used again, where a shrunk row in place frees nothing), and when one
@@ -381,7 +389,8 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (7, "branch sync: outbox, branch links, mirror", _v7_branch_sync),
     (8, "token register for listing and revocation", _v8_token_register),
     (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
-    (10, "retired printers and agents, job documents apart, health reports", _v10_retirement),
+    (10, "printer languages and CloudPRNT printers", _v10_printer_languages),
+    (11, "retired printers, job documents apart, health reports", _v11_retirement),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

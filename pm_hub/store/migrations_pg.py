@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from pm_core.sql import Session
+from pm_hub.store.cloudprnt import CLOUDPRNT_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -311,8 +312,14 @@ def _v9_printer_text_mode(db: Session) -> None:
     db.execute("ALTER TABLE printers ADD COLUMN text_mode TEXT")
 
 
-def _v10_retirement(db: Session) -> None:
-    """SQLite's version 10: retired printers and agents, pruned documents, health reports."""
+def _v10_printer_languages(db: Session) -> None:
+    """SQLite's version 10: a printer's language, the CloudPRNT printers."""
+    db.execute("ALTER TABLE printers ADD COLUMN language_override TEXT")
+    db.execute(CLOUDPRNT_TABLE)
+
+
+def _v11_retirement(db: Session) -> None:
+    """SQLite's version 11: retired printers and agents, pruned documents, health reports."""
     for statement in (
         """
         CREATE TABLE job_documents (
@@ -349,7 +356,8 @@ Migration = Callable[[Session], None]
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (8, "the schema of SQLite's version 8", _v8_schema),
     (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
-    (10, "retired printers and agents, job documents apart, health reports", _v10_retirement),
+    (10, "printer languages and CloudPRNT printers", _v10_printer_languages),
+    (11, "retired printers, job documents apart, health reports", _v11_retirement),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

@@ -64,10 +64,6 @@ def _delete_where(db: Session, table: str, where: str, params: tuple[Any, ...], 
     )
 
 
-def delete_printer_history(db: Session, *, before: float, limit: int) -> int:
-    return _delete_where(db, "printer_events", "at < ?", (before,), limit)
-
-
 def trim_printer_history(db: Session, *, keep: int, limit: int) -> int:
     """Each printer keeps its latest ``keep`` status changes."""
     removed = 0
