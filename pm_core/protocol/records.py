@@ -113,6 +113,8 @@ class AgentRecord(TypedDict):
     last_disconnect: float | None
     #: ``agents:list`` adds the ids of the printers the agent drives.
     printers: NotRequired[list[int]]
+    #: When an admin retired it (``agent:retire``), in the ``agent:update`` that says so.
+    retired_at: NotRequired[float]
 
 
 class AlertRecord(TypedDict):

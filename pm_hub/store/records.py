@@ -94,7 +94,7 @@ def job_record(row: sqlite3.Row | dict[str, Any], *, with_document: bool = False
 
 def agent_record(row: sqlite3.Row | dict[str, Any]) -> AgentRecord:
     r = dict(row)
-    return {
+    record: AgentRecord = {
         "id": r["id"],
         "device_id": r["device_id"],
         "name": r["name"],
@@ -107,6 +107,9 @@ def agent_record(row: sqlite3.Row | dict[str, Any]) -> AgentRecord:
         "last_seen": r["last_seen"],
         "last_disconnect": r["last_disconnect"],
     }
+    if r.get("retired_at"):
+        record["retired_at"] = r["retired_at"]
+    return record
 
 
 def alert_record(row: sqlite3.Row | dict[str, Any]) -> AlertRecord:

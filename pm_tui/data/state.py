@@ -389,6 +389,10 @@ class FleetState:
             changes.jobs[job_id] = (old_job, job)
         for agent_id, agent in batch.agents.items():
             # agent:update carries the agent without the printer ids agents:list adds.
+            if agent.get("retired_at"):  # agent:retire: gone for good
+                if self.agents.pop(agent_id, None) is not None:
+                    changes.agents.add(agent_id)
+                continue
             self.agents[agent_id] = agent_record({**self.agents.get(agent_id, {}), **agent})
             changes.agents.add(agent_id)
         for opened, wire_alert in batch.alerts:

@@ -123,7 +123,10 @@ class AgentsView(TablePanel):
         if changes.agents:
             app = self.dashboard
             for agent_id in changes.agents:
-                if app.state.in_branch(app.state.agents[agent_id], app.branch_filter):
+                agent = app.state.agents.get(agent_id)
+                if agent is None:  # retired
+                    self.table.drop_row(agent_id)
+                elif app.state.in_branch(agent, app.branch_filter):
                     self.table.put_row(agent_id, agent_cells(agent_id, app.state, app.clock))
             self.mark_chrome()
 

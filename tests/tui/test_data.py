@@ -286,3 +286,16 @@ def test_a_removed_printer_leaves_the_state() -> None:
     buffer.add(HubEvent.PRINTER_UPDATE, printer(1, "online"))
     changes = state.apply(buffer.drain())
     assert set(state.printers) == {1} and not changes.removed_printers
+
+
+def test_a_retired_agent_leaves_the_state() -> None:
+    """``agent:update`` with ``retired_at`` (``agent:retire``) takes the agent out."""
+    state = FleetState()
+    state.load(printers=[], alerts=[], jobs=[])
+    buffer = EventBuffer()
+    buffer.add(HubEvent.AGENT_UPDATE, {"id": 3, "name": "box", "connected": True, "branch_id": 1})
+    state.apply(buffer.drain())
+    assert set(state.agents) == {3}
+    buffer.add(HubEvent.AGENT_UPDATE, {"id": 3, "connected": False, "retired_at": 5.0})
+    changes = state.apply(buffer.drain())
+    assert changes.agents == {3} and state.agents == {}
