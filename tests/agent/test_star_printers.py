@@ -102,6 +102,22 @@ def test_star_line_text_in_star_code_pages_and_raster_for_the_rest() -> None:
     assert data.endswith(b"\x07\x1bd\x02")  # the drawer, then the full cut
 
 
+def test_star_line_sends_hebrew_in_visual_order() -> None:
+    """Tried and failed: Star Line mode sent Hebrew in CP862 in logical order, so it
+    printed backwards. Now it is wrapped at the columns and sent in visual order, as
+    on an ESC/POS printer."""
+    text = "שקשוקה חריפה"
+    doc = validate_document({"blocks": [{"type": "text", "text": text}]})
+    events = decode_star(star_line_ticket(doc["blocks"], columns=48, dots=576))
+    texts = [e.text for e in events if type(e).__name__ == "Text"]
+    assert texts == [text[::-1]]
+    long = validate_document({"blocks": [{"type": "text", "text": " ".join([text] * 6)}]})
+    events = decode_star(star_line_ticket(long["blocks"], columns=48, dots=576))
+    lines = [e.text for e in events if type(e).__name__ == "Text"]
+    assert len(lines) > 1 and all(len(line) <= 48 for line in lines)
+    assert lines[0].endswith(text[::-1])  # the first words on the right of the first line
+
+
 def test_a_drawer_only_star_raster_ticket_is_not_fed_or_cut() -> None:
     data = render_for_language({"blocks": [{"type": "drawer"}]}, language="star_raster")
     assert data == b"\x07"
