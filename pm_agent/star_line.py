@@ -16,9 +16,9 @@ The commands used::
     BEL / SUB      cash drawer 1 / 2
 
 Right-to-left text is wrapped at the columns and put in visual order first (as on
-ESC/POS printers). Text that none of those code pages holds, and barcodes, QR codes, images and PDFs go out
-as a raster block (``ESC * r A ... ESC * r B``, :mod:`pm_agent.star_raster`) drawn by
-the ticket renderer; nothing is turned into ``?``.
+ESC/POS printers). Text that none of those code pages holds, and barcodes, QR codes,
+images and PDFs go out as a raster block (``ESC * r A ... ESC * r B``,
+:mod:`pm_agent.star_raster`) drawn by the ticket renderer; nothing is turned into ``?``.
 """
 
 from __future__ import annotations
