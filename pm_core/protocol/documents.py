@@ -44,6 +44,7 @@ import binascii
 import json
 import logging
 import re
+import threading
 from typing import Any
 
 from pm_core.protocol.errors import ErrorCode, ProtocolError
@@ -401,20 +402,27 @@ def _pdf(where: str, block: dict[str, Any]) -> dict[str, Any]:
     return {"type": "pdf", "pdf_base64": value, "_pixels": pixels}
 
 
+#: Held around every use of pdfium: it is not thread-safe (not even with different
+#: documents), and a hub or an agent opens PDFs on several threads (validation off the
+#: event loop, each printer's own thread, CloudPRNT tickets).
+PDFIUM_LOCK = threading.Lock()
+
+
 def pdf_page_sizes(data: bytes) -> list[tuple[float, float]] | None:
     """The size in points of each page of a PDF, or None when pdfium cannot open it."""
     import pypdfium2 as pdfium
 
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError:
-        return None
-    try:
-        if len(pdf) > MAX_PDF_PAGES:
-            return [(1.0, 1.0)] * len(pdf)  # too many: not worth measuring
-        return [pdf.get_page_size(i) for i in range(len(pdf))]
-    finally:
-        pdf.close()
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError:
+            return None
+        try:
+            if len(pdf) > MAX_PDF_PAGES:
+                return [(1.0, 1.0)] * len(pdf)  # too many: not worth measuring
+            return [pdf.get_page_size(i) for i in range(len(pdf))]
+        finally:
+            pdf.close()
 
 
 def _cut(where: str, block: dict[str, Any]) -> dict[str, Any]:
