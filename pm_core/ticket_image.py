@@ -21,7 +21,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from pm_core.fonts import FontSet, default_fonts, needs_glyph
-from pm_core.protocol.documents import PDFIUM_LOCK, barcode_payload, validate_document
+from pm_core.protocol.documents import barcode_payload, pdfium_turn, validate_document
 from pm_core.ticket_text import (
     LINE_DOTS,
     UnprintableText,
@@ -139,10 +139,11 @@ def _barcode_block(block: dict[str, Any], dots: int, fonts: FontSet) -> Image.Im
 
 def pdf_page_images(data: bytes, dots: int) -> list[Image.Image]:
     """Each page of a PDF rendered ``dots`` wide, in grey (pypdfium2; one thread at a
-    time: :data:`~pm_core.protocol.documents.PDFIUM_LOCK`)."""
+    time, waiting at most
+    :data:`~pm_core.protocol.documents.PDFIUM_WAIT_S`)."""
     import pypdfium2 as pdfium
 
-    with PDFIUM_LOCK:
+    with pdfium_turn():
         pdf = pdfium.PdfDocument(data)
         try:
             pages = []
