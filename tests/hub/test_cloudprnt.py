@@ -112,6 +112,8 @@ def test_pm_printer_cloudprnt_add_prints_a_secret_and_lists_the_printer(tmp_path
     assert "/cloudprnt" in made.stderr
     listed = pm("list")
     assert "00:11:62:aa:bb:cc" in listed.stdout and "Pass" in listed.stdout
+    row = listed.stdout.splitlines()[1].split()
+    assert row[-1] == "-", listed.stdout  # never polled: no last poll shown
     bad = pm("add", "--mac", "not-a-mac", "--name", "X")
     assert bad.returncode == 2 and "MAC" in bad.stderr and "Traceback" not in bad.stderr
 
