@@ -216,6 +216,8 @@ class Agent:
         await self.connection.connect()
 
     async def stop(self) -> None:
+        # Planned: the hub hears it first, so this disconnect raises no alerts there.
+        await self.connection.say_stopping()
         self.connection.stopping = True
         if self.discovery is not None:
             await self.discovery.stop()

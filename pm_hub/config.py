@@ -23,6 +23,11 @@ def default_data_dir() -> Path:
     env = os.environ.get("PM_DATA_DIR")
     if env:
         return Path(env).expanduser()
+    return xdg_data_dir()
+
+
+def xdg_data_dir() -> Path:
+    """``$XDG_DATA_HOME/printermaster``, else ``~/.local/share/printermaster``."""
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
     return base / "printermaster"
@@ -273,6 +278,7 @@ def load_settings(
     config_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
     defaults: dict[str, Any] | None = None,
+    env: bool = True,
 ) -> HubSettings:
     """Build settings: ``defaults`` (a command's own, e.g. mDNS on for ``pm hub``) <
     TOML file (top level, ``[hub]``, ``[agent]``) < ``PM_*`` env < ``overrides`` (the
@@ -297,10 +303,10 @@ def load_settings(
             for key, value in table.items():
                 if key in known and not isinstance(value, dict):
                     values[key] = convert(key, value, str(config_file))
-    for name in known:
-        env = os.environ.get(f"PM_{name.upper()}")
-        if env is not None:
-            values[name] = convert(name, env, f"PM_{name.upper()}")
+    for name in known if env else ():
+        value = os.environ.get(f"PM_{name.upper()}")
+        if value is not None:
+            values[name] = convert(name, value, f"PM_{name.upper()}")
     for key, value in (overrides or {}).items():
         if value is not None and key in known:
             values[key] = convert(key, value, "command line")

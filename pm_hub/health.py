@@ -101,11 +101,13 @@ class HealthMonitor:
             timer.cancel()
         await self.alerts.clear("agent_disconnected", f"agent:{link.agent_id}")
 
-    def agent_disconnected(self, link: AgentLink) -> None:
+    def agent_disconnected(self, link: AgentLink, *, planned: bool = False) -> None:
+        """``planned``: the agent (or the hub) stopped on purpose; no absence alert."""
         health = self._health(link)
         health.disconnected_at = time.time()
         health.connected_at = None
-        self._watch_absence(health)
+        if not planned:
+            self._watch_absence(health)
 
     async def watch_absent_agents(self) -> int:
         """At hub start: every agent the hub knows (license not revoked) is absent until
@@ -153,7 +155,7 @@ class HealthMonitor:
         # then); after a hub restart this is their first printer_offline alert.
         for printer in list(self.state.printers.values()):
             if printer["agent_id"] == health.agent_id and printer["status"] == "offline":
-                await self.alerts.printer_status(printer)
+                await self.alerts.printer_status(printer, overdue=True)
 
     # -- pings and reports -------------------------------------------------------------------
 

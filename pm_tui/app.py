@@ -12,7 +12,9 @@ screen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import ssl
 import time
 from collections import deque
@@ -55,6 +57,10 @@ TOAST_BURST = 3
 TOAST_WINDOW = 5.0
 
 
+#: How long the first toast (``notice``) stays.
+NOTICE_SECONDS = 60.0
+
+
 class PrinterMasterApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "PrinterMaster"
@@ -80,8 +86,14 @@ class PrinterMasterApp(App[int]):
         health_interval: float = 15.0,
         exit_on_refusal: bool = False,
         tls: ssl.SSLContext | None = None,
+        notice: str | None = None,
+        handle_signals: bool = False,
     ) -> None:
         super().__init__()
+        #: Quit on SIGTERM/SIGINT (``pm tui``; not inside tests).
+        self.handle_signals = handle_signals
+        #: Shown as a first toast (``pm demo``: its URL, token file, simctl and curl lines).
+        self.notice = notice
         self.link: HubSource = source if source is not None else HubLink(hub_url, token, tls=tls)
         self.hub_url = hub_url or self.link.url
         self.link.bind(on_event=self._hub_event, on_state=self._link_state)
@@ -128,6 +140,14 @@ class PrinterMasterApp(App[int]):
         return MainScreen()
 
     def on_mount(self) -> None:
+        # SIGTERM or SIGINT from outside (a service stop, kill): quit like `q`, exit 0.
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.exit)
+        if self.notice:
+            self.notify(self.notice, title="PrinterMaster", timeout=NOTICE_SECONDS)
         self.run_link()
         self.set_interval(1.0, self._tick)
         self.set_interval(CHROME_INTERVAL, self._chrome_tick)

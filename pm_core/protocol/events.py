@@ -56,6 +56,10 @@ class HubEvent:
     JOB_CANCEL = "job:cancel"
     JOB_RELEASE = "job:release"
     PRINTER_CONFIGURE = "printer:configure"
+    # hub -> /ops and /agent, just before a planned stop (shutdown or restart)
+    #: ``{"planned": true, "reason": "shutdown"}``: the disconnect that follows is
+    #: planned; clients reconnect when the hub is back, nobody is alerted.
+    HUB_STOPPING = "hub:stopping"
 
 
 class AgentEvent:
@@ -68,6 +72,9 @@ class AgentEvent:
     PRINT_JOB_RESULT = "print:job:result"
     HEALTH_REPORT = "desktop:health:report"
     HEALTH_PING = "health:ping"
+    #: ``{"reason": "shutdown"}``: the agent is stopping on purpose (a signal, a service
+    #: stop); its printers go offline without ``printer_offline`` alerts.
+    STOPPING = "agent:stopping"
 
 
 class BranchEvent:
