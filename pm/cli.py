@@ -350,6 +350,11 @@ OPERATIONAL_ERRORS = (StartupError, ValueError, OSError, DatabaseUnavailable, sq
 
 def one_line(exc: BaseException) -> str:
     """An error as one line: an OSError as its reason and path, without ``[Errno N]``."""
+    if isinstance(exc, sqlite3.Error):
+        return (
+            f"the SQLite database cannot be used ({exc}): is hub.sqlite in the data dir "
+            "damaged, or another program's file? (docs/operations.md: when it does not start)"
+        )
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         text = f"{exc.strerror}{where}"
