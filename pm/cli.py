@@ -476,7 +476,7 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
 def _config_check(path: Path) -> int:
     """``pm config check FILE``: every problem on its own line (file, line, field)."""
     config, problems = read_config(path)
-    for problem in problems:
+    for problem in sorted(problems, key=lambda p: p.line or 0):
         print(problem)
     if problems:
         print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)

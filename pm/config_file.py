@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pm_hub.config import HubSettings, load_settings
+from pm_hub.config import HubSettings, convert_setting, load_settings
 
 #: The service's config file (``pm service install`` points the unit at it).
 SERVICE_CONFIG = Path("/etc/printermaster/pm.toml")
@@ -209,6 +209,16 @@ def read_config(path: Path) -> tuple[ConfigFile, list[Problem]]:
         problems.append(Problem(path, lines.line(table, key), name, message))
 
     settings = _setting_names()
+    for table_name in SETTINGS_TABLES:
+        values = data.get(table_name) if table_name else data
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if key in settings and not isinstance(value, dict):
+                try:
+                    convert_setting(key, value)
+                except ValueError as exc:
+                    problem(table_name, key, str(exc))
     extra_top = {"log_level"}
     tables = {"hub", "agent", "discovery", "sim", "printers"}
     for key, value in data.items():
@@ -258,7 +268,8 @@ def read_config(path: Path) -> tuple[ConfigFile, list[Problem]]:
     _check_sim(config.sim, lambda k, m: problem("sim", k, m))
     config.log_level = _log_level(data, lambda t, m: problem(t, "log_level", m))
     config.printers = _printers(data.get("printers", []), problem)
-    problems.extend(_settings_problems(path, lines))
+    if not problems:  # what goes together, once every value is of the right kind
+        problems.extend(_settings_problems(path, lines))
     return config, problems
 
 
@@ -324,7 +335,6 @@ def _printers(raw: Any, problem: Any) -> list[PrinterEntry]:
         for key, value in table.items():
             if key not in PRINTER_KEYS:
                 problem(where, key, f"unknown printer field{_suggest(key, list(PRINTER_KEYS))}")
-                bad = True
             elif not isinstance(value, str) or not value.strip():
                 problem(where, key, f"must be a non-empty string (got {value!r})")
                 bad = True

@@ -199,6 +199,20 @@ def _convert(value: Any, type_name: str) -> Any:
     return _TYPES[base](value)
 
 
+def convert_setting(name: str, value: Any) -> Any:
+    """``value`` (from a file, the env or the command line) as setting ``name`` takes it;
+    KeyError for an unknown name, ValueError saying what was expected."""
+    type_name = {f.name: str(f.type) for f in fields(HubSettings)}[name]
+    try:
+        return _convert(value, type_name)
+    except (TypeError, ValueError):
+        base = type_name.replace(" | None", "").strip()
+        wanted = {"Path": "a path", "int": "a whole number", "float": "a number"}.get(
+            base, f"a {base}"
+        )
+        raise ValueError(f"must be {wanted} (got {value!r})") from None
+
+
 #: What ``database_url`` may start with (a plain path is a SQLite file too).
 DATABASE_SCHEMES = ("postgresql://", "postgres://", "sqlite://")
 
