@@ -237,7 +237,10 @@ def status(args: argparse.Namespace) -> int:
         result = subprocess.run(
             ["systemctl", "is-active", UNIT_NAME], capture_output=True, text=True, check=False
         )
-        active = result.stdout.strip() or result.stderr.strip() or "unknown"
+        said = (result.stdout.strip() or result.stderr.strip() or "unknown").splitlines()
+        active = said[0] if said else "unknown"
+        if "bus" in active.lower():
+            active = f"unknown (systemd is not running here: {active})"
     print(f"service: {active}")
     url = _hub_url(args.config)
     health = _health(url)
