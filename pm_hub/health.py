@@ -42,6 +42,8 @@ class AgentHealth:
     connects: int = 0
     connected_at: float | None = None
     disconnected_at: float | None = None
+    #: Its last disconnect was a planned stop (``agent:stopping``).
+    stopped_on_purpose: bool = False
 
     @property
     def latency_avg(self) -> float | None:
@@ -102,12 +104,13 @@ class HealthMonitor:
         await self.alerts.clear("agent_disconnected", f"agent:{link.agent_id}")
 
     def agent_disconnected(self, link: AgentLink, *, planned: bool = False) -> None:
-        """``planned``: the agent (or the hub) stopped on purpose; no absence alert."""
+        """``planned``: the agent stopped on purpose. Its printers raise nothing now;
+        one that stays away past ``agent_disconnect_alert_s`` alerts all the same."""
         health = self._health(link)
         health.disconnected_at = time.time()
         health.connected_at = None
-        if not planned:
-            self._watch_absence(health)
+        health.stopped_on_purpose = planned
+        self._watch_absence(health)
 
     async def watch_absent_agents(self) -> int:
         """At hub start: every agent the hub knows (license not revoked) is absent until
@@ -142,11 +145,16 @@ class HealthMonitor:
             return
         subject = f"agent:{health.agent_id}"
         if not self.alerts.is_open("agent_disconnected", subject):
+            why = (
+                " (it stopped on purpose and has not come back)"
+                if (health.stopped_on_purpose)
+                else ""
+            )
             await self.alerts.raise_alert(
                 "agent_disconnected",
                 subject,
                 f"agent {health.name or health.agent_id} has been disconnected for more than "
-                f"{delay:g} s; its printers cannot be reached",
+                f"{delay:g} s{why}; its printers cannot be reached",
                 company_id=health.company_id,
                 branch_id=health.branch_id,
                 details={"agent_id": health.agent_id, "since": health.disconnected_at},
