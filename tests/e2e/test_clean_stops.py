@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -314,3 +315,55 @@ async def test_journald_gets_plain_lines_with_a_priority_and_no_time(tmp_path: P
     assert not any(line.startswith("{") for line in lines)
     assert not any(time.strftime("%Y-%m-%d") in line for line in lines)
     json.dumps(lines)  # plain text
+
+
+def run_in_terminal(args: list[str], sig: signal.Signals, env: dict[str, str]) -> tuple[int, str]:
+    """``pm ARGS`` on a pseudo-terminal (the dashboard needs one); ``sig`` once it has
+    drawn its screen. Its exit code and what it wrote."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the dashboard
+        os.execve(PM[0], [*PM, *args], env)
+    out = b""
+
+    def read(seconds: float, until: bytes | None = None) -> None:
+        nonlocal out
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (until and until in out):
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    return
+
+    read(30, until=b"Kitchen")  # the dashboard is up and shows the printers
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        read(0.2)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            os.close(fd)
+            return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    raise AssertionError(f"pm {args[0]} did not stop on {sig.name}")
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+async def test_pm_tui_stops_on_a_signal_with_exit_0(
+    tmp_path: Path, fleet: SimulatorFleet, make_agent: Any, hub: Any, sig: signal.Signals
+) -> None:
+    """Before: SIGTERM killed the dashboard (exit -15, the terminal left in raw mode)."""
+    printer = fleet.printers[0]
+    await make_agent([f"{printer.name}=tcp://127.0.0.1:{printer.port}"])
+    token = hub.hub.tokens.create(role="admin")
+    env = quiet_env(tmp_path, TERM="xterm-256color")
+    code, screen = await asyncio.to_thread(
+        run_in_terminal, ["tui", "--hub", hub.url, "--token", token], sig, env
+    )
+    assert code == 0 and "Traceback" not in screen
