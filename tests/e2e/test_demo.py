@@ -98,6 +98,8 @@ async def test_a_second_demo_has_its_own_dir_and_ports_and_says_which(tmp_path: 
         one, two = first.guide(), second.guide()
         assert one["data"] == f"{tmp_path}/.local/share/printermaster-demo"
         assert two["data"] == f"{tmp_path}/.local/share/printermaster-demo-2"
+        # The README's line for the demo: TOKEN=$(cat ~/.local/share/printermaster-demo/demo.token)
+        assert one["token_file"] == f"{tmp_path}/.local/share/printermaster-demo/demo.token"
         assert one["url"] != two["url"] and one["simctl"] != two["simctl"]
         token_one, token_two = [
             (await asyncio.to_thread(Path(g["token_file"]).read_text)).strip() for g in (one, two)
