@@ -196,6 +196,8 @@ def install(args: argparse.Namespace) -> int:
     if not args.config.exists():
         args.config.parent.mkdir(parents=True, exist_ok=True)
         args.config.write_text(STARTING_CONFIG.format(path=args.config, data_dir=STATE_DIR))
+        # Readable by the service's group, writable by root only.
+        os.chown(args.config, 0, pwd.getpwnam(args.user).pw_gid)
         args.config.chmod(0o640)
         _say(f"wrote a starting config: {args.config} (add your printers there)")
     path = args.unit_dir / f"{UNIT_NAME}.service"

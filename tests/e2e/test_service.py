@@ -91,3 +91,23 @@ def test_status_says_what_is_missing(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == f"unit:    {tmp_path / 'printermaster.service'} (not installed)"
     assert lines[2] == "hub:     http://127.0.0.1:9 does not answer"
+
+
+def test_install_writes_the_unit_and_a_config_the_service_user_can_read(tmp_path: Path) -> None:
+    """The unit and a starting config that `pm config check` accepts, group-readable
+    by the service's user (here an existing one: the test makes no user)."""
+    if os.geteuid() != 0:
+        pytest.skip("pm service install needs root")
+    import pwd
+
+    user = pwd.getpwuid(os.getuid()).pw_name
+    config = tmp_path / "etc" / "pm.toml"
+    result = pm("service", "install", "--unit-dir", str(tmp_path / "units"), "--config",
+                str(config), "--user", user, "--no-systemctl")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    unit = directives((tmp_path / "units" / "printermaster.service").read_text())
+    assert unit["ExecStart"][0].split()[1:4] == ["up", "--config", str(config)]
+    info = config.stat()
+    assert (info.st_mode & 0o777, info.st_gid) == (0o640, pwd.getpwnam(user).pw_gid)
+    checked = pm("config", "check", str(config))
+    assert checked.returncode == 0 and checked.stdout.endswith("OK (0 printer(s): none)\n")
