@@ -121,3 +121,22 @@ def test_a_clock_before_this_program_existed_is_refused() -> None:
     with pytest.raises(StartupError, match=r"clock says 1970-01-01 .*timedatectl set-ntp"):
         check_clock(now=1000.0)
     check_clock()  # this machine's clock is fine
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug is one line that says how to see more; ``--debug`` lets the traceback out."""
+    from pm import cli
+
+    def broken(*_args: object) -> int:
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr(cli, "_dispatch", broken)
+    assert cli.main(["sim"]) == 1
+    assert capsys.readouterr().err == (
+        "pm sim: unexpected error: RuntimeError: something nobody expected "
+        "(run `pm --debug sim ...` for the traceback)\n"
+    )
+    with pytest.raises(RuntimeError):
+        cli.main(["--debug", "sim"])
