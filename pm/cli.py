@@ -94,6 +94,30 @@ def _poll_interval_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _font_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--font",
+        action="append",
+        metavar="PATH",
+        help="a font file or folder to draw text the printer's code pages lack, tried "
+        "before the system's fonts (repeatable; see docs/printers.md)",
+    )
+
+
+def _use_fonts(command: str, args: argparse.Namespace) -> bool:
+    """Apply ``--font``; False (after saying why) when a path is no font."""
+    if not getattr(args, "font", None):
+        return True
+    from pm_core.fonts import use_fonts
+
+    try:
+        use_fonts(args.font)
+    except ValueError as exc:
+        print(f"pm {command}: --font {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def _agent_health_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ping-interval",
@@ -167,6 +191,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     p.add_argument("--sim-port", type=int, help="first simulated printer port (default 9101)")
     p.add_argument("--sim-control-port", type=int, help="simulator control port (default 9180)")
     _poll_interval_flag(p)
+    _font_flag(p)
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
     add_upstream_arguments(p)
     add_mdns_argument(p)
@@ -198,6 +223,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     )
     p.add_argument("--printer", action="append", metavar="[NAME=]URI[#STATION]", help="repeatable")
     _poll_interval_flag(p)
+    _font_flag(p)
     p.add_argument("--name", help="agent name shown to operators (default: host name)")
     _ca_file_flag(p)
     _hub_branch_flag(p)
@@ -371,6 +397,8 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
         apply_to_args(load_config(Path(args.config)), args)
     if command in ("up", "agent", "sim", "demo", "discover"):
         setup_logging(log_level_of(args, "WARNING" if command == "discover" else "INFO"))
+    if command in ("up", "agent") and not _use_fonts(command, args):
+        return 2
     if command == "hub":
         return run_hub(args)
     if command == "service":

@@ -8,11 +8,13 @@ level or in ``[hub]`` / ``[agent]`` as before; this module adds what only the co
 line could say until now:
 
 - ``log_level`` (top level or ``[hub]``/``[agent]``);
-- ``[agent]``: ``hub``, ``license_file``, ``name``, ``ca_file``, ``hub_branch``;
+- ``[agent]``: ``hub``, ``license_file``, ``name``, ``ca_file``, ``hub_branch``,
+  ``fonts``;
 - ``[discovery]``: ``scan``, ``scan_ports``, ``scan_force``, ``discover``,
   ``mdns_interfaces``, ``discover_every``;
 - ``[sim]``: ``count``, ``port``, ``control_port``;
-- ``[[printers]]``: ``name``, ``uri``, ``station``, ``profile``, ``language``.
+- ``[[printers]]``: ``name``, ``uri``, ``station``, ``profile``, ``language``,
+  ``text_mode``.
 
 tomllib keeps no positions for values, so a problem's line is found by reading the
 file's lines for the table headers and ``key =`` lines (:class:`KeyLines`).
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pm_core.protocol.languages import LANGUAGES, TEXT_MODES
 from pm_hub.config import HubSettings, convert_setting, load_settings
 
 #: The service's config file (``pm service install`` points the unit at it).
@@ -36,9 +39,6 @@ SERVICE_CONFIG = Path("/etc/printermaster/pm.toml")
 #: Tables that hold hub and agent settings (``HubSettings`` fields).
 SETTINGS_TABLES = ("", "hub", "agent")
 
-#: A printer's command language (the renderer and status query it needs; escpos when
-#: not said).
-LANGUAGES = ("escpos", "star_line", "starprnt", "star_raster", "zpl", "raw")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -49,6 +49,7 @@ AGENT_KEYS: dict[str, tuple[type, str]] = {
     "name": (str, "agent name shown to operators (--name)"),
     "ca_file": (str, "CA that signed the hub's certificate (--ca-file)"),
     "hub_branch": (str, "take the hub announced for this branch on mDNS (--hub-branch)"),
+    "fonts": (list, "font files or folders for text the code pages lack (--font)"),
 }
 
 DISCOVERY_KEYS: dict[str, tuple[type, str]] = {
@@ -72,6 +73,7 @@ PRINTER_KEYS: dict[str, tuple[type, str]] = {
     "station": (str, "station it serves (kitchen, bar, receipt, ...)"),
     "profile": (str, "printer profile (pm discover lists them; default: from the model)"),
     "language": (str, f"command language: {', '.join(LANGUAGES)} (default escpos)"),
+    "text_mode": (str, f"how text goes out: {', '.join(TEXT_MODES)} (default auto)"),
 }
 
 #: ``[[printers]]`` names: letters, digits and a few signs, like the dashboard shows.
@@ -148,10 +150,16 @@ class PrinterEntry:
     station: str | None = None
     profile: str | None = None
     language: str | None = None
+    text_mode: str | None = None
 
     def spec_text(self) -> str:
         uri = self.uri
-        extra = {k: v for k, v in (("profile", self.profile), ("language", self.language)) if v}
+        given = (
+            ("profile", self.profile),
+            ("language", self.language),
+            ("text_mode", self.text_mode),
+        )
+        extra = {k: v for k, v in given if v}
         if extra:
             uri += ("&" if "?" in uri else "?") + "&".join(f"{k}={v}" for k, v in extra.items())
         text = f"{self.name}={uri}" if self.name else uri
@@ -240,7 +248,9 @@ def read_config(path: Path) -> tuple[ConfigFile, list[Problem]]:
                 continue
             if name == "agent" and key in AGENT_KEYS:
                 kind, _what = AGENT_KEYS[key]
-                if not _kind_ok(value, kind):
+                if not _kind_ok(value, kind) or (
+                    kind is list and not all(isinstance(v, str) for v in value)
+                ):
                     problem(name, key, f"must be a {kind.__name__} (got {value!r})")
                 else:
                     config.agent[key] = value
@@ -349,6 +359,7 @@ def _printers(raw: Any, problem: Any) -> list[PrinterEntry]:
             station=(table.get("station") or "").strip().lower() or None,
             profile=table.get("profile"),
             language=table.get("language"),
+            text_mode=table.get("text_mode"),
         )
         if entry.name is not None and (len(entry.name) > NAME_MAX or "=" in entry.name):
             problem(where, "name", f"at most {NAME_MAX} characters, without '='")
@@ -358,6 +369,9 @@ def _printers(raw: Any, problem: Any) -> list[PrinterEntry]:
             continue
         if entry.language is not None and entry.language not in LANGUAGES:
             problem(where, "language", f"must be one of {', '.join(LANGUAGES)}")
+            continue
+        if entry.text_mode is not None and entry.text_mode not in TEXT_MODES:
+            problem(where, "text_mode", f"must be one of {', '.join(TEXT_MODES)}")
             continue
         try:
             spec = parse_printer_spec(entry.spec_text())
@@ -417,6 +431,7 @@ def apply_to_args(config: ConfigFile, args: argparse.Namespace) -> None:
     fill("name", agent.get("name"))
     fill("ca_file", Path(agent["ca_file"]) if "ca_file" in agent else None)
     fill("hub_branch", agent.get("hub_branch"))
+    fill("font", agent.get("fonts"))
     found = config.discovery
     fill("scan", found.get("scan"))
     fill("scan_port", found.get("scan_ports"))

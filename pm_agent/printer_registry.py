@@ -95,6 +95,7 @@ class PrinterRegistry:
             arp_table=self.arp_table,
             model=model or self.identities.model(spec.uri),
             profile=self.identities.profile(spec.uri),
+            text_mode=self.identities.text_mode(spec.uri),
         )
         self.workers.append(worker)
         self._resume_known_id(worker)
@@ -220,7 +221,16 @@ class PrinterRegistry:
         """The hub's record of the printer carries the profile an operator chose (set
         while this agent was away, or before it restarted): use it. A change of the
         capabilities makes :meth:`register` report the printer again."""
-        if not isinstance(record, dict) or "profile_override" not in record:
+        if not isinstance(record, dict):
+            return
+        if "text_mode" in record:
+            mode = record["text_mode"]
+            try:
+                if worker.use_text_mode(mode if isinstance(mode, str) else None):
+                    await self.remember(worker)
+            except ValueError as exc:
+                log.warning("text mode for %s from the hub not used: %s", worker.spec.name, exc)
+        if "profile_override" not in record:
             return
         profile = record["profile_override"]
         if profile == worker.profile_override:
@@ -244,6 +254,7 @@ class PrinterRegistry:
             "model": worker.model,
             "serial": info.serial if info else None,
             "profile": worker.profile_override,
+            "text_mode": worker.text_mode,
         }
         if self.identities.remember(worker.spec.uri, entry):
             try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from pm_agent.capabilities import check_profile
+from pm_core.protocol.languages import LANGUAGES, TEXT_MODES
 
 SCHEMES = ("tcp", "usb", "serial", "file")
 
@@ -135,6 +136,10 @@ def _check_options(uri: str, options: dict[str, str]) -> None:
             raise ValueError(f"{uri!r}: {key} must be a number")
     if "profile" in options:
         check_profile(options["profile"])
+    if "language" in options and options["language"] not in LANGUAGES:
+        raise ValueError(f"{uri!r}: language must be one of {', '.join(LANGUAGES)}")
+    if "text_mode" in options and options["text_mode"] not in TEXT_MODES:
+        raise ValueError(f"{uri!r}: text_mode must be one of {', '.join(TEXT_MODES)}")
 
 
 def parse_printer_spec(text: str) -> PrinterSpec:

@@ -28,6 +28,7 @@ from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
 from pm_core.logs import correlation
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES
+from pm_core.protocol.languages import DEFAULT_LANGUAGE, DEFAULT_TEXT_MODE, TEXT_MODES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,6 +81,8 @@ class PrinterWorker:
         arp_table: Path = ARP_TABLE,
         model: str | None = None,
         profile: str | None = None,
+        text_mode: str | None = None,
+        language: str | None = None,
     ) -> None:
         self.spec = spec
         self.port = port
@@ -95,6 +98,16 @@ class PrinterWorker:
         self.model_hint = model
         #: The profile an operator chose (``printer:configure``); None: automatic.
         self.profile_override = profile
+        #: How text goes out (``printer:configure``): ``auto`` (code pages where they
+        #: hold it, else drawn) or ``raster`` (always drawn).
+        #: Unless told, what its address says (``?text_mode=``, ``text_mode`` of a
+        #: ``[[printers]]`` table in the config file).
+        self.text_mode = text_mode or spec.options.get("text_mode") or DEFAULT_TEXT_MODE
+        #: The printer's command language (pm_core.protocol.languages): ``escpos``,
+        #: or ``zpl``/``raw`` for printers that take raw_base64 documents as they are;
+        #: unless told, what its address says (``?language=``, ``language`` in the
+        #: config file).
+        self.language = language or spec.options.get("language") or DEFAULT_LANGUAGE
         self.identity_info: PrinterIdentity | None = None  # None: not asked yet
         self.capabilities = self._capabilities()
         self._columns_given = columns is not None
@@ -216,6 +229,17 @@ class PrinterWorker:
             return False
         log.info("printer %s now uses profile %s", self.spec.name, self.capabilities.profile)
         return True
+
+    def use_text_mode(self, text_mode: str | None) -> bool:
+        """Lay text out in ``text_mode`` from the next job on (None: ``auto``); True
+        when it changed. ValueError for an unknown mode."""
+        mode = text_mode or DEFAULT_TEXT_MODE
+        if mode not in TEXT_MODES:
+            raise ValueError(f"text_mode must be one of {', '.join(TEXT_MODES)}")
+        changed, self.text_mode = mode != self.text_mode, mode
+        if changed:
+            log.info("printer %s now prints text in %s mode", self.spec.name, mode)
+        return changed
 
     async def identify(self) -> bool:
         """Ask ``GS I`` once the printer answers: identity, model, capabilities.
@@ -524,6 +548,8 @@ class PrinterWorker:
             profile=self.capabilities.profile,
             header=payload.get("header"),
             cutter=self.identity_info.has_cutter if self.identity_info else None,
+            language=self.language,
+            text_mode=self.text_mode,
         )
         copies = int(payload.get("copies") or 1)
         return data * max(1, min(copies, 10))

@@ -4,6 +4,7 @@ done here, against the live state and the store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,8 +21,9 @@ from pm_core.protocol import (
     job_correlation_id,
     ok_ack,
 )
-from pm_core.protocol.documents import validate_document
+from pm_core.protocol.documents import opens_files, validate_document
 from pm_core.protocol.errors import error_of, known_code
+from pm_core.protocol.languages import check_text_mode_field
 from pm_core.protocol.profiles import check_capabilities, check_profile_field
 from pm_core.protocol.validation import (
     alert_filters,
@@ -125,6 +127,7 @@ class BranchOperations:
                 "paused",
                 "default_expiry_s",
                 "profile",
+                "text_mode",
             ),
         )
         require_role(principal, "configure_printer")
@@ -149,10 +152,12 @@ class BranchOperations:
             changes["paused"] = int(data["paused"])
         if "profile" in data:
             changes["profile_override"] = check_profile_field(data["profile"])
+        if "text_mode" in data:
+            changes["text_mode"] = check_text_mode_field(data["text_mode"])
         if not changes:
             raise invalid(
                 "nothing to change: give name, station, station_priority, paused, "
-                "default_expiry_s or profile"
+                "default_expiry_s, profile or text_mode"
             )
         updated = await self.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
@@ -160,23 +165,30 @@ class BranchOperations:
         if updated is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {row['id']} not found")
         extra: dict[str, Any] = {}
-        if "profile_override" in changes:
+        if "profile_override" in changes or "text_mode" in changes:
             applied, updated = await self._apply_profile(updated)
-            extra["profile_applied"] = applied
+            if "profile_override" in changes:
+                extra["profile_applied"] = applied
+            if "text_mode" in changes:
+                extra["text_mode_applied"] = applied
         await self.changes.changed(updated)
         return ok_ack(printer=self.views.whole(updated), **extra)
 
     async def _apply_profile(self, row: PrinterRow) -> tuple[bool, PrinterRow]:
-        """Tell the printer's agent to lay documents out for the chosen profile. Not
-        connected (or not answering): False, and the agent gets the profile with the
-        answer to its next registration of the printer."""
+        """Tell the printer's agent to lay documents out for the chosen profile and
+        text mode. Not connected (or not answering): False, and the agent gets them
+        with the answer to its next registration of the printer."""
         link = self.state.agent_for_printer(row)
         if link is None:
             return False, row
         ack = await self.dispatcher.ask_agent(
             link,
             HubEvent.PRINTER_CONFIGURE,
-            {"printer_id": row["id"], "profile": row["profile_override"]},
+            {
+                "printer_id": row["id"],
+                "profile": row["profile_override"],
+                "text_mode": row.get("text_mode"),
+            },
         )
         if not ack.get("ok"):
             log.warning(
@@ -265,7 +277,11 @@ class BranchOperations:
             raise invalid("give printer_id or station")
         if data.get("printer_id") is not None and station is not None:
             raise invalid("give printer_id or station, not both")
-        document = validate_document(data.get("document"))
+        given = data.get("document")
+        if opens_files(given):  # a PDF or a whole-ticket image is opened to be checked
+            document = await asyncio.to_thread(validate_document, given)
+        else:
+            document = validate_document(given)
         copies = get_int(data, "copies", default=1, minimum=1, maximum=10)
         key = get_str(data, "idempotency_key", max_length=128)
         expires_in = get_float(data, "expires_in", minimum=1, maximum=7 * 86400)

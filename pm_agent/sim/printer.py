@@ -31,6 +31,7 @@ from typing import Any
 
 from pm_agent.escpos_events import (
     Cut,
+    Drawer,
     Event,
     IdentityRequest,
     StatusRequest,
@@ -107,6 +108,10 @@ class SimulatedPrinter:
         self.receipts: list[Receipt] = []
         self.status_queries = 0
         self.bytes_received = 0
+        #: Cash drawer kicks received (the pin of each) and cuts (with or without
+        #: anything printed before them).
+        self.drawer_kicks: list[int] = []
+        self.cuts = 0
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._queue: deque[_PrintJob] = deque()
@@ -244,6 +249,8 @@ class SimulatedPrinter:
         self.receipts.clear()
         self.status_queries = 0
         self.bytes_received = 0
+        self.drawer_kicks.clear()
+        self.cuts = 0
 
     async def wait_for_receipts(
         self,
@@ -364,8 +371,12 @@ class SimulatedPrinter:
                     conn.writer.write(answer_bytes)
                     await conn.writer.drain()
             elif isinstance(event, Cut):
+                self.cuts += 1
                 conn.builder.add(event, raw)
                 await self._finish_receipt(conn, cut=True)
+            elif isinstance(event, Drawer):
+                self.drawer_kicks.append(event.pin)
+                conn.builder.add(event, raw)
             else:
                 conn.builder.add(event, raw)
 
@@ -392,6 +403,8 @@ class SimulatedPrinter:
             "held": self.held,
             "status_queries": self.status_queries,
             "bytes_received": self.bytes_received,
+            "drawer_kicks": len(self.drawer_kicks),
+            "cuts": self.cuts,
             "serial": self.serial,
             "model": self.model,
         }

@@ -40,6 +40,8 @@ class PrinterRecord(TypedDict):
     mac: str | None
     profile: str | None
     profile_override: str | None
+    #: How the printer's text goes out (``auto``/``raster``; None: auto).
+    text_mode: NotRequired[str | None]
     capabilities: dict[str, Any]
     default_expiry_s: float | None
     branch_id: int

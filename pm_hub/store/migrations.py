@@ -320,6 +320,11 @@ def _v8_token_register(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX licenses_revoked ON licenses (revoked_at)")
 
 
+def _v9_printer_text_mode(db: sqlite_utils.Database) -> None:
+    """How a printer's text goes out, as an operator chose (NULL: auto)."""
+    db.execute("ALTER TABLE printers ADD COLUMN text_mode TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -331,6 +336,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (6, "printer profile chosen by an operator", _v6_profile_override),
     (7, "branch sync: outbox, branch links, mirror", _v7_branch_sync),
     (8, "token register for listing and revocation", _v8_token_register),
+    (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

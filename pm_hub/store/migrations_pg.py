@@ -305,10 +305,16 @@ def _v8_schema(db: Session) -> None:
         db.execute(statement)
 
 
+def _v9_printer_text_mode(db: Session) -> None:
+    """SQLite's version 9: how a printer's text goes out (NULL: auto)."""
+    db.execute("ALTER TABLE printers ADD COLUMN text_mode TEXT")
+
+
 Migration = Callable[[Session], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (8, "the schema of SQLite's version 8", _v8_schema),
+    (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

@@ -208,6 +208,7 @@ def update_printer_settings(
         "paused",
         "default_expiry_s",
         "profile_override",
+        "text_mode",
     }
     sets = {k: v for k, v in changes.items() if k in allowed}
     if sets:
