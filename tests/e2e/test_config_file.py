@@ -131,3 +131,30 @@ async def test_pm_up_drives_the_printers_its_config_file_names(
         _out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err
     assert err.decode().strip().splitlines()[-1] == "pm up: stopped (SIGTERM)"
+
+
+def test_a_printers_language_and_text_mode_reach_its_worker(tmp_path: Path) -> None:
+    """``language`` and ``text_mode`` of a ``[[printers]]`` table travel in its address
+    and are what the agent's worker renders with (until an operator says otherwise)."""
+    from pm_agent.printer_uri import parse_printer_spec
+    from pm_agent.printer_worker import PrinterWorker
+
+    path = tmp_path / "pm.toml"
+    path.write_text(
+        '[[printers]]\nname = "Labels"\nuri = "tcp://127.0.0.1:9100"\nlanguage = "zpl"\n'
+        '[[printers]]\nname = "Pass"\nuri = "tcp://127.0.0.1:9101"\ntext_mode = "raster"\n'
+    )
+    config, problems = read_config(path)
+    assert problems == []
+    labels, kitchen = (
+        PrinterWorker(
+            parse_printer_spec(p.spec_text()),
+            port=None,
+            spool=None,
+            on_status=None,
+            on_outbox=lambda: None,
+        )  # type: ignore[arg-type]
+        for p in config.printers
+    )
+    assert (labels.language, labels.text_mode) == ("zpl", "auto")
+    assert (kitchen.language, kitchen.text_mode) == ("escpos", "raster")
