@@ -64,7 +64,7 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         if os.environ.get("PM_REQUIRE_SERVICES") == "1":
-            pytest.fail("systemd-analyze is missing (make unit installs the systemd package as root)")
+            pytest.fail("systemd-analyze is missing (`make unit` installs systemd as root)")
         pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
     unit = tmp_path / "printermaster.service"
     program = Path(os.sys.executable).with_name("pm")  # this venv's console script
