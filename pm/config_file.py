@@ -12,7 +12,7 @@ line could say until now:
   ``fonts``;
 - ``[discovery]``: ``scan``, ``scan_ports``, ``scan_force``, ``discover``,
   ``mdns_interfaces``, ``discover_every``;
-- ``[sim]``: ``count``, ``port``, ``control_port``;
+- ``[sim]``: ``count``, ``port``, ``control_port``, ``cloudprnt``;
 - ``[[printers]]``: ``name``, ``uri``, ``station``, ``profile``, ``language``,
   ``text_mode``.
 
@@ -65,6 +65,7 @@ SIM_KEYS: dict[str, tuple[type, str]] = {
     "count": (int, "simulated printers pm up runs (--sim)"),
     "port": (int, "port of the first simulated printer (--sim-port)"),
     "control_port": (int, "the simulator's control port (--sim-control-port)"),
+    "cloudprnt": (bool, "also a simulated Star CloudPRNT printer (--sim-cloudprnt)"),
 }
 
 PRINTER_KEYS: dict[str, tuple[type, str]] = {
@@ -443,3 +444,4 @@ def apply_to_args(config: ConfigFile, args: argparse.Namespace) -> None:
     fill("sim", sim.get("count"))
     fill("sim_port", sim.get("port"))
     fill("sim_control_port", sim.get("control_port"))
+    fill("sim_cloudprnt", sim.get("cloudprnt"))

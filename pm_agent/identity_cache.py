@@ -51,6 +51,11 @@ class IdentityCache:
         value = self.entries.get(uri, {}).get("profile")
         return value if isinstance(value, str) else None
 
+    def language(self, uri: str) -> str | None:
+        """The command language an operator chose for the printer at ``uri``."""
+        value = self.entries.get(uri, {}).get("language")
+        return value if isinstance(value, str) else None
+
     def text_mode(self, uri: str) -> str | None:
         """The text mode an operator chose for the printer at ``uri`` (None: auto)."""
         value = self.entries.get(uri, {}).get("text_mode")

@@ -130,14 +130,16 @@ class JobIntake:
             log.warning("[%s] test result not delivered: %s", correlation_id, exc)
 
     async def configure_printer(self, data: Any) -> dict[str, Any]:
-        """``printer:configure {printer_id, profile, text_mode?}`` from the hub: an
-        operator chose the printer's capability profile (None: automatic again) and,
-        when given, how its text goes out (``auto``/``raster``; None: ``auto``)."""
+        """``printer:configure {printer_id, profile?, language?, text_mode?}`` from the
+        hub: an operator chose the printer's capability profile or command language
+        (None: automatic again) and, when given, how its text goes out
+        (``auto``/``raster``; None: ``auto``)."""
         if not isinstance(data, dict) or not isinstance(data.get("printer_id"), int):
             return error_ack(ErrorCode.INVALID_PAYLOAD, "printer_id is required")
-        profile = data.get("profile")
-        if profile is not None and not isinstance(profile, str):
-            return error_ack(ErrorCode.INVALID_PAYLOAD, "profile must be a name or null")
+        for key in ("profile", "language"):
+            value = data.get(key)
+            if value is not None and not isinstance(value, str):
+                return error_ack(ErrorCode.INVALID_PAYLOAD, f"{key} must be a name or null")
         try:
             text_mode = check_text_mode_field(data.get("text_mode"))
         except ProtocolError as exc:
@@ -145,8 +147,12 @@ class JobIntake:
         worker = self.printers.by_printer_id.get(data["printer_id"])
         if worker is None:
             return error_ack(ErrorCode.NOT_FOUND, "this agent has no such printer")
+        changed = False
         try:
-            changed = worker.use_profile(profile)
+            if "profile" in data:
+                changed = worker.use_profile(data["profile"]) or changed
+            if "language" in data:
+                changed = worker.use_language(data["language"]) or changed
         except ValueError as exc:
             return error_ack(ErrorCode.INVALID_PAYLOAD, str(exc))
         if "text_mode" in data and worker.use_text_mode(text_mode):

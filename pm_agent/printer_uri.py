@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from pm_agent.capabilities import check_profile
-from pm_core.protocol.languages import LANGUAGES, TEXT_MODES
+from pm_agent.printer_language import check_language
+from pm_core.protocol.languages import TEXT_MODES
 
 SCHEMES = ("tcp", "usb", "serial", "file")
 
@@ -136,8 +137,8 @@ def _check_options(uri: str, options: dict[str, str]) -> None:
             raise ValueError(f"{uri!r}: {key} must be a number")
     if "profile" in options:
         check_profile(options["profile"])
-    if "language" in options and options["language"] not in LANGUAGES:
-        raise ValueError(f"{uri!r}: language must be one of {', '.join(LANGUAGES)}")
+    if "language" in options:
+        check_language(options["language"])
     if "text_mode" in options and options["text_mode"] not in TEXT_MODES:
         raise ValueError(f"{uri!r}: text_mode must be one of {', '.join(TEXT_MODES)}")
 

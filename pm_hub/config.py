@@ -79,6 +79,15 @@ class HubSettings:
     disconnects that client (it may reconnect) and logs why."""
     job_expiry_seconds: float = 600.0
     """Default time a job may wait before it ends ``expired`` instead of printing stale."""
+    cloudprnt_offline_after_s: float = 30.0
+    """A Star CloudPRNT printer that has not polled ``/cloudprnt`` for this long shows
+    ``offline`` (its poll interval is a few seconds; docs/printers.md)."""
+    cloudprnt_confirm_timeout_s: float = 120.0
+    """A ticket a CloudPRNT printer fetched and did not confirm (DELETE) within this
+    long ends ``failed`` with ``outcome_unknown``; it is never served again."""
+    cloudprnt_rate_limit: float = 5.0
+    """Requests per second one CloudPRNT printer may make on average (bursts of four
+    times that); more are answered 429."""
     agent_disconnect_alert_s: float = 60.0
     """An agent gone this long raises an ``agent_disconnected`` alert."""
     latency_alert_ms: float = 500.0

@@ -21,6 +21,7 @@ from pm_hub.agent_sessions import AgentSessions
 from pm_hub.alerts import AlertBook
 from pm_hub.auth import TokenIssuer
 from pm_hub.broadcast import Broadcaster
+from pm_hub.cloudprnt import CloudPrntServer
 from pm_hub.company.mirror import BranchMirror
 from pm_hub.company.peers import CompanyPeers
 from pm_hub.config import HubSettings
@@ -76,6 +77,8 @@ class Hub:
     peers: CompanyPeers | None = None
     #: On a branch hub with an upstream: the link to the company hub.
     upstream: UpstreamLink | None = None
+    #: On a branch hub: the Star CloudPRNT server (printers that poll ``/cloudprnt``).
+    cloudprnt: CloudPrntServer | None = None
     _lock_watch: asyncio.Task[None] | None = field(default=None, init=False)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -123,6 +126,8 @@ class Hub:
                 await self.peers.start()
         self.registry.start()
         self.expiry.start()
+        if self.cloudprnt is not None:
+            await self.cloudprnt.start()
         self.health.start()
         # Agents that do not come back get their disconnect alerts, as if seen leaving.
         await self.health.watch_absent_agents()
@@ -149,6 +154,8 @@ class Hub:
         await self.health.stop()
         await self.webhooks.stop()
         await self.expiry.stop()
+        if self.cloudprnt is not None:
+            await self.cloudprnt.stop()
         await self.dispatcher.stop()
         await self.registry.stop()
         await self.broadcaster.stop()

@@ -23,7 +23,7 @@ from pm_core.protocol import (
 )
 from pm_core.protocol.documents import opens_files, validate_document
 from pm_core.protocol.errors import error_of, known_code
-from pm_core.protocol.languages import check_text_mode_field
+from pm_core.protocol.languages import check_language_field, check_text_mode_field
 from pm_core.protocol.profiles import check_capabilities, check_profile_field
 from pm_core.protocol.validation import (
     alert_filters,
@@ -127,6 +127,7 @@ class BranchOperations:
                 "paused",
                 "default_expiry_s",
                 "profile",
+                "language",
                 "text_mode",
             ),
         )
@@ -152,12 +153,14 @@ class BranchOperations:
             changes["paused"] = int(data["paused"])
         if "profile" in data:
             changes["profile_override"] = check_profile_field(data["profile"])
+        if "language" in data:
+            changes["language_override"] = check_language_field(data["language"])
         if "text_mode" in data:
             changes["text_mode"] = check_text_mode_field(data["text_mode"])
         if not changes:
             raise invalid(
                 "nothing to change: give name, station, station_priority, paused, "
-                "default_expiry_s, profile or text_mode"
+                "default_expiry_s, profile, language or text_mode"
             )
         updated = await self.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
@@ -165,12 +168,14 @@ class BranchOperations:
         if updated is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {row['id']} not found")
         extra: dict[str, Any] = {}
-        if "profile_override" in changes or "text_mode" in changes:
+        if {"profile_override", "language_override", "text_mode"} & changes.keys():
             applied, updated = await self._apply_profile(updated)
             if "profile_override" in changes:
                 extra["profile_applied"] = applied
             if "text_mode" in changes:
                 extra["text_mode_applied"] = applied
+            if "language_override" in changes:
+                extra["language_applied"] = applied
         await self.changes.changed(updated)
         return ok_ack(printer=self.views.whole(updated), **extra)
 
@@ -187,6 +192,7 @@ class BranchOperations:
             {
                 "printer_id": row["id"],
                 "profile": row["profile_override"],
+                "language": row.get("language_override"),
                 "text_mode": row.get("text_mode"),
             },
         )
@@ -223,6 +229,12 @@ class BranchOperations:
         require_role(principal, "test_printer")
         row = self.state.printer_for(principal, data.get("printer_id"))
         link = self.state.agent_for_printer(row)
+        if link is None and row.get("kind") == "cloudprnt":
+            raise ProtocolError(
+                ErrorCode.CONFLICT,
+                f"printer {row['name']} polls the hub (CloudPRNT) and takes only jobs: "
+                "submit a job to it to test it",
+            )
         if link is None:
             raise ProtocolError(
                 ErrorCode.OFFLINE, f"printer {row['name']} is not reachable: its agent is offline"
