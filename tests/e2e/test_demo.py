@@ -110,10 +110,12 @@ async def test_a_second_demo_has_its_own_dir_and_ports_and_says_which(tmp_path: 
         switched = pm(tmp_path, *words[1:])
         assert switched.returncode == 0, switched.stderr
 
+        def kitchen(url: str, token: str) -> str:
+            (found,) = [p for p in printers(url, token) if p["name"] == "Kitchen-1"]
+            return str(found["status"])
+
         def statuses() -> tuple[str, str]:
-            return printers(one["url"], token_one)[0]["status"], printers(two["url"], token_two)[0][
-                "status"
-            ]
+            return kitchen(one["url"], token_one), kitchen(two["url"], token_two)
 
         await eventually(lambda: statuses() == ("online", "paper_out"), what="paper out")
         # The README's token line, for the demo: refused without the demo's data dir
@@ -124,7 +126,7 @@ async def test_a_second_demo_has_its_own_dir_and_ports_and_says_which(tmp_path: 
         assert not (tmp_path / ".local/share/printermaster/jwt-secret").exists()
         made = pm(tmp_path, "token", "create", "--role", "admin", "--data-dir", one["data"])
         assert made.returncode == 0, made.stderr
-        assert printers(one["url"], made.stdout.strip())[0]["name"] == "Kitchen-1"
+        assert kitchen(one["url"], made.stdout.strip()) == "online"
     finally:
         for demo in (first, second):
             if demo is not None and demo.proc.poll() is None:
