@@ -11,6 +11,7 @@ covers that case. The events the hub sends are handled by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
 import ssl
@@ -100,10 +101,18 @@ class HubConnection:
             log.debug("agent:stopping not acknowledged: %s", exc)
 
     async def disconnect(self) -> None:
+        """Disconnect, and stop python-socketio's own reconnection attempts if the link
+        dropped meanwhile (they would otherwise outlive the agent)."""
         try:
-            await self.sio.disconnect()
+            await self.sio.shutdown()
         except Exception:
             pass
+        # An aborted reconnect attempt can leave python-engineio's HTTP session open.
+        http = getattr(self.sio.eio, "http", None)
+        if http is not None and not getattr(self.sio.eio, "external_http", False):
+            with contextlib.suppress(Exception):
+                if not http.closed:
+                    await http.close()
 
     async def connect(self) -> None:
         """Connect, retrying with backoff until it works (or the agent stops); raises
