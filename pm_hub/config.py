@@ -101,6 +101,12 @@ class HubSettings:
     """Per-minute samples are kept this long, then folded into one row per hour."""
     health_retention_s: float = 90 * 86400.0
     """Link samples older than this are deleted."""
+    printer_history_retention_s: float = 30 * 86400.0
+    """Printer status changes (the history, availability and heartbeat of a printer's
+    detail) older than this are deleted."""
+    log_lines: int = 2000
+    """Recent log lines the hub keeps in memory for the dashboard's Logs tab
+    (``logs:list``; managers and admins)."""
     allowed_origins: str = ""
     """Web pages (``https://pos.example``, comma-separated or a TOML list) whose scripts
     may use the hub from a browser (``--allowed-origin``); none by default: browsers
