@@ -15,12 +15,13 @@ from typing import Any
 from pm_core.database import Database
 from pm_core.protocol import ok_ack
 from pm_core.protocol.validation import get_bool, get_float, invalid, require_object
-from pm_core.sql import DatabaseUnavailable
+from pm_core.sql import DatabaseUnavailable, Session
 from pm_hub.alerts import AlertBook
 from pm_hub.config import HubSettings
 from pm_hub.live_state import AgentLink, LiveState
 from pm_hub.store import health as health_store
 from pm_hub.store import tenants
+from pm_hub.store import uptime as uptime_store
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class AgentHealth:
     connects: int = 0
     connected_at: float | None = None
     disconnected_at: float | None = None
+    #: Its last disconnect was a planned stop (``agent:stopping``).
+    stopped_on_purpose: bool = False
 
     @property
     def latency_avg(self) -> float | None:
@@ -101,10 +104,13 @@ class HealthMonitor:
             timer.cancel()
         await self.alerts.clear("agent_disconnected", f"agent:{link.agent_id}")
 
-    def agent_disconnected(self, link: AgentLink) -> None:
+    def agent_disconnected(self, link: AgentLink, *, planned: bool = False) -> None:
+        """``planned``: the agent stopped on purpose. Its printers raise nothing now;
+        one that stays away past ``agent_disconnect_alert_s`` alerts all the same."""
         health = self._health(link)
         health.disconnected_at = time.time()
         health.connected_at = None
+        health.stopped_on_purpose = planned
         self._watch_absence(health)
 
     async def watch_absent_agents(self) -> int:
@@ -140,11 +146,16 @@ class HealthMonitor:
             return
         subject = f"agent:{health.agent_id}"
         if not self.alerts.is_open("agent_disconnected", subject):
+            why = (
+                " (it stopped on purpose and has not come back)"
+                if (health.stopped_on_purpose)
+                else ""
+            )
             await self.alerts.raise_alert(
                 "agent_disconnected",
                 subject,
                 f"agent {health.name or health.agent_id} has been disconnected for more than "
-                f"{delay:g} s; its printers cannot be reached",
+                f"{delay:g} s{why}; its printers cannot be reached",
                 company_id=health.company_id,
                 branch_id=health.branch_id,
                 details={"agent_id": health.agent_id, "since": health.disconnected_at},
@@ -153,7 +164,7 @@ class HealthMonitor:
         # then); after a hub restart this is their first printer_offline alert.
         for printer in list(self.state.printers.values()):
             if printer["agent_id"] == health.agent_id and printer["status"] == "offline":
-                await self.alerts.printer_status(printer)
+                await self.alerts.printer_status(printer, overdue=True)
 
     # -- pings and reports -------------------------------------------------------------------
 
@@ -243,15 +254,22 @@ class HealthMonitor:
     async def downsample(self, now: float | None = None) -> dict[str, int]:
         settings = self.settings
         when = time.time() if now is None else now
-        return await self.db.write(
-            lambda d: health_store.downsample(
+
+        def upkeep(d: Session) -> dict[str, int]:
+            done = health_store.downsample(
                 d,
                 now=when,
                 raw_window=settings.health_raw_window_s,
                 minute_window=settings.health_minute_window_s,
                 retention=settings.health_retention_s,
             )
-        )
+            # The printers' status history is bounded the same way.
+            done["printer_events"] = uptime_store.prune_printer_events(
+                d, when - settings.printer_history_retention_s
+            )
+            return done
+
+        return await self.db.write(upkeep)
 
     async def _downsample_loop(self, every: float) -> None:
         while True:

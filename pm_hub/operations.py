@@ -36,6 +36,7 @@ from pm_core.protocol.validation import (
     printer_filter,
     require_object,
 )
+from pm_core.sql import Session
 from pm_hub.active_jobs import ActiveJobs
 from pm_hub.alerts import AlertBook
 from pm_hub.auth import Principal
@@ -59,6 +60,7 @@ from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
 from pm_hub.store import stations as station_store
 from pm_hub.store import tenants
+from pm_hub.store import uptime as uptime_store
 from pm_hub.store.records import agent_record, alert_record, job_record
 from pm_hub.upstream import UpstreamStatus
 
@@ -113,8 +115,19 @@ class BranchOperations:
     async def get_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("printer_id",))
         row = self.state.printer_for(principal, data.get("printer_id"))
-        history = await self.db.read(lambda d: printer_store.printer_history(d, row["id"]))
-        return ok_ack(printer=self.views.whole(row), history=history)
+        printer_id = row["id"]
+
+        def read(d: Session) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+            return (
+                printer_store.printer_history(d, printer_id),
+                uptime_store.printer_uptime(d, printer_id),
+                uptime_store.printer_activity(d, printer_id),
+            )
+
+        history, uptime, activity = await self.db.read(read)
+        return ok_ack(
+            printer=self.views.whole(row), history=history, uptime=uptime, activity=activity
+        )
 
     async def configure_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(

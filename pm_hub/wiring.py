@@ -38,6 +38,7 @@ from pm_hub.hub import Hub
 from pm_hub.hub_lock import hub_lock
 from pm_hub.job_expiry import JobExpiry
 from pm_hub.live_state import LiveState
+from pm_hub.log_ring import LogRing
 from pm_hub.metrics import HubMetrics
 from pm_hub.operations import BranchOperations
 from pm_hub.operator_actions import OperatorActions
@@ -196,6 +197,7 @@ def build_hub(settings: HubSettings) -> Hub:
         peers=peers,
         upstream=upstream,
         cloudprnt=cloudprnt,
+        logs=LogRing(settings.log_lines),
     )
 
 
@@ -225,6 +227,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         broadcaster=hub.broadcaster,
         operations=hub.operations,
         admission=hub.admission,
+        logs=hub.logs,
     )
     setup_ops_namespace(sio, ops_side, hub.metrics)
     agent_side = AgentSide(

@@ -12,7 +12,9 @@ screen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import ssl
 import time
 from collections import deque
@@ -37,10 +39,13 @@ from pm_tui.formatting import plural
 from pm_tui.hub_link import HubLink, LinkState
 from pm_tui.messages import HubPulse, LinkChanged
 from pm_tui.palette import DashboardCommands
+from pm_tui.screens.ask_text import AskText
 from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, StationDialog
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.main import MainScreen
 from pm_tui.screens.printer_detail import PrinterDetailScreen
+from pm_tui.screens.ticket_form import TicketForm, form_names
+from pm_tui.views.logs import LogQuery, LogsView
 from pm_tui.widgets.header import HubHeader
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,10 @@ TOAST_BURST = 3
 TOAST_WINDOW = 5.0
 
 
+#: How long the first toast (``notice``) stays.
+NOTICE_SECONDS = 60.0
+
+
 class PrinterMasterApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "PrinterMaster"
@@ -65,6 +74,7 @@ class PrinterMasterApp(App[int]):
         Binding("3", "show_tab('alerts')", "alerts", show=False),
         Binding("4", "show_tab('agents')", "agents", show=False),
         Binding("5", "show_tab('branches')", "branches", show=False),
+        Binding("6", "show_tab('logs')", "logs", show=False),
         Binding("question_mark", "help", "help"),
         Binding("ctrl+r", "reload", "reload", show=False),
         Binding("q", "quit", "quit"),
@@ -80,8 +90,14 @@ class PrinterMasterApp(App[int]):
         health_interval: float = 15.0,
         exit_on_refusal: bool = False,
         tls: ssl.SSLContext | None = None,
+        notice: str | None = None,
+        handle_signals: bool = False,
     ) -> None:
         super().__init__()
+        #: Quit on SIGTERM/SIGINT (``pm tui``; not inside tests).
+        self.handle_signals = handle_signals
+        #: Shown as a first toast (``pm demo``: its URL, token file, simctl and curl lines).
+        self.notice = notice
         self.link: HubSource = source if source is not None else HubLink(hub_url, token, tls=tls)
         self.hub_url = hub_url or self.link.url
         self.link.bind(on_event=self._hub_event, on_state=self._link_state)
@@ -128,6 +144,14 @@ class PrinterMasterApp(App[int]):
         return MainScreen()
 
     def on_mount(self) -> None:
+        # SIGTERM or SIGINT from outside (a service stop, kill): quit like `q`, exit 0.
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.exit)
+        if self.notice:
+            self.notify(self.notice, title="PrinterMaster", timeout=NOTICE_SECONDS)
         self.run_link()
         self.set_interval(1.0, self._tick)
         self.set_interval(CHROME_INTERVAL, self._chrome_tick)
@@ -399,6 +423,22 @@ class PrinterMasterApp(App[int]):
 
     def open_job(self, job_id: int) -> None:
         self.push_screen(JobDetailScreen(job_id))
+
+    def ask_text(
+        self, question: str, value: str, then: Callable[[str | None], Awaitable[None]]
+    ) -> None:
+        self.push_screen(AskText(question, value), then)
+
+    def new_ticket(self, printer_id: int | None = None) -> None:
+        printer = self.state.printers.get(printer_id) if printer_id is not None else None
+        target = str(printer["name"]) if printer is not None else ""
+        names = form_names(self.state, self.branch_filter)
+        self.push_screen(TicketForm(target=target, names=names))
+
+    async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
+        await self.action_show_tab("logs")
+        for view in self.query("#tab-logs").results(LogsView):
+            view.set_query(LogQuery(printer_id=printer_id, job_id=job_id, level="debug"))
 
     def confirm(self, question: str, then: Callable[[bool | None], Awaitable[None]]) -> None:
         self.push_screen(ConfirmDialog(question), then)

@@ -31,6 +31,10 @@ class OpsEvent:
     BRANCHES_LIST = "branches:list"
     #: A new token for the same session before this one runs out (a long shift).
     TOKEN_REFRESH = "token:refresh"
+    #: The hub's recent log lines (managers and admins), filtered.
+    LOGS_LIST = "logs:list"
+    #: Push this connection the new log lines that match a filter (``logs:update``).
+    LOGS_FOLLOW = "logs:follow"
 
 
 class HubEvent:
@@ -50,12 +54,18 @@ class HubEvent:
     BRANCH_UPDATE = "branch:update"
     #: Batched ``branch:update`` rows (company hub), for operators with ``coalesce: true``.
     BRANCHES_UPDATE = "branches:update"
+    #: New log lines for an operator that sent ``logs:follow`` (batched).
+    LOGS_UPDATE = "logs:update"
     # hub -> /agent
     PRINTER_TEST = "printer:test"
     PRINT_JOB = "print:job"
     JOB_CANCEL = "job:cancel"
     JOB_RELEASE = "job:release"
     PRINTER_CONFIGURE = "printer:configure"
+    # hub -> /ops and /agent, just before a planned stop (shutdown or restart)
+    #: ``{"planned": true, "reason": "shutdown"}``: the disconnect that follows is
+    #: planned; clients reconnect when the hub is back, nobody is alerted.
+    HUB_STOPPING = "hub:stopping"
 
 
 class AgentEvent:
@@ -68,6 +78,9 @@ class AgentEvent:
     PRINT_JOB_RESULT = "print:job:result"
     HEALTH_REPORT = "desktop:health:report"
     HEALTH_PING = "health:ping"
+    #: ``{"reason": "shutdown"}``: the agent is stopping on purpose (a signal, a service
+    #: stop); its printers go offline without ``printer_offline`` alerts.
+    STOPPING = "agent:stopping"
 
 
 class BranchEvent:
