@@ -82,15 +82,20 @@ def printer_summary(p: PrinterRecord, state: FleetState, clock: Clock) -> Text:
     """Two lines about one printer: what is wrong since when, and where it is."""
     status = str(p.get("status"))
     since = clock.hms(p.get("status_changed_at"))
-    line = Text.assemble(
-        (str(p.get("name")), "bold"),
-        "  ",
-        status_text(status, paused=bool(p.get("paused"))),
-        f" since {since}",
-        f" · {plural(int(p.get('queue') or 0), 'job')} waiting",
-    )
-    if p.get("paused") and status not in ("online", "paper_low", "unknown"):
-        line.append(" · paused", style="bold magenta")
+    paused = bool(p.get("paused"))
+    paused_at = state.paused_since.get(p["id"]) if paused else None
+    line = Text.assemble((str(p.get("name")), "bold"), "  ")
+    if paused:
+        # The pause has its own time (when this dashboard saw it); the status keeps its.
+        line.append("PAUSED", style="bold magenta")
+        if paused_at:
+            line.append(f" since {clock.hms(paused_at)}")
+        line.append(" · ")
+        line.append(status_text(status))
+    else:
+        line.append(status_text(status))
+    line.append(f" since {since}")
+    line.append(f" · {plural(int(p.get('queue') or 0), 'job')} waiting")
     if status in PROBLEM_PRINTER_STATUSES or p.get("paused"):
         backup = backup_for(p, state)
         line.append(f" · backup: {backup['name']}" if backup else " · no backup printer")

@@ -1,0 +1,113 @@
+"""Why a job waits, in a few words, from what the dashboard already knows of its printer
+(``waiting: Bar paper out since 20:06``, ``waiting: agent offline``, ``waiting: Bar
+paused``): the hub sends every printer's status, pause and agent link live, so the
+reason follows the printer's state as fast as the row does, with no field on the wire.
+
+Also what an agent's spool holds, counted the way the hub counts it in
+``health:summary`` (jobs of its printers it took: ``dispatched`` or ``printing``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from pm_core.protocol import PROBLEM_PRINTER_STATUSES
+from pm_core.protocol.records import JobRecord, PrinterRecord
+from pm_tui.data.clock import Clock
+from pm_tui.data.state import FleetState
+
+#: Job statuses that wait for the printer (a printing job is not waiting).
+WAITING_STATUSES = frozenset({"queued", "dispatched"})
+#: Job statuses an agent's spool holds.
+HELD_STATUSES = frozenset({"dispatched", "printing"})
+
+STATUS_WORDS = {
+    "paper_out": "paper out",
+    "cover_open": "cover open",
+    "error": "in error",
+    "offline": "offline",
+}
+
+
+def hm(clock: Clock, timestamp: float | None) -> str:
+    """``20:06`` (the time of day a problem started)."""
+    return time.strftime("%H:%M", clock.struct(timestamp)) if timestamp else "?"
+
+
+def printer_problem(printer: PrinterRecord, state: FleetState, clock: Clock) -> str | None:
+    """What keeps ``printer`` from printing now (None: nothing)."""
+    name = printer.get("name") or f"#{printer['id']}"
+    if printer.get("paused"):
+        since = state.paused_since.get(printer["id"])
+        return f"{name} paused" + (f" since {hm(clock, since)}" if since else "")
+    if printer.get("agent_connected") is False:
+        return "agent offline"
+    status = str(printer.get("status"))
+    if status in PROBLEM_PRINTER_STATUSES:
+        word = STATUS_WORDS.get(status, status.replace("_", " "))
+        return f"{name} {word} since {hm(clock, printer.get('status_changed_at'))}"
+    return None
+
+
+def waiting_reason(job: JobRecord, state: FleetState, clock: Clock) -> str | None:
+    """``waiting: …`` for a job that waits on something; None for one that does not
+    (finished, printing, or about to print on a printer that is fine)."""
+    if job.get("status") not in WAITING_STATUSES:
+        return None
+    printer_id = job.get("printer_id")
+    if printer_id is None:
+        return "waiting: no printer at its station"
+    printer = state.printers.get(printer_id)
+    if printer is None:
+        return None
+    problem = printer_problem(printer, state, clock)
+    if problem is not None:
+        return f"waiting: {problem}"
+    ahead = sum(
+        1
+        for other in state.jobs.values()
+        if other.get("printer_id") == printer_id
+        and other["id"] < job["id"]
+        and other.get("status") in WAITING_STATUSES | {"printing"}
+    )
+    if ahead:
+        return f"waiting: {ahead} ahead on {printer.get('name')}"
+    return None
+
+
+def is_stuck(job: JobRecord, state: FleetState) -> bool:
+    """A ticket that cannot print until something is fixed (its printer's problem, its
+    pause, its agent), as opposed to one next in line."""
+    if job.get("status") not in WAITING_STATUSES:
+        return False
+    printer_id = job.get("printer_id")
+    if printer_id is None:
+        return True
+    printer = state.printers.get(printer_id)
+    return printer is not None and (
+        bool(printer.get("paused"))
+        or printer.get("agent_connected") is False
+        or printer.get("status") in PROBLEM_PRINTER_STATUSES
+    )
+
+
+def waiting_jobs(state: FleetState, printer_id: int) -> list[JobRecord]:
+    """The unfinished jobs of a printer that have not started printing, oldest first."""
+    return sorted(
+        (
+            j
+            for j in state.jobs.values()
+            if j.get("printer_id") == printer_id and j.get("status") in WAITING_STATUSES
+        ),
+        key=lambda j: j["id"],
+    )
+
+
+def held_by_agent(state: FleetState, agent_id: int) -> int:
+    """The jobs the agent's spool holds, as the dashboard knows them."""
+    printers = {p for p, rec in state.printers.items() if rec.get("agent_id") == agent_id}
+    return sum(
+        1
+        for j in state.jobs.values()
+        if j.get("printer_id") in printers and j.get("status") in HELD_STATUSES
+    )
