@@ -65,7 +65,7 @@ class PrinterMasterApp(App[int]):
         Binding("3", "show_tab('alerts')", "alerts", show=False),
         Binding("4", "show_tab('agents')", "agents", show=False),
         Binding("5", "show_tab('branches')", "branches", show=False),
-        Binding("question_mark", "help", "help"),
+        Binding("question_mark,f1", "help", "help"),
         Binding("ctrl+r", "reload", "reload", show=False),
         Binding("q", "quit", "quit"),
     ]
@@ -301,7 +301,7 @@ class PrinterMasterApp(App[int]):
     async def _fetch_health(self) -> bool:
         ack = await self.link.call(OpsEvent.HEALTH_SUMMARY, {})
         if ack.get("ok"):
-            self.state.set_health(ack)
+            self.state.set_health(ack, now=self.clock.now())
             return True
         if unknown_event(ack):
             if self.state.health_supported is not False:

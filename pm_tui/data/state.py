@@ -124,6 +124,8 @@ class FleetState:
         self.health: dict[int, dict[str, Any]] = {}
         #: None: not asked yet; False: this hub has no health:summary.
         self.health_supported: bool | None = None
+        #: When the last ``health:summary`` came (the dashboard's clock).
+        self.health_at: float | None = None
         #: ``stations:list`` rows.
         self.stations: list[dict[str, Any]] = []
         self.last_job_at: dict[int, float] = {}
@@ -321,13 +323,15 @@ class FleetState:
             self.stations = list(stations)
         return Changes(reloaded=True)
 
-    def set_health(self, summary: dict[str, Any] | None) -> Changes:
-        """Take a ``health:summary`` answer (``None``: the hub does not offer it)."""
+    def set_health(self, summary: dict[str, Any] | None, now: float | None = None) -> Changes:
+        """Take a ``health:summary`` answer (``None``: the hub does not offer it);
+        ``now``: when it came, on the dashboard's clock (live figures count on from it)."""
         if summary is None:
             self.health_supported = False
             self.health = {}
         else:
             self.health_supported = True
+            self.health_at = time.time() if now is None else now
             self.health = {
                 int(a["agent_id"]): a
                 for a in summary.get("agents") or ()

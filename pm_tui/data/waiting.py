@@ -103,11 +103,16 @@ def waiting_jobs(state: FleetState, printer_id: int) -> list[JobRecord]:
     )
 
 
-def held_by_agent(state: FleetState, agent_id: int) -> int:
-    """The jobs the agent's spool holds, as the dashboard knows them."""
-    printers = {p for p, rec in state.printers.items() if rec.get("agent_id") == agent_id}
-    return sum(
-        1
-        for j in state.jobs.values()
-        if j.get("printer_id") in printers and j.get("status") in HELD_STATUSES
-    )
+def held_by_agents(state: FleetState) -> dict[int, int]:
+    """Per agent, the jobs its spool holds, as the dashboard knows them (one pass)."""
+    held: dict[int, int] = {}
+    printers = state.printers
+    for job in state.jobs.values():
+        if job.get("status") not in HELD_STATUSES:
+            continue
+        printer_id = job.get("printer_id")
+        printer = printers.get(printer_id) if printer_id is not None else None
+        agent_id = printer.get("agent_id") if printer is not None else None
+        if agent_id is not None:
+            held[agent_id] = held.get(agent_id, 0) + 1
+    return held

@@ -9,7 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import JobRecord
@@ -18,6 +18,7 @@ from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes, job_record
 from pm_tui.formatting import job_status_text, plural
 from pm_tui.screens.base import FleetScreen
+from pm_tui.widgets.footer import DashboardFooter
 from pm_tui.widgets.header import HubHeader
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import ColumnSpec, LiveTable
@@ -71,7 +72,7 @@ class JobDetailScreen(FleetScreen):
                 yield Static("What it prints", classes="pane-title")
                 with VerticalScroll(id="jd-preview-scroll"):
                     yield Static(id="jd-preview", classes="paper")
-        yield Footer(compact=True)
+        yield DashboardFooter()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "-narrow")

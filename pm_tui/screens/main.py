@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer
+from textual.widgets import ContentSwitcher
 
 from pm_tui.dashboard import as_dashboard
 from pm_tui.views.agents import AgentsView
@@ -13,6 +13,7 @@ from pm_tui.views.base import FleetPanel
 from pm_tui.views.branches import BranchesView
 from pm_tui.views.jobs import JobsView
 from pm_tui.views.printers import PrintersView
+from pm_tui.widgets.footer import DashboardFooter
 from pm_tui.widgets.header import TABS, HubHeader, TabBar
 
 
@@ -32,7 +33,7 @@ class MainScreen(Screen[None]):
             yield AlertsView(id="tab-alerts")
             yield AgentsView(id="tab-agents")
             yield BranchesView(id="tab-branches")
-        yield Footer(compact=True)
+        yield DashboardFooter()
 
     def on_mount(self) -> None:
         self.refresh_tabs()

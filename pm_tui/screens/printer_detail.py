@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import PrinterRecord
@@ -23,6 +23,7 @@ from pm_tui.screens.base import FleetScreen
 from pm_tui.views.jobs import job_cells
 from pm_tui.views.printers import backup_for, printer_summary
 from pm_tui.widgets.charts import LatencyLine
+from pm_tui.widgets.footer import DashboardFooter
 from pm_tui.widgets.header import HubHeader
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import ColumnSpec, LiveTable
@@ -71,7 +72,7 @@ class PrinterDetailScreen(FleetScreen):
             with Vertical(classes="pane jobs-pane"):
                 yield Static(id="pd-jobs-title", classes="pane-title")
                 yield LiveTable(id="pd-jobs", auto_specs=JOB_COLUMNS)
-        yield Footer(compact=True)
+        yield DashboardFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
