@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -375,6 +376,20 @@ class PrinterMasterApp(App[int]):
     async def _measure_latency(self) -> None:
         if self.link.connected:
             self.latency_ms = await self.link.ping()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A one-line toast (see app.tcss): the title leads the line."""
+        if title:
+            message = f"{escape(title) if markup else title}: {message}"
+        super().notify(message, severity=severity, timeout=timeout, markup=markup)
 
     # -- navigation ------------------------------------------------------------------------
 

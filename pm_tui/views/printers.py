@@ -30,13 +30,15 @@ PRINTER_COLUMNS = (
     ColumnSpec("station", "STATION", 8, priority=1),
     ColumnSpec("address", "ADDRESS", 20, priority=3, grow=True),
     ColumnSpec("paper", "PAPER", 5, priority=2),
-    ColumnSpec("queue", "QUEUE", 5, priority=1),
+    ColumnSpec("queue", "QUEUE", 6, priority=1),
     ColumnSpec("seen", "SEEN", 5, priority=2),
     ColumnSpec("model", "MODEL", 12, priority=6),
     ColumnSpec("agent", "AGENT", 12, priority=7),
     ColumnSpec("last_job", "LAST JOB", 8, priority=5),
 )
 SORT_COLUMN = {"problems": "status", "name": "name", "station": "station", "seen": "seen"}
+#: The sort a click on a column's header picks.
+COLUMN_SORT = {column: mode for mode, column in SORT_COLUMN.items()} | {"queue": "queue"}
 
 
 def printer_cells(p: PrinterRecord, state: FleetState, clock: Clock) -> dict[str, Cell]:
@@ -277,7 +279,16 @@ class PrintersView(TablePanel):
         self.table.focus()
 
     def action_sort(self) -> None:
-        self.sort_mode = next_sort(self.sort_mode)
+        self.sort_by(next_sort(self.sort_mode))
+
+    @on(LiveTable.HeaderClicked, "#printers")
+    def _header_clicked(self, event: LiveTable.HeaderClicked) -> None:
+        mode = COLUMN_SORT.get(event.key)
+        if mode is not None and mode != self.sort_mode:
+            self.sort_by(mode)
+
+    def sort_by(self, mode: str) -> None:
+        self.sort_mode = mode
         self._label_sort()
         self.table.sort_now()
         self.app.notify(f"Sorted by {self.sort_mode}")
@@ -288,6 +299,7 @@ class PrintersView(TablePanel):
         for spec in table.specs:
             label = spec.label
             if spec.key == marked:
+                # Every sortable column is wide enough for its label and the marker.
                 label = (label if len(label) < spec.width else label[: spec.width - 1]) + "▾"
             table.set_label(spec.key, label)
 

@@ -140,6 +140,18 @@ class LiveTable(ScrollView, can_focus=True):
 
         row_id: int
 
+    class HeaderClicked(Message):
+        """A click on a column's header (``key``: the column)."""
+
+        def __init__(self, table: LiveTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> LiveTable:
+            return self.table
+
     class Refit(Message):
         """The columns changed with the table's width: fill it again."""
 
@@ -353,7 +365,22 @@ class LiveTable(ScrollView, can_focus=True):
         if row_id is not None:
             self.post_message(self.Selected(self, row_id))
 
+    def column_at(self, x: int) -> str | None:
+        """The key of the column under screen column ``x`` of the table."""
+        left = 0
+        for spec in self.specs:
+            right = left + spec.width + 2 * PADDING
+            if left <= x < right:
+                return spec.key
+            left = right
+        return None
+
     def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            key = self.column_at(event.x)
+            if key is not None:
+                self.post_message(self.HeaderClicked(self, key))
+            return
         index = int(self.scroll_offset.y) + event.y - 1
         if event.y < 1 or not 0 <= index < len(self._order):
             return
