@@ -30,7 +30,7 @@ PRINTER_COLUMNS = (
     ColumnSpec("station", "STATION", 8, priority=1),
     ColumnSpec("address", "ADDRESS", 20, priority=3, grow=True),
     ColumnSpec("paper", "PAPER", 5, priority=2),
-    ColumnSpec("queue", "QUEUE", 6, priority=1),
+    ColumnSpec("queue", "QUEUE", 5, priority=1),
     ColumnSpec("seen", "SEEN", 5, priority=2),
     ColumnSpec("model", "MODEL", 12, priority=6),
     ColumnSpec("agent", "AGENT", 12, priority=7),
@@ -294,14 +294,7 @@ class PrintersView(TablePanel):
         self.app.notify(f"Sorted by {self.sort_mode}")
 
     def _label_sort(self) -> None:
-        table = self.table
-        marked = SORT_COLUMN.get(self.sort_mode, self.sort_mode)
-        for spec in table.specs:
-            label = spec.label
-            if spec.key == marked:
-                # Every sortable column is wide enough for its label and the marker.
-                label = (label if len(label) < spec.width else label[: spec.width - 1]) + "▾"
-            table.set_label(spec.key, label)
+        self.table.mark_sorted(SORT_COLUMN.get(self.sort_mode, self.sort_mode))
 
     # -- actions -------------------------------------------------------------------------
 
