@@ -54,6 +54,9 @@ CHROME_INTERVAL = 0.25
 TOAST_BURST = 3
 #: ... in this many seconds; the others become one "N more alerts" toast.
 TOAST_WINDOW = 5.0
+#: Toasts on screen at once: one line each over the header and the tab bar, never
+#: further down over the rows (a new one replaces the oldest).
+MAX_TOASTS = 2
 
 
 class PrinterMasterApp(App[int]):
@@ -389,6 +392,9 @@ class PrinterMasterApp(App[int]):
         """A one-line toast (see app.tcss): the title leads the line."""
         if title:
             message = f"{escape(title) if markup else title}: {message}"
+        while len(self._notifications) >= MAX_TOASTS:
+            # Textual has no public "dismiss the oldest"; its own _unnotify does it.
+            self._unnotify(next(iter(self._notifications)), refresh=False)
         super().notify(message, severity=severity, timeout=timeout, markup=markup)
 
     # -- navigation ------------------------------------------------------------------------

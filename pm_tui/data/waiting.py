@@ -34,24 +34,30 @@ def hm(clock: Clock, timestamp: float | None) -> str:
     return time.strftime("%H:%M", clock.struct(timestamp)) if timestamp else "?"
 
 
-def printer_problem(printer: PrinterRecord, state: FleetState, clock: Clock) -> str | None:
-    """What keeps ``printer`` from printing now (None: nothing)."""
-    name = printer.get("name") or f"#{printer['id']}"
+def printer_problem(
+    printer: PrinterRecord, state: FleetState, clock: Clock, *, named: bool = True
+) -> str | None:
+    """What keeps ``printer`` from printing now (None: nothing); ``named``: starting
+    with the printer's name (a table with a printer column leaves it out)."""
+    name = (printer.get("name") or f"#{printer['id']}") if named else ""
     if printer.get("paused"):
         since = state.paused_since.get(printer["id"])
-        return f"{name} paused" + (f" since {hm(clock, since)}" if since else "")
+        return f"{name} paused".lstrip() + (f" since {hm(clock, since)}" if since else "")
     if printer.get("agent_connected") is False:
         return "agent offline"
     status = str(printer.get("status"))
     if status in PROBLEM_PRINTER_STATUSES:
         word = STATUS_WORDS.get(status, status.replace("_", " "))
-        return f"{name} {word} since {hm(clock, printer.get('status_changed_at'))}"
+        return f"{name} {word} since {hm(clock, printer.get('status_changed_at'))}".lstrip()
     return None
 
 
-def waiting_reason(job: JobRecord, state: FleetState, clock: Clock) -> str | None:
+def waiting_reason(
+    job: JobRecord, state: FleetState, clock: Clock, *, named: bool = True
+) -> str | None:
     """``waiting: …`` for a job that waits on something; None for one that does not
-    (finished, printing, or about to print on a printer that is fine)."""
+    (finished, printing, or about to print on a printer that is fine). ``named``: the
+    printer's name in it (not where a column beside it says the printer)."""
     if job.get("status") not in WAITING_STATUSES:
         return None
     printer_id = job.get("printer_id")
@@ -60,7 +66,7 @@ def waiting_reason(job: JobRecord, state: FleetState, clock: Clock) -> str | Non
     printer = state.printers.get(printer_id)
     if printer is None:
         return None
-    problem = printer_problem(printer, state, clock)
+    problem = printer_problem(printer, state, clock, named=named)
     if problem is not None:
         return f"waiting: {problem}"
     ahead = sum(
@@ -71,7 +77,7 @@ def waiting_reason(job: JobRecord, state: FleetState, clock: Clock) -> str | Non
         and other.get("status") in WAITING_STATUSES | {"printing"}
     )
     if ahead:
-        return f"waiting: {ahead} ahead on {printer.get('name')}"
+        return f"waiting: {ahead} ahead" + (f" on {printer.get('name')}" if named else "")
     return None
 
 

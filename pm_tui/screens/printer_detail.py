@@ -17,8 +17,8 @@ from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import PrinterRecord
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes
-from pm_tui.data.waiting import WAITING_STATUSES, waiting_jobs
-from pm_tui.formatting import ago, duration, flags_text, plural, status_text
+from pm_tui.data.waiting import WAITING_STATUSES, printer_problem, waiting_jobs
+from pm_tui.formatting import ago, duration, flags_text, status_text
 from pm_tui.screens.base import FleetScreen
 from pm_tui.views.jobs import job_cells
 from pm_tui.views.printers import backup_for, printer_summary
@@ -166,17 +166,20 @@ class PrinterDetailScreen(FleetScreen):
         waiting = waiting_jobs(app.state, self.printer_id)
         recent = app.state.jobs_for_printer(self.printer_id, RECENT_JOBS)
         jobs = waiting + [j for j in recent if j not in waiting]
-        table.replace_rows((j["id"], job_cells(j, app.state, app.clock)) for j in jobs)
+        table.replace_rows((j["id"], job_cells(j, app.state, app.clock, named=False)) for j in jobs)
         table.sort_now()
         self._jobs_title()
 
     def _jobs_title(self) -> None:
-        count = len(waiting_jobs(self.dashboard.state, self.printer_id))
-        title = (
-            f"{plural(count, 'ticket')} waiting (c cancel all · b move to backup) · recent jobs"
-            if count
-            else "Nothing waiting · recent jobs (enter: details)"
-        )
+        app = self.dashboard
+        count = len(waiting_jobs(app.state, self.printer_id))
+        p = self.printer
+        problem = printer_problem(p, app.state, app.clock) if p is not None else None
+        if count:
+            why = f": {problem}" if problem else ""
+            title = f"{count} waiting{why} · c cancel all · b to backup"
+        else:
+            title = "Nothing waiting · recent jobs (enter: details)"
         show(self.query_one("#pd-jobs-title", Static), title)
 
     def fleet_changed(self, changes: Changes) -> None:
@@ -209,14 +212,15 @@ class PrinterDetailScreen(FleetScreen):
             if job.get("printer_id") == self.printer_id:
                 was = old_job.get("status") if old_job is not None else None
                 resort |= not table.has_row(job_id) or was != job.get("status")
-                table.put_row(job_id, job_cells(job, app.state, app.clock))
+                table.put_row(job_id, job_cells(job, app.state, app.clock, named=False))
             elif table.has_row(job_id):  # moved to another printer
                 table.drop_row(job_id)
         if self.printer_id in changes.printers:
+            self._jobs_title()
             for job_id in table.row_ids:  # the printer's state is why they wait
                 row_job = app.state.jobs.get(job_id)
                 if row_job is not None:
-                    table.put_row(job_id, job_cells(row_job, app.state, app.clock))
+                    table.put_row(job_id, job_cells(row_job, app.state, app.clock, named=False))
         if resort:
             table.sort_now()
         if changes.jobs:

@@ -28,11 +28,14 @@ JOB_COLUMNS = (
     ColumnSpec("id", "JOB", 6),
     ColumnSpec("status", "STATUS", 10),
     ColumnSpec("branch", "BRANCH", 10, priority=4),
-    ColumnSpec("printer", "PRINTER", 12),
-    ColumnSpec("station", "STATION", 8, priority=2),
-    ColumnSpec("created", "CREATED", 8, priority=1),
-    ColumnSpec("tries", "TRIES", 5, priority=3),
-    ColumnSpec("info", "INFO", 14, priority=1, grow=True),
+    ColumnSpec("printer", "PRINTER", 10, priority=1),
+    ColumnSpec("station", "STATION", 8, priority=3),
+    ColumnSpec("created", "CREATED", 8, priority=2),
+    ColumnSpec("tries", "TRIES", 5, priority=4),
+    # Room for why a ticket waits (``waiting: Bar paper out since 20:06``, which names
+    # the printer): at 80 columns the tries and station give way to it, at 60 the
+    # created time and the printer.
+    ColumnSpec("info", "INFO", 26, priority=1, grow=True),
     ColumnSpec("by", "BY", 10, priority=5),
     ColumnSpec("finished", "FINISHED", 8, priority=6),
 )
@@ -43,12 +46,13 @@ MAX_ROWS = 500
 FETCH_DELAY = 0.3
 
 
-def job_info(job: JobRecord, state: FleetState, clock: Clock) -> str:
-    """The one thing worth knowing about a job, in a few words."""
+def job_info(job: JobRecord, state: FleetState, clock: Clock, *, named: bool = True) -> str:
+    """The one thing worth knowing about a job, in a few words (``named``: why it waits
+    names its printer; not where a printer column is beside it)."""
     error = job.get("error")
     status = job.get("status")
     parts: list[str] = []
-    waiting = waiting_reason(job, state, clock)
+    waiting = waiting_reason(job, state, clock, named=named)
     if waiting:
         parts.append(waiting)
     if isinstance(error, dict) and (error.get("message") or error.get("code")):
@@ -70,7 +74,9 @@ def job_info(job: JobRecord, state: FleetState, clock: Clock) -> str:
     return " · ".join(parts)
 
 
-def job_cells(job: JobRecord, state: FleetState, clock: Clock) -> dict[str, Cell]:
+def job_cells(
+    job: JobRecord, state: FleetState, clock: Clock, *, named: bool = True
+) -> dict[str, Cell]:
     return {
         "id": f"#{job['id']}",
         "status": job_status_text(str(job.get("status"))),
@@ -79,7 +85,7 @@ def job_cells(job: JobRecord, state: FleetState, clock: Clock) -> dict[str, Cell
         "station": str(job.get("station") or "-"),
         "created": clock.short(job.get("created_at")),
         "tries": str(job.get("attempts") or 0),
-        "info": job_info(job, state, clock),
+        "info": job_info(job, state, clock, named=named),
         "by": str(job.get("submitted_by") or "-"),
         "finished": clock.hms(job.get("finished_at")) if job.get("finished_at") else "-",
     }
@@ -122,6 +128,11 @@ class JobsView(TablePanel):
 
         self.table.order_by(stuck_then_newest)
 
+    @property
+    def named(self) -> bool:
+        """Why a ticket waits names its printer unless the printer column shows."""
+        return "printer" not in self.table.column_keys
+
     def _visible(self, job: JobRecord) -> bool:
         app = self.dashboard
         return app.state.in_branch(job, app.branch_filter) and self.query_spec.matches(
@@ -136,7 +147,9 @@ class JobsView(TablePanel):
             key=lambda j: j["id"],
             reverse=True,
         )[:MAX_ROWS]
-        self.table.replace_rows((j["id"], job_cells(j, app.state, app.clock)) for j in jobs)
+        self.table.replace_rows(
+            (j["id"], job_cells(j, app.state, app.clock, named=self.named)) for j in jobs
+        )
         self.table.sort_now()
         self._describe(len(jobs))
 
@@ -157,7 +170,7 @@ class JobsView(TablePanel):
         for job_id, (old, job) in changes.jobs.items():
             if self._visible(job):
                 added |= not table.has_row(job_id)
-                table.put_row(job_id, job_cells(job, app.state, app.clock))
+                table.put_row(job_id, job_cells(job, app.state, app.clock, named=self.named))
                 if old is None and selected is not None and job.get("reprint_of") == selected:
                     reprint = job_id
                 if old is None or old.get("status") != job.get("status"):
@@ -169,7 +182,9 @@ class JobsView(TablePanel):
             for row_id in table.row_ids:
                 row_job = app.state.jobs.get(row_id)
                 if row_job is not None and row_job.get("printer_id") in changes.printers:
-                    table.put_row(row_id, job_cells(row_job, app.state, app.clock))
+                    table.put_row(
+                        row_id, job_cells(row_job, app.state, app.clock, named=self.named)
+                    )
             table.want_sort()
         if added:
             ids = table.row_ids
@@ -190,7 +205,9 @@ class JobsView(TablePanel):
         for job_id in self.table.row_ids:
             job = app.state.jobs.get(job_id)
             if job is not None and job.get("status") in ACTIVE_JOB_STATUSES:
-                self.table.put_row(job_id, {"info": job_info(job, app.state, app.clock)})
+                self.table.put_row(
+                    job_id, {"info": job_info(job, app.state, app.clock, named=self.named)}
+                )
 
     # -- filters -----------------------------------------------------------------------
 
