@@ -170,3 +170,32 @@ async def test_every_number_follows_the_hub(
             await pilot.press("q")
     finally:
         await ops.close()
+
+
+async def test_plain_operators_hear_a_queue_change_without_a_status_change(
+    hub: RunningHub, make_agent: AgentFactory, fleet: SimulatorFleet, ops: OpsClient
+) -> None:
+    """An operator that did not ask for batches gets ``printer:update`` with the new
+    ``queue`` when a job comes and when it is cancelled (the status stays paper out)."""
+    bar = next(p for p in fleet.printers if p.name == "Bar")
+    await make_agent([f"Bar=tcp://127.0.0.1:{bar.port}"])
+    await eventually(lambda: len(hub.hub.printers) == 1)
+    bar_id = next(iter(hub.hub.printers))
+    await bar.set_state("paper_out")
+    await eventually(lambda: hub.hub.printers[bar_id]["status"] == "paper_out")
+
+    async def queue_heard(count: int, start: int) -> dict[str, Any]:
+        def heard() -> Any:
+            return next(
+                (d for e, d in ops.events[start:] if e == "printer:update" and d["queue"] == count),
+                None,
+            )
+
+        return await eventually(heard, timeout=2, what=f"printer:update with queue {count}")
+
+    start = len(ops.events)
+    ack = await ops.call("job:submit", {"printer_id": bar_id, "document": receipt_doc("Q")})
+    assert (await queue_heard(1, start))["status"] == "paper_out"
+    start = len(ops.events)
+    await ops.call("job:cancel", {"job_id": ack["job"]["id"]})
+    assert (await queue_heard(0, start))["status"] == "paper_out"
