@@ -211,3 +211,38 @@ async def test_a_hub_that_stops_shows_one_banner_and_no_printer_toasts(tmp_path:
                 assert "alert" not in text(app, "#topbar") or "no alerts" in text(app, "#topbar")
         finally:
             await agent.stop()
+
+
+async def test_b_moves_every_waiting_ticket_to_the_station_backup(
+    hub: RunningHub, admin_token: str, agent: Agent, fleet: SimulatorFleet, ops: OpsClient
+) -> None:
+    """Bar is out of paper with two tickets; ``b`` in its detail moves both to
+    Kitchen-1 (its station's backup): each is cancelled on Bar and printed once there."""
+    bar_sim = next(p for p in fleet.printers if p.name == "Bar")
+    kitchen_sim = next(p for p in fleet.printers if p.name == "Kitchen-1")
+    bar = await printer_id(hub, "Bar")
+    async with dashboard(hub.url, admin_token, size=(120, 30)) as (app, pilot):
+        await ready(pilot)
+        await bar_sim.set_state("paper_out")
+        await eventually(lambda: hub.hub.printers[bar]["status"] == "paper_out")
+        jobs = []
+        for n in range(2):
+            doc = receipt_doc(f"MOVE-{n}")
+            ack = await ops.call("job:submit", {"printer_id": bar, "document": doc})
+            jobs.append(ack["job"]["id"])
+        await wait_until(pilot, lambda: hub.hub.jobs.depth(bar) == 2)
+        await select_row(pilot, "#printers", bar)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PrinterDetailScreen))
+        await shows(pilot, "#pd-jobs-title", "2 waiting")
+        await pilot.press("b")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        receipts = await kitchen_sim.wait_for_receipts(2, timeout=15)
+        assert sorted(r.text.count("MOVE-") for r in receipts) == [1, 1]
+        for job_id in jobs:
+            got = await ops.call("job:get", {"job_id": job_id})
+            assert got["job"]["status"] == "cancelled"
+        await shows(pilot, "#pd-jobs-title", "Nothing waiting")
+        await wait_until(pilot, lambda: hub.hub.jobs.depth(bar) == 0)
+        assert bar_sim.receipts == []
