@@ -56,7 +56,7 @@ def waiting_reason(
     job: JobRecord, state: FleetState, clock: Clock, *, named: bool = True
 ) -> str | None:
     """``waiting: …`` for a job that waits on something; None for one that does not
-    (finished, printing, or about to print on a printer that is fine). ``named``: the
+    (finished, printing, or next in line on a printer that is fine). ``named``: the
     printer's name in it (not where a column beside it says the printer)."""
     if job.get("status") not in WAITING_STATUSES:
         return None
@@ -67,18 +67,7 @@ def waiting_reason(
     if printer is None:
         return None
     problem = printer_problem(printer, state, clock, named=named)
-    if problem is not None:
-        return f"waiting: {problem}"
-    ahead = sum(
-        1
-        for other in state.jobs.values()
-        if other.get("printer_id") == printer_id
-        and other["id"] < job["id"]
-        and other.get("status") in WAITING_STATUSES | {"printing"}
-    )
-    if ahead:
-        return f"waiting: {ahead} ahead" + (f" on {printer.get('name')}" if named else "")
-    return None
+    return f"waiting: {problem}" if problem is not None else None
 
 
 def is_stuck(job: JobRecord, state: FleetState) -> bool:

@@ -47,20 +47,20 @@ def screen_numbers(app: PrinterMasterApp) -> dict[str, Any]:
     assert main is not None
     printers = main.query_one("#printers")
     agents = main.query_one("#agents")
-    names = {pid: printers.cell_text(pid, "name") for pid in printers.row_ids}  # type: ignore[attr-defined]
+    names = {pid: printers.cell_text(pid, "name") for pid in printers.row_ids}
     tabbar = text(app, "#tabbar")
     topbar = text(app, "#topbar")
     detail = text(app, "#detail")
-    selected = printers.selected_id  # type: ignore[attr-defined]
+    selected = printers.selected_id
     return {
-        "queue": {names[pid]: int(printers.cell_text(pid, "queue")) for pid in names},  # type: ignore[attr-defined]
+        "queue": {names[pid]: int(printers.cell_text(pid, "queue")) for pid in names},
         "waiting": (names.get(selected), _count(r"(\d+) jobs? waiting", detail)),
         "jobs": _count(r"2 Jobs (\d+)", tabbar),
         "alerts": _count(r"(\d+) alerts?", topbar),
         "problems": _count(r"(\d+) problems?", topbar),
         "spool": {
-            agents.cell_text(aid, "name"): int(agents.cell_text(aid, "spool"))  # type: ignore[attr-defined]
-            for aid in agents.row_ids  # type: ignore[attr-defined]
+            agents.cell_text(aid, "name"): int(agents.cell_text(aid, "spool"))
+            for aid in agents.row_ids
         },
     }
 
