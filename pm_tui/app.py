@@ -24,7 +24,7 @@ from rich.markup import escape
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.notifications import SeverityLevel
+from textual.notifications import Notify, SeverityLevel
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import AlertRecord, PrinterRecord
@@ -392,10 +392,14 @@ class PrinterMasterApp(App[int]):
         """A one-line toast (see app.tcss): the title leads the line."""
         if title:
             message = f"{escape(title) if markup else title}: {message}"
+        super().notify(message, severity=severity, timeout=timeout, markup=markup)
+
+    def on_notify(self, event: Notify) -> None:
+        """Before Textual takes a new toast (this handler runs before App's): make room,
+        the oldest go, so at most ``MAX_TOASTS`` show."""
         while len(self._notifications) >= MAX_TOASTS:
             # Textual has no public "dismiss the oldest"; its own _unnotify does it.
-            self._unnotify(next(iter(self._notifications)), refresh=False)
-        super().notify(message, severity=severity, timeout=timeout, markup=markup)
+            self._unnotify(next(iter(self._notifications)))
 
     # -- navigation ------------------------------------------------------------------------
 

@@ -83,3 +83,16 @@ def test_an_agent_holds_its_printers_dispatched_and_printing_jobs() -> None:
         ),
     )
     assert held_by_agents(state) == {1: 2, 2: 1}
+
+
+def test_an_agents_uptime_counts_on_between_summaries() -> None:
+    """UPTIME is not frozen at the last health:summary (it read 5s for five minutes)."""
+    from pm_tui.views.agents import agent_uptime
+
+    state = FleetState()
+    state.load(agents=[{"id": 1, "name": "box", "connected": True, "branch_id": 1}])
+    state.set_health({"agents": [{"agent_id": 1, "connected": True, "uptime_s": 5.0}]}, now=NOW)
+    assert agent_uptime(1, state, FixedClock(NOW)) == 5.0
+    assert agent_uptime(1, state, FixedClock(NOW + 300)) == 305.0
+    state.set_health({"agents": [{"agent_id": 1, "connected": False, "uptime_s": 5.0}]}, now=NOW)
+    assert agent_uptime(1, state, FixedClock(NOW + 300)) is None
