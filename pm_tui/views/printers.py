@@ -74,6 +74,7 @@ def backup_for(printer: PrinterRecord, state: FleetState) -> PrinterRecord | Non
             and p.get("branch_id") == printer.get("branch_id")
             and p.get("status") not in PROBLEM_PRINTER_STATUSES
             and not p.get("paused")
+            and p.get("agent_connected") is not False
         ),
         key=lambda p: (p.get("station_priority") or 0, p["id"]),
     )
