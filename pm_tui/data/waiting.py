@@ -29,6 +29,12 @@ STATUS_WORDS = {
 }
 
 
+def agent_missing(printer: PrinterRecord) -> bool:
+    """The printer's agent is not connected (a CloudPRNT printer has none: it polls the
+    hub, and its status says when it stops)."""
+    return printer.get("agent_connected") is False and printer.get("kind") != "cloudprnt"
+
+
 def hm(clock: Clock, timestamp: float | None) -> str:
     """``20:06`` (the time of day a problem started)."""
     return time.strftime("%H:%M", clock.struct(timestamp)) if timestamp else "?"
@@ -43,7 +49,7 @@ def printer_problem(
     if printer.get("paused"):
         since = state.paused_since.get(printer["id"])
         return f"{name} paused".lstrip() + (f" since {hm(clock, since)}" if since else "")
-    if printer.get("agent_connected") is False:
+    if agent_missing(printer):
         return "agent offline"
     status = str(printer.get("status"))
     if status in PROBLEM_PRINTER_STATUSES:
@@ -81,7 +87,7 @@ def is_stuck(job: JobRecord, state: FleetState) -> bool:
     printer = state.printers.get(printer_id)
     return printer is not None and (
         bool(printer.get("paused"))
-        or printer.get("agent_connected") is False
+        or agent_missing(printer)
         or printer.get("status") in PROBLEM_PRINTER_STATUSES
     )
 

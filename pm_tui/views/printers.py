@@ -17,6 +17,7 @@ from pm_core.protocol.records import PrinterRecord
 from pm_tui.data.clock import Clock
 from pm_tui.data.filters import PRINTER_SORTS, next_sort, printer_matches
 from pm_tui.data.state import Changes, FleetState, printer_record
+from pm_tui.data.waiting import agent_missing
 from pm_tui.formatting import ago, flags_text, paper_text, plural, status_text
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.charts import LatencyLine
@@ -74,7 +75,7 @@ def backup_for(printer: PrinterRecord, state: FleetState) -> PrinterRecord | Non
             and p.get("branch_id") == printer.get("branch_id")
             and p.get("status") not in PROBLEM_PRINTER_STATUSES
             and not p.get("paused")
-            and p.get("agent_connected") is not False
+            and not agent_missing(p)
         ),
         key=lambda p: (p.get("station_priority") or 0, p["id"]),
     )

@@ -49,6 +49,9 @@ def test_agent_offline_paused_and_fine() -> None:
     state = fleet(printer(1, "Bar", agent_connected=False), printer(2, "Grill", paused=True))
     assert waiting_reason(job(1, 1), state, CLOCK) == "waiting: agent offline"
     assert waiting_reason(job(2, 2), state, CLOCK) == "waiting: Grill paused"
+    # A CloudPRNT printer has no agent: polling, it is fine.
+    cloud = fleet(printer(6, "Star", kind="cloudprnt", agent_id=None, agent_connected=False))
+    assert waiting_reason(job(6, 6), cloud, CLOCK) is None
     fine = fleet(printer(3, "Pass"))
     assert waiting_reason(job(3, 3), fine, CLOCK) is None
     assert not is_stuck(job(3, 3), fine)
