@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench clean
+.PHONY: demo test lint types unit bench clean fonts
 
 $(STAMP): pyproject.toml bench/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,26 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(JS_STAMP)
+unit: $(STAMP) $(JS_STAMP) fonts
 	$(BIN)/pytest -q
+
+# Fonts for the tests that print Arabic, Hebrew, Thai, Chinese and Japanese as images
+# (docs/printers.md says which package covers which script). Installed with apt-get when
+# missing and run as root; otherwise those tests are skipped and say why.
+FONT_PACKAGES := fonts-dejavu-core fonts-noto-core fonts-wqy-microhei
+FONT_FILES := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+	/usr/share/fonts/truetype/noto/NotoSansThai-Regular.ttf \
+	/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+fonts:
+	@missing=0; for f in $(FONT_FILES); do test -f $$f || missing=1; done; \
+	if [ $$missing = 0 ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends $(FONT_PACKAGES) \
+		|| { apt-get -o DPkg::Lock::Timeout=300 update && \
+		apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends $(FONT_PACKAGES); } \
+		|| echo "fonts not installed: the tests that need them will be skipped"; \
+	else echo "$(FONT_PACKAGES) missing (not root): the tests that need them will be skipped"; fi
 
 # The benchmark is its own package (bench/, the `bench` extra); the dev install has it.
 bench: $(STAMP)

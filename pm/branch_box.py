@@ -62,6 +62,40 @@ def _write_key(path: Path, key: str) -> None:
         fh.write(key + "\n")
 
 
+#: The simulated CloudPRNT printer of ``pm up --sim-cloudprnt`` (and ``pm demo``).
+SIM_CLOUDPRNT_MAC = "00:11:62:00:5e:01"
+
+
+async def start_cloudprnt_sim(running: Any) -> Any:
+    """Enroll a simulated Star CloudPRNT printer ("Pass-Cloud", station ``pass``) in
+    the hub and start it polling the hub's ``/cloudprnt`` on loopback."""
+    from pm_agent.sim.cloudprnt_client import SimulatedCloudPrntPrinter
+    from pm_hub.cloudprnt import new_secret
+    from pm_hub.store import cloudprnt as cloudprnt_store
+
+    hub = running.hub
+    if hub.cloudprnt is None or running.tls:
+        return None  # (the simulated printer does not check a self-signed hub: HTTP only)
+    secret = new_secret()
+    await hub.db.write(
+        lambda d: cloudprnt_store.enroll(
+            d, mac=SIM_CLOUDPRNT_MAC, name="Pass-Cloud", secret=secret, dots=576, station="pass"
+        )
+    )
+    await hub.cloudprnt.load_enrollments()
+    scheme = "https" if running.tls else "http"
+    printer = SimulatedCloudPrntPrinter(
+        f"{scheme}://127.0.0.1:{running.port}/cloudprnt",
+        mac=SIM_CLOUDPRNT_MAC,
+        secret=secret,
+        name="Pass-Cloud",
+        poll_interval=1.0,
+    )
+    await printer.start()
+    _say(f"simulated CloudPRNT printer Pass-Cloud ({SIM_CLOUDPRNT_MAC}) polling the hub")
+    return printer
+
+
 async def run_up(
     settings: HubSettings,
     *,
@@ -71,6 +105,7 @@ async def run_up(
     sim_control_port: int = 9180,
     poll_interval: float = 2.0,
     discovery: Any = None,
+    sim_cloudprnt: bool = False,
 ) -> int:
     from pm_agent.agent import Agent
     from pm_agent.printer_uri import parse_printer_spec
@@ -92,8 +127,11 @@ async def run_up(
         _say(f"simulator control on http://127.0.0.1:{fleet.control_port} (pm simctl --help)")
     running = await start_hub(settings)
     agent = None
+    cloud: Any = None
     traffic: asyncio.Task[None] | None = None
     try:
+        if sim_cloudprnt:
+            cloud = await start_cloudprnt_sim(running)
         key = await local_license(running.hub)
         # The local agent reaches its own hub on loopback: over TLS too when the hub
         # serves it, trusting exactly the hub's certificate (its name is not 127.0.0.1).
@@ -124,6 +162,8 @@ async def run_up(
             traffic.cancel()
         if agent is not None:
             await agent.stop()
+        if cloud is not None:
+            await cloud.stop()
         await running.stop()
         if fleet is not None:
             await fleet.stop()

@@ -86,6 +86,30 @@ def _poll_interval_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _font_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--font",
+        action="append",
+        metavar="PATH",
+        help="a font file or folder to draw text the printer's code pages lack, tried "
+        "before the system's fonts (repeatable; see docs/printers.md)",
+    )
+
+
+def _use_fonts(command: str, args: argparse.Namespace) -> bool:
+    """Apply ``--font``; False (after saying why) when a path is no font."""
+    if not getattr(args, "font", None):
+        return True
+    from pm_core.fonts import use_fonts
+
+    try:
+        use_fonts(args.font)
+    except ValueError as exc:
+        print(f"pm {command}: --font {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def _agent_health_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ping-interval",
@@ -147,7 +171,13 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     p.add_argument("--sim", type=int, default=0, metavar="N", help="also run N simulated printers")
     p.add_argument("--sim-port", type=int, default=9101, help="first simulated printer port")
     p.add_argument("--sim-control-port", type=int, default=9180, help="simulator control port")
+    p.add_argument(
+        "--sim-cloudprnt",
+        action="store_true",
+        help="also run a simulated Star CloudPRNT printer that polls this hub",
+    )
     _poll_interval_flag(p)
+    _font_flag(p)
     p.add_argument("--branch-name", help="name of this branch (shown in the dashboard)")
     add_upstream_arguments(p)
     add_mdns_argument(p)
@@ -179,6 +209,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     )
     p.add_argument("--printer", action="append", metavar="[NAME=]URI[#STATION]", help="repeatable")
     _poll_interval_flag(p)
+    _font_flag(p)
     p.add_argument("--name", help="agent name shown to operators (default: host name)")
     _ca_file_flag(p)
     _hub_branch_flag(p)
@@ -252,6 +283,26 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     )
     _credential_options(lc)
 
+    p = sub.add_parser("printer", help="printers that poll the hub: Star CloudPRNT")
+    psub = p.add_subparsers(dest="printer_command", metavar="KIND")
+    psub.required = True
+    pc = psub.add_parser("cloudprnt", help="Star CloudPRNT printers: add, list, remove")
+    csub = pc.add_subparsers(dest="cloudprnt_command", metavar="ACTION")
+    csub.required = True
+    ca = csub.add_parser("add", help="enroll a printer by MAC; prints its secret (shown once)")
+    ca.add_argument("--mac", required=True, help="the printer's MAC (on its self-test print)")
+    ca.add_argument("--name", required=True, help="the name the dashboard shows")
+    ca.add_argument(
+        "--dots", type=int, default=576, help="dots per line: 576 (80 mm), 384 (58 mm) [576]"
+    )
+    ca.add_argument("--station", help="the station it serves (kitchen, bar, ...)")
+    _credential_options(ca)
+    cl = csub.add_parser("list", help="the enrolled CloudPRNT printers")
+    _credential_options(cl)
+    cr = csub.add_parser("remove", help="take a printer's enrollment back (history stays)")
+    cr.add_argument("--mac", required=True)
+    _credential_options(cr)
+
     for name, plugin in sorted(plugins.items()):
         p = sub.add_parser(name, help=plugin.HELP)
         plugin.add_arguments(p)
@@ -286,6 +337,8 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
         return int(plugins[command].run(args))
     if command in ("up", "agent", "sim", "demo", "discover"):
         setup_logging(args.log_level)
+    if command in ("up", "agent") and not _use_fonts(command, args):
+        return 2
     if command == "hub":
         return run_hub(args)
     if command == "up":
@@ -308,6 +361,7 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
                 settings,
                 printers=_printer_specs(args.printer),
                 sim_count=args.sim,
+                sim_cloudprnt=args.sim_cloudprnt,
                 sim_port=args.sim_port,
                 sim_control_port=args.sim_control_port,
                 poll_interval=settings.poll_interval,
@@ -371,6 +425,8 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
         return _token(args)
     if command == "license":
         return _license(args)
+    if command == "printer":
+        return _cloudprnt(args)
     if command == "bench":  # not installed (main() answers before parsing when options follow)
         print(BENCH_MISSING, file=sys.stderr)
         return 2
@@ -479,6 +535,45 @@ def _license(args: argparse.Namespace) -> int:
         f"license {row['id']} ({row['key_prefix']}…) revoked; a running hub disconnects its "
         "agent within a second"
     )
+    return 0
+
+
+def _cloudprnt(args: argparse.Namespace) -> int:
+    from pm_hub import cloudprnt_admin
+
+    settings = settings_from(args)
+    data_dir, database = settings.data_dir, settings.database_url
+    if args.cloudprnt_command == "add":
+        row, secret = cloudprnt_admin.enroll_printer(
+            data_dir,
+            mac=args.mac,
+            name=args.name,
+            dots=args.dots,
+            station=args.station,
+            database=database,
+        )
+        print(secret)
+        print(
+            f"CloudPRNT printer {row['name']} ({row['mac']}) is printer {row['id']}. Keep the "
+            "secret: it is shown only once. On the printer's web page (CloudPRNT settings) "
+            "enter:\n"
+            "  Server URL: http://HUB:3001/cloudprnt   (https:// with --tls-cert)\n"
+            f"  User name: {row['mac'].replace(':', '')} (any name works)   "
+            "Password: the secret above\n"
+            "  Polling interval: 5 seconds (see docs/printers.md)",
+            file=sys.stderr,
+        )
+        return 0
+    if args.cloudprnt_command == "list":
+        rows = [
+            [r["mac"], str(r["printer_id"]), r["name"], str(r["dots"]), r["status"],
+             _when(r["last_seen"])]
+            for r in cloudprnt_admin.list_printers(data_dir, database=database)
+        ]  # fmt: skip
+        _table(["MAC", "PRINTER", "NAME", "DOTS", "STATUS", "LAST POLL"], rows)
+        return 0
+    cloudprnt_admin.remove_printer(data_dir, args.mac, database=database)
+    print(f"CloudPRNT printer {args.mac} removed; a running hub refuses it within seconds")
     return 0
 
 

@@ -118,6 +118,7 @@ def run_demo(
         str(sim_port),
         "--sim-control-port",
         str(control_port),
+        "--sim-cloudprnt",
         "--branch-name",
         "Demo branch",
     ]

@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pm_agent.printer_language import DEFAULT_LANGUAGE, check_language, language_for_model
 from pm_core.protocol import profiles
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ class PrinterCapabilities:
     pdf417: bool
     star_commands: bool
     features: tuple[str, ...]  #: every feature the profile marks as supported
+    #: The command language (:mod:`pm_agent.printer_language`): escpos, star_line, ...
+    language: str = DEFAULT_LANGUAGE
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -138,10 +141,15 @@ class PrinterCapabilities:
 
 
 def capabilities_for(
-    model: str | None = None, *, profile: str | None = None, columns: int | None = None
+    model: str | None = None,
+    *,
+    profile: str | None = None,
+    columns: int | None = None,
+    language: str | None = None,
 ) -> PrinterCapabilities:
     """The capabilities of a printer: the user's ``profile`` if given, else the
-    profile of its ``model``, else the default profile; ``columns`` overrides."""
+    profile of its ``model``, else the default profile; ``columns`` overrides; the
+    ``language`` given, else the model's, else ESC/POS."""
     if profile:
         name, source = check_profile(profile), "user"
     else:
@@ -177,17 +185,23 @@ def capabilities_for(
         pdf417=bool(features.get("pdf417Code")),
         star_commands=bool(features.get("starCommands")),
         features=tuple(sorted(k for k, v in features.items() if v)),
+        language=check_language(language) if language else _model_language(model),
     )
+
+
+def _model_language(model: str | None) -> str:
+    return language_for_model(model) or DEFAULT_LANGUAGE
 
 
 def capabilities_from_options(
     options: dict[str, str], model: str | None = None
 ) -> PrinterCapabilities:
-    """Capabilities for a configured printer: ``?profile=`` and ``?columns=`` win
-    over the reported ``model``."""
+    """Capabilities for a configured printer: ``?profile=``, ``?columns=`` and
+    ``?language=`` win over the reported ``model``."""
     columns = options.get("columns")
     return capabilities_for(
         model,
         profile=options.get("profile") or None,
         columns=int(columns) if columns and columns.isdigit() else None,
+        language=options.get("language") or None,
     )

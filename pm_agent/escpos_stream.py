@@ -50,6 +50,8 @@ from pm_agent.escpos_tables import (
     FS_FIXED,
     GS_FIXED,
     HRI_POSITIONS,
+    KANJI_DEFAULT,
+    KANJI_SYSTEMS,
     SYMBOLS_2D,
     codepage_slots,
     codepage_table,
@@ -97,6 +99,9 @@ class EscPosDecoder:
         self._enabled = True
         self._codepage = DEFAULT_CODEPAGE
         self._table: tuple[str, ...] | None = None
+        #: In Kanji mode (``FS &`` .. ``FS .``): the double-byte encoding of the text.
+        self._kanji: str | None = None
+        self._kanji_system = KANJI_DEFAULT
         self._stored_2d: dict[int, bytes] = {}
         self._stored_graphics: tuple[int, int] | None = None
 
@@ -245,6 +250,8 @@ class EscPosDecoder:
     def _decode(self, data: bytes) -> str:
         if max(data) < 0x80:
             return data.decode("ascii")
+        if self._kanji is not None:
+            return data.decode(self._kanji, "replace")
         table = self._table
         if table is None:
             table = codepage_table(self._codepage) or codepage_table(DEFAULT_CODEPAGE)
@@ -332,6 +339,7 @@ class EscPosDecoder:
             if self._enabled:
                 self._codepage = DEFAULT_CODEPAGE
                 self._table = None
+                self._kanji = None
             return [Init()]
         if c == "2":
             return [Style("line_spacing", None)]
@@ -632,6 +640,14 @@ class EscPosDecoder:
         if any(b == 0x20 or 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A for b in params):
             # Letters are text, not parameters: this was a bare FS before text.
             return 1, [Unknown(bytes([FS]))]
+        if cmd in b"&.":
+            self._kanji = self._kanji_system if cmd == ord("&") else None
+            return length, [Style("kanji", self._kanji is not None)]
+        if cmd == ord("C"):
+            self._kanji_system = KANJI_SYSTEMS.get(small(params[0]), KANJI_DEFAULT)
+            if self._kanji is not None:
+                self._kanji = self._kanji_system
+            return length, [Style("kanji_system", self._kanji_system)]
         return length, [Unknown(bytes(buf[p : p + length]))]
 
 

@@ -66,6 +66,10 @@ FS_FIXED: dict[int, int] = {
     **{c: 3 for c in b"!-CW"},
     **{c: 4 for c in b"Sp"},
 }
+#: ``FS C n``: the code system of Kanji mode (Python codec names). A printer with a
+#: Chinese font takes GBK (GB18030) in Kanji mode and is decoded so until ``FS C``.
+KANJI_SYSTEMS = {1: "shift_jis", 2: "shift_jis_2004"}
+KANJI_DEFAULT = "gb18030"
 ALIGN = {0: "left", 1: "center", 2: "right"}
 HRI_POSITIONS = {0: "off", 1: "above", 2: "below", 3: "both"}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pm_core.private_files import write_private
+from pm_core.protocol.languages import TEXT_MODES
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,16 @@ class IdentityCache:
         """The profile an operator chose for the printer at ``uri`` (None: automatic)."""
         value = self.entries.get(uri, {}).get("profile")
         return value if isinstance(value, str) else None
+
+    def language(self, uri: str) -> str | None:
+        """The command language an operator chose for the printer at ``uri``."""
+        value = self.entries.get(uri, {}).get("language")
+        return value if isinstance(value, str) else None
+
+    def text_mode(self, uri: str) -> str | None:
+        """The text mode an operator chose for the printer at ``uri`` (None: auto)."""
+        value = self.entries.get(uri, {}).get("text_mode")
+        return value if value in TEXT_MODES else None
 
     def remember(self, uri: str, entry: dict[str, Any]) -> bool:
         """Store ``entry`` for ``uri``; True when something changed (then call save)."""

@@ -28,6 +28,7 @@ from pm_core.protocol import (
     error_ack,
     ok_ack,
 )
+from pm_core.protocol.languages import check_text_mode_field
 from pm_core.protocol.records import PrintJob, read_print_job
 
 log = logging.getLogger(__name__)
@@ -129,20 +130,33 @@ class JobIntake:
             log.warning("[%s] test result not delivered: %s", correlation_id, exc)
 
     async def configure_printer(self, data: Any) -> dict[str, Any]:
-        """``printer:configure {printer_id, profile}`` from the hub: an operator chose
-        the printer's capability profile (None: automatic again)."""
+        """``printer:configure {printer_id, profile?, language?, text_mode?}`` from the
+        hub: an operator chose the printer's capability profile or command language
+        (None: automatic again) and, when given, how its text goes out
+        (``auto``/``raster``; None: ``auto``)."""
         if not isinstance(data, dict) or not isinstance(data.get("printer_id"), int):
             return error_ack(ErrorCode.INVALID_PAYLOAD, "printer_id is required")
-        profile = data.get("profile")
-        if profile is not None and not isinstance(profile, str):
-            return error_ack(ErrorCode.INVALID_PAYLOAD, "profile must be a name or null")
+        for key in ("profile", "language"):
+            value = data.get(key)
+            if value is not None and not isinstance(value, str):
+                return error_ack(ErrorCode.INVALID_PAYLOAD, f"{key} must be a name or null")
+        try:
+            text_mode = check_text_mode_field(data.get("text_mode"))
+        except ProtocolError as exc:
+            return exc.to_ack()
         worker = self.printers.by_printer_id.get(data["printer_id"])
         if worker is None:
             return error_ack(ErrorCode.NOT_FOUND, "this agent has no such printer")
+        changed = False
         try:
-            changed = worker.use_profile(profile)
+            if "profile" in data:
+                changed = worker.use_profile(data["profile"]) or changed
+            if "language" in data:
+                changed = worker.use_language(data["language"]) or changed
         except ValueError as exc:
             return error_ack(ErrorCode.INVALID_PAYLOAD, str(exc))
+        if "text_mode" in data and worker.use_text_mode(text_mode):
+            await self.printers.remember(worker)
         if changed:
             self.tasks.spawn(self.printers.printer_changed(worker))
         return ok_ack(capabilities=worker.capabilities.to_json())

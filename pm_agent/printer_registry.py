@@ -95,6 +95,8 @@ class PrinterRegistry:
             arp_table=self.arp_table,
             model=model or self.identities.model(spec.uri),
             profile=self.identities.profile(spec.uri),
+            language=self.identities.language(spec.uri),
+            text_mode=self.identities.text_mode(spec.uri),
         )
         self.workers.append(worker)
         self._resume_known_id(worker)
@@ -220,10 +222,35 @@ class PrinterRegistry:
         """The hub's record of the printer carries the profile an operator chose (set
         while this agent was away, or before it restarted): use it. A change of the
         capabilities makes :meth:`register` report the printer again."""
-        if not isinstance(record, dict) or "profile_override" not in record:
+        if not isinstance(record, dict):
+            return
+        if "text_mode" in record:
+            mode = record["text_mode"]
+            try:
+                if worker.use_text_mode(mode if isinstance(mode, str) else None):
+                    await self.remember(worker)
+            except ValueError as exc:
+                log.warning("text mode for %s from the hub not used: %s", worker.spec.name, exc)
+        changed = False
+        if "language_override" in record:
+            language = record["language_override"]
+            if language != worker.language_override:
+                try:
+                    worker.use_language(language if isinstance(language, str) else None)
+                    changed = True
+                    log.info(
+                        "printer %s: language %s chosen by an operator", worker.spec.name, language
+                    )
+                except ValueError as exc:
+                    log.warning("language for %s from the hub not used: %s", worker.spec.name, exc)
+        if "profile_override" not in record:
+            if changed:
+                await self.remember(worker)
             return
         profile = record["profile_override"]
         if profile == worker.profile_override:
+            if changed:
+                await self.remember(worker)
             return
         try:
             worker.use_profile(profile if isinstance(profile, str) else None)
@@ -244,6 +271,8 @@ class PrinterRegistry:
             "model": worker.model,
             "serial": info.serial if info else None,
             "profile": worker.profile_override,
+            "language": worker.language_override,
+            "text_mode": worker.text_mode,
         }
         if self.identities.remember(worker.spec.uri, entry):
             try:

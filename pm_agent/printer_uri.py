@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from pm_agent.capabilities import check_profile
+from pm_agent.printer_language import check_language
 
 SCHEMES = ("tcp", "usb", "serial", "file")
 
@@ -135,6 +136,8 @@ def _check_options(uri: str, options: dict[str, str]) -> None:
             raise ValueError(f"{uri!r}: {key} must be a number")
     if "profile" in options:
         check_profile(options["profile"])
+    if "language" in options:
+        check_language(options["language"])
 
 
 def parse_printer_spec(text: str) -> PrinterSpec:

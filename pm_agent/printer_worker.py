@@ -20,14 +20,17 @@ from typing import Any, TypeVar
 from pm_agent.capabilities import PrinterCapabilities, capabilities_from_options, check_profile
 from pm_agent.discovery.arp import ARP_TABLE, mac_for_ip, mac_identity
 from pm_agent.escpos_status import StatusReport
+from pm_agent.language_render import is_star, render_for_language, star_test_page
 from pm_agent.printer_identity import PrinterIdentity, read_identity
+from pm_agent.printer_language import check_language
 from pm_agent.printer_port import PrinterIOError, PrinterPort, PrinterUnreachable
 from pm_agent.printer_uri import PrinterSpec
-from pm_agent.render import render_document, render_test_page
+from pm_agent.render import render_test_page
 from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
 from pm_core.logs import correlation
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES
+from pm_core.protocol.languages import DEFAULT_TEXT_MODE, TEXT_MODES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,6 +83,8 @@ class PrinterWorker:
         arp_table: Path = ARP_TABLE,
         model: str | None = None,
         profile: str | None = None,
+        text_mode: str | None = None,
+        language: str | None = None,
     ) -> None:
         self.spec = spec
         self.port = port
@@ -95,8 +100,14 @@ class PrinterWorker:
         self.model_hint = model
         #: The profile an operator chose (``printer:configure``); None: automatic.
         self.profile_override = profile
+        #: The command language an operator chose (``printer:configure``); None: automatic.
+        self.language_override = language
+        #: How text goes out (``printer:configure``): ``auto`` (code pages where they
+        #: hold it, else drawn) or ``raster`` (always drawn).
+        self.text_mode = text_mode or DEFAULT_TEXT_MODE
         self.identity_info: PrinterIdentity | None = None  # None: not asked yet
         self.capabilities = self._capabilities()
+        self._apply_language()
         self._columns_given = columns is not None
         self.columns = columns if columns is not None else self.capabilities.columns
         #: What the hub knows the printer by: its serial once it told it (GS I),
@@ -194,7 +205,19 @@ class PrinterWorker:
         options = self.spec.options
         if self.profile_override:
             options = {**options, "profile": self.profile_override}
+        if self.language_override:
+            options = {**options, "language": self.language_override}
         return capabilities_from_options(options, model=self.model)
+
+    @property
+    def language(self) -> str:
+        """The command language tickets are made in (escpos, star_raster, ...)."""
+        return self.capabilities.language
+
+    def _apply_language(self) -> None:
+        """The port asks the status the way the printer's language does."""
+        if hasattr(self.port, "status_dialect"):
+            self.port.status_dialect = "star" if is_star(self.language) else "escpos"
 
     def _apply_capabilities(self) -> bool:
         """Recompute the capabilities; True when they changed."""
@@ -203,7 +226,19 @@ class PrinterWorker:
         self.capabilities = capabilities
         if not self._columns_given:
             self.columns = capabilities.columns
+        self._apply_language()
         return changed
+
+    def use_language(self, language: str | None) -> bool:
+        """Use the operator's command ``language`` from now on (None: automatic).
+        True when the capabilities changed; ValueError for an unknown language."""
+        if language is not None:
+            check_language(language)
+        self.language_override = language
+        if not self._apply_capabilities():
+            return False
+        log.info("printer %s now speaks %s", self.spec.name, self.language)
+        return True
 
     def use_profile(self, profile: str | None) -> bool:
         """Use the operator's ``profile`` from now on (None: back to automatic): the
@@ -217,11 +252,23 @@ class PrinterWorker:
         log.info("printer %s now uses profile %s", self.spec.name, self.capabilities.profile)
         return True
 
+    def use_text_mode(self, text_mode: str | None) -> bool:
+        """Lay text out in ``text_mode`` from the next job on (None: ``auto``); True
+        when it changed. ValueError for an unknown mode."""
+        mode = text_mode or DEFAULT_TEXT_MODE
+        if mode not in TEXT_MODES:
+            raise ValueError(f"text_mode must be one of {', '.join(TEXT_MODES)}")
+        changed, self.text_mode = mode != self.text_mode, mode
+        if changed:
+            log.info("printer %s now prints text in %s mode", self.spec.name, mode)
+        return changed
+
     async def identify(self) -> bool:
         """Ask ``GS I`` once the printer answers: identity, model, capabilities.
         True when the change was reported (the printer registered again)."""
         info = PrinterIdentity()
-        if hasattr(self.port, "query_identity"):
+        # GS I is an ESC/POS question: a Star printer would print it as text.
+        if hasattr(self.port, "query_identity") and not is_star(self.language):
             try:
                 info = await self.io(read_identity, self.port)
             except PrinterUnreachable as exc:
@@ -518,12 +565,15 @@ class PrinterWorker:
 
     def _render(self, payload: dict[str, Any]) -> bytes:
         document = payload.get("document") or {}
-        data = render_document(
+        data = render_for_language(
             document,
+            language=self.language,
             columns=self.columns,
+            dots=self.capabilities.paper_width_dots,
             profile=self.capabilities.profile,
             header=payload.get("header"),
             cutter=self.identity_info.has_cutter if self.identity_info else None,
+            text_mode=self.text_mode,
         )
         copies = int(payload.get("copies") or 1)
         return data * max(1, min(copies, 10))
@@ -539,9 +589,18 @@ class PrinterWorker:
                     "ok": False,
                     "error": {"code": status, "message": f"printer is {status.replace('_', ' ')}"},
                 }
-            data = render_test_page(
-                printer_name=self.spec.name, address=self.spec.uri, columns=self.columns
-            )
+            if is_star(self.language):
+                data = star_test_page(
+                    printer_name=self.spec.name,
+                    address=self.spec.uri,
+                    language=self.language,
+                    columns=self.columns,
+                    dots=self.capabilities.paper_width_dots,
+                )
+            else:
+                data = render_test_page(
+                    printer_name=self.spec.name, address=self.spec.uri, columns=self.columns
+                )
             try:
                 await self.io(self.port.write, data, 30.0)
             except PrinterUnreachable as exc:

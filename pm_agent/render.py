@@ -11,6 +11,15 @@ is sent natively only when it can draw them (else printed as an image, or as its
 text when the printer cannot print images either), and images use the first
 image command it supports (raster, column, graphics) or are left out.
 
+Text goes out by the path :mod:`pm_agent.text_paths` picks for each block (code
+page, double-byte mode, or drawn as an image); a character no path prints raises
+:class:`~pm_core.ticket_image.UnprintableText` before any byte is made. Whole-ticket
+images and PDF pages are drawn by :mod:`pm_core.ticket_image` at the paper's width.
+
+A printer whose language is ``zpl`` or ``raw`` gets a ``raw_base64`` document's bytes
+as they are (no ``ESC @``, header, feed or cut); a document that only opens the
+cash drawer opens it and neither feeds nor cuts.
+
 Rendering is pure CPU work (no I/O); run it off the event loop when documents may
 be large (images).
 """
@@ -36,7 +45,11 @@ from pm_agent.escpos_events import (
 from pm_agent.escpos_stream import (
     decode_all,
 )
-from pm_core.protocol.documents import barcode_payload, validate_document
+from pm_agent.text_paths import DOUBLE_BYTE_PROFILES, KANJI_OFF, KANJI_ON, TextPlan, plan_text
+from pm_core.fonts import FontSet, default_fonts
+from pm_core.protocol.documents import PRINTING_BLOCKS, barcode_payload, validate_document
+from pm_core.protocol.languages import DEFAULT_LANGUAGE, PASS_THROUGH_LANGUAGES
+from pm_core.ticket_image import MAX_TICKET_DOTS, block_images, text_block_image
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +60,6 @@ DOTS_PER_COLUMN = 12
 #: which are also the profile's feature names).
 IMAGE_COMMANDS = ("bitImageRaster", "bitImageColumn", "graphics")
 TEST_PAGE_TITLE = "PRINTERMASTER TEST PAGE"
-_PRINTING_BLOCKS = frozenset({"text", "line", "feed", "barcode", "qr", "image"})
 _BARCODE_TYPE_A = frozenset({"UPC-A", "UPC-E", "EAN13", "EAN8", "CODE39", "ITF", "NW7", "CODABAR"})
 
 
@@ -86,7 +98,87 @@ def _image_command(p: Any) -> str | None:
     return next((c for c in IMAGE_COMMANDS if p.profile.supports(c)), None)
 
 
-def _text_block(p: Any, block: dict[str, Any]) -> None:
+class _Layout:
+    """What laying out one document for one printer needs besides python-escpos's
+    printer: its paper, profile, text mode and fonts."""
+
+    def __init__(
+        self,
+        p: Any,
+        *,
+        max_width: int,
+        columns: int,
+        profile: str | None,
+        text_mode: str,
+        fonts: FontSet | None,
+    ) -> None:
+        self.p = p
+        self.max_width = max_width
+        self.columns = columns
+        self.profile = profile
+        self.raster_only = text_mode == "raster"
+        self.fonts = fonts
+        self.image_command = _image_command(p)
+        self.raster_dots = 0  # how tall the drawn parts are together
+
+    def _raster(self, img: Any) -> None:
+        """Send a drawn strip; ValueError past MAX_TICKET_DOTS of them together (about
+        4 m of paper: a document of 500 blocks of CJK text would be more)."""
+        assert self.image_command is not None
+        self.raster_dots += img.height
+        if self.raster_dots > MAX_TICKET_DOTS:
+            raise ValueError(f"the ticket would be more than {MAX_TICKET_DOTS} dots of images")
+        _print_image(self.p, img, self.image_command)
+
+    def _plan(self, block: dict[str, Any]) -> TextPlan:
+        return plan_text(
+            block,
+            encoder=self.p.magic.encoder,
+            columns=self.columns,
+            profile=self.profile,
+            raster_only=self.raster_only,
+            can_raster=self.image_command is not None,
+            fonts=self.fonts or default_fonts(),
+        )
+
+    def line(self, block: dict[str, Any]) -> None:
+        """A line block: its character across the paper, as text or drawn as wide."""
+        as_text = _text_of(block["char"] * self.columns)
+        plan = self._plan(as_text)
+        if plan.path != "raster":
+            self._send(as_text, plan)
+            return
+        for img in block_images(block, dots=self.max_width, fonts=self.fonts or default_fonts()):
+            self._raster(img)
+
+    def text(self, block: dict[str, Any]) -> None:
+        """A text block by the path that prints every character of it."""
+        self._send(block, self._plan(block))
+
+    def _send(self, block: dict[str, Any], plan: TextPlan) -> None:
+        if plan.path == "raster":
+            fonts = self.fonts or default_fonts()
+            self._raster(text_block_image(block, dots=self.max_width, fonts=fonts))
+        elif plan.path == "double_byte":
+            encoding = DOUBLE_BYTE_PROFILES[self.profile or ""]
+            _text_block(self.p, block, plan.text, double_byte=encoding)
+        else:
+            _text_block(self.p, block, plan.text)
+
+    def pictures(self, block: dict[str, Any]) -> None:
+        """A whole-ticket image or a PDF, each page as wide as the paper."""
+        if self.image_command is None:
+            raise ValueError(
+                f"printer profile {self.p.profile.name} cannot print images "
+                f"(a {block['type']} block)"
+            )
+        for img in block_images(block, dots=self.max_width, fonts=self.fonts or default_fonts()):
+            self._raster(img)
+
+
+def _text_block(
+    p: Any, block: dict[str, Any], text: str, *, double_byte: str | None = None
+) -> None:
     styled = {}
     if block["bold"]:
         styled["bold"] = True
@@ -99,8 +191,10 @@ def _text_block(p: Any, block: dict[str, Any]) -> None:
         p.set(custom_size=True, width=block["width"], height=block["height"])
     if styled:
         p.set(**styled)
-    text = block["text"]
-    p.text(text if text.endswith("\n") else text + "\n")
+    if double_byte:
+        p._raw(KANJI_ON + text.rstrip("\n").encode(double_byte) + KANJI_OFF + b"\n")
+    else:
+        p.text(text if text.endswith("\n") else text + "\n")
     reset: dict[str, Any] = {}
     if "bold" in styled:
         reset["bold"] = False
@@ -151,7 +245,8 @@ def _qr_image(data: str, size: int, max_width: int) -> Any:
     return img.resize((modules * scale, modules * scale), PILImage.Resampling.NEAREST)
 
 
-def _qr_block(p: Any, block: dict[str, Any], max_width: int) -> None:
+def _qr_block(layout: _Layout, block: dict[str, Any]) -> None:
+    p, max_width = layout.p, layout.max_width
     if p.profile.supports("qrCode"):
         p.set(align="center")
         p.qr(block["data"], size=block["size"], native=True)
@@ -162,9 +257,7 @@ def _qr_block(p: Any, block: dict[str, Any], max_width: int) -> None:
         _print_image(p, _qr_image(block["data"], block["size"], max_width), command)
         return
     # Neither QR codes nor images: the text at least (a link can still be typed).
-    p.set(align="center")
-    p.text(block["data"] + "\n")
-    p.set(align="left")
+    layout.text(_text_of(block["data"], align="center"))
 
 
 def _barcode_block(p: Any, block: dict[str, Any]) -> None:
@@ -202,13 +295,17 @@ def _cut(p: Any, mode: str, cutter: bool | None) -> None:
         p._raw(PAPER_PART_CUT if mode == "PART" else PAPER_FULL_CUT)
 
 
-def _header(p: Any, header: str) -> None:
+def _text_of(text: str, **style: Any) -> dict[str, Any]:
+    """A text block (as validation leaves it) for text the renderer adds."""
+    block = {"type": "text", "text": text, "bold": False, "underline": 0, "align": "left"}
+    return {**block, "width": 1, "height": 1, **style}
+
+
+def _header(layout: _Layout, header: str) -> None:
     # The header names a printer (BACKUP FROM Kitchen-1): text, never printer commands,
     # whatever a name might carry.
     header = "".join(ch for ch in header if ch.isprintable())
-    p.set(align="center", bold=True)
-    p.text(header + "\n")
-    p.set(align="left", bold=False)
+    layout.text(_text_of(header, align="center", bold=True))
 
 
 def render_document(
@@ -218,28 +315,48 @@ def render_document(
     profile: str | None = None,
     header: str | None = None,
     cutter: bool | None = None,
+    language: str = DEFAULT_LANGUAGE,
+    text_mode: str = "auto",
+    fonts: FontSet | None = None,
 ) -> bytes:
-    """ESC/POS bytes for a job document (validated first), for a printer with the
+    """The bytes for a job document (validated first), for a printer with the
     python-escpos capability ``profile`` (None: the default profile) and ``columns``
-    characters per line.
+    characters per line, whose command ``language`` is ``escpos`` (or ``zpl``/``raw``:
+    pass-through only). ``text_mode`` ``raster`` draws all text as images; ``fonts``
+    draw it (None: the machine's, :func:`pm_core.fonts.default_fonts`).
 
     The output starts with ``ESC @``, then the optional ``header`` line (bold,
-    centred), then the blocks. A job always ends cut: a full cut is appended
-    unless a cut block follows the last block that prints something (a printer
-    without a cutter gets its paper fed instead: ``cutter`` is what the printer
-    told about itself, see :func:`_cut`). A ``raw_base64`` document is passed
-    through after the header, with a cut appended if its bytes contain none.
+    centred), then the blocks. A job that prints something always ends cut: a full
+    cut is appended unless a cut block follows the last block that prints something
+    (a printer without a cutter gets its paper fed instead: ``cutter`` is what the
+    printer told about itself, see :func:`_cut`). A document that prints nothing (a
+    drawer kick alone) gets no header, feed or cut. A ``raw_base64`` document is
+    passed through after the header, with a cut appended if its bytes contain none;
+    on a ``zpl`` or ``raw`` printer, its bytes alone are the output.
 
-    Raises ``ProtocolError`` for an invalid document and ``ValueError`` for an
-    unknown profile.
+    Raises ``ProtocolError`` for an invalid document, ``UnprintableText`` (a
+    ``ValueError``) for text no path prints, and ``ValueError`` for an unknown
+    profile or a document the printer's language cannot take.
     """
     doc = validate_document(doc)
+    if language in PASS_THROUGH_LANGUAGES:
+        if "raw_base64" not in doc:
+            raise ValueError(
+                f"a {language} printer prints only raw_base64 documents (bytes in its own "
+                "language), not blocks"
+            )
+        return base64.b64decode("".join(doc["raw_base64"].split()))
+    if language != DEFAULT_LANGUAGE:
+        raise ValueError(f"ESC/POS rendering cannot make {language} bytes")
     p, max_width = _printer(profile, columns)
+    layout = _Layout(
+        p, max_width=max_width, columns=columns, profile=profile, text_mode=text_mode, fonts=fonts
+    )
     p.hw("INIT")
-    if header:
-        _header(p, header)
 
     if "raw_base64" in doc:
+        if header:
+            _header(layout, header)
         raw = base64.b64decode("".join(doc["raw_base64"].split()))
         p._raw(raw)
         if not any(isinstance(event, Cut) for event in decode_all(raw, profile=profile)):
@@ -247,23 +364,27 @@ def render_document(
         return bytes(p.output)
 
     blocks: list[dict[str, Any]] = doc["blocks"]
-    needs_cut = True
+    if header and any(block["type"] in PRINTING_BLOCKS for block in blocks):
+        _header(layout, header)
+    needs_cut = False
     for block in blocks:
         kind = block["type"]
-        if kind in _PRINTING_BLOCKS:
+        if kind in PRINTING_BLOCKS:
             needs_cut = True
         if kind == "text":
-            _text_block(p, block)
+            layout.text(block)
         elif kind == "line":
-            p.text(block["char"] * columns + "\n")
+            layout.line(block)
         elif kind == "feed":
             p.ln(block["lines"])
         elif kind == "barcode":
             _barcode_block(p, block)
         elif kind == "qr":
-            _qr_block(p, block, max_width)
+            _qr_block(layout, block)
         elif kind == "image":
             _image_block(p, block, max_width)
+        elif kind in ("ticket_image", "pdf"):
+            layout.pictures(block)
         elif kind == "cut":
             _cut(p, "PART" if block["partial"] else "FULL", cutter)
             needs_cut = False

@@ -48,6 +48,8 @@ from pm_agent.printer_port import (
     PrinterUnreachable,
     not_confirmed,
 )
+from pm_agent.star_status import STATUS_REQUEST as STAR_STATUS_REQUEST
+from pm_agent.star_status import asb_length, decode_asb
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,6 +72,9 @@ class StreamPrinterPort(ABC):
     #: under it (a kept-open TCP connection the printer closed while idle); a USB or
     #: serial device that fails is reported at once.
     link_retries: int = 0
+    #: How the printer is asked its status: ``escpos`` (DLE EOT 1-4, four bytes back)
+    #: or ``star`` (ESC ACK SOH, the ASB answer of :mod:`pm_agent.star_status`).
+    status_dialect: str = "escpos"
 
     def __init__(self) -> None:
         self._open_now = False
@@ -162,14 +167,34 @@ class StreamPrinterPort(ABC):
 
     # -- PrinterPort -----------------------------------------------------------------------
 
+    @property
+    def status_request(self) -> bytes:
+        return STAR_STATUS_REQUEST if self.status_dialect == "star" else ALL_STATUS_QUERIES
+
+    def _read_status(self, timeout: float) -> tuple[bytes | None, Callable[[], StatusReport]]:
+        """The raw answer (None: silence) and how to decode it (ValueError: garbage)."""
+        if self.status_dialect != "star":
+            answer = self._read_exact(4, timeout)
+            return answer, lambda: decode_status(*(answer or b"\0\0\0\0"))
+        header = self._read_exact(1, timeout)
+        if header is None:
+            return None, lambda: decode_asb(b"")
+        try:
+            length = asb_length(header[0])
+        except ValueError:
+            return header, lambda: decode_asb(header)
+        rest = self._read_exact(max(0, length - 1), self.status_timeout)
+        answer = header + (rest or b"")
+        return answer, lambda: decode_asb(answer)
+
     def _status_answer(self, timeout: float) -> StatusReport | None:
-        answer = self._read_exact(4, timeout)
+        answer, decode = self._read_status(timeout)
         if answer is None:
             self.answers_status = False
             self._after_silence()
             return None
         try:
-            report = decode_status(answer[0], answer[1], answer[2], answer[3])
+            report = decode()
         except ValueError:
             # Reachable but not understood: offline, not unknown (see the module doc).
             self.close()
@@ -183,7 +208,7 @@ class StreamPrinterPort(ABC):
     def query_status(self) -> StatusReport | None:
         answered_before = self.answers_status
         report = self._exchange(
-            ALL_STATUS_QUERIES, lambda: self._status_answer(self.status_timeout)
+            self.status_request, lambda: self._status_answer(self.status_timeout)
         )
         if report is None and answered_before:
             # It used to answer: silence now means switched off, unplugged or hung.
@@ -207,7 +232,8 @@ class StreamPrinterPort(ABC):
         if answered_before is False:
             return None  # it never answers: do not wait for an answer after each job
         try:
-            self._send(ALL_STATUS_QUERIES, self._job_send_timeout(len(ALL_STATUS_QUERIES)))
+            request = self.status_request
+            self._send(request, self._job_send_timeout(len(request)))
             report = self._status_answer(confirm_timeout)
         except OSError as exc:
             raise self._broken(exc, BROKE_AFTER, sent_all=True) from exc

@@ -21,6 +21,10 @@ service takes or imports the :class:`~pm_hub.hub.Hub` container):
   ``printer_views``, ``active_jobs``, ``live_state``, ``credentials``, ``metrics``.
 - ``company.mirror`` (what a company hub knows of its branches), ``company.links``
   (a branch's link), ``company.peers`` (the other processes of a company hub).
-- ``hub_lock`` (one hub per store), ``proxies`` (clients behind a load balancer).
+- ``cloudprnt`` (Star CloudPRNT printers that poll the hub: enrollment check, jobs
+  offered, fetched and confirmed, silence) and ``cloudprnt_routes`` (its HTTP edge);
+  ``cloudprnt_admin`` (``pm printer cloudprnt``).
+- ``hub_lock`` (one hub per store), ``proxies`` (clients behind a load balancer),
+  ``log_ring`` (the recent log lines the dashboard's Logs tab reads).
 - ``store``: SQL, one module per noun; ``global_ids``: ids on a company hub.
 """

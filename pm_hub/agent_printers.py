@@ -85,6 +85,9 @@ class AgentPrinters:
         if "://" not in address:
             raise invalid("address must be a URI like tcp://HOST:PORT")
         identity = get_str(data, "identity", max_length=300) or address
+        if identity.startswith("cloudprnt:") or address.startswith("cloudprnt:"):
+            # Those records are the CloudPRNT server's: no agent drives or takes them.
+            raise invalid("cloudprnt: identities and addresses are not an agent's")
         name = get_name(data, "name", max_length=100) or address.split("://", 1)[1]
         kind = get_str(data, "kind", default="network", choices=PRINTER_KINDS)
         model = _hardware_text(get_str(data, "model", max_length=100))

@@ -138,6 +138,8 @@ class AlertBook:
             reason = ""
             if printer["status"] == "offline" and '"agent_disconnected"' in str(printer["flags"]):
                 reason = " (its agent is not connected)"
+            elif printer["status"] == "offline" and '"not_polling"' in str(printer["flags"]):
+                reason = " (it stopped polling the hub: CloudPRNT)"
             await self.raise_alert(
                 wanted,
                 subject,

@@ -74,6 +74,15 @@ class HubSettings:
     disconnects that client (it may reconnect) and logs why."""
     job_expiry_seconds: float = 600.0
     """Default time a job may wait before it ends ``expired`` instead of printing stale."""
+    cloudprnt_offline_after_s: float = 30.0
+    """A Star CloudPRNT printer that has not polled ``/cloudprnt`` for this long shows
+    ``offline`` (its poll interval is a few seconds; docs/printers.md)."""
+    cloudprnt_confirm_timeout_s: float = 120.0
+    """A ticket a CloudPRNT printer fetched and did not confirm (DELETE) within this
+    long ends ``failed`` with ``outcome_unknown``; it is never served again."""
+    cloudprnt_rate_limit: float = 5.0
+    """Requests per second one CloudPRNT printer may make on average (bursts of four
+    times that); more are answered 429."""
     agent_disconnect_alert_s: float = 60.0
     """An agent gone this long raises an ``agent_disconnected`` alert."""
     latency_alert_ms: float = 500.0
@@ -87,6 +96,12 @@ class HubSettings:
     """Per-minute samples are kept this long, then folded into one row per hour."""
     health_retention_s: float = 90 * 86400.0
     """Link samples older than this are deleted."""
+    printer_history_retention_s: float = 30 * 86400.0
+    """Printer status changes (the history, availability and heartbeat of a printer's
+    detail) older than this are deleted."""
+    log_lines: int = 2000
+    """Recent log lines the hub keeps in memory for the dashboard's Logs tab
+    (``logs:list``; managers and admins)."""
     allowed_origins: str = ""
     """Web pages (``https://pos.example``, comma-separated or a TOML list) whose scripts
     may use the hub from a browser (``--allowed-origin``); none by default: browsers

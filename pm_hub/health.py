@@ -17,12 +17,13 @@ from typing import Any
 from pm_core.database import Database
 from pm_core.protocol import ok_ack
 from pm_core.protocol.validation import get_bool, get_float, invalid, require_object
-from pm_core.sql import DatabaseUnavailable
+from pm_core.sql import DatabaseUnavailable, Session
 from pm_hub.alerts import AlertBook
 from pm_hub.config import HubSettings
 from pm_hub.live_state import AgentLink, LiveState
 from pm_hub.store import health as health_store
 from pm_hub.store import tenants
+from pm_hub.store import uptime as uptime_store
 
 log = logging.getLogger(__name__)
 
@@ -262,15 +263,22 @@ class HealthMonitor:
     async def downsample(self, now: float | None = None) -> dict[str, int]:
         settings = self.settings
         when = time.time() if now is None else now
-        return await self.db.write(
-            lambda d: health_store.downsample(
+
+        def upkeep(d: Session) -> dict[str, int]:
+            done = health_store.downsample(
                 d,
                 now=when,
                 raw_window=settings.health_raw_window_s,
                 minute_window=settings.health_minute_window_s,
                 retention=settings.health_retention_s,
             )
-        )
+            # The printers' status history is bounded the same way.
+            done["printer_events"] = uptime_store.prune_printer_events(
+                d, when - settings.printer_history_retention_s
+            )
+            return done
+
+        return await self.db.write(upkeep)
 
     async def _downsample_loop(self, every: float) -> None:
         while True:

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from pm_core.database import Database
+from pm_core.protocol import HubEvent, Namespace
 from pm_hub.active_jobs import ActiveJobs
 from pm_hub.admission import Admission
 from pm_hub.agent_printers import AgentPrinters
@@ -21,6 +23,7 @@ from pm_hub.agent_sessions import AgentSessions
 from pm_hub.alerts import AlertBook
 from pm_hub.auth import TokenIssuer
 from pm_hub.broadcast import Broadcaster
+from pm_hub.cloudprnt import CloudPrntServer
 from pm_hub.company.mirror import BranchMirror
 from pm_hub.company.peers import CompanyPeers
 from pm_hub.config import HubSettings
@@ -32,6 +35,7 @@ from pm_hub.health import HealthMonitor
 from pm_hub.hub_lock import FileLock, PostgresLock
 from pm_hub.job_expiry import JobExpiry
 from pm_hub.live_state import AgentLink, LiveState, PrinterRow
+from pm_hub.log_ring import LogRing, PrinterNames
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import OperatorActions
 from pm_hub.printer_changes import PrinterChanges
@@ -76,6 +80,10 @@ class Hub:
     peers: CompanyPeers | None = None
     #: On a branch hub with an upstream: the link to the company hub.
     upstream: UpstreamLink | None = None
+    #: On a branch hub: the Star CloudPRNT server (printers that poll ``/cloudprnt``).
+    cloudprnt: CloudPrntServer | None = None
+    #: The recent log lines the dashboard's Logs tab reads (kept while the hub runs).
+    logs: LogRing = field(default_factory=LogRing)
     _lock_watch: asyncio.Task[None] | None = field(default=None, init=False)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -121,8 +129,12 @@ class Hub:
             self.mirror.start()
             if self.peers is not None:
                 await self.peers.start()
+        self.logs.printer_named = PrinterNames(self.state).lookup
+        self.logs.install(self._send_log_lines)
         self.registry.start()
         self.expiry.start()
+        if self.cloudprnt is not None:
+            await self.cloudprnt.start()
         self.health.start()
         # Agents that do not come back get their disconnect alerts, as if seen leaving.
         await self.health.watch_absent_agents()
@@ -149,15 +161,23 @@ class Hub:
         await self.health.stop()
         await self.webhooks.stop()
         await self.expiry.stop()
+        if self.cloudprnt is not None:
+            await self.cloudprnt.stop()
         await self.dispatcher.stop()
         await self.registry.stop()
         await self.broadcaster.stop()
+        await self.logs.uninstall()
         await asyncio.to_thread(self.db.close)
         if self._lock_watch is not None:
             self._lock_watch.cancel()
             await asyncio.gather(self._lock_watch, return_exceptions=True)
             self._lock_watch = None
         self.lock.release()
+
+    async def _send_log_lines(self, sid: str, batch: dict[str, Any]) -> None:
+        await self.broadcaster.emit(
+            HubEvent.LOGS_UPDATE, batch, to=sid, namespace=Namespace.OPS, here_only=True
+        )
 
     # -- shortcuts for the composition root and the tests -----------------------------
 

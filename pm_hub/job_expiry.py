@@ -68,7 +68,9 @@ class JobExpiry:
         now = time.time() if now is None else now
         due = []
         for job in list(self.jobs.active.values()):
-            if job.expires_at is None or job.expires_at > now:
+            if job.expires_at is None or job.expires_at > now or job.status == "printing":
+                # Printing has started (an agent's, or a CloudPRNT printer that fetched
+                # it): its outcome comes from the printer, never from expiry.
                 continue
             if not job.maybe_at_agent:
                 # Still only the hub's (never offered to an agent): expire it here.

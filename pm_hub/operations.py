@@ -4,6 +4,7 @@ done here, against the live state and the store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,8 +21,9 @@ from pm_core.protocol import (
     job_correlation_id,
     ok_ack,
 )
-from pm_core.protocol.documents import validate_document
+from pm_core.protocol.documents import opens_files, validate_document
 from pm_core.protocol.errors import error_of, known_code
+from pm_core.protocol.languages import check_language_field, check_text_mode_field
 from pm_core.protocol.profiles import check_capabilities, check_profile_field
 from pm_core.protocol.validation import (
     alert_filters,
@@ -34,6 +36,7 @@ from pm_core.protocol.validation import (
     printer_filter,
     require_object,
 )
+from pm_core.sql import Session
 from pm_hub.active_jobs import ActiveJobs
 from pm_hub.alerts import AlertBook
 from pm_hub.auth import Principal
@@ -57,6 +60,7 @@ from pm_hub.store import jobs as job_store
 from pm_hub.store import printers as printer_store
 from pm_hub.store import stations as station_store
 from pm_hub.store import tenants
+from pm_hub.store import uptime as uptime_store
 from pm_hub.store.records import agent_record, alert_record, job_record
 from pm_hub.upstream import UpstreamStatus
 
@@ -111,8 +115,19 @@ class BranchOperations:
     async def get_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(payload, allowed=("printer_id",))
         row = self.state.printer_for(principal, data.get("printer_id"))
-        history = await self.db.read(lambda d: printer_store.printer_history(d, row["id"]))
-        return ok_ack(printer=self.views.whole(row), history=history)
+        printer_id = row["id"]
+
+        def read(d: Session) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+            return (
+                printer_store.printer_history(d, printer_id),
+                uptime_store.printer_uptime(d, printer_id),
+                uptime_store.printer_activity(d, printer_id),
+            )
+
+        history, uptime, activity = await self.db.read(read)
+        return ok_ack(
+            printer=self.views.whole(row), history=history, uptime=uptime, activity=activity
+        )
 
     async def configure_printer(self, principal: Principal, payload: Any) -> dict[str, Any]:
         data = require_object(
@@ -125,6 +140,8 @@ class BranchOperations:
                 "paused",
                 "default_expiry_s",
                 "profile",
+                "language",
+                "text_mode",
             ),
         )
         require_role(principal, "configure_printer")
@@ -149,10 +166,14 @@ class BranchOperations:
             changes["paused"] = int(data["paused"])
         if "profile" in data:
             changes["profile_override"] = check_profile_field(data["profile"])
+        if "language" in data:
+            changes["language_override"] = check_language_field(data["language"])
+        if "text_mode" in data:
+            changes["text_mode"] = check_text_mode_field(data["text_mode"])
         if not changes:
             raise invalid(
                 "nothing to change: give name, station, station_priority, paused, "
-                "default_expiry_s or profile"
+                "default_expiry_s, profile, language or text_mode"
             )
         updated = await self.db.write(
             lambda d: printer_store.update_printer_settings(d, row["id"], changes)
@@ -160,23 +181,33 @@ class BranchOperations:
         if updated is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"printer {row['id']} not found")
         extra: dict[str, Any] = {}
-        if "profile_override" in changes:
+        if {"profile_override", "language_override", "text_mode"} & changes.keys():
             applied, updated = await self._apply_profile(updated)
-            extra["profile_applied"] = applied
+            if "profile_override" in changes:
+                extra["profile_applied"] = applied
+            if "text_mode" in changes:
+                extra["text_mode_applied"] = applied
+            if "language_override" in changes:
+                extra["language_applied"] = applied
         await self.changes.changed(updated)
         return ok_ack(printer=self.views.whole(updated), **extra)
 
     async def _apply_profile(self, row: PrinterRow) -> tuple[bool, PrinterRow]:
-        """Tell the printer's agent to lay documents out for the chosen profile. Not
-        connected (or not answering): False, and the agent gets the profile with the
-        answer to its next registration of the printer."""
+        """Tell the printer's agent to lay documents out for the chosen profile and
+        text mode. Not connected (or not answering): False, and the agent gets them
+        with the answer to its next registration of the printer."""
         link = self.state.agent_for_printer(row)
         if link is None:
             return False, row
         ack = await self.dispatcher.ask_agent(
             link,
             HubEvent.PRINTER_CONFIGURE,
-            {"printer_id": row["id"], "profile": row["profile_override"]},
+            {
+                "printer_id": row["id"],
+                "profile": row["profile_override"],
+                "language": row.get("language_override"),
+                "text_mode": row.get("text_mode"),
+            },
         )
         if not ack.get("ok"):
             log.warning(
@@ -211,6 +242,12 @@ class BranchOperations:
         require_role(principal, "test_printer")
         row = self.state.printer_for(principal, data.get("printer_id"))
         link = self.state.agent_for_printer(row)
+        if link is None and row.get("kind") == "cloudprnt":
+            raise ProtocolError(
+                ErrorCode.CONFLICT,
+                f"printer {row['name']} polls the hub (CloudPRNT) and takes only jobs: "
+                "submit a job to it to test it",
+            )
         if link is None:
             raise ProtocolError(
                 ErrorCode.OFFLINE, f"printer {row['name']} is not reachable: its agent is offline"
@@ -265,7 +302,11 @@ class BranchOperations:
             raise invalid("give printer_id or station")
         if data.get("printer_id") is not None and station is not None:
             raise invalid("give printer_id or station, not both")
-        document = validate_document(data.get("document"))
+        given = data.get("document")
+        if opens_files(given):  # a PDF or a whole-ticket image is opened to be checked
+            document = await asyncio.to_thread(validate_document, given)
+        else:
+            document = validate_document(given)
         copies = get_int(data, "copies", default=1, minimum=1, maximum=10)
         key = get_str(data, "idempotency_key", max_length=128)
         expires_in = get_float(data, "expires_in", minimum=1, maximum=7 * 86400)

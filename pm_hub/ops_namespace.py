@@ -15,7 +15,7 @@ from typing import Any
 import socketio
 
 from pm_core.protocol import ErrorCode, HubEvent, Namespace, OpsEvent, ProtocolError, ok_ack
-from pm_core.protocol.validation import require_object
+from pm_core.protocol.validation import get_bool, get_int, get_str, invalid, require_object
 from pm_hub.admission import Admission, remote_address
 from pm_hub.auth import AuthError, Principal
 from pm_hub.broadcast import Broadcaster
@@ -23,6 +23,7 @@ from pm_hub.config import HubSettings
 from pm_hub.credentials import Credentials
 from pm_hub.handlers import connect_handler, guarded, refuse, unknown_event
 from pm_hub.live_state import LiveState
+from pm_hub.log_ring import LEVELS, LogFilter, LogRing, filter_from
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import Ack, OperatorActions
 
@@ -41,6 +42,8 @@ class OpsSide:
     broadcaster: Broadcaster
     operations: OperatorActions
     admission: Admission
+    #: The hub's recent log lines (``logs:list``, ``logs:follow``).
+    logs: LogRing | None = None
 
 
 def operation_table(ops: OperatorActions) -> dict[str, Any]:
@@ -108,6 +111,8 @@ async def disconnect(side: OpsSide, sid: str, reason: Any = None) -> None:
     if isinstance(principal, Principal):
         side.admission.operator_left(principal.company_id)
     side.broadcaster.operator_left(sid)
+    if side.logs is not None:
+        side.logs.unfollow(sid)
 
 
 async def _session_principal(side: OpsSide, sid: str) -> Principal | None:
@@ -162,6 +167,68 @@ async def token_refresh(side: OpsSide, sid: str, payload: Any) -> Ack:
     return ok_ack(token=issued.token, token_id=issued.token_id, expires_at=issued.claims["exp"])
 
 
+#: The least role that reads the hub's log lines (they name every branch's printers,
+#: jobs and operators).
+LOGS_ROLE = "manager"
+LOG_FILTER_KEYS = ("level", "printer_id", "job_id", "correlation_id")
+
+
+def _log_reader(side: OpsSide, sid: str) -> LogRing:
+    principal = principal_of(side, sid)
+    if not principal.at_least(LOGS_ROLE):
+        raise ProtocolError(
+            ErrorCode.FORBIDDEN,
+            f"role {principal.role} may not read the hub's logs; it takes {LOGS_ROLE} or above",
+        )
+    # The lines are the whole hub's: a token for another company, or for some branches
+    # of a company hub only, would read about objects it may not see.
+    if principal.company_id != side.state.company_id or (
+        side.settings.company_mode and principal.branch_ids is not None
+    ):
+        raise ProtocolError(
+            ErrorCode.FORBIDDEN, "the hub's logs are for its own company's managers and admins"
+        )
+    if side.logs is None:
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "this hub keeps no log lines")
+    return side.logs
+
+
+def _log_filter(data: dict[str, Any]) -> LogFilter:
+    level = get_str(data, "level", max_length=10)
+    if level is not None and level.lower() not in LEVELS:
+        raise invalid(f"level must be one of {', '.join(LEVELS)}")
+    return filter_from(
+        level.lower() if level else None,
+        get_int(data, "printer_id", minimum=1),
+        get_int(data, "job_id", minimum=1),
+        get_str(data, "correlation_id", max_length=120),
+    )
+
+
+async def logs_list(side: OpsSide, sid: str, payload: Any) -> Ack:
+    """``logs:list``: the newest ``limit`` lines (after ``after``) that match, oldest first."""
+    data = require_object(payload, allowed=(*LOG_FILTER_KEYS, "after", "limit"))
+    ring = _log_reader(side, sid)
+    where = _log_filter(data)
+    limit = get_int(data, "limit", default=200, minimum=1, maximum=1000)
+    after = get_int(data, "after", default=0, minimum=0)
+    assert limit is not None and after is not None
+    lines = ring.lines(where, after=after, limit=limit)
+    return ok_ack(lines=lines, last_seq=ring.last_seq, capacity=ring.capacity)
+
+
+async def logs_follow(side: OpsSide, sid: str, payload: Any) -> Ack:
+    """``logs:follow``: push this connection the new lines that match (``logs:update``);
+    ``follow: false`` stops. One filter per connection: a new one replaces it."""
+    data = require_object(payload, allowed=(*LOG_FILTER_KEYS, "follow"))
+    ring = _log_reader(side, sid)
+    if get_bool(data, "follow", default=True):
+        ring.follow(sid, _log_filter(data))
+        return ok_ack(following=True, last_seq=ring.last_seq)
+    ring.unfollow(sid)
+    return ok_ack(following=False, last_seq=ring.last_seq)
+
+
 def setup_ops_namespace(sio: socketio.AsyncServer, side: OpsSide, metrics: HubMetrics) -> None:
     sio.on("connect", connect_handler(functools.partial(connect, side)), namespace=NS)
     sio.on("disconnect", functools.partial(disconnect, side), namespace=NS)
@@ -172,6 +239,8 @@ def setup_ops_namespace(sio: socketio.AsyncServer, side: OpsSide, metrics: HubMe
     }
     handlers[OpsEvent.PRINTER_TEST] = functools.partial(printer_test, side)
     handlers[OpsEvent.TOKEN_REFRESH] = functools.partial(token_refresh, side)
+    handlers[OpsEvent.LOGS_LIST] = functools.partial(logs_list, side)
+    handlers[OpsEvent.LOGS_FOLLOW] = functools.partial(logs_follow, side)
     for event, handler in handlers.items():
         sio.on(
             event,

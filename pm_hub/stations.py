@@ -79,7 +79,11 @@ class StationRouter:
         )
 
     def usable(self, printer: dict[str, Any]) -> bool:
-        return self.healthy(printer) and self.state.agent_for_printer(printer) is not None
+        # A CloudPRNT printer has no agent: polling (not offline) is what makes it usable.
+        reached = self.state.agent_for_printer(printer) is not None or printer.get("kind") == (
+            "cloudprnt"
+        )
+        return self.healthy(printer) and reached
 
     def route(
         self, principal: Principal, station: str, branch_id: int | None

@@ -21,6 +21,8 @@ from pm_hub.agent_printers import AgentPrinters
 from pm_hub.agent_sessions import AgentSessions
 from pm_hub.alerts import AlertBook
 from pm_hub.broadcast import Broadcaster
+from pm_hub.cloudprnt import CloudPrntServer
+from pm_hub.cloudprnt_routes import setup_cloudprnt
 from pm_hub.company.branch_namespace import BranchSide, setup_branch_namespace
 from pm_hub.company.mirror import BranchMirror
 from pm_hub.company.operations import CompanyOperations
@@ -36,6 +38,7 @@ from pm_hub.hub import Hub
 from pm_hub.hub_lock import hub_lock
 from pm_hub.job_expiry import JobExpiry
 from pm_hub.live_state import LiveState
+from pm_hub.log_ring import LogRing
 from pm_hub.metrics import HubMetrics
 from pm_hub.operations import BranchOperations
 from pm_hub.operator_actions import OperatorActions
@@ -120,6 +123,7 @@ def build_hub(settings: HubSettings) -> Hub:
         UpstreamStatus(settings.upstream_url.rstrip("/")) if settings.upstream_url else None
     )
     peers = None
+    cloudprnt = None
     if settings.company_mode:
         mirror = BranchMirror(settings, db=db, broadcaster=broadcaster, registry=registry)
         if broadcaster.peers is not None:
@@ -140,6 +144,16 @@ def build_hub(settings: HubSettings) -> Hub:
             alerts=alerts,
             health=health,
             upstream=upstream_status,
+        )
+        # Star printers that poll the hub (no agent drives them).
+        cloudprnt = CloudPrntServer(
+            settings,
+            db=db,
+            state=state,
+            jobs=jobs,
+            changes=changes,
+            dispatcher=dispatcher,
+            admission=admission,
         )
     upstream = None
     if upstream_status is not None:
@@ -183,6 +197,8 @@ def build_hub(settings: HubSettings) -> Hub:
         mirror=mirror,
         peers=peers,
         upstream=upstream,
+        cloudprnt=cloudprnt,
+        logs=LogRing(settings.log_lines),
     )
 
 
@@ -212,6 +228,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         broadcaster=hub.broadcaster,
         operations=hub.operations,
         admission=hub.admission,
+        logs=hub.logs,
     )
     setup_ops_namespace(sio, ops_side, hub.metrics)
     agent_side = AgentSide(
@@ -237,3 +254,5 @@ def mount(app: web.Application, hub: Hub) -> None:
         peers=hub.peers,
     )
     setup_http_api(app, http_side)
+    if hub.cloudprnt is not None:
+        setup_cloudprnt(app, hub.cloudprnt)

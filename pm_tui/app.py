@@ -38,10 +38,13 @@ from pm_tui.formatting import plural
 from pm_tui.hub_link import HubLink, LinkState
 from pm_tui.messages import HubPulse, LinkChanged
 from pm_tui.palette import DashboardCommands
+from pm_tui.screens.ask_text import AskText
 from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, StationDialog
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.main import MainScreen
 from pm_tui.screens.printer_detail import PrinterDetailScreen
+from pm_tui.screens.ticket_form import TicketForm, form_names
+from pm_tui.views.logs import LogQuery, LogsView
 from pm_tui.widgets.header import HubHeader
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ class PrinterMasterApp(App[int]):
         Binding("3", "show_tab('alerts')", "alerts", show=False),
         Binding("4", "show_tab('agents')", "agents", show=False),
         Binding("5", "show_tab('branches')", "branches", show=False),
+        Binding("6", "show_tab('logs')", "logs", show=False),
         Binding("question_mark,f1", "help", "help"),
         Binding("ctrl+r", "reload", "reload", show=False),
         Binding("q", "quit", "quit"),
@@ -424,6 +428,22 @@ class PrinterMasterApp(App[int]):
 
     def open_job(self, job_id: int) -> None:
         self.push_screen(JobDetailScreen(job_id))
+
+    def ask_text(
+        self, question: str, value: str, then: Callable[[str | None], Awaitable[None]]
+    ) -> None:
+        self.push_screen(AskText(question, value), then)
+
+    def new_ticket(self, printer_id: int | None = None) -> None:
+        printer = self.state.printers.get(printer_id) if printer_id is not None else None
+        target = str(printer["name"]) if printer is not None else ""
+        names = form_names(self.state, self.branch_filter)
+        self.push_screen(TicketForm(target=target, names=names))
+
+    async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
+        await self.action_show_tab("logs")
+        for view in self.query("#tab-logs").results(LogsView):
+            view.set_query(LogQuery(printer_id=printer_id, job_id=job_id, level="debug"))
 
     def confirm(self, question: str, then: Callable[[bool | None], Awaitable[None]]) -> None:
         self.push_screen(ConfirmDialog(question), then)

@@ -128,6 +128,20 @@ class Dashboard(Protocol):
 
     def open_job(self, job_id: int) -> None: ...
 
+    def ask_text(
+        self, question: str, value: str, then: Callable[[str | None], Awaitable[None]]
+    ) -> None:
+        """Ask for one line of text (``None``: cancelled)."""
+        ...
+
+    def new_ticket(self, printer_id: int | None = None) -> None:
+        """The form that prints a typed ticket (on this printer, if given)."""
+        ...
+
+    async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
+        """The Logs tab, showing only this job's (or printer's) lines."""
+        ...
+
     def confirm(self, question: str, then: Callable[[bool | None], Awaitable[None]]) -> None:
         """Ask yes or no; ``then`` gets the answer."""
         ...

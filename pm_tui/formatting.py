@@ -39,6 +39,14 @@ ALERT_STATE_STYLE = {
     "acknowledged": ("ACKED", ""),
     "cleared": ("CLEARED", "dim"),
 }
+#: Log levels (the Logs tab).
+LEVEL_STYLE = {
+    "debug": ("DEBUG", "dim"),
+    "info": ("INFO", ""),
+    "warning": ("WARN", "bold yellow"),
+    "error": ("ERROR", "bold red"),
+    "critical": ("CRIT", "bold red reverse"),
+}
 FLAG_WORDS = {
     "paper_end": "paper end",
     "paper_near_end": "paper low",
@@ -76,6 +84,11 @@ def severity_text(severity: str) -> Text:
 
 def alert_state_text(state: str) -> Text:
     word, style = ALERT_STATE_STYLE.get(state, (state.upper(), ""))
+    return Text(word, style=style)
+
+
+def level_text(level: str) -> Text:
+    word, style = LEVEL_STYLE.get(level, (level.upper()[:5], ""))
     return Text(word, style=style)
 
 

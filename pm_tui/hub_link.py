@@ -38,6 +38,7 @@ FORWARDED_EVENTS = (
     HubEvent.PRINTER_TEST_COMPLETED,
     HubEvent.BRANCH_UPDATE,
     HubEvent.BRANCHES_UPDATE,
+    HubEvent.LOGS_UPDATE,
 )
 #: A lost hub shows ``offline`` (instead of ``reconnecting``) after this many failed
 #: attempts in a row, or this many seconds; the dashboard keeps trying either way.

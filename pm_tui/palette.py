@@ -9,6 +9,7 @@ from typing import Any
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from pm_core.protocol import CANCELLABLE_JOB_STATUSES
+from pm_tui.bulk import BulkActions
 from pm_tui.dashboard import Dashboard, as_dashboard
 
 Command = Callable[[], Any] | Callable[[], Awaitable[Any]]
@@ -31,6 +32,13 @@ class DashboardCommands(Provider):
             ("Go to Jobs", partial(app.action_show_tab, "jobs"), "queue and history"),
             ("Go to Alerts", partial(app.action_show_tab, "alerts"), "open and recent alerts"),
             ("Go to Agents", partial(app.action_show_tab, "agents"), "agents and link health"),
+            ("Go to Logs", partial(app.action_show_tab, "logs"), "the hub's recent log lines"),
+            ("Print a ticket…", app.new_ticket, "type lines, choose a station or printer"),
+            (
+                "Acknowledge every open alert",
+                BulkActions(app).ack_alerts,
+                "asks first; one toast says how many",
+            ),
             ("Reload from the hub", app.action_reload, "ask the hub for everything again"),
             ("Show keys (help)", app.action_help, "every key on every screen"),
         ]

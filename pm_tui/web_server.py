@@ -12,11 +12,14 @@ server here (a textual-serve ``Server`` with a guard in front):
   WebSockets only from its own pages (the ``Origin`` header), so another web page
   the operator has open cannot drive the dashboard;
 - caps the dashboards open at once (each is a process of its own);
-- serves its page with fonts and scripts from here (branch boxes are often offline).
+- serves its page with fonts and scripts from here (branch boxes are often offline);
+- keeps one dashboard started ahead (``pm_tui.web_spare``), so a page shows the
+  dashboard as soon as it connects rather than a splash screen while one starts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -27,7 +30,10 @@ from typing import Any
 import aiohttp_jinja2
 import textual_serve
 from aiohttp import web
+from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
+
+from pm_tui.web_spare import SpareDashboard, Target
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ class DashboardWebServer(Server):
         secret: str,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         title: str = "PrinterMaster",
+        spare: bool = True,
     ) -> None:
         statics = Path(textual_serve.__file__).with_name("static")  # xterm.js, fonts
         super().__init__(
@@ -67,6 +74,12 @@ class DashboardWebServer(Server):
         self.secret = secret
         self.max_sessions = max_sessions
         self.sessions = 0
+        #: Keep a dashboard started ahead for the next page (counts against the cap).
+        self.keep_spare = spare
+        self.spare: SpareDashboard | None = None
+        self._spare_starting: asyncio.Task[None] | None = None
+        #: The size of the last page: the next spare starts at it.
+        self.last_size = (80, 24)
         names = LOOPBACK_NAMES if host in LOOPBACK_NAMES else (host,)
         #: ``Host`` headers this server answers (its own name, with the port).
         self.hosts = {f"{name}:{port}" for name in names}
@@ -82,7 +95,51 @@ class DashboardWebServer(Server):
         """pm's own logging is set up already (textual-serve's would replace it)."""
 
     async def on_startup(self, app: web.Application) -> None:
-        """No banner: ``pm tui`` said where to go."""
+        """No banner (``pm tui`` said where to go); a dashboard starts ahead."""
+        self._want_spare()
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        await super().on_shutdown(app)
+        self.keep_spare = False
+        if self._spare_starting is not None:
+            # Not cancelled: a process start cancelled half-way is waited for forever.
+            await asyncio.wait({self._spare_starting}, timeout=10)
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            await spare.stop()
+
+    def _want_spare(self) -> None:
+        """Start a spare dashboard if none is ready and the cap leaves room for one."""
+        if not self.keep_spare or self.sessions >= self.max_sessions:
+            return
+        if self.spare is not None and self.spare.alive:
+            return
+        if self._spare_starting is not None and not self._spare_starting.done():
+            return
+        self._spare_starting = asyncio.create_task(self._start_spare())
+
+    async def _start_spare(self) -> None:
+        width, height = self.last_size
+        spare = SpareDashboard(
+            self.command,
+            width=width,
+            height=height,
+            download_manager=self.download_manager,
+            debug=self.debug,
+        )
+        try:
+            await spare.start()
+        except Exception:
+            log.exception("web dashboard: could not start a dashboard ahead")
+            return
+        self.spare = spare
+
+    def _take_spare(self) -> SpareDashboard | None:
+        spare, self.spare = self.spare, None
+        if spare is not None and not spare.alive:
+            log.info("web dashboard: the dashboard started ahead had ended; starting one")
+            return None
+        return spare
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
@@ -133,6 +190,47 @@ class DashboardWebServer(Server):
             )
         self.sessions += 1
         try:
-            return await super().handle_websocket(request)
+            return await self._serve_websocket(request)
         finally:
             self.sessions -= 1
+            self._want_spare()
+
+    async def _serve_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """textual-serve's ``handle_websocket``, with the spare dashboard taken over
+        when there is one (else one is started for this page, as textual-serve does)."""
+        websocket = web.WebSocketResponse(heartbeat=15)
+        width = to_int(request.query.get("width", "80"), 80)
+        height = to_int(request.query.get("height", "24"), 24)
+        self.last_size = (width, height)
+        app_service: AppService | None = None
+        try:
+            await websocket.prepare(request)
+
+            async def close_page() -> None:
+                await websocket.close()
+
+            spare = self._take_spare()
+            if spare is not None:
+                app_service = spare.service
+                target = Target(websocket.send_bytes, websocket.send_str, close_page)
+                await spare.hand_over(target, width, height)
+            else:
+                app_service = AppService(
+                    self.command,
+                    write_bytes=websocket.send_bytes,
+                    write_str=websocket.send_str,
+                    close=close_page,
+                    download_manager=self.download_manager,
+                    debug=self.debug,
+                )
+                await app_service.start(width, height)
+            self._want_spare()  # the next page's
+            await self._process_messages(websocket, app_service)
+        except asyncio.CancelledError:
+            await websocket.close()
+        except Exception:
+            log.exception("web dashboard: the page's session failed")
+        finally:
+            if app_service is not None:
+                await app_service.stop()
+        return websocket

@@ -38,6 +38,9 @@ class FoundPrinter:
     confirmed: bool = True
     sources: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    #: The command language its identity says (USB ``CMD:``, model or mDNS name);
+    #: None: nothing says (ESC/POS, or whatever the model tells later).
+    language: str | None = None
 
     @property
     def port(self) -> int | None:
@@ -78,8 +81,12 @@ class FoundPrinter:
         name = self.name or (f"{self.model} {self.serial}" if self.model and self.serial else None)
         if name:
             name = name.replace("=", "-").replace("#", "-")[:60]
-            return parse_printer_spec(f"{name}={self.uri}")
-        return parse_printer_spec(self.uri)
+            spec = parse_printer_spec(f"{name}={self.uri}")
+        else:
+            spec = parse_printer_spec(self.uri)
+        if self.language and "language" not in spec.options:
+            spec = replace(spec, options={**spec.options, "language": self.language})
+        return spec
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +102,7 @@ class FoundPrinter:
             "status": self.status,
             "confirmed": self.confirmed,
             "details": self.details,
+            "language": self.language,
         }
 
 
@@ -120,6 +128,7 @@ def _combine(first: FoundPrinter, other: FoundPrinter) -> FoundPrinter:
         serial=first.serial or other.serial,
         mac=first.mac or other.mac,
         maker=first.maker or other.maker,
+        language=first.language or other.language,
         status=first.status or other.status,
         confirmed=first.confirmed or other.confirmed,
         sources=sources,

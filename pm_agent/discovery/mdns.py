@@ -17,6 +17,7 @@ from typing import Any
 from pm_agent.discovery.arp import ARP_TABLE
 from pm_agent.discovery.found import FoundPrinter, with_macs
 from pm_agent.discovery.tcp_scan import RAW_PORT, probe_printer
+from pm_agent.printer_language import language_for_model
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,9 @@ class MdnsSource:
                     status=probe.status if probe else None,
                     confirmed=bool(probe and probe.confirmed),
                     details={"mdns_name": label},
+                    language=language_for_model(label)
+                    or language_for_model(props.get("model"))
+                    or (probe.language if probe else None),
                 )
             )
         log.info("mDNS: %d printer(s) announced", len(found))

@@ -3,9 +3,11 @@
 Every address of the CIDR is tried on every port with a short connect timeout
 and a bounded number of connections at a time; a printer counts as found when it
 answers ``DLE EOT`` with real status bytes (it is then asked ``GS I`` for its
-serial and model, and its MAC is looked up in the ARP table). A port that accepts
-but stays silent is reported as unconfirmed: it may be a printer without status
-support, or something else.
+serial and model, and its MAC is looked up in the ARP table). One that is silent to
+``DLE EOT`` is asked Star's ``ESC ACK SOH``: a Star printer in a Star mode answers its
+ASB status and is found with the language ``star_raster`` (which every Star thermal
+model prints). A port that accepts but stays silent to both is reported as
+unconfirmed: it may be a printer without status support, or something else.
 CIDRs larger than /22 (1024 addresses) are refused unless forced.
 """
 
@@ -23,6 +25,8 @@ from pm_agent.discovery.found import FoundPrinter, with_macs
 from pm_agent.escpos_status import decode_status
 from pm_agent.printer_identity import MODEL, SERIAL, STRING_HEADER, identity_request
 from pm_agent.printer_port import ALL_STATUS_QUERIES
+from pm_agent.star_status import STATUS_REQUEST as STAR_STATUS_REQUEST
+from pm_agent.star_status import asb_length, decode_asb
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,28 @@ def scan_targets(cidr: str, *, force: bool = False) -> list[str]:
             f"({MAX_SCAN_ADDRESSES}); scan the printers' subnet only, or add --scan-force"
         )
     return [str(address) for address in network.hosts()] or [str(network.network_address)]
+
+
+async def _star_probe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    uri: str,
+    timeout: float,
+    source: str,
+) -> FoundPrinter | None:
+    """Ask ``ESC ACK SOH``; a Star printer in a Star mode answers its ASB status."""
+    try:
+        writer.write(STAR_STATUS_REQUEST)
+        await writer.drain()
+        header = await asyncio.wait_for(reader.readexactly(1), timeout)
+        rest = await asyncio.wait_for(reader.readexactly(asb_length(header[0]) - 1), timeout)
+        report = decode_asb(header + rest)
+    except (TimeoutError, asyncio.IncompleteReadError, ValueError, OSError):
+        return None
+    log.info("%s is a Star printer in a Star mode (it answered ESC ACK SOH)", uri)
+    return FoundPrinter(
+        uri=uri, kind="network", source=source, status=report.status, language="star_raster"
+    )
 
 
 async def _read_string(reader: asyncio.StreamReader, timeout: float) -> str | None:
@@ -72,6 +98,9 @@ async def probe_printer(
         try:
             answer = await asyncio.wait_for(reader.readexactly(4), timeout)
         except (TimeoutError, asyncio.IncompleteReadError):
+            star = await _star_probe(reader, writer, uri, timeout, source)
+            if star is not None:
+                return star
             log.info(
                 "%s accepts connections but does not answer DLE EOT; if it is a receipt "
                 "printer, add it with --printer %s",

@@ -17,6 +17,7 @@ from typing import Any
 
 from pm_agent.discovery.found import FoundPrinter
 from pm_agent.discovery.usb_vendors import OFFICE_VENDORS, THERMAL_VENDORS
+from pm_agent.printer_language import language_for_command_set, language_for_model
 from pm_agent.usb_port import PRINTER_CLASS, usb_error_text
 
 log = logging.getLogger(__name__)
@@ -132,10 +133,14 @@ class UsbSource:
         details["usb_serial"] = usb_serial
         brand = vendor.name if vendor and not vendor.generic_chip else None
         name = " ".join(p for p in (maker or brand, model) if p)
+        language = language_for_command_set(command_set, model) or language_for_model(
+            " ".join(p for p in (maker, model) if p)
+        )
         return FoundPrinter(
             uri=uri,
             kind="usb",
             source=self.name,
+            language=language,
             name=name or None,
             model=model,
             maker=maker,

@@ -6,14 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
+from pm_agent.sim.cloudprnt_client import SimulatedCloudPrntPrinter
 from pm_agent.sim.fleet import DEFAULT_CONTROL_PORT, SimulatorFleet
-from pm_agent.sim.printer import DEFAULT_PORT, HOST, PRINTER_STATES
+from pm_agent.sim.printer import DEFAULT_PORT, HOST, PRINTER_STATES, SIM_LANGUAGES
+from pm_core.private_files import read_secret
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +52,57 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="never answer DLE EOT status queries (like some cheap printers)",
     )
+    parser.add_argument(
+        "--language",
+        choices=SIM_LANGUAGES,
+        default="escpos",
+        help="command language: escpos, or a Star printer (star_raster, star_line) [%(default)s]",
+    )
+    cloud = parser.add_argument_group("a Star CloudPRNT printer polling a hub instead")
+    cloud.add_argument(
+        "--cloudprnt",
+        metavar="URL",
+        help="poll this CloudPRNT URL (http://HUB:3001/cloudprnt) instead of listening",
+    )
+    cloud.add_argument("--mac", help="the printer's MAC, as enrolled (pm printer cloudprnt add)")
+    cloud.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        help="file holding the printer's secret (or PM_CLOUDPRNT_SECRET)",
+    )
+    cloud.add_argument(
+        "--poll-every", type=float, default=2.0, help="seconds between polls [%(default)s]"
+    )
+
+
+async def run_cloudprnt_sim(args: argparse.Namespace) -> None:
+    """``pm sim --cloudprnt URL``: one CloudPRNT printer polling a hub until cancelled;
+    each ticket it prints is announced on stdout."""
+    secret = os.environ.get("PM_CLOUDPRNT_SECRET")
+    if args.secret_file:
+        secret = read_secret(Path(args.secret_file), "CloudPRNT secret")
+    if not args.mac or not secret:
+        raise SystemExit("pm sim --cloudprnt: --mac and --secret-file (or PM_CLOUDPRNT_SECRET)")
+    if not 0.1 <= args.poll_every <= 60:
+        raise SystemExit("pm sim: --poll-every must be from 0.1 to 60 seconds")
+    printer = SimulatedCloudPrntPrinter(
+        args.cloudprnt, mac=args.mac, secret=secret, poll_interval=args.poll_every
+    )
+    async with printer:
+        print(f"CloudPRNT printer {args.mac} polling {args.cloudprnt}", flush=True)
+        printed = 0
+        while True:
+            receipts = await printer.wait_for_receipts(printed + 1, timeout=3600)
+            for receipt in receipts[printed:]:
+                print(f"printed {receipt.text}", flush=True)
+            printed = len(receipts)
 
 
 async def run_sim(args: argparse.Namespace) -> None:
     """``pm sim``: run the printers until cancelled (Ctrl-C)."""
+    if getattr(args, "cloudprnt", None):
+        await run_cloudprnt_sim(args)
+        return
     count = int(args.count)
     if not 1 <= count <= 100:
         raise SystemExit("pm sim: --count must be from 1 to 100")
@@ -64,6 +115,7 @@ async def run_sim(args: argparse.Namespace) -> None:
             control_port=args.control_port,
             print_delay=args.print_delay,
             status_supported=not args.no_status,
+            language=args.language,
         )
     except OSError as exc:
         raise SystemExit(f"pm sim: cannot listen: {exc}") from None

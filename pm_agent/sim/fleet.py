@@ -54,6 +54,7 @@ class SimulatorFleet:
         control_port: int | None = 0,
         print_delay: float = 0.0,
         status_supported: bool = True,
+        language: str = "escpos",
     ) -> _FleetStart:
         """Create and start a fleet. ``base_port`` 0 gives every printer a free
         port, otherwise printer i listens on ``base_port + i``. ``control_port``
@@ -67,6 +68,7 @@ class SimulatorFleet:
                 base_port + i if base_port else 0,
                 print_delay=print_delay,
                 status_supported=status_supported,
+                language=language,
             )
             for i in range(count)
         ]

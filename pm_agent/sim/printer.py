@@ -7,6 +7,12 @@ like a kitchen printer on port 9100: it decodes what it receives with
 ``DLE EOT 1..4`` real-time status queries and ``GS I n`` identity queries, and can
 be put into the states of a real printer (offline, paper low/out, cover open, error).
 
+With ``language="star_raster"`` or ``"star_line"`` it is a Star printer instead: it
+reads Star Line text and Star raster pages (:class:`~pm_agent.star_stream.StarDecoder`;
+a raster page lands in :attr:`Receipt.images`), answers ``ESC ACK SOH`` with its ASB
+status (:func:`~pm_agent.star_status.encode_asb`) and ignores ``DLE EOT`` and ``GS I``,
+as a Star printer in Star mode does.
+
 Status answers are sent in stream order: a query is answered only after every
 receipt that came before it on the same connection has been printed, so
 "send the job, then DLE EOT" works as a barrier. While the printer cannot
@@ -31,6 +37,7 @@ from typing import Any
 
 from pm_agent.escpos_events import (
     Cut,
+    Drawer,
     Event,
     IdentityRequest,
     StatusRequest,
@@ -40,6 +47,8 @@ from pm_agent.escpos_stream import (
     EscPosDecoder,
 )
 from pm_agent.sim.receipt import Receipt, ReceiptBuilder
+from pm_agent.star_status import encode_asb
+from pm_agent.star_stream import RasterImage, StarDecoder, StarStatusRequest
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,8 @@ FIRMWARE = "1.0-SIM"
 MAKER = "PRINTERMASTER"
 DEFAULT_MODEL = "PM-SIM80"
 READ_SIZE = 65536
+#: The command languages a simulated printer can speak.
+SIM_LANGUAGES = ("escpos", "star_raster", "star_line")
 
 
 @dataclass
@@ -66,12 +77,14 @@ class _PrintJob:
     raw: bytes
     cut: bool
     done: asyncio.Future[None]
+    images: list[Any]
 
 
 class _Connection:
-    def __init__(self, writer: asyncio.StreamWriter, profile: str | None) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, profile: str | None, star: bool) -> None:
         self.writer = writer
         self.decoder = EscPosDecoder(profile)
+        self.star = StarDecoder() if star else None
         self.builder = ReceiptBuilder()
         self.last_print: asyncio.Future[None] | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -92,9 +105,13 @@ class SimulatedPrinter:
         print_delay: float = 0.0,
         profile: str | None = None,
         host: str = HOST,
+        language: str = "escpos",
     ) -> None:
         if not host.startswith("127."):
             raise ValueError("simulated printers listen on loopback addresses (127.x.y.z) only")
+        if language not in SIM_LANGUAGES:
+            raise ValueError(f"language must be one of {', '.join(SIM_LANGUAGES)}")
+        self.language = language
         self.name = name
         self.port = port
         self.host = host
@@ -107,6 +124,10 @@ class SimulatedPrinter:
         self.receipts: list[Receipt] = []
         self.status_queries = 0
         self.bytes_received = 0
+        #: Cash drawer kicks received (the pin of each) and cuts (with or without
+        #: anything printed before them).
+        self.drawer_kicks: list[int] = []
+        self.cuts = 0
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._queue: deque[_PrintJob] = deque()
@@ -244,6 +265,8 @@ class SimulatedPrinter:
         self.receipts.clear()
         self.status_queries = 0
         self.bytes_received = 0
+        self.drawer_kicks.clear()
+        self.cuts = 0
 
     async def wait_for_receipts(
         self,
@@ -283,7 +306,13 @@ class SimulatedPrinter:
                     continue  # paper ran out mid-receipt: print it again later
                 self._queue.popleft()
                 self.receipts.append(
-                    Receipt(text=job.text, raw=job.raw, finished_at=time.time(), cut=job.cut)
+                    Receipt(
+                        text=job.text,
+                        raw=job.raw,
+                        finished_at=time.time(),
+                        cut=job.cut,
+                        images=job.images,
+                    )
                 )
                 if not job.done.done():
                     job.done.set_result(None)
@@ -299,6 +328,7 @@ class SimulatedPrinter:
             raw=bytes(builder.raw),
             cut=cut,
             done=asyncio.get_running_loop().create_future(),
+            images=list(builder.images),
         )
         conn.last_print = job.done
         assert self._cond is not None
@@ -318,7 +348,7 @@ class SimulatedPrinter:
     # ------------------------------------------------------------------ connections
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(writer, self.profile)
+        conn = _Connection(writer, self.profile, self.language != "escpos")
         conn.task = asyncio.current_task()
         if self.state == "offline" or not self._running:
             writer.transport.abort()
@@ -332,8 +362,14 @@ class SimulatedPrinter:
                 if not data:
                     break
                 self.bytes_received += len(data)
-                await self._process(conn, conn.decoder.feed_raw(data))
-            await self._process(conn, conn.decoder.flush_raw())
+                if conn.star is not None:
+                    await self._process_star(conn, conn.star.feed(data))
+                else:
+                    await self._process(conn, conn.decoder.feed_raw(data))
+            if conn.star is not None:
+                await self._process_star(conn, conn.star.flush())
+            else:
+                await self._process(conn, conn.decoder.flush_raw())
             if not conn.dropped:
                 await self._finish_receipt(conn, cut=False)
         except (ConnectionError, OSError) as exc:
@@ -364,10 +400,32 @@ class SimulatedPrinter:
                     conn.writer.write(answer_bytes)
                     await conn.writer.drain()
             elif isinstance(event, Cut):
+                self.cuts += 1
+                conn.builder.add(event, raw)
+                await self._finish_receipt(conn, cut=True)
+            elif isinstance(event, Drawer):
+                self.drawer_kicks.append(event.pin)
+                conn.builder.add(event, raw)
+            else:
+                conn.builder.add(event, raw)
+
+    async def _process_star(self, conn: _Connection, pairs: Sequence[tuple[object, bytes]]) -> None:
+        for event, raw in pairs:
+            if conn.dropped:
+                return
+            if isinstance(event, StarStatusRequest):
+                self.status_queries += 1
+                if self.status_supported:
+                    await self._barrier(conn)
+                    conn.writer.write(encode_asb(self.state))
+                    await conn.writer.drain()
+            elif isinstance(event, RasterImage):
+                conn.builder.add_raster(event.image, raw)
+            elif isinstance(event, Cut):
                 conn.builder.add(event, raw)
                 await self._finish_receipt(conn, cut=True)
             else:
-                conn.builder.add(event, raw)
+                conn.builder.add(event, raw)  # type: ignore[arg-type]
 
     def identity(self, n: int) -> bytes | None:
         """The answer to ``GS I n`` (None: the printer sends nothing)."""
@@ -392,6 +450,9 @@ class SimulatedPrinter:
             "held": self.held,
             "status_queries": self.status_queries,
             "bytes_received": self.bytes_received,
+            "drawer_kicks": len(self.drawer_kicks),
+            "cuts": self.cuts,
             "serial": self.serial,
             "model": self.model,
+            "language": self.language,
         }

@@ -3,7 +3,7 @@ text and raw bytes) and the builder that turns decoded ESC/POS events into one."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pm_agent.escpos_events import (
@@ -27,14 +27,16 @@ class Receipt:
 
     ``text`` has one line per line feed; barcodes appear as
     ``[BARCODE CODE128 data]``, QR codes as ``[QR data]``, images as
-    ``[IMAGE WxH]``. ``cut`` is False when the sender closed the connection
-    without cutting.
+    ``[IMAGE WxH]`` (a Star raster page or block as ``[RASTER WxH]``, its picture in
+    ``images``). ``cut`` is False when the sender closed the connection without
+    cutting.
     """
 
     text: str
     raw: bytes
     finished_at: float
     cut: bool
+    images: list[Any] = field(default_factory=list)
 
     def to_json(self, index: int) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class Receipt:
             "cut": self.cut,
             "finished_at": self.finished_at,
             "bytes": len(self.raw),
+            "images": [list(image.size) for image in self.images],
         }
 
 
@@ -54,6 +57,13 @@ class ReceiptBuilder:
         self.line: list[str] = []
         self.raw = bytearray()
         self.has_content = False
+        self.images: list[Any] = []
+
+    def add_raster(self, image: Any, raw: bytes) -> None:
+        """A Star raster page or block (a Pillow image)."""
+        self.raw += raw
+        self.images.append(image)
+        self._block(f"[RASTER {image.width}x{image.height}]")
 
     def add(self, event: Event, raw: bytes) -> None:
         if isinstance(event, StatusRequest | IdentityRequest):

@@ -21,11 +21,20 @@ Block types and their fields (``?`` = optional, default in brackets):
 * ``qr``: ``data`` (<= 2000 chars), ``size?`` 1-16 [6]
 * ``image``: ``png_base64`` (a PNG of at most 512 KiB and 4096x4096 pixels; the
   images of one document hold at most 4096x4096 pixels together)
+* ``ticket_image``: ``image_base64`` (a PNG or JPEG of the whole ticket, at most
+  1 MiB and 4096 pixels wide, 16384 high), printed as wide as the paper
+* ``pdf``: ``pdf_base64`` (a PDF of at most 1 MiB and 10 pages), each page
+  rasterized as wide as the paper, one after the other
 * ``cut``: ``partial?`` [false]
 * ``drawer``: ``pin?`` 2|5 [2]
 
-This module is pure Python (no python-escpos import) so the hub and the
-dashboard can use it; the barcode rules mirror ``escpos.constants``.
+The images of one document (``image``, ``ticket_image``, and the pages of ``pdf``
+counted as drawn :data:`PDF_REFERENCE_DOTS` wide) hold at most
+:data:`MAX_DOCUMENT_PIXELS` pixels together.
+
+This module imports no python-escpos so the hub and the dashboard can use it (Pillow
+reads a JPEG's size, pypdfium2 a PDF's pages); the barcode rules mirror
+``escpos.constants``.
 """
 
 from __future__ import annotations
@@ -55,8 +64,31 @@ MAX_IMAGE_SIDE = 4096
 MAX_DOCUMENT_PIXELS = 4096 * 4096
 MAX_FEED_LINES = 20
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+PDF_SIGNATURE = b"%PDF-"
+#: A whole-ticket image or PDF (base64 in JSON fits the document limit).
+MAX_TICKET_FILE_BYTES = 1024 * 1024
+#: A whole-ticket image is at most this high (it is printed as wide as the paper).
+MAX_TICKET_IMAGE_HEIGHT = 16384
+MAX_PDF_PAGES = 10
+#: PDF pages count against the pixel limit as if drawn this many dots wide (the
+#: widest thermal paper, 112 mm at 203 dpi).
+PDF_REFERENCE_DOTS = 832
 
-BLOCK_TYPES = ("text", "line", "feed", "barcode", "qr", "image", "cut", "drawer")
+BLOCK_TYPES = (
+    "text",
+    "line",
+    "feed",
+    "barcode",
+    "qr",
+    "image",
+    "ticket_image",
+    "pdf",
+    "cut",
+    "drawer",
+)
+#: Blocks that put something on paper.
+PRINTING_BLOCKS = frozenset(BLOCK_TYPES) - {"cut", "drawer"}
 ALIGNS = ("left", "center", "right")
 
 #: Barcode kinds the printer draws itself (python-escpos ``BARCODE_TYPE_B``),
@@ -94,6 +126,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "barcode": ("data", "kind", "height", "width"),
     "qr": ("data", "size"),
     "image": ("png_base64",),
+    "ticket_image": ("image_base64",),
+    "pdf": ("pdf_base64",),
     "cut": ("partial",),
     "drawer": ("pin",),
 }
@@ -114,6 +148,15 @@ def barcode_payload(kind: str, data: str) -> str:
 def canonical_barcode_kind(kind: str) -> str | None:
     """``"ean-13"`` -> ``"EAN13"``; None if the printer cannot draw it."""
     return _BARCODE_ALIASES.get("".join(ch for ch in kind.upper() if ch.isalnum()))
+
+
+def opens_files(doc: object) -> bool:
+    """True when checking ``doc`` opens a PDF or a whole-ticket image (milliseconds
+    of work: a server runs :func:`validate_document` off its event loop then)."""
+    blocks = doc.get("blocks") if isinstance(doc, dict) else None
+    return isinstance(blocks, list) and any(
+        isinstance(b, dict) and b.get("type") in ("pdf", "ticket_image") for b in blocks
+    )
 
 
 def validate_document(doc: object) -> dict[str, Any]:
@@ -168,7 +211,7 @@ def _blocks(value: object) -> list[dict[str, Any]]:
     if not 1 <= len(value) <= MAX_BLOCKS:
         raise _fail("blocks", f"must hold 1 to {MAX_BLOCKS} blocks, got {len(value)}")
     blocks = [_block(f"blocks[{i}]", block) for i, block in enumerate(value)]
-    pixels = sum(_png_pixels(b["png_base64"]) for b in blocks if b["type"] == "image")
+    pixels = sum(b.pop("_pixels", 0) for b in blocks)
     if pixels > MAX_DOCUMENT_PIXELS:
         raise _fail(
             "blocks",
@@ -307,14 +350,71 @@ def _image(where: str, block: dict[str, Any]) -> dict[str, Any]:
     height = int.from_bytes(png[20:24], "big")
     if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
         raise _fail(field, f"must be at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels")
-    return {"type": "image", "png_base64": value}
+    return {"type": "image", "png_base64": value, "_pixels": width * height}
 
 
-def _png_pixels(value: str) -> int:
-    """Width x height of a PNG already checked by :func:`_image` (its header is in the
-    first 24 bytes: 32 base64 characters)."""
-    header = base64.b64decode("".join(value.split())[:32])
-    return int.from_bytes(header[16:20], "big") * int.from_bytes(header[20:24], "big")
+def _ticket_image(where: str, block: dict[str, Any]) -> dict[str, Any]:
+    field = f"{where}.image_base64"
+    value = _get_str(where, block, "image_base64", required=True)
+    assert value is not None
+    data = _b64(field, value, MAX_TICKET_FILE_BYTES)
+    if not (data.startswith(PNG_SIGNATURE) or data.startswith(JPEG_SIGNATURE)):
+        raise _fail(field, "is not a PNG or JPEG image")
+    width, height = _image_size(field, data)
+    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_TICKET_IMAGE_HEIGHT):
+        raise _fail(field, f"must be at most {MAX_IMAGE_SIDE}x{MAX_TICKET_IMAGE_HEIGHT} pixels")
+    return {"type": "ticket_image", "image_base64": value, "_pixels": width * height}
+
+
+def _image_size(field: str, data: bytes) -> tuple[int, int]:
+    """Width and height from the image's header (Pillow reads no pixels for this)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in ("PNG", "JPEG"):
+                raise _fail(field, "is not a PNG or JPEG image")
+            return img.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise _fail(field, "is not a readable PNG or JPEG image") from None
+
+
+def _pdf(where: str, block: dict[str, Any]) -> dict[str, Any]:
+    field = f"{where}.pdf_base64"
+    value = _get_str(where, block, "pdf_base64", required=True)
+    assert value is not None
+    data = _b64(field, value, MAX_TICKET_FILE_BYTES)
+    if not data.startswith(PDF_SIGNATURE):
+        raise _fail(field, "is not a PDF")
+    sizes = pdf_page_sizes(data)
+    if sizes is None:
+        raise _fail(field, "is not a readable PDF (damaged or password-protected)")
+    if not 1 <= len(sizes) <= MAX_PDF_PAGES:
+        raise _fail(field, f"must have 1 to {MAX_PDF_PAGES} pages, has {len(sizes)}")
+    pixels = 0
+    for width, height in sizes:
+        if width < 1 or height < 1:
+            raise _fail(field, "has a page with no size")
+        pixels += round(PDF_REFERENCE_DOTS * PDF_REFERENCE_DOTS * height / width)
+    return {"type": "pdf", "pdf_base64": value, "_pixels": pixels}
+
+
+def pdf_page_sizes(data: bytes) -> list[tuple[float, float]] | None:
+    """The size in points of each page of a PDF, or None when pdfium cannot open it."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError:
+        return None
+    try:
+        if len(pdf) > MAX_PDF_PAGES:
+            return [(1.0, 1.0)] * len(pdf)  # too many: not worth measuring
+        return [pdf.get_page_size(i) for i in range(len(pdf))]
+    finally:
+        pdf.close()
 
 
 def _cut(where: str, block: dict[str, Any]) -> dict[str, Any]:
@@ -335,6 +435,8 @@ _VALIDATORS = {
     "barcode": _barcode,
     "qr": _qr,
     "image": _image,
+    "ticket_image": _ticket_image,
+    "pdf": _pdf,
     "cut": _cut,
     "drawer": _drawer,
 }

@@ -31,6 +31,10 @@ class OpsEvent:
     BRANCHES_LIST = "branches:list"
     #: A new token for the same session before this one runs out (a long shift).
     TOKEN_REFRESH = "token:refresh"
+    #: The hub's recent log lines (managers and admins), filtered.
+    LOGS_LIST = "logs:list"
+    #: Push this connection the new log lines that match a filter (``logs:update``).
+    LOGS_FOLLOW = "logs:follow"
 
 
 class HubEvent:
@@ -50,6 +54,8 @@ class HubEvent:
     BRANCH_UPDATE = "branch:update"
     #: Batched ``branch:update`` rows (company hub), for operators with ``coalesce: true``.
     BRANCHES_UPDATE = "branches:update"
+    #: New log lines for an operator that sent ``logs:follow`` (batched).
+    LOGS_UPDATE = "logs:update"
     # hub -> /agent
     PRINTER_TEST = "printer:test"
     PRINT_JOB = "print:job"

@@ -40,6 +40,10 @@ class PrinterRecord(TypedDict):
     mac: str | None
     profile: str | None
     profile_override: str | None
+    #: The command language an operator chose (None: from the printer's identity).
+    language_override: NotRequired[str | None]
+    #: How the printer's text goes out (``auto``/``raster``; None: auto).
+    text_mode: NotRequired[str | None]
     capabilities: dict[str, Any]
     default_expiry_s: float | None
     branch_id: int

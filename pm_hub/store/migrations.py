@@ -16,6 +16,7 @@ import sqlite_utils
 
 from pm_core.sql import Session, as_sqlite, is_sqlite
 from pm_hub.store import migrations_pg
+from pm_hub.store.cloudprnt import CLOUDPRNT_TABLE
 from pm_hub.store.outbox import install_triggers
 
 log = logging.getLogger(__name__)
@@ -320,6 +321,18 @@ def _v8_token_register(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX licenses_revoked ON licenses (revoked_at)")
 
 
+def _v9_printer_text_mode(db: sqlite_utils.Database) -> None:
+    """How a printer's text goes out, as an operator chose (NULL: auto)."""
+    db.execute("ALTER TABLE printers ADD COLUMN text_mode TEXT")
+
+
+def _v10_printer_languages(db: sqlite_utils.Database) -> None:
+    """The command language an operator chose for a printer (NULL: automatic), and
+    the Star CloudPRNT printers enrolled by MAC with their secret."""
+    db.execute("ALTER TABLE printers ADD COLUMN language_override TEXT")
+    db.execute(CLOUDPRNT_TABLE)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -331,6 +344,8 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (6, "printer profile chosen by an operator", _v6_profile_override),
     (7, "branch sync: outbox, branch links, mirror", _v7_branch_sync),
     (8, "token register for listing and revocation", _v8_token_register),
+    (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
+    (10, "printer languages and CloudPRNT printers", _v10_printer_languages),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

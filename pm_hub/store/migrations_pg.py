@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from pm_core.sql import Session
+from pm_hub.store.cloudprnt import CLOUDPRNT_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -305,10 +306,23 @@ def _v8_schema(db: Session) -> None:
         db.execute(statement)
 
 
+def _v9_printer_text_mode(db: Session) -> None:
+    """SQLite's version 9: how a printer's text goes out (NULL: auto)."""
+    db.execute("ALTER TABLE printers ADD COLUMN text_mode TEXT")
+
+
+def _v10_printer_languages(db: Session) -> None:
+    """SQLite's version 10: a printer's language, the CloudPRNT printers."""
+    db.execute("ALTER TABLE printers ADD COLUMN language_override TEXT")
+    db.execute(CLOUDPRNT_TABLE)
+
+
 Migration = Callable[[Session], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (8, "the schema of SQLite's version 8", _v8_schema),
+    (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
+    (10, "printer languages and CloudPRNT printers", _v10_printer_languages),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

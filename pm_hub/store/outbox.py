@@ -49,6 +49,8 @@ _PRINTER_COLUMNS = (
     "mac",
     "profile",
     "profile_override",
+    "language_override",
+    "text_mode",
     "capabilities",
     "default_expiry_s",
     "agent_id",

@@ -39,7 +39,9 @@ def upsert_printer(
     row = db.execute(
         "SELECT * FROM printers WHERE branch_id = ? AND identity = ?", (branch_id, identity)
     ).fetchone()
-    renamable = previous_identity and not previous_identity.startswith(("serial:", "mac:"))
+    renamable = previous_identity and not previous_identity.startswith(
+        ("serial:", "mac:", "cloudprnt:")
+    )
     if row is None and renamable and previous_identity != identity:
         old = db.execute(
             "SELECT id FROM printers WHERE branch_id = ? AND identity = ?",
@@ -204,6 +206,8 @@ def update_printer_settings(
         "paused",
         "default_expiry_s",
         "profile_override",
+        "language_override",
+        "text_mode",
     }
     sets = {k: v for k, v in changes.items() if k in allowed}
     if sets:
@@ -231,6 +235,11 @@ def set_printer_capabilities(
             printer_id,
         ),
     )
+    row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def get_printer(db: Session, printer_id: int) -> dict[str, Any] | None:
     row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
     return dict(row) if row else None
 

@@ -47,6 +47,8 @@ def printer_record(row: sqlite3.Row | dict[str, Any]) -> PrinterRecord:
         "mac": r.get("mac"),
         "profile": r.get("profile"),
         "profile_override": r.get("profile_override"),
+        "language_override": r.get("language_override"),
+        "text_mode": r.get("text_mode"),
         "capabilities": dict(_capabilities(r.get("capabilities"))),
         "default_expiry_s": r.get("default_expiry_s"),
         "branch_id": r["branch_id"],

@@ -13,6 +13,9 @@ from typing import Any
 
 from pm_core.protocol import HubEvent, is_status_entry
 
+#: Log lines one batch keeps at most (a burst keeps its newest).
+MAX_LOG_LINES = 1000
+
 
 @dataclass
 class Batch:
@@ -30,6 +33,8 @@ class Batch:
     test_results: list[dict[str, Any]] = field(default_factory=list)
     #: Company hub: branch id -> its newest ``branch:update`` row.
     branches: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: ``logs:update`` lines, oldest first (the newest ``MAX_LOG_LINES`` only).
+    log_lines: list[dict[str, Any]] = field(default_factory=list)
     events: int = 0
 
     def __bool__(self) -> bool:
@@ -90,6 +95,9 @@ class EventBuffer:
             for row in data["branches"]:
                 if isinstance(row, dict) and isinstance(row.get("id"), int):
                     batch.branches[row["id"]] = row
+        elif event == HubEvent.LOGS_UPDATE and isinstance(data.get("lines"), list):
+            lines = [line for line in data["lines"] if isinstance(line, dict)]
+            batch.log_lines = (batch.log_lines + lines)[-MAX_LOG_LINES:]
         else:
             self.ignored += 1
             return

@@ -87,6 +87,10 @@ def block_lines(block: Any, width: int = PAPER_WIDTH) -> list[PreviewLine]:
         return [_marker(f"QR: {short}", width)]
     if kind == "image":
         return [_marker(f"image {_png_size(str(block.get('png_base64', '')))}", width)]
+    if kind == "ticket_image":
+        return [_marker("whole-ticket image", width)]
+    if kind == "pdf":
+        return [_marker("PDF, each page as wide as the paper", width)]
     if kind == "cut":
         word = " partial cut " if block.get("partial") else " cut "
         return [PreviewLine(word.center(width, "-"), dim=True)]
@@ -111,7 +115,10 @@ def document_lines(
         return [*lines, PreviewLine("(no blocks)", dim=True)]
     for block in blocks:
         lines.extend(block_lines(block, width))
-    if not blocks or not (isinstance(blocks[-1], dict) and blocks[-1].get("type") == "cut"):
+    kinds = [block.get("type") if isinstance(block, dict) else None for block in blocks]
+    if not any(kind not in ("cut", "drawer") for kind in kinds):
+        return lines[1:] if header else lines  # a drawer kick alone: no header, feed, cut
+    if kinds[-1] != "cut":
         lines.append(PreviewLine(" cut ".center(width, "-"), dim=True))
     return lines
 

@@ -80,10 +80,13 @@ class Changes:
     branches: set[int] = field(default_factory=set)
     #: Printers a status-only update named that the state does not hold (fetch them).
     unknown_printers: set[int] = field(default_factory=set)
+    #: ``logs:update`` lines (the Logs view shows them; the state keeps none).
+    log_lines: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.branches
+            self.log_lines
+            or self.branches
             or self.reloaded
             or self.printers
             or self.seen
@@ -374,7 +377,7 @@ class FleetState:
     def apply(self, batch: Batch, now: float | None = None) -> Changes:
         """Fold a batch of hub events in; say what changed (``now``: the dashboard's
         clock, for the time a printer was seen paused)."""
-        changes = Changes(test_results=list(batch.test_results))
+        changes = Changes(test_results=list(batch.test_results), log_lines=batch.log_lines)
         for printer_id, entry in batch.printers.items():
             old = self.printers.get(printer_id)
             if is_status_entry(entry):

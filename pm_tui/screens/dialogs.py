@@ -15,12 +15,13 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from pm_core.protocol.records import PrinterRecord
+from pm_tui.legend import legend_text
 
 HELP = """\
 [b]PrinterMaster dashboard[/b]: everything works from the keyboard.
 
 [b]Anywhere[/b]
-  1-5        Printers, Jobs, Alerts, Agents, Branches
+  1-6        Printers, Jobs, Alerts, Agents, Branches, Logs
   ? or F1    this help            ctrl+p  palette: printers, jobs, actions
   ctrl+r     reload from the hub  q       quit
   esc        back / close / clear the filter
@@ -32,6 +33,9 @@ HELP = """\
              recent jobs; c cancels every waiting ticket, b moves them to a backup
   t          test print          s       send a test receipt (a small job)
   p          pause (asks) / resume  m    move to another station
+  n          print a typed ticket (a station or printer, lines, copies)
+  e          rename the printer (managers and admins)
+  detail:    a activity chart / status history · l the printer's log lines
 
 [b]Jobs[/b]  (stuck tickets first, each saying why it waits; then the newest)
   /          filter as you type: status:failed printer:Kitchen-1 station:bar
@@ -39,10 +43,15 @@ HELP = """\
   s          status: all, active, failed, completed, cancelled
   enter      event trail and a text preview of the ticket
   c          cancel (asks first)  r       reprint (asks first)
+  space      mark rows; c then cancels every marked job
+  l          the job's log lines  n       print a typed ticket
 
-[b]Alerts[/b]   a acknowledge · o open only / all · enter opens the printer
+[b]Alerts[/b]   a acknowledge (the marked ones: space marks) · A every open one
+         o open only / all · enter opens the printer
 [b]Agents[/b]   latency (last hour), loss, uptime, reconnects, spool · r refresh
 [b]Branches[/b] enter shows only that branch everywhere; the first row shows all
+[b]Logs[/b]     the hub's lines, live (managers, admins) · v level · p this printer
+         o this job · x clear · enter opens the job or printer
 
 Status words are always spelled out (ONLINE, PAPER OUT, OFFLINE...), so the
 dashboard reads the same in a monochrome terminal.
@@ -57,6 +66,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help", classes="dialog"):
             yield Static(HELP)
+            yield Static(legend_text(), id="legend")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -52,6 +52,7 @@ class JobDetailScreen(FleetScreen):
         Binding("escape", "back", "back"),
         Binding("c", "cancel", "cancel"),
         Binding("r", "reprint", "reprint"),
+        Binding("l", "logs", "logs", show=False),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
 
@@ -189,3 +190,6 @@ class JobDetailScreen(FleetScreen):
 
     def action_reload(self) -> None:
         self.load()
+
+    async def action_logs(self) -> None:
+        await self.dashboard.show_logs(job_id=self.job_id)

@@ -12,6 +12,7 @@ from pm_tui.views.alerts import AlertsView
 from pm_tui.views.base import FleetPanel
 from pm_tui.views.branches import BranchesView
 from pm_tui.views.jobs import JobsView
+from pm_tui.views.logs import LogsView
 from pm_tui.views.printers import PrintersView
 from pm_tui.widgets.footer import DashboardFooter
 from pm_tui.widgets.header import TABS, HubHeader, TabBar
@@ -33,6 +34,7 @@ class MainScreen(Screen[None]):
             yield AlertsView(id="tab-alerts")
             yield AgentsView(id="tab-agents")
             yield BranchesView(id="tab-branches")
+            yield LogsView(id="tab-logs")
         yield DashboardFooter()
 
     def on_mount(self) -> None:

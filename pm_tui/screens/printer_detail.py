@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import PrinterRecord
+from pm_tui.bulk import BulkActions
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes
 from pm_tui.data.waiting import WAITING_STATUSES, printer_problem, waiting_jobs
@@ -27,8 +28,13 @@ from pm_tui.widgets.footer import DashboardFooter
 from pm_tui.widgets.header import HubHeader
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import ColumnSpec, LiveTable
+from pm_tui.widgets.uptime import ActivityPlot, UptimeLine
 
 RECENT_JOBS = 20
+#: Availability, heartbeat and activity are asked for again this often (seconds).
+REFRESH_FIGURES_S = 60
+HISTORY_TITLE = "Status history (a: activity)"
+ACTIVITY_TITLE = "Last hour (a: status history)"
 JOB_COLUMNS = (
     ColumnSpec("id", "JOB", 6),
     ColumnSpec("status", "STATUS", 10),
@@ -51,6 +57,10 @@ class PrinterDetailScreen(FleetScreen):
         Binding("m", "move", "move"),
         Binding("c", "cancel_waiting", "cancel waiting"),
         Binding("b", "move_waiting", "waiting to backup"),
+        Binding("l", "logs", "logs", show=False),
+        Binding("n", "new_ticket", "ticket", show=False),
+        Binding("e", "rename", "rename", show=False),
+        Binding("a", "activity", "activity/history", show=False),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
 
@@ -59,16 +69,21 @@ class PrinterDetailScreen(FleetScreen):
         self.printer_id = printer_id
         #: ``printer:get`` history entries (``at``, ``status``, ``flags``), newest first.
         self.history: list[dict[str, Any]] = []
+        #: ``printer:get``'s ``activity`` (tickets and print time per minute), if any.
+        self.activity: dict[str, Any] | None = None
+        self._ticks = 0
 
     def compose(self) -> ComposeResult:
         yield HubHeader()
         yield Static(id="pd-title", classes="title")
         yield Static(id="pd-info", classes="info")
         yield LatencyLine(id="pd-latency")
+        yield UptimeLine(id="pd-uptime")
         with Horizontal(id="pd-body", classes="body"):
             with Vertical(classes="pane history-pane"):
-                yield Static("Status history", classes="pane-title")
+                yield Static(HISTORY_TITLE, id="pd-left-title", classes="pane-title")
                 yield LiveTable(id="pd-history", auto_specs=HISTORY_COLUMNS)
+                yield ActivityPlot(id="pd-activity")
             with Vertical(classes="pane jobs-pane"):
                 yield Static(id="pd-jobs-title", classes="pane-title")
                 yield LiveTable(id="pd-jobs", auto_specs=JOB_COLUMNS)
@@ -89,6 +104,7 @@ class PrinterDetailScreen(FleetScreen):
         self._show_jobs()
         self.load()
         jobs.focus()
+        self.query_one("#pd-activity").display = False
 
     @property
     def printer(self) -> PrinterRecord | None:
@@ -108,6 +124,10 @@ class PrinterDetailScreen(FleetScreen):
         else:
             self.history = list(get.get("history") or [])
             self._show_history()
+            self.query_one("#pd-uptime", UptimeLine).show_uptime(get.get("uptime"))
+            activity = get.get("activity")
+            self.activity = activity if isinstance(activity, dict) else None
+            self._show_activity()
         if jobs.get("ok"):
             app.publish(app.state.add_jobs(jobs["jobs"]))
             self._show_jobs()
@@ -204,6 +224,7 @@ class PrinterDetailScreen(FleetScreen):
                     },
                 )
                 self._show_history()
+                self.query_one("#pd-uptime", UptimeLine).status_now(new.get("status"))
         elif changes.health or changes.agents:
             self.show()
         table = self.query_one("#pd-jobs", LiveTable)
@@ -229,6 +250,24 @@ class PrinterDetailScreen(FleetScreen):
     def clock_tick(self) -> None:
         if self.printer is not None:
             self.show()
+        self._ticks += 1
+        if self._ticks % REFRESH_FIGURES_S == 0:
+            self.load()  # availability, heartbeat and activity move with time
+
+    def _show_activity(self) -> None:
+        plot = self.query_one("#pd-activity", ActivityPlot)
+        if plot.display:
+            plot.show_activity(self.activity, title="tickets/min · print s")
+
+    def action_activity(self) -> None:
+        """Swap the status history for the activity chart (and back)."""
+        plot = self.query_one("#pd-activity", ActivityPlot)
+        history = self.query_one("#pd-history", LiveTable)
+        plot.display = not plot.display
+        history.display = not plot.display
+        title = ACTIVITY_TITLE if plot.display else HISTORY_TITLE
+        show(self.query_one("#pd-left-title", Static), title)
+        self._show_activity()
 
     @on(LiveTable.Selected, "#pd-jobs")
     def _job_selected(self, event: LiveTable.Selected) -> None:
@@ -260,3 +299,12 @@ class PrinterDetailScreen(FleetScreen):
 
     def action_reload(self) -> None:
         self.load()
+
+    async def action_logs(self) -> None:
+        await self.dashboard.show_logs(printer_id=self.printer_id)
+
+    def action_new_ticket(self) -> None:
+        self.dashboard.new_ticket(self.printer_id)
+
+    async def action_rename(self) -> None:
+        await BulkActions(self.dashboard).rename_printer(self.printer_id)

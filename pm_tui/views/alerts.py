@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from pm_core.protocol.records import AlertRecord
+from pm_tui.bulk import BulkActions
 from pm_tui.data.clock import Clock
 from pm_tui.data.state import Changes, FleetState, alert_record
 from pm_tui.formatting import alert_state_text, severity_text
@@ -62,6 +63,7 @@ class AlertsView(TablePanel):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "ack", "acknowledge"),
+        Binding("A", "ack_all", "ack all", show=False),
         Binding("o", "toggle_open", "open only/all"),
     ]
 
@@ -78,6 +80,7 @@ class AlertsView(TablePanel):
         super().on_mount()
         state = self.dashboard.state
         self.table.order_by(lambda aid: alert_order(state.alerts.get(aid) or NO_ALERT))
+        self.table.markable = True
 
     def _visible(self, alert: AlertRecord) -> bool:
         app = self.dashboard
@@ -105,6 +108,9 @@ class AlertsView(TablePanel):
             f"{counts['info']} info",
             f"   showing {'open only' if self.open_only else 'open and recent'} · o toggles",
         )
+        marked = len(self.table.marked)
+        if marked:
+            line.append(f" · {marked} marked (a acks them)", style="bold")
         show(self.query_one("#alerts-filterline", Static), line)
 
     def fleet_changed(self, changes: Changes) -> None:
@@ -165,7 +171,19 @@ class AlertsView(TablePanel):
             app.open_printer(printer_id)
 
     async def action_ack(self) -> None:
+        """The marked alerts (space marks), else the one under the cursor."""
+        marked = self.table.marked_ids
+        if marked:
+            await BulkActions(self.dashboard).ack_alerts(marked, then=self.table.clear_marks)
+            return
         await self.dashboard.actions.ack_alert(self.table.selected_id)
+
+    async def action_ack_all(self) -> None:
+        await BulkActions(self.dashboard).ack_alerts(None, then=self.table.clear_marks)
+
+    @on(LiveTable.Marked, "#alerts")
+    def _marked(self, event: LiveTable.Marked) -> None:
+        self._describe()
 
     def action_toggle_open(self) -> None:
         self.open_only = not self.open_only

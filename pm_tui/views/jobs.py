@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 
 from pm_core.protocol import ACTIVE_JOB_STATUSES, OpsEvent
 from pm_core.protocol.records import JobRecord
+from pm_tui.bulk import BulkActions
 from pm_tui.data.clock import Clock
 from pm_tui.data.filters import JOB_STATUS_PRESETS, JobQuery, QueryError
 from pm_tui.data.source import error_message
@@ -100,6 +101,8 @@ class JobsView(TablePanel):
         Binding("s", "cycle_status", "status"),
         Binding("c", "cancel", "cancel"),
         Binding("r", "reprint", "reprint"),
+        Binding("l", "logs", "logs", show=False),
+        Binding("n", "new_ticket", "ticket", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
 
@@ -127,6 +130,7 @@ class JobsView(TablePanel):
             return (0 if job is not None and is_stuck(job, state) else 1, -job_id)
 
         self.table.order_by(stuck_then_newest)
+        self.table.markable = True
 
     @property
     def named(self) -> bool:
@@ -156,6 +160,8 @@ class JobsView(TablePanel):
     def _describe(self, count: int | None = None) -> None:
         shown = self.table.row_count if count is None else count
         line = f"{self.query_spec.describe()} · {shown} shown · s status · / filter"
+        if self.table.marked:
+            line += f" · {len(self.table.marked)} marked (c cancels them)"
         show(self.query_one("#jobs-filterline", Static), line)
 
     def fleet_changed(self, changes: Changes) -> None:
@@ -298,7 +304,27 @@ class JobsView(TablePanel):
             self.dashboard.open_job(job_id)
 
     async def action_cancel(self) -> None:
+        """The marked jobs (space marks), else the one under the cursor."""
+        marked = self.table.marked_ids
+        if marked:
+            await BulkActions(self.dashboard).cancel_jobs(marked, then=self.table.clear_marks)
+            return
         await self.dashboard.actions.cancel_job(self.table.selected_id)
+
+    @on(LiveTable.Marked, "#jobs")
+    def _marked(self, event: LiveTable.Marked) -> None:
+        self._describe()
 
     async def action_reprint(self) -> None:
         await self.dashboard.actions.reprint_job(self.table.selected_id)
+
+    async def action_logs(self) -> None:
+        """The hub's log lines about the selected job (its correlation id joins them)."""
+        job_id = self.table.selected_id
+        if job_id is None:
+            self.dashboard.notify("Select a job first", severity="warning")
+            return
+        await self.dashboard.show_logs(job_id=job_id)
+
+    def action_new_ticket(self) -> None:
+        self.dashboard.new_ticket()

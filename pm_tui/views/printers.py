@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES
 from pm_core.protocol.records import PrinterRecord
+from pm_tui.bulk import BulkActions
 from pm_tui.data.clock import Clock
 from pm_tui.data.filters import PRINTER_SORTS, next_sort, printer_matches
 from pm_tui.data.state import Changes, FleetState, printer_record
@@ -126,6 +127,8 @@ class PrintersView(TablePanel):
         Binding("s", "test_receipt", "receipt"),
         Binding("p", "pause", "pause"),
         Binding("m", "move", "move"),
+        Binding("n", "new_ticket", "ticket", show=False),
+        Binding("e", "rename", "rename", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
 
@@ -311,3 +314,9 @@ class PrintersView(TablePanel):
 
     async def action_move(self) -> None:
         await self.dashboard.actions.move_printer(self.table.selected_id)
+
+    def action_new_ticket(self) -> None:
+        self.dashboard.new_ticket(self.table.selected_id)
+
+    async def action_rename(self) -> None:
+        await BulkActions(self.dashboard).rename_printer(self.table.selected_id)

@@ -124,6 +124,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("alerts", "Alerts"),
     ("agents", "Agents"),
     ("branches", "Branches"),
+    ("logs", "Logs"),
 )
 
 

@@ -85,6 +85,7 @@ class LiveTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "live-table--header",
         "live-table--cursor",
+        "live-table--marked",
     }
     DEFAULT_CSS = """
     LiveTable {
@@ -104,6 +105,10 @@ class LiveTable(ScrollView, can_focus=True):
         color: $block-cursor-blurred-foreground;
         text-style: $block-cursor-blurred-text-style;
     }
+    LiveTable > .live-table--marked {
+        background: $accent 30%;
+        text-style: bold;
+    }
     LiveTable:focus > .live-table--cursor {
         background: $block-cursor-background;
         color: $block-cursor-foreground;
@@ -118,6 +123,7 @@ class LiveTable(ScrollView, can_focus=True):
         Binding("pagedown", "page_down", "page down", show=False),
         Binding("home,ctrl+home", "scroll_top", "top", show=False),
         Binding("end,ctrl+end", "scroll_bottom", "bottom", show=False),
+        Binding("space", "toggle_mark", "mark", show=False),
     ]
     #: Re-sorting under a burst of changes happens at most this often (seconds).
     SORT_INTERVAL = 0.5
@@ -147,6 +153,17 @@ class LiveTable(ScrollView, can_focus=True):
             super().__init__()
             self.table = table
             self.key = key
+
+        @property
+        def control(self) -> LiveTable:
+            return self.table
+
+    class Marked(Message):
+        """A row was marked or unmarked."""
+
+        def __init__(self, table: LiveTable) -> None:
+            super().__init__()
+            self.table = table
 
         @property
         def control(self) -> LiveTable:
@@ -191,6 +208,9 @@ class LiveTable(ScrollView, can_focus=True):
         self.cell_writes = 0
         self.rebuilds = 0
         self.auto_specs = list(auto_specs) if auto_specs else None
+        #: Rows marked with space (bulk actions act on them); only where ``markable``.
+        self.marked: set[int] = set()
+        self.markable = False
         if self.auto_specs:
             self.set_columns(fit_columns(self.auto_specs, 80))
 
@@ -265,6 +285,7 @@ class LiveTable(ScrollView, can_focus=True):
     def drop_row(self, row_id: int) -> bool:
         if self._rows.pop(row_id, None) is None:
             return False
+        self.marked.discard(row_id)
         self._order.remove(row_id)
         self._reindex()
         self._strips.pop(row_id, None)
@@ -305,6 +326,7 @@ class LiveTable(ScrollView, can_focus=True):
             self._bulk = False
         self._resized()
         self.sort_wanted = False
+        self.marked &= self._rows.keys()
         if selected is not None and not at_top and selected in self._rows:
             self._move(self._index[selected])
         else:
@@ -412,6 +434,39 @@ class LiveTable(ScrollView, can_focus=True):
             self.scroll_to(y=self._cursor, animate=False)
         elif self._cursor >= top + visible:
             self.scroll_to(y=self._cursor - visible + 1, animate=False)
+
+    # -- marks -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_mark":
+            return self.markable
+        return True
+
+    def action_toggle_mark(self) -> None:
+        """Mark the row under the cursor (or unmark it) and go to the next one."""
+        row_id = self.selected_id
+        if row_id is None:
+            return
+        if row_id in self.marked:
+            self.marked.discard(row_id)
+        else:
+            self.marked.add(row_id)
+        self._strips.pop(row_id, None)
+        self._refresh_row(row_id)
+        self.post_message(self.Marked(self))
+        self._user_move(self._cursor + 1)
+
+    @property
+    def marked_ids(self) -> list[int]:
+        """The marked rows, in the table's order."""
+        return [row_id for row_id in self._order if row_id in self.marked]
+
+    def clear_marks(self) -> None:
+        if self.marked:
+            self.marked.clear()
+            self._strips.clear()
+            self.refresh()
+            self.post_message(self.Marked(self))
 
     # -- order ---------------------------------------------------------------------------
 
@@ -527,7 +582,12 @@ class LiveTable(ScrollView, can_focus=True):
         strip = self._strips.get(row_id)
         if strip is None:
             cells = self._rows[row_id]
+            if row_id in self.marked:
+                # A mark as well as the colour: "*" reads in a monochrome terminal too.
+                base = base + self.get_component_rich_style("live-table--marked")
             strip = self._cells([(cells.get(s.key, ""), s.width) for s in self.specs], base)
+            if row_id in self.marked:
+                strip = Strip.join([Strip([Segment("*", base)]), strip.crop(1)])
             self._strips[row_id] = strip
         return strip
 
@@ -549,7 +609,8 @@ class LiveTable(ScrollView, can_focus=True):
         if index == self._cursor:
             # A marker as well as the colour: the cursor shows in a monochrome terminal too.
             cursor = self.get_component_rich_style("live-table--cursor")
-            marked = Strip.join([Strip([Segment("▸", base)]), strip.crop(1)])
+            sign = "*" if self._order[index] in self.marked else "▸"
+            marked = Strip.join([Strip([Segment(sign, base)]), strip.crop(1)])
             strip = Strip(Segment.apply_style(marked, post_style=cursor))
             return strip.extend_cell_length(width, base + cursor).crop(0, width)
         return strip.extend_cell_length(width, base).crop(0, width)

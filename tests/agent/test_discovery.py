@@ -56,6 +56,18 @@ async def test_scan_finds_the_printers_of_a_loopback_range() -> None:
     assert by_uri[mute.address].confirmed is False
 
 
+async def test_scan_finds_a_star_printer_in_star_mode_by_its_asb_answer() -> None:
+    """A Star printer in a Star mode is silent to DLE EOT but answers ESC ACK SOH: it
+    is found, confirmed, with its status and the language every Star model prints."""
+    async with SimulatedPrinter("TSP143", language="star_raster") as star:
+        await star.set_state("paper_low")
+        found = await TcpScanSource("127.0.0.1/32", ports=[star.port]).discover()
+    assert len(found) == 1
+    assert found[0].confirmed and found[0].language == "star_raster"
+    assert found[0].status == "paper_low"
+    assert found[0].spec().options["language"] == "star_raster"
+
+
 async def test_scan_keeps_to_its_concurrency_bound() -> None:
     """A scan never has more connections open at once than its bound (it must not flood
     the branch network or the box's sockets), and it does use the bound: probes overlap.

@@ -530,3 +530,45 @@ async def test_a_printer_that_answers_garbage_is_offline_and_its_jobs_wait(
             finally:
                 await worker.stop()
     await asyncio.to_thread(spool.close)
+
+
+@pytest.mark.parametrize(
+    ("model", "language"), [("TSP143IIIU (STR_T-001)", "star_raster"), ("TSP654II", "star_line")]
+)
+async def test_usb_printer_whose_1284_id_says_cmd_star_speaks_star(
+    make_agent: AgentFactory, ops: OpsClient, model: str, language: str
+) -> None:
+    """A USB Star printer whose IEEE 1284 id says ``CMD:STAR`` found by discovery speaks
+    Star (a TSP654, whose name alone decides nothing, in Star Line; the raster-only
+    TSP143 in star_raster): its status comes from ESC ACK SOH (it ignores DLE EOT),
+    and a job reaches it in that language."""
+    async with SimulatedPrinter("Star", language=language) as far:
+        device = FakeUsbDevice(
+            0x0519,
+            0x0003,
+            manufacturer="Star",
+            product="Receipt printer",
+            ieee1284_id=f"MFG:Star;CMD:STAR;MDL:{model};CLS:PRINTER;",
+            far_side=("127.0.0.1", far.port),
+        )
+        config = DiscoveryConfig(usb=True, usb_backend=FakeBackend(device))
+        await make_agent([], name="usb-star", discovery=config)
+
+        async def online() -> dict[str, Any] | None:
+            ack = await ops.call("printers:list", {})
+            rows = [p for p in ack["printers"] if p["address"] == "usb://0519:0003"]
+            return rows[0] if rows and rows[0]["status"] == "online" else None
+
+        row = await eventually(online, what="USB Star printer online")
+        assert row["capabilities"]["language"] == language
+        ack = await ops.call(
+            "job:submit",
+            {"printer_id": row["id"], "document": {"blocks": [{"type": "text", "text": "T7"}]}},
+        )
+        assert ack["ok"], ack
+        receipt = (await far.wait_for_receipts(1))[0]
+        assert receipt.cut
+        if language == "star_raster":
+            assert len(receipt.images) == 1
+        else:
+            assert receipt.text == "T7"

@@ -104,6 +104,14 @@ def test_bad_printer_uri_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "unsupported printer address" in result.stderr
 
 
+def test_a_font_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
+    for command in ("up", "agent"):
+        missing = tmp_path / "Missing.ttf"
+        result = run(command, "--data-dir", str(tmp_path), "--font", str(missing))
+        assert result.returncode == 2, result.stderr
+        assert f"pm {command}: --font {missing}: not a font file" in result.stderr
+
+
 # -- settings ------------------------------------------------------------------------------
 
 

@@ -135,7 +135,7 @@ def test_both_engines_have_the_same_tables_and_columns(tmp_path: Path, postgres_
     try:
         assert migrations_pg.migrate(pg) == len(migrations_pg.MIGRATIONS)
         assert columns(pg) == columns(lite)
-        assert len(columns(pg)) == 20
+        assert len(columns(pg)) == 21
     finally:
         close(pg)
 

@@ -52,6 +52,7 @@ class OpsClient:
             HubEvent.HEALTH_ALERT,
             HubEvent.ALERT_UPDATE,
             HubEvent.BRANCH_UPDATE,
+            HubEvent.LOGS_UPDATE,
         ):
             self.sio.on(event, self._recorder(event), namespace=Namespace.OPS)
 

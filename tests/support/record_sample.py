@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import logging
 import pkgutil
 import platform
 import re
@@ -204,6 +205,7 @@ class OpsTap:
             str(j["id"]): await self.call(OpsEvent.JOB_GET, {"job_id": j["id"], "document": True})
             for j in jobs
         }
+        answers[OpsEvent.LOGS_LIST] = await self.call(OpsEvent.LOGS_LIST, {"limit": 300})
         return answers
 
     def count(self, event: str) -> int:
@@ -660,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("which", nargs="*", help="branch, company (default: both)")
     args = parser.parse_args(argv)
+    logging.getLogger().setLevel(logging.INFO)  # the hubs' rings keep INFO lines (Logs tab)
     unknown = set(args.which) - {"branch", "company"}
     if unknown:
         parser.error(f"no such recording: {', '.join(sorted(unknown))}")

@@ -87,6 +87,13 @@ class SampleHub:
         #: ``health:summary`` is polled, not pushed: the hub's last answer.
         self.health: Record = end[OpsEvent.HEALTH_SUMMARY]
         self.history = {int(pid): ack["history"] for pid, ack in end[OpsEvent.PRINTER_GET].items()}
+        #: ``printer:get``'s uptime and activity at the end, per printer.
+        self.figures = {
+            int(pid): {key: ack[key] for key in ("uptime", "activity") if key in ack}
+            for pid, ack in end[OpsEvent.PRINTER_GET].items()
+        }
+        #: The hub's log lines at the end (``logs:list``), oldest first.
+        self.log_lines: list[Record] = end.get(OpsEvent.LOGS_LIST, {}).get("lines", [])
         self.details = {int(jid): ack["job"] for jid, ack in end[OpsEvent.JOB_GET].items()}
         self.replayed = 0
         self._on_event: EventSink = lambda _e, _d: None
@@ -183,7 +190,29 @@ class SampleHub:
         printer = self.printers.get(data.get("printer_id", 0))
         if printer is None:
             return _error("not_found", "printer not found")
-        return {"ok": True, "printer": printer, "history": self.history.get(printer["id"], [])}
+        return {
+            "ok": True,
+            "printer": printer,
+            "history": self.history.get(printer["id"], []),
+            **self.figures.get(printer["id"], {}),
+        }
+
+    def _logs_list(self, data: Record) -> Record:
+        ranks = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+        least = ranks.get(str(data.get("level") or "debug"), 10)
+        lines = [
+            line
+            for line in self.log_lines
+            if ranks.get(line["level"], 0) >= least
+            and data.get("printer_id") in (None, line["printer_id"])
+            and data.get("job_id") in (None, line["job_id"])
+        ][-int(data.get("limit") or 200) :]
+        last = self.log_lines[-1]["seq"] if self.log_lines else 0
+        return {"ok": True, "lines": lines, "last_seq": last, "capacity": 2000}
+
+    def _logs_follow(self, data: Record) -> Record:
+        last = self.log_lines[-1]["seq"] if self.log_lines else 0
+        return {"ok": True, "following": data.get("follow", True), "last_seq": last}
 
     def _jobs_list(self, data: Record) -> Record:
         statuses = data.get("status")

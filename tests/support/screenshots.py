@@ -23,6 +23,7 @@ from pm_tui.app import PrinterMasterApp
 from pm_tui.data.clock import FixedClock
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.printer_detail import PrinterDetailScreen
+from pm_tui.views.logs import LogsView
 from pm_tui.widgets.tables import LiveTable
 from tests.support.sample_hub import BRANCH_RECORDING, COMPANY_RECORDING, SAMPLE_NOW, SampleHub
 
@@ -42,6 +43,10 @@ def _detail_loaded(app: PrinterMasterApp) -> bool:
     return isinstance(app.screen, PrinterDetailScreen) and bool(app.screen.history)
 
 
+def _logs_loaded(app: PrinterMasterApp) -> bool:
+    return bool(app.screen.query_one("#tab-logs", LogsView).lines)
+
+
 def _job_loaded(app: PrinterMasterApp) -> bool:
     return isinstance(app.screen, JobDetailScreen) and app.screen.detail is not None
 
@@ -54,6 +59,7 @@ SCENES: dict[str, Scene] = {
     "alerts": Scene("Alerts", ("3",)),
     "agents": Scene("Agents and health", ("4",)),
     "branches": Scene("Branches", ("5",), company=True),
+    "logs": Scene("Logs", ("6",), _logs_loaded),
     "help": Scene("Help", ("question_mark",)),
 }
 

@@ -169,6 +169,16 @@ def test_document_preview_reads_like_the_ticket() -> None:
     assert "[open cash drawer]" in text and text.splitlines()[-1].endswith("-")
 
 
+def test_a_drawer_kick_alone_previews_without_header_or_cut() -> None:
+    """As the printer gets it: a "no sale" opens the drawer, no paper moves."""
+    no_sale = {"blocks": [{"type": "drawer", "pin": 2}]}
+    assert document_text(no_sale, width=20, header="BACKUP FROM Till-1").split() == [
+        "[open",
+        "cash",
+        "drawer]",
+    ]
+
+
 def test_raw_escpos_preview_keeps_only_the_words() -> None:
     raw = b"\x1b@\x1ba\x01\x1bE\x01HELLO\x1bE\x00\n\x1d!\x11big\n\x1dV\x41\x03"
     assert raw_text(raw) == "HELLO\nbig\n"

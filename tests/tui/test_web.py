@@ -12,11 +12,14 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from pm_hub.server import RunningHub
+from tests.support.browser import chromium_path, headless_chromium
+from tests.support.helpers import eventually
 from tests.tui.test_smoke import free_port
 
 
@@ -119,3 +122,87 @@ async def test_own_page_gets_a_dashboard_and_the_cap_holds(web: WebDashboard) ->
             assert refused.value.status == 503  # --web-sessions 1
         finally:
             await first.close()
+
+
+def external_loads(text: str) -> list[str]:
+    """Addresses a page or style sheet would load: ``src``/``href`` attributes, CSS
+    ``url()`` and ``@import`` (an ``xmlns`` or a URL in a comment loads nothing)."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    found = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", text)
+    found += re.findall(r"""url\(\s*["']?([^"')\s]+)""", text)
+    found += re.findall(r"""@import\s+["']([^"']+)""", text)
+    return [
+        u
+        for u in found
+        if u.startswith(("http:", "https:", "//"))
+        and not re.match(r"^(https?:)?//(127\.0\.0\.1|localhost)[:/]", u)
+    ]
+
+
+async def test_the_page_and_its_style_sheets_load_nothing_from_elsewhere(
+    web: WebDashboard,
+) -> None:
+    """Issue 16: the web dashboard fetched a font from the internet; a branch box is
+    often offline. The page and every style sheet it uses point only at this server."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(web.url) as resp:
+            page = await resp.text()
+        assert external_loads(page) == []
+        sheets = re.findall(r"""href="([^"]+\.css)""", page)
+        assert sheets
+        for sheet in sheets:
+            async with session.get(web.base + sheet) as resp:
+                assert resp.status == 200
+                assert external_loads(await resp.text()) == [], sheet
+    # The checker itself finds what it must.
+    assert external_loads('<link href="https://fonts.googleapis.com/css2?family=X">') != []
+    assert external_loads("@font-face { src: url(https://example.com/f.ttf) }") != []
+
+
+async def test_a_dashboard_is_ready_before_the_page_opens(
+    hub: RunningHub, web: WebDashboard
+) -> None:
+    """Issue 16: the page showed only its splash screen for seconds while a dashboard
+    process started. One starts with the server: it is connected to the hub before any
+    page opens, and the first page takes it over (with --web-sessions 1, no other)."""
+    await eventually(lambda: len(hub.hub.state.operators) == 1, what="a dashboard started ahead")
+    own = {"Origin": web.base}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(web.url):
+            pass
+        page = await session.ws_connect(f"{web.base}/ws?width=100&height=30", headers=own)
+        try:
+            started = time.monotonic()
+            frame = await asyncio.wait_for(page.receive(), 20)
+            assert frame.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT)
+            assert time.monotonic() - started < 1.0  # no process to start: it is there
+            await asyncio.sleep(1)
+            assert len(hub.hub.state.operators) == 1  # the same dashboard, taken over
+        finally:
+            await page.close()
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="needs Chromium (apt-get install chromium)")
+async def test_keys_work_in_the_browser_without_a_click(
+    hub: RunningHub, web: WebDashboard, tmp_path: Path
+) -> None:
+    """Issue 16: the page took no keys until clicked. In a real (headless) Chromium the
+    page is opened and ``6`` pressed without any click: the dashboard goes to its Logs
+    tab, which follows the hub's log lines (the hub sees the follower). Every request
+    the page made went to this server."""
+    async with headless_chromium() as browser:
+        await browser.open(web.url)
+        deadline = time.monotonic() + 30
+        while "-first-byte" not in str(await browser.evaluate("document.body.className")):
+            assert time.monotonic() < deadline, "the dashboard never showed"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # connected to the hub and drawn
+        assert hub.hub.logs.followers == 0
+        await browser.press("6")
+        await eventually(lambda: hub.hub.logs.followers == 1, what="the Logs tab opened")
+        await browser.screenshot(tmp_path / "logs-tab.png")
+        assert browser.requests
+        port = web.base.rsplit(":", 1)[1]
+        assert all(u.startswith(f"http://127.0.0.1:{port}/") for u in browser.requests), (
+            browser.requests
+        )
