@@ -59,6 +59,14 @@ class AgentSessions:
     async def detach(self, sid: str) -> None:
         """A socket on ``/agent`` closed (the link it carried may already be replaced)."""
         state = self.state
+        if state.stopping:
+            # The hub goes away, not the agent: its printers are not offline (operators
+            # see the hub's absence once; the next start has them unreachable until
+            # the agent connects again).
+            link = state.agent_by_sid.pop(sid, None)
+            if link is not None and state.agents.get(link.agent_id) is link:
+                del state.agents[link.agent_id]
+            return
         link = state.agent_by_sid.get(sid)
         # Planned: the agent said it is stopping (agent:stopping), or the hub itself is
         # stopping and closed the link. Its printers go offline without alerts.

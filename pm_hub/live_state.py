@@ -59,6 +59,9 @@ class LiveState:
         self.operators: dict[str, Principal] = {}
         #: On a company hub: branch hubs connected on ``/branch``, by sid.
         self.branch_hubs: dict[str, Principal] = {}
+        #: The hub is shutting down: the connections it closes are not agents or
+        #: printers going away (no offline marks, no alerts).
+        self.stopping = False
 
     async def load(self, db: Database, *, branch_name: str | None) -> None:
         """At start: the tenant (renamed if told), and the printers, all unreachable

@@ -38,6 +38,7 @@ def create_app(settings: HubSettings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
         yield
+        hub.state.stopping = True
         try:
             await sio.shutdown()
         except Exception:
@@ -65,6 +66,7 @@ def create_app(settings: HubSettings) -> web.Application:
     async def drop_connections(app: web.Application) -> None:
         # Close every Engine.IO connection so the web server does not wait on them;
         # clients see a dropped transport and reconnect to the next hub process.
+        hub.state.stopping = True
         for socket in list(sio.eio.sockets.values()):
             try:
                 await asyncio.wait_for(socket.close(wait=False), 1.0)

@@ -22,10 +22,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.notifications import SeverityLevel
+from textual.notifications import Notify, SeverityLevel
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import AlertRecord, PrinterRecord
@@ -58,6 +59,9 @@ CHROME_INTERVAL = 0.25
 TOAST_BURST = 3
 #: ... in this many seconds; the others become one "N more alerts" toast.
 TOAST_WINDOW = 5.0
+#: Toasts on screen at once: one line each over the header and the tab bar, never
+#: further down over the rows (a new one replaces the oldest).
+MAX_TOASTS = 2
 
 
 #: How long the first toast (``notice``) stays.
@@ -75,7 +79,7 @@ class PrinterMasterApp(App[int]):
         Binding("4", "show_tab('agents')", "agents", show=False),
         Binding("5", "show_tab('branches')", "branches", show=False),
         Binding("6", "show_tab('logs')", "logs", show=False),
-        Binding("question_mark", "help", "help"),
+        Binding("question_mark,f1", "help", "help"),
         Binding("ctrl+r", "reload", "reload", show=False),
         Binding("q", "quit", "quit"),
     ]
@@ -190,7 +194,7 @@ class PrinterMasterApp(App[int]):
         batch = self.buffer.drain()
         if not batch:
             return Changes()
-        changes = self.state.apply(batch)
+        changes = self.state.apply(batch, now=self.clock.now())
         if changes.unknown_printers:
             self.fetch_missing_printers()
         for alert in changes.opened:
@@ -325,7 +329,7 @@ class PrinterMasterApp(App[int]):
     async def _fetch_health(self) -> bool:
         ack = await self.link.call(OpsEvent.HEALTH_SUMMARY, {})
         if ack.get("ok"):
-            self.state.set_health(ack)
+            self.state.set_health(ack, now=self.clock.now())
             return True
         if unknown_event(ack):
             if self.state.health_supported is not False:
@@ -399,6 +403,27 @@ class PrinterMasterApp(App[int]):
     async def _measure_latency(self) -> None:
         if self.link.connected:
             self.latency_ms = await self.link.ping()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A one-line toast (see app.tcss): the title leads the line."""
+        if title:
+            message = f"{escape(title) if markup else title}: {message}"
+        super().notify(message, severity=severity, timeout=timeout, markup=markup)
+
+    def on_notify(self, event: Notify) -> None:
+        """Before Textual takes a new toast (this handler runs before App's): make room,
+        the oldest go, so at most ``MAX_TOASTS`` show."""
+        while len(self._notifications) >= MAX_TOASTS:
+            # Textual has no public "dismiss the oldest"; its own _unnotify does it.
+            self._unnotify(next(iter(self._notifications)))
 
     # -- navigation ------------------------------------------------------------------------
 
