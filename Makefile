@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench clean fonts browser
+.PHONY: demo test lint types unit bench clean fonts browser systemd-analyze
 
 $(STAMP): pyproject.toml bench/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) $(JS_STAMP) fonts browser
+unit: $(STAMP) $(JS_STAMP) fonts browser systemd-analyze
 	$(BIN)/pytest -q
 
 # Fonts for the tests that print Arabic, Hebrew, Thai, Chinese and Japanese as images
@@ -66,6 +66,19 @@ browser:
 		apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends chromium; } \
 		|| echo "chromium not installed: the browser test will be skipped"; \
 	else echo "chromium missing (not root): the browser test will be skipped"; fi
+
+# `systemd-analyze verify` checks the unit `pm service install` writes
+# (tests/e2e/test_service.py). Installed with apt-get (the systemd package) when missing
+# and run as root; otherwise that test is skipped and says why.
+systemd-analyze:
+	@if command -v systemd-analyze >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends systemd \
+		|| { apt-get -o DPkg::Lock::Timeout=300 update && \
+		apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends systemd; } \
+		|| echo "systemd not installed: the unit file test will be skipped"; \
+	else echo "systemd-analyze missing (not root): the unit file test will be skipped"; fi
 
 # The benchmark is its own package (bench/, the `bench` extra); the dev install has it.
 bench: $(STAMP)

@@ -12,24 +12,29 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from pm.config_file import SERVICE_CONFIG, apply_to_args, load_config, read_config
+from pm.demo_dirs import demo_data_dir
 from pm.printer_command import (
     add_agent_actions,
     add_printer_actions,
     run_agent_action,
     run_printer_command,
 )
+from pm.service import add_service_arguments, run_service
 from pm_agent.discovery.options import add_discovery_arguments, discovery_config
 from pm_core import __version__
 from pm_core.event_loop import run_until_signalled
 from pm_core.logs import setup_logging
 from pm_core.private_files import read_secret
 from pm_core.sql import DatabaseUnavailable
+from pm_core.startup_checks import StartupError, check_clock, check_data_dir
 from pm_hub.command import (
     SERVER_DEFAULTS,
     add_database_argument,
@@ -38,12 +43,15 @@ from pm_hub.command import (
     add_settings_arguments,
     add_tls_arguments,
     add_upstream_arguments,
+    check_before_serving,
     check_upstream,
+    log_level_of,
     run_hub,
     settings_from,
     tls_from,
     upstream_from,
 )
+from pm_hub.config import default_data_dir
 from pm_tui.command import add_tui_arguments, run_tui
 
 #: Entry points that add a subcommand: each names a module (or object) with ``HELP``,
@@ -139,7 +147,12 @@ def _agent_health_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _credential_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, help="hub data dir (holds the signing secret)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"the hub's data dir, which holds its signing secret (default: $PM_DATA_DIR or "
+        f"{default_data_dir()}; the demo's: {demo_data_dir()})",
+    )
     parser.add_argument("--config", type=Path, help="TOML settings file (token lifetimes)")
     add_database_argument(parser)
 
@@ -163,6 +176,12 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
         "watched and printing.",
     )
     parser.add_argument("--version", action="version", version=f"pm {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=bool(os.environ.get("PM_DEBUG")),
+        help="show the traceback of an error (or PM_DEBUG=1); without it every error is one line",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -174,9 +193,9 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
         metavar="[NAME=]URI[#STATION]",
         help="a printer the agent drives, e.g. Kitchen-1=tcp://10.0.0.5:9100#kitchen (repeatable)",
     )
-    p.add_argument("--sim", type=int, default=0, metavar="N", help="also run N simulated printers")
-    p.add_argument("--sim-port", type=int, default=9101, help="first simulated printer port")
-    p.add_argument("--sim-control-port", type=int, default=9180, help="simulator control port")
+    p.add_argument("--sim", type=int, metavar="N", help="also run N simulated printers (default 0)")
+    p.add_argument("--sim-port", type=int, help="first simulated printer port (default 9101)")
+    p.add_argument("--sim-control-port", type=int, help="simulator control port (default 9180)")
     p.add_argument(
         "--sim-cloudprnt",
         action="store_true",
@@ -226,8 +245,21 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     p = sub.add_parser("tui", help="the terminal dashboard")
     add_tui_arguments(p)
 
-    p = sub.add_parser("demo", help="hub + agent + simulated printers + the dashboard, zero set-up")
+    p = sub.add_parser(
+        "demo",
+        help="hub + agent + simulated printers + the dashboard, zero set-up",
+        description="A branch box with simulated printers and the dashboard. Its state is "
+        f"kept apart from pm up's, in {demo_data_dir()} (a second demo running at the same "
+        "time takes printermaster-demo-2, and so on); it prints its hub URL, token file "
+        "and the pm simctl and curl lines for the ports it took.",
+    )
     add_settings_arguments(p)
+    for action in p._actions:
+        if action.dest == "data_dir":
+            action.help = (
+                f"where the demo's state lives (default: {demo_data_dir()}, or -2, -3, ... "
+                "while another demo runs)"
+            )
     p.add_argument("--printers", type=int, default=3, help="how many simulated printers")
     p.add_argument(
         "--headless", action="store_true", help="run the branch box without the dashboard"
@@ -321,6 +353,22 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     cr.add_argument("--mac", required=True)
     _credential_options(cr)
 
+    p = sub.add_parser("service", help="run the branch box as a systemd service")
+    add_service_arguments(p)
+
+    p = sub.add_parser("config", help="check a config file: what is wrong and where")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
+    csub.required = True
+    c = csub.add_parser("check", help="check FILE (default: PM_CONFIG or the service's)")
+    c.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        default=os.environ.get("PM_CONFIG") or SERVICE_CONFIG,
+        metavar="FILE",
+        help=f"the config file (default: PM_CONFIG or {SERVICE_CONFIG})",
+    )
+
     for name, plugin in sorted(plugins.items()):
         p = sub.add_parser(name, help=plugin.HELP)
         plugin.add_arguments(p)
@@ -343,22 +391,63 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args, plugins)
     except KeyboardInterrupt:
+        # Ctrl-C in a command that is not a service (a service stops with exit 0).
         return 130
-    except (ValueError, OSError, DatabaseUnavailable) as exc:
-        print(f"pm {args.command}: {exc}", file=sys.stderr)
+    except OPERATIONAL_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"pm {args.command}: {one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"pm {args.command}: unexpected error: {type(exc).__name__}: {one_line(exc)} "
+            f"(run `pm --debug {args.command} ...` for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+#: Commands whose ``--config`` is the branch box's config file (pm tui has its own).
+SERVICE_CONFIG_COMMANDS = ("up", "hub", "agent", "demo", "token", "license", "printer")
+
+#: What goes wrong in operation (a bad path or config, a busy port, a database that
+#: cannot be opened): one line, no traceback (``--debug`` shows it).
+OPERATIONAL_ERRORS = (StartupError, ValueError, OSError, DatabaseUnavailable, sqlite3.Error)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: an OSError as its reason and path, without ``[Errno N]``."""
+    if isinstance(exc, sqlite3.Error):
+        return (
+            f"the SQLite database cannot be used ({exc}): is hub.sqlite in the data dir "
+            "damaged, or another program's file? (docs/operations.md: when it does not start)"
+        )
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror}{where}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split()) if "\n" not in text.strip() else text.strip()
 
 
 def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
     command = args.command
     if command in plugins:
         return int(plugins[command].run(args))
+    if command in SERVICE_CONFIG_COMMANDS and getattr(args, "config", None) is not None:
+        apply_to_args(load_config(Path(args.config)), args)
     if command in ("up", "agent", "sim", "demo", "discover"):
-        setup_logging(args.log_level)
+        setup_logging(log_level_of(args, "WARNING" if command == "discover" else "INFO"))
     if command in ("up", "agent") and not _use_fonts(command, args):
         return 2
     if command == "hub":
         return run_hub(args)
+    if command == "service":
+        return run_service(args)
+    if command == "config":
+        return _config_check(args.file)
     if command == "up":
         from pm.branch_box import run_up
 
@@ -374,17 +463,20 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
         )
         if not check_upstream("up", settings):
             return 2
+        printers = _printer_specs(args.printer)
+        check_before_serving(settings)
         return run_until_signalled(
             run_up(
                 settings,
-                printers=_printer_specs(args.printer),
-                sim_count=args.sim,
+                printers=printers,
+                sim_count=args.sim or 0,
                 sim_cloudprnt=args.sim_cloudprnt,
-                sim_port=args.sim_port,
-                sim_control_port=args.sim_control_port,
+                sim_port=args.sim_port or 9101,
+                sim_control_port=args.sim_control_port or 9180,
                 poll_interval=settings.poll_interval,
                 discovery=discovery_config(args),
-            )
+            ),
+            name="pm up",
         )
     if command == "agent" and getattr(args, "agent_command", None):
         return run_agent_action(args)
@@ -403,20 +495,24 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
         settings = settings_from(
             args, poll_interval=args.poll_interval, **_agent_health_settings(args)
         )
+        printers = _printer_specs(args.printer)
+        check_clock()
+        check_data_dir(settings.data_dir)
         return run_until_signalled(
             run_agent(
                 hub_url=args.hub,
                 license_key=args.license,
                 data_dir=settings.data_dir,
                 settings=settings,
-                printers=_printer_specs(args.printer),
+                printers=printers,
                 poll_interval=settings.poll_interval,
                 name=args.name,
                 discovery=discovery_config(args),
                 mdns_interfaces=args.mdns_interface,
                 hub_branch=args.hub_branch,
                 ca_file=args.ca_file,
-            )
+            ),
+            name="pm agent",
         )
     if command == "tui":
         return run_tui(args)
@@ -432,7 +528,7 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
     if command == "sim":
         from pm_agent.sim.cli import run_sim
 
-        return run_until_signalled(run_sim(args))
+        return run_until_signalled(run_sim(args), name="pm sim")
     if command == "simctl":
         from pm_agent.sim.cli import run_simctl
 
@@ -440,7 +536,7 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
     if command == "discover":
         from pm_agent.discovery.command import run_discover
 
-        return run_until_signalled(run_discover(args))
+        return run_until_signalled(run_discover(args), name="pm discover")
     if command == "token":
         return _token(args)
     if command == "license":
@@ -459,6 +555,19 @@ def _dispatch(args: argparse.Namespace, plugins: dict[str, Any]) -> int:
     raise AssertionError(command)
 
 
+def _config_check(path: Path) -> int:
+    """``pm config check FILE``: every problem on its own line (file, line, field)."""
+    config, problems = read_config(path)
+    for problem in sorted(problems, key=lambda p: p.line or 0):
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)
+        return 1
+    printers = ", ".join(p.name or p.uri for p in config.printers) or "none"
+    print(f"{path}: OK ({len(config.printers)} printer(s): {printers})")
+    return 0
+
+
 def _when(value: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value else "-"
 
@@ -475,6 +584,7 @@ def _token(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     if args.token_command == "create":
+        _check_signing_secret(args, settings.data_dir)
         issued = credentials.issue_token(
             settings,
             role=args.role,
@@ -525,6 +635,31 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_signing_secret(args: argparse.Namespace, data_dir: Path) -> None:
+    """A token is only good for a hub that has this data dir's signing secret. With no
+    secret there and no ``--data-dir`` given, no hub has used the dir: refuse rather
+    than make a secret no hub knows (the token would answer ``invalid token``)."""
+    from pm_hub.auth import SECRET_FILE
+
+    if (data_dir / SECRET_FILE).exists():
+        return
+    from pm.demo_dirs import demo_data_dir
+
+    if args.data_dir is None and not os.environ.get("PM_DATA_DIR"):
+        demo = demo_data_dir()
+        hint = f" (the demo's: --data-dir {demo})" if (demo / SECRET_FILE).exists() else ""
+        raise ValueError(
+            f"no hub has used {data_dir} yet (no signing secret there), so no hub would accept "
+            f"a token made here; pass the hub's --data-dir{hint}, or start the hub once first"
+        )
+    check_data_dir(data_dir)
+    print(
+        f"pm token: made a new signing secret in {data_dir} (no hub has used it yet); "
+        f"only a hub started with --data-dir {data_dir} accepts this token",
+        file=sys.stderr,
+    )
+
+
 def _ttl(text: str) -> int:
     from pm_hub import auth
 
@@ -535,6 +670,8 @@ def _license(args: argparse.Namespace) -> int:
     from pm_hub import credential_admin as credentials
 
     settings = settings_from(args)
+    if not settings.on_postgresql:
+        check_data_dir(settings.data_dir)
     data_dir, database = settings.data_dir, settings.database_url
     if args.license_command == "create":
         key = credentials.create_license_offline(

@@ -3,12 +3,18 @@
 The branch box (``pm up --sim N``) runs in a child process that logs to a file in
 the demo data dir, so the dashboard owns the terminal. Closing the dashboard
 stops the branch box.
+
+The demo keeps its state apart from ``pm up``'s (``pm.demo_dirs``): a second demo
+started while one runs takes a dir of its own and other ports, and says which (on
+stderr and in the dashboard's first toast), with its token file and the exact
+``pm simctl`` and ``curl`` lines for them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,10 +24,15 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from pm_core.private_files import private_dir
+from pm.demo_dirs import free_demo_data_dir, in_use
+from pm_core.private_files import private_dir, write_private
 from pm_hub.config import HubSettings
 from pm_hub.credential_admin import issue_token
+
+#: The demo's admin token, in its data dir (mode 0600).
+TOKEN_FILE = "demo.token"
 
 
 def _port_free(port: int) -> bool:
@@ -86,6 +97,43 @@ def _wait_ready(
     raise OSError(f"the branch box did not come up in 30 s ({last}); see {log}")
 
 
+class _Stopped(Exception):
+    """SIGINT or SIGTERM reached the headless demo."""
+
+
+def _wait_for_signal(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for the branch box; SIGINT or SIGTERM stops it (exit 0, one goodbye line)."""
+    received: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        raise _Stopped
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    except _Stopped:
+        print(f"pm demo: stopped ({signal.Signals(received[0]).name})", file=sys.stderr)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def demo_guide(
+    *, url: str, data_dir: Path, token_path: Path, sim_port: int, control_port: int
+) -> str:
+    """What this demo took and the commands that reach it (exact ports and paths)."""
+    return (
+        f"Demo branch box on {url} (data: {data_dir}; log: {data_dir / 'demo.log'})\n"
+        f"Admin token: {token_path}\n"
+        f"Switch a printer: pm simctl --control http://127.0.0.1:{control_port} "
+        f"state {sim_port} paper_out\n"
+        f"HTTP API: TOKEN=$(cat {token_path}); "
+        f'curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/printers'
+    )
+
+
 def run_demo(
     settings: HubSettings,
     *,
@@ -93,9 +141,15 @@ def run_demo(
     headless: bool = False,
     data_dir_given: bool = False,
 ) -> int:
-    data_dir = (
-        settings.data_dir if data_dir_given else settings.data_dir.parent / "printermaster-demo"
-    )
+    if data_dir_given:
+        data_dir = settings.data_dir
+        if in_use(data_dir):
+            raise OSError(
+                f"another demo (or hub) is running on {data_dir}; stop it, or leave out "
+                "--data-dir (this demo then takes a dir of its own)"
+            )
+    else:
+        data_dir = free_demo_data_dir()
     private_dir(data_dir)
     port = _pick(settings.port)
     sim_port = _pick(9101, printers)
@@ -141,16 +195,23 @@ def run_demo(
                 ).token
             ),
         )
-        hint = (
-            f"Try: pm simctl --control http://127.0.0.1:{control_port} state {sim_port} paper_out"
+        token_path = data_dir / TOKEN_FILE
+        write_private(token_path, token + "\n")
+        guide = demo_guide(
+            url=url,
+            data_dir=data_dir,
+            token_path=token_path,
+            sim_port=sim_port,
+            control_port=control_port,
         )
         if headless:
-            print(f"Branch box running on {url}. Token:\n{token}\n{hint}", flush=True)
-            return proc.wait()
+            print(f"{guide}\nToken:\n{token}", flush=True)
+            return _wait_for_signal(proc)
         from pm_tui.launch import launch
 
-        code = launch(hub_url=url, token=token)
-        print(hint.replace("Try:", "While it runs, try:"), file=sys.stderr)
+        print(guide, file=sys.stderr, flush=True)
+        code = launch(hub_url=url, token=token, notice=guide)
+        print(guide, file=sys.stderr)
         return code
     finally:
         if proc.poll() is None:

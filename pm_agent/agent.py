@@ -219,7 +219,10 @@ class Agent:
         await self.connection.connect()
 
     async def stop(self) -> None:
+        # No more connecting from here (a reconnect while the hub is told would outlive
+        # the agent); then the hub hears the stop is planned, so it raises no alerts.
         self.connection.stopping = True
+        await self.connection.say_stopping()
         if self.discovery is not None:
             await self.discovery.stop()
         await cancel_tasks(self._loops)  # re-cancels: wait_for may swallow one on 3.11

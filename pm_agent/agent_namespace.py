@@ -48,6 +48,7 @@ class AgentNamespace(socketio.AsyncClientNamespace):
     # -- the link --------------------------------------------------------------------------
 
     async def on_connect(self) -> None:
+        self.connection.hub_stopping = False
         self.health.link_up()
         log.info("connected to hub %s", self.connection.hub_url)
         self.tasks.spawn(self._after_connect())
@@ -60,11 +61,18 @@ class AgentNamespace(socketio.AsyncClientNamespace):
         self.health.link_down()
         if self.connection.stopping:
             return
-        log.warning("disconnected from hub (%s); reconnecting", reason)
+        if self.connection.hub_stopping:
+            log.info("the hub stopped on purpose (a restart?); reconnecting when it is back")
+        else:
+            log.warning("disconnected from hub (%s); reconnecting", reason)
         if self.connection.closed_by_hub(reason):
             # The hub closed us on purpose (shutdown, restart): python-socketio
             # does not retry those, so the agent does.
             self.tasks.spawn(self.connection.reconnect_later())
+
+    async def on_hub_stopping(self, data: Any = None) -> None:
+        """``hub:stopping``: the disconnect that follows is planned."""
+        self.connection.hub_stopping = True
 
     async def on_connect_error(self, data: Any = None) -> None:
         self.connection.last_connect_error = data

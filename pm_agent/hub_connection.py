@@ -11,6 +11,7 @@ covers that case. The events the hub sends are handled by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
 import ssl
@@ -19,7 +20,7 @@ from typing import Any
 import socketio
 
 from pm_core import __version__
-from pm_core.protocol import ErrorCode, Namespace
+from pm_core.protocol import AgentEvent, ErrorCode, Namespace
 from pm_core.tls import socketio_options
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,16 @@ class HubConnection:
             randomization_factor=0.3,
             logger=False,
             engineio_logger=False,
+            # The process stops on SIGINT/SIGTERM itself (pm_core.event_loop); the
+            # client's own SIGINT handler would stop the event loop under it.
+            handle_sigint=False,
             **socketio_options(self.hub_url, tls),
         )
         #: Set when the agent stops: no more connecting, disconnects are expected.
         self.stopping = False
+        #: Set when the hub said it is stopping on purpose (``hub:stopping``): the
+        #: disconnect that follows is planned (an info line, then reconnecting).
+        self.hub_stopping = False
         #: What the hub said when it last refused the connection (its connect error).
         self.last_connect_error: Any = None
 
@@ -83,11 +90,29 @@ class HubConnection:
     async def call(self, event: str, data: Any, *, timeout: float) -> Any:
         return await self.sio.call(event, data, namespace=NS, timeout=timeout)
 
-    async def disconnect(self) -> None:
+    async def say_stopping(self, reason: str = "shutdown", timeout: float = 2.0) -> None:
+        """Tell the hub this agent stops on purpose (``agent:stopping``), so that its
+        disconnect raises no alerts; a hub that does not answer in time is not waited for."""
+        if not self.connected:
+            return
         try:
-            await self.sio.disconnect()
+            await self.call(AgentEvent.STOPPING, {"reason": reason}, timeout=timeout)
+        except Exception as exc:
+            log.debug("agent:stopping not acknowledged: %s", exc)
+
+    async def disconnect(self) -> None:
+        """Disconnect, and stop python-socketio's own reconnection attempts if the link
+        dropped meanwhile (they would otherwise outlive the agent)."""
+        try:
+            await self.sio.shutdown()
         except Exception:
             pass
+        # An aborted reconnect attempt can leave python-engineio's HTTP session open.
+        http = getattr(self.sio.eio, "http", None)
+        if http is not None and not getattr(self.sio.eio, "external_http", False):
+            with contextlib.suppress(Exception):
+                if not http.closed:
+                    await http.close()
 
     async def connect(self) -> None:
         """Connect, retrying with backoff until it works (or the agent stops); raises

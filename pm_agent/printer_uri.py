@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pm_agent.capabilities import check_profile
 from pm_agent.printer_language import check_language
+from pm_core.protocol.languages import TEXT_MODES
 
 SCHEMES = ("tcp", "usb", "serial", "file")
 
@@ -138,6 +139,8 @@ def _check_options(uri: str, options: dict[str, str]) -> None:
         check_profile(options["profile"])
     if "language" in options:
         check_language(options["language"])
+    if "text_mode" in options and options["text_mode"] not in TEXT_MODES:
+        raise ValueError(f"{uri!r}: text_mode must be one of {', '.join(TEXT_MODES)}")
 
 
 def parse_printer_spec(text: str) -> PrinterSpec:

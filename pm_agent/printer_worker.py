@@ -104,7 +104,9 @@ class PrinterWorker:
         self.language_override = language
         #: How text goes out (``printer:configure``): ``auto`` (code pages where they
         #: hold it, else drawn) or ``raster`` (always drawn).
-        self.text_mode = text_mode or DEFAULT_TEXT_MODE
+        #: Unless told, what its address says (``?text_mode=``, ``text_mode`` of a
+        #: ``[[printers]]`` table in the config file).
+        self.text_mode = text_mode or spec.options.get("text_mode") or DEFAULT_TEXT_MODE
         self.identity_info: PrinterIdentity | None = None  # None: not asked yet
         self.capabilities = self._capabilities()
         self._apply_language()

@@ -15,9 +15,10 @@ The commands used::
     ESC d n        feed to the cutter and cut (2 full, 3 partial)
     BEL / SUB      cash drawer 1 / 2
 
-Text that none of those code pages holds, and barcodes, QR codes, images and PDFs go out
-as a raster block (``ESC * r A ... ESC * r B``, :mod:`pm_agent.star_raster`) drawn by
-the ticket renderer; nothing is turned into ``?``.
+Right-to-left text is wrapped at the columns and put in visual order first (as on
+ESC/POS printers). Text that none of those code pages holds, and barcodes, QR codes,
+images and PDFs go out as a raster block (``ESC * r A ... ESC * r B``,
+:mod:`pm_agent.star_raster`) drawn by the ticket renderer; nothing is turned into ``?``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from pm_agent.star_raster import DRAWER_KICK, raster_block
+from pm_agent.text_paths import printable_lines
 from pm_core.ticket_image import ticket_image
 
 INIT = b"\x1b@"
@@ -95,7 +97,9 @@ class StarLineTicket:
             self.drawn = []
 
     def text(self, block: dict[str, Any]) -> None:
-        text = block["text"].rstrip("\n")
+        # Right-to-left lines (Hebrew in CP862) wrapped, shaped and in visual order:
+        # the printer puts characters left to right as they come.
+        text = printable_lines(block["text"].rstrip("\n"), self.columns // block["width"])
         encoded = None if self.all_drawn else encode_text(text)
         if encoded is None:
             self.picture(block)

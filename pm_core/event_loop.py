@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+#: The signals that stop a service cleanly (systemd sends SIGTERM, a terminal SIGINT).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -31,22 +35,43 @@ def event_loop_name() -> str:
     return "asyncio (default selector loop)" if event_loop_factory() is None else "uvloop"
 
 
-def run_until_signalled(coro: Coroutine[Any, Any, int | None]) -> int:
+def run_until_signalled(coro: Coroutine[Any, Any, int | None], *, name: str | None = None) -> int:
     """Run a service until it returns or until SIGINT/SIGTERM, then let it shut down
-    cleanly (its ``finally`` blocks run); the exit code it returned, else 0."""
+    cleanly (its ``finally`` blocks run); the exit code it returned, else 0.
+
+    A stop signal is a planned stop: exit code 0, and with ``name`` one goodbye line on
+    stderr (``pm up: stopped (SIGTERM)``). A second signal while the service shuts down
+    is ignored (the first one's shutdown finishes)."""
+    received: list[signal.Signals] = []
 
     async def main() -> int | None:
         task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+
+        def stop(sig: signal.Signals) -> None:
+            if not received:
+                received.append(sig)
+                task.cancel()
+
+        for sig in STOP_SIGNALS:
             try:
-                loop.add_signal_handler(sig, task.cancel)
+                loop.add_signal_handler(sig, stop, sig)
             except (NotImplementedError, RuntimeError):
                 pass
         try:
             return await task
         except asyncio.CancelledError:
+            if not received:
+                raise
             return 0
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(main()) or 0
+        code = runner.run(main()) or 0
+        # Keep the signals quiet until the runner has closed the loop: a late Ctrl-C
+        # must not turn a clean stop into a KeyboardInterrupt traceback.
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    if received and name:
+        print(f"{name}: stopped ({received[0].name})", file=sys.stderr, flush=True)
+    return code

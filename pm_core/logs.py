@@ -1,10 +1,13 @@
-"""Logging: readable lines on a terminal, one JSON object per line otherwise."""
+"""Logging: readable lines on a terminal; plain lines with a priority and no time under
+systemd (journald stamps each line itself, ``JOURNAL_STREAM``); one JSON object per
+line otherwise (docker, a file). ``PM_LOG_FORMAT=text|json|journal`` chooses."""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -81,15 +84,66 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{cid}]" if cid else line
 
 
+class JournalFormatter(logging.Formatter):
+    """For journald: ``<priority>logger: message [correlation id]``, no time (journald
+    records it, and reads the ``<N>`` prefix as the line's priority)."""
+
+    PRIORITY = {
+        logging.CRITICAL: 2,
+        logging.ERROR: 3,
+        logging.WARNING: 4,
+        logging.INFO: 6,
+        logging.DEBUG: 7,
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = self.PRIORITY.get(record.levelno, 6)
+        line = f"<{priority}>{record.name}: {record.getMessage()}"
+        cid = getattr(record, "correlation_id", None)
+        if cid:
+            line += f" [{cid}]"
+        if record.exc_info:
+            # One journal entry per line: each carries the priority.
+            trace = self.formatException(record.exc_info).splitlines()
+            line += "".join(f"\n<{priority}>  {part}" for part in trace)
+        return line
+
+
+def under_journald(stream: Any) -> bool:
+    """True when ``stream`` is the journal stream systemd gave this service
+    (``JOURNAL_STREAM`` names its device and inode)."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in value.split(":"))
+        info = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (info.st_dev, info.st_ino) == (device, inode)
+
+
+def log_format(stream: Any) -> str:
+    """``text``, ``json`` or ``journal`` for ``stream`` (``PM_LOG_FORMAT`` wins)."""
+    chosen = os.environ.get("PM_LOG_FORMAT", "").strip().lower()
+    if chosen in ("text", "json", "journal"):
+        return chosen
+    if under_journald(stream):
+        return "journal"
+    return "text" if hasattr(stream, "isatty") and stream.isatty() else "json"
+
+
 def setup_logging(
     level: str = "INFO", *, stream: Any = None, json_format: bool | None = None
 ) -> None:
     stream = stream or sys.stderr
-    if json_format is None:
-        json_format = not (hasattr(stream, "isatty") and stream.isatty())
+    chosen = {None: log_format(stream), True: "json", False: "text"}[json_format]
+    formatter: logging.Formatter = {
+        "json": JsonFormatter,
+        "text": TextFormatter,
+        "journal": JournalFormatter,
+    }[chosen]()
     handler = logging.StreamHandler(stream)
     handler.addFilter(CorrelationFilter())
-    handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

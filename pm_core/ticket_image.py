@@ -21,7 +21,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from pm_core.fonts import FontSet, default_fonts, needs_glyph
-from pm_core.protocol.documents import barcode_payload, validate_document
+from pm_core.protocol.documents import barcode_payload, pdfium_turn, validate_document
 from pm_core.ticket_text import (
     LINE_DOTS,
     UnprintableText,
@@ -138,23 +138,26 @@ def _barcode_block(block: dict[str, Any], dots: int, fonts: FontSet) -> Image.Im
 
 
 def pdf_page_images(data: bytes, dots: int) -> list[Image.Image]:
-    """Each page of a PDF rendered ``dots`` wide, in grey (pypdfium2)."""
+    """Each page of a PDF rendered ``dots`` wide, in grey (pypdfium2; one thread at a
+    time, waiting at most
+    :data:`~pm_core.protocol.documents.PDFIUM_WAIT_S`)."""
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(data)
-    try:
-        pages = []
-        for index in range(len(pdf)):
-            page = pdf[index]
-            try:
-                width, _ = page.get_size()
-                bitmap = page.render(scale=dots / max(1.0, width), grayscale=True)
-                pages.append(bitmap.to_pil().convert("L"))
-            finally:
-                page.close()
-        return pages
-    finally:
-        pdf.close()
+    with pdfium_turn():
+        pdf = pdfium.PdfDocument(data)
+        try:
+            pages = []
+            for index in range(len(pdf)):
+                page = pdf[index]
+                try:
+                    width, _ = page.get_size()
+                    bitmap = page.render(scale=dots / max(1.0, width), grayscale=True)
+                    pages.append(bitmap.to_pil().convert("L"))
+                finally:
+                    page.close()
+            return pages
+        finally:
+            pdf.close()
 
 
 def block_images(block: dict[str, Any], *, dots: int, fonts: FontSet) -> list[Image.Image]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,9 @@ class ActiveJobs:
         self.metrics = metrics
         self.active: dict[int, ActiveJob] = {}
         self._depth: Counter[int] = Counter()
+        #: Called with a printer's id when its count of unfinished jobs changes (the
+        #: broadcaster then tells operators the printer's new ``queue``).
+        self.on_depth_change: Callable[[int], None] | None = None
 
     async def load(self, db: Database) -> None:
         for row in await db.read(job_store.active_jobs):
@@ -62,6 +66,22 @@ class ActiveJobs:
     def depth(self, printer_id: int) -> int:
         """Unfinished jobs of a printer."""
         return self._depth.get(printer_id, 0)
+
+    def held_by(self, printer_ids: set[int]) -> int:
+        """Unfinished jobs of these printers that their agent holds in its spool (it
+        took them: ``dispatched`` or ``printing``)."""
+        return sum(
+            1
+            for j in self.active.values()
+            if j.printer_id in printer_ids and j.status in ("dispatched", "printing")
+        )
+
+    def _depth_changed(self, printer_id: int) -> None:
+        if self.on_depth_change is not None:
+            try:
+                self.on_depth_change(printer_id)
+            except Exception:  # telling operators must never break the job's own path
+                log.exception("announcing the queue of printer %s failed", printer_id)
 
     def waiting_on(self, printer_id: int) -> list[ActiveJob]:
         """Unfinished jobs of a printer, oldest first."""
@@ -81,6 +101,7 @@ class ActiveJobs:
                 del self.active[row["id"]]
                 if job.printer_id is not None:
                     self._depth[job.printer_id] -= 1
+                    self._depth_changed(job.printer_id)
             return
         if job is None:
             self.active[row["id"]] = ActiveJob(
@@ -96,6 +117,7 @@ class ActiveJobs:
             )
             if row["printer_id"] is not None:
                 self._depth[row["printer_id"]] += 1
+                self._depth_changed(row["printer_id"])
         else:
             if row["status"] == "printing" and job.status != "printing":
                 job.printing_since = time.monotonic()
@@ -104,6 +126,8 @@ class ActiveJobs:
             if job.printer_id != row["printer_id"]:  # moved to another printer
                 if job.printer_id is not None:
                     self._depth[job.printer_id] -= 1
+                    self._depth_changed(job.printer_id)
                 if row["printer_id"] is not None:
                     self._depth[row["printer_id"]] += 1
+                    self._depth_changed(row["printer_id"])
                 job.printer_id = row["printer_id"]

@@ -196,6 +196,22 @@ async def health_report(side: AgentSide, sid: str, payload: Any) -> Ack:
     return await side.health.on_report(link_of(side, sid), payload)
 
 
+#: Longest ``reason`` an agent may give for stopping.
+STOP_REASON_MAX = 40
+
+
+async def agent_stopping(side: AgentSide, sid: str, payload: Any) -> Ack:
+    """The agent is about to disconnect on purpose: its disconnect is planned."""
+    link = link_of(side, sid)
+    data = require_object(payload)
+    reason = get_str(data, "reason", max_length=STOP_REASON_MAX) or "shutdown"
+    if control_characters(reason):
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "reason must not hold control characters")
+    link.stopping = reason
+    log.info("agent %s is stopping (planned: %s)", link.agent_id, reason)
+    return ok_ack()
+
+
 HANDLERS = {
     AgentEvent.PRINTER_DISCOVERED: printer_discovered,
     AgentEvent.PRINTER_STATUS: printer_status,
@@ -205,6 +221,7 @@ HANDLERS = {
     AgentEvent.HEALTH_PING: health_ping,
     AgentEvent.HEALTH_REPORT: health_report,
     AgentEvent.PRINTERS_REGISTERED: printers_registered,
+    AgentEvent.STOPPING: agent_stopping,
 }
 
 

@@ -59,22 +59,41 @@ class AgentSessions:
     async def detach(self, sid: str) -> None:
         """A socket on ``/agent`` closed (the link it carried may already be replaced)."""
         state = self.state
+        if state.stopping:
+            # The hub goes away, not the agent: its printers are not offline (operators
+            # see the hub's absence once; the next start has them unreachable until
+            # the agent connects again).
+            link = state.agent_by_sid.pop(sid, None)
+            if link is not None and state.agents.get(link.agent_id) is link:
+                del state.agents[link.agent_id]
+            return
         link = state.agent_by_sid.get(sid)
+        # Planned: the agent said it is stopping (agent:stopping), or the hub itself is
+        # stopping and closed the link. Its printers go offline without alerts.
+        planned = link is not None and (link.stopping is not None or state.stopping)
         if link is not None and state.agents.get(link.agent_id) is link:
             self.dispatcher.agent_detached(link)
-            self.health.agent_disconnected(link)
+            self.health.agent_disconnected(link, planned=planned)
         link = state.agent_by_sid.pop(sid, None)
         if link is None or state.agents.get(link.agent_id) is not link:
             return
         del state.agents[link.agent_id]
-        log.info("agent %s disconnected", link.agent_id)
+        if planned:
+            why = "the hub is stopping" if state.stopping else f"planned: {link.stopping}"
+            log.info(
+                "agent %s disconnected (%s); its printers show offline, no alerts",
+                link.agent_id,
+                why,
+            )
+        else:
+            log.info("agent %s disconnected", link.agent_id)
         self.registry.fail_where(
             ErrorCode.OFFLINE, "the agent disconnected", agent_id=link.agent_id
         )
         agent_id = link.agent_id
         agent = await self.db.write(lambda d: tenants.set_agent_disconnected(d, agent_id))
         changed = await self.db.write(
-            lambda d: printer_store.mark_agent_printers_offline(d, agent_id)
+            lambda d: printer_store.mark_agent_printers_offline(d, agent_id, planned=planned)
         )
         for row in changed:
             await self.changes.changed(row)

@@ -134,9 +134,16 @@ class AlertBook:
             await self._tell(HubEvent.ALERT_UPDATE, record)
         return record
 
-    async def printer_status(self, printer: PrinterRow) -> None:
-        """Open the alert that matches the printer's status and clear the others."""
+    async def printer_status(self, printer: PrinterRow, *, overdue: bool = False) -> None:
+        """Open the alert that matches the printer's status and clear the others.
+        ``overdue``: its agent has been gone too long, planned stop or not."""
         subject = f"printer:{printer['id']}"
+        planned = '"agent_stopped"' in str(printer["flags"])
+        if printer["status"] == "offline" and planned and not overdue:
+            # A planned stop (its agent or the hub stopping on purpose): an info line,
+            # no alert, and the alerts it had stay as they are until it is back.
+            log.info("%s is offline: its agent stopped on purpose (no alert)", printer["name"])
+            return
         wanted = PRINTER_STATUS_ALERTS.get(printer["status"])
         for kind in PRINTER_STATUS_ALERTS.values():
             if kind != wanted:

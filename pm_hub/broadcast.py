@@ -116,6 +116,10 @@ class Broadcaster:
         )
         self._seen: dict[tuple[int, int], set[int]] = {}
         self._seen_flusher: asyncio.Task[None] | None = None
+        #: Printers whose ``queue`` changed since the last announcement of queues.
+        self._queues_due: set[int] = set()
+        self._queues_timer: asyncio.TimerHandle | None = None
+        self._queue_tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._seen_flusher = asyncio.create_task(self._flush_seen())
@@ -127,6 +131,12 @@ class Broadcaster:
             self._seen_flusher.cancel()
             await asyncio.gather(self._seen_flusher, return_exceptions=True)
             self._seen_flusher = None
+        if self._queues_timer is not None:
+            self._queues_timer.cancel()
+            self._queues_timer = None
+        self._queues_due.clear()
+        if self._queue_tasks:
+            await asyncio.gather(*self._queue_tasks, return_exceptions=True)
         await self.coalescer.close()
 
     # -- rooms ------------------------------------------------------------------------
@@ -285,6 +295,38 @@ class Broadcaster:
             return view
         entry: PrinterStatusEntry = status_entry(view)
         return entry
+
+    def queue_changed(self, printer_id: int) -> None:
+        """A printer's count of unfinished jobs changed (a job came, finished, was
+        cancelled, moved or expired): its operators hear the new ``queue`` within one
+        batching window, as a status entry; many changes in a window make one update."""
+        self._queues_due.add(printer_id)
+        if self._queues_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # loading at start-up: the first printers:list tells it
+            self._queues_due.clear()
+            return
+        self._queues_timer = loop.call_later(self.coalescer.window, self._announce_queues)
+
+    def _announce_queues(self) -> None:
+        self._queues_timer = None
+        due, self._queues_due = self._queues_due, set()
+        task = asyncio.ensure_future(self._send_queues(due))
+        self._queue_tasks.add(task)
+        task.add_done_callback(self._queue_tasks.discard)
+
+    async def _send_queues(self, printer_ids: set[int]) -> None:
+        for printer_id in sorted(printer_ids):
+            row = self.state.printers.get(printer_id)
+            if row is None:
+                continue  # removed meanwhile
+            whole = functools.partial(self.views.whole, row)
+            try:
+                await self._printer_changed(rooms_for(row), printer_id, whole, True)
+            except Exception:
+                log.exception("announcing the queue of printer %s failed", printer_id)
 
     def printer_seen(self, row: PrinterRow) -> None:
         """A status report that changed nothing: batched into ``printers:seen``."""

@@ -21,7 +21,8 @@ stops polling for ``cloudprnt_offline_after_s`` shows ``offline``.
 
 Hostile input: bodies over 16 KB are refused (413), a MAC must look like one (400),
 an unknown MAC or a wrong secret is 401 (and counts as a failed login of that
-address), and each printer may make ``cloudprnt_rate_limit`` requests a second (429).
+address; a request with no credentials at all is 401 without counting), and each
+printer may make ``cloudprnt_rate_limit`` requests a second (429).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import logging
 import re
 import secrets
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,6 +214,11 @@ class CloudPrntServer:
         if waiting is not None:
             raise CloudPrntError(429, waiting)
         mac = normalise_mac(mac_value)
+        if not authorization:
+            # No credentials (a printer whose secret is not set yet, or a client
+            # waiting for HTTP's challenge) guessed nothing: not a failed login, or
+            # the printer would stay locked out for a while once its secret is set.
+            raise CloudPrntError(401, "credentials required")
         secret = _basic_password(authorization)
         poller = await self._poller(mac) if secret is not None else None
         if (
@@ -349,7 +356,7 @@ class CloudPrntServer:
             raise CloudPrntError(404, "no fetched job to confirm")
         poller.fetched = None
         actor = f"cloudprnt:{poller.mac}"
-        code = code.strip()[:100]
+        code = status_code_text(code)
         if code.upper() == "OK" or code[:1] == "2":
             await self.dispatcher.move(fetched.job_id, "completed", actor=actor, reason="printed")
             return
@@ -421,6 +428,9 @@ class CloudPrntServer:
             self._enrollments_read = now
             await self.load_enrollments()
         for poller in list(self.pollers.values()):
+            # Jobs it fetched stay barred while they are active; finished ones are
+            # forgotten (the set would otherwise grow with every ticket printed).
+            poller.served.intersection_update(self.jobs.active)
             fetched = poller.fetched
             row = self.state.printers.get(poller.printer_id)
             if fetched is not None and now - fetched.at > self.settings.cloudprnt_confirm_timeout_s:
@@ -486,8 +496,20 @@ def _status_of(body: dict[str, Any]) -> tuple[str, dict[str, bool]]:
             pass
     code = body.get("statusCode")
     if isinstance(code, str):
-        return status_of_code(code.replace("%20", " ")[:100])
+        return status_of_code(status_code_text(code))
     return "unknown", {}
+
+
+def status_code_text(code: str) -> str:
+    """A CloudPRNT status or result code as text: Star printers send it URL-encoded
+    (``"200%20OK"`` in a poll's JSON, sometimes encoded twice in a DELETE's query);
+    ``"200 OK"`` either way (at most 100 characters)."""
+    text = code[:300]
+    for _ in range(2):
+        if "%" not in text:
+            break
+        text = urllib.parse.unquote(text)
+    return text.replace("+", " ").strip()[:100]
 
 
 def _failover_header(state: LiveState, job: dict[str, Any]) -> str | None:

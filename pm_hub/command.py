@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from pm_core.event_loop import run_until_signalled
 from pm_core.logs import setup_logging
 from pm_core.sql import DatabaseUnavailable
+from pm_core.startup_checks import StartupError, check_clock, check_data_dir, check_port_free
 from pm_hub.config import HubSettings, default_data_dir, load_settings
 
 #: ``pm hub`` and ``pm up`` announce themselves on mDNS unless told otherwise.
@@ -31,8 +33,16 @@ def add_settings_arguments(parser: argparse.ArgumentParser, *, server: bool = Tr
         type=Path,
         help=f"where state lives (default: $PM_DATA_DIR or {default_data_dir()})",
     )
-    parser.add_argument("--config", type=Path, help="TOML settings file ([hub] table)")
-    parser.add_argument("--log-level", default=os.environ.get("PM_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("PM_CONFIG"),
+        help="TOML config file: settings, printers, ... (or PM_CONFIG; docs/operations.md)",
+    )
+    parser.add_argument(
+        "--log-level",
+        help="DEBUG, INFO, WARNING, ERROR (default: log_level in --config, PM_LOG_LEVEL, INFO)",
+    )
     if server:
         parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         parser.add_argument("--port", type=int, help="port to listen on (default 3001)")
@@ -62,6 +72,12 @@ def add_redis_argument(parser: argparse.ArgumentParser) -> None:
         "through, redis://host:6379/0 (or PM_REDIS_URL, redis_url in the TOML file); each "
         "process needs the same --database postgresql://... and --redis-url",
     )
+
+
+def log_level_of(args: argparse.Namespace, default: str = "INFO") -> str:
+    """``--log-level``, else the config file's (filled in by the caller), else
+    ``PM_LOG_LEVEL``, else ``default``."""
+    return str(getattr(args, "log_level", None) or os.environ.get("PM_LOG_LEVEL") or default)
 
 
 def settings_from(
@@ -202,7 +218,7 @@ async def serve_hub(settings: HubSettings) -> int:
 
 def run_hub(args: argparse.Namespace) -> int:
     """``pm hub`` with parsed options: check them, then serve until a signal."""
-    setup_logging(args.log_level)
+    setup_logging(log_level_of(args))
     settings = settings_from(
         args,
         defaults=SERVER_DEFAULTS,
@@ -217,7 +233,15 @@ def run_hub(args: argparse.Namespace) -> int:
         return 2
     if not check_upstream("hub", settings):
         return 2
-    return run_until_signalled(serve_hub(settings))
+    check_before_serving(settings)
+    return run_until_signalled(serve_hub(settings), name="pm hub")
+
+
+def check_before_serving(settings: HubSettings) -> None:
+    """The start-up checks of a hub (StartupError: one line that says what to do)."""
+    check_clock()
+    check_data_dir(settings.data_dir)
+    check_port_free(settings.host, settings.port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +252,6 @@ def main(argv: list[str] | None = None) -> int:
         return run_hub(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError, DatabaseUnavailable) as exc:
+    except (StartupError, ValueError, OSError, DatabaseUnavailable, sqlite3.Error) as exc:
         print(f"pm hub: {exc}", file=sys.stderr)
         return 2

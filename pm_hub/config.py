@@ -23,6 +23,11 @@ def default_data_dir() -> Path:
     env = os.environ.get("PM_DATA_DIR")
     if env:
         return Path(env).expanduser()
+    return xdg_data_dir()
+
+
+def xdg_data_dir() -> Path:
+    """``$XDG_DATA_HOME/printermaster``, else ``~/.local/share/printermaster``."""
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
     return base / "printermaster"
@@ -228,6 +233,20 @@ def _convert(value: Any, type_name: str) -> Any:
     return _TYPES[base](value)
 
 
+def convert_setting(name: str, value: Any) -> Any:
+    """``value`` (from a file, the env or the command line) as setting ``name`` takes it;
+    KeyError for an unknown name, ValueError saying what was expected."""
+    type_name = {f.name: str(f.type) for f in fields(HubSettings)}[name]
+    try:
+        return _convert(value, type_name)
+    except (TypeError, ValueError):
+        base = type_name.replace(" | None", "").strip()
+        wanted = {"Path": "a path", "int": "a whole number", "float": "a number"}.get(
+            base, f"a {base}"
+        )
+        raise ValueError(f"must be {wanted} (got {value!r})") from None
+
+
 #: What ``database_url`` may start with (a plain path is a SQLite file too).
 DATABASE_SCHEMES = ("postgresql://", "postgres://", "sqlite://")
 
@@ -320,6 +339,7 @@ def load_settings(
     config_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
     defaults: dict[str, Any] | None = None,
+    env: bool = True,
 ) -> HubSettings:
     """Build settings: ``defaults`` (a command's own, e.g. mDNS on for ``pm hub``) <
     TOML file (top level, ``[hub]``, ``[agent]``) < ``PM_*`` env < ``overrides`` (the
@@ -344,10 +364,10 @@ def load_settings(
             for key, value in table.items():
                 if key in known and not isinstance(value, dict):
                     values[key] = convert(key, value, str(config_file))
-    for name in known:
-        env = os.environ.get(f"PM_{name.upper()}")
-        if env is not None:
-            values[name] = convert(name, env, f"PM_{name.upper()}")
+    for name in known if env else ():
+        value = os.environ.get(f"PM_{name.upper()}")
+        if value is not None:
+            values[name] = convert(name, value, f"PM_{name.upper()}")
     for key, value in (overrides or {}).items():
         if value is not None and key in known:
             values[key] = convert(key, value, "command line")

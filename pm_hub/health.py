@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import statistics
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,20 @@ log = logging.getLogger(__name__)
 
 #: Pings averaged for the latency alert.
 LATENCY_WINDOW = 5
+#: Pings the dashboard's figures (last, average, 95th percentile) are taken from: an
+#: hour at the agent's default ping interval of 15 s. Average and percentile come from
+#: the same samples, so the percentile is never under the average by construction.
+FIGURES_WINDOW = 240
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile (the smallest sample with at least ``fraction`` of
+    the samples at or under it)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
 
 
 @dataclass
@@ -37,6 +53,8 @@ class AgentHealth:
     branch_id: int
     name: str = ""
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    #: The latencies the summary's figures come from (the last ``FIGURES_WINDOW``).
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=FIGURES_WINDOW))
     packet_loss: float = 0.0
     last_ping_at: float | None = None
     report: dict[str, Any] | None = None
@@ -44,6 +62,8 @@ class AgentHealth:
     connects: int = 0
     connected_at: float | None = None
     disconnected_at: float | None = None
+    #: Its last disconnect was a planned stop (``agent:stopping``).
+    stopped_on_purpose: bool = False
 
     @property
     def latency_avg(self) -> float | None:
@@ -106,10 +126,13 @@ class HealthMonitor:
             timer.cancel()
         await self.alerts.clear("agent_disconnected", f"agent:{link.agent_id}")
 
-    def agent_disconnected(self, link: AgentLink) -> None:
+    def agent_disconnected(self, link: AgentLink, *, planned: bool = False) -> None:
+        """``planned``: the agent stopped on purpose. Its printers raise nothing now;
+        one that stays away past ``agent_disconnect_alert_s`` alerts all the same."""
         health = self._health(link)
         health.disconnected_at = time.time()
         health.connected_at = None
+        health.stopped_on_purpose = planned
         self._watch_absence(health)
 
     async def watch_absent_agents(self) -> int:
@@ -155,11 +178,16 @@ class HealthMonitor:
             return
         subject = f"agent:{health.agent_id}"
         if not self.alerts.is_open("agent_disconnected", subject):
+            why = (
+                " (it stopped on purpose and has not come back)"
+                if (health.stopped_on_purpose)
+                else ""
+            )
             await self.alerts.raise_alert(
                 "agent_disconnected",
                 subject,
                 f"agent {health.name or health.agent_id} has been disconnected for more than "
-                f"{delay:g} s; its printers cannot be reached",
+                f"{delay:g} s{why}; its printers cannot be reached",
                 company_id=health.company_id,
                 branch_id=health.branch_id,
                 details={"agent_id": health.agent_id, "since": health.disconnected_at},
@@ -168,7 +196,7 @@ class HealthMonitor:
         # then); after a hub restart this is their first printer_offline alert.
         for printer in list(self.state.printers.values()):
             if printer["agent_id"] == health.agent_id and printer["status"] == "offline":
-                await self.alerts.printer_status(printer)
+                await self.alerts.printer_status(printer, overdue=True)
 
     # -- pings and reports -------------------------------------------------------------------
 
@@ -188,6 +216,7 @@ class HealthMonitor:
         health.packet_loss = loss
         if latency is not None:
             health.latencies.append(latency)
+            health.recent.append(latency)
         if latency is not None or lost:
             self._samples.append((link.agent_id, now, latency, loss))
         await self._check_thresholds(link, health)
@@ -309,36 +338,46 @@ class HealthMonitor:
     # -- summary -------------------------------------------------------------------------------
 
     async def summary(
-        self, agents: list[dict[str, Any]], open_alerts: list[dict[str, Any]]
+        self,
+        agents: list[dict[str, Any]],
+        open_alerts: list[dict[str, Any]],
+        *,
+        held: Mapping[int, int] | None = None,
     ) -> dict[str, Any]:
+        """``held``: per agent, the unfinished jobs the hub knows its spool holds (the
+        live ``spool_depth``; without it, what the agent's last report said)."""
         await self.flush()
-        since = time.time() - 3600
+        now = time.time()
+        since = now - 3600
         out = []
         for agent in agents:
             agent_id = agent["id"]
             health = self.agents.get(agent_id)
             series = await self.db.read(_series_reader(agent_id, since))
             report = (health.report if health else None) or {}
-            lat = list(health.latencies) if health else []
+            lat = list(health.recent) if health else []
+            p95 = percentile(lat, 0.95)
             out.append(
                 {
                     "agent_id": agent_id,
                     "name": agent["name"],
                     "connected": agent["connected"],
+                    # The hub's own samples, all three from the same window; until the
+                    # first arrives (a ping reports the one before it), the agent's report.
                     "latency_ms": {
-                        # The hub's own samples; until the first arrives (a ping reports
-                        # the one before it), what the agent's report says.
                         "last": round(lat[-1], 2) if lat else report.get("latency_last_ms"),
-                        "avg": health.latency_avg
-                        if health and lat
+                        "avg": round(statistics.fmean(lat), 2)
+                        if lat
                         else report.get("latency_avg_ms"),
-                        "p95": report.get("latency_p95_ms"),
+                        "p95": round(p95, 2) if p95 is not None else report.get("latency_p95_ms"),
                     },
                     "packet_loss": health.packet_loss if health else None,
-                    "uptime_s": report.get("uptime_s"),
+                    "uptime_s": _uptime_now(health, report, now),
                     "connected_since": health.connected_at if health else None,
                     "reconnects": max(0, health.connects - 1) if health else 0,
-                    "spool_depth": report.get("spool_depth"),
+                    "spool_depth": held.get(agent_id, 0)
+                    if held is not None
+                    else report.get("spool_depth"),
                     "last_report_at": health.report_at if health else None,
                     "series": series,
                 }
@@ -346,7 +385,19 @@ class HealthMonitor:
         by_severity = {"critical": 0, "warning": 0, "info": 0}
         for alert in open_alerts:
             by_severity[alert["severity"]] = by_severity.get(alert["severity"], 0) + 1
-        return ok_ack(agents=out, alerts=by_severity, generated_at=time.time())
+        return ok_ack(agents=out, alerts=by_severity, generated_at=now)
+
+
+def _uptime_now(health: AgentHealth | None, report: dict[str, Any], now: float) -> float | None:
+    """The agent's uptime now: its last report's figure plus the time since that report
+    (while it stays connected); connected, with no report yet, the time connected."""
+    if health is None or health.connected_at is None:
+        return None
+    reported = report.get("uptime_s")
+    at = health.report_at
+    if isinstance(reported, int | float) and at is not None and at >= health.connected_at:
+        return round(reported + (now - at), 1)
+    return round(now - health.connected_at, 1)
 
 
 def _series_reader(agent_id: int, since: float) -> Any:

@@ -153,7 +153,7 @@ class Hub:
         if self.upstream is not None:
             await self.upstream.start()
         log.info(
-            "hub ready: %d printers, %d unfinished jobs, data in %s",
+            "hub started: %d printers, %d unfinished jobs, data in %s",
             len(self.state.printers),
             self.jobs.count(),
             self.db.where if self.db.engine == "postgresql" else self.settings.data_dir,

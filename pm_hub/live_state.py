@@ -38,6 +38,9 @@ class AgentLink:
     license_id: int | None = None
     connected_at: float = field(default_factory=time.time)
     printer_ids: set[int] = field(default_factory=set)
+    #: Why the agent said it is stopping (``agent:stopping``), None until it does: its
+    #: disconnect is then planned and raises no alerts.
+    stopping: str | None = None
 
 
 class LiveState:
@@ -47,6 +50,8 @@ class LiveState:
         self.branch_id = 1
         self.branch_name = "Main branch"
         self.started_at = time.time()
+        #: Set when the hub begins a planned stop: the agents it disconnects raise no alerts.
+        self.stopping = False
         self.printers: dict[int, PrinterRow] = {}
         self.agents: dict[int, AgentLink] = {}
         self.agent_by_sid: dict[str, AgentLink] = {}
@@ -54,6 +59,9 @@ class LiveState:
         self.operators: dict[str, Principal] = {}
         #: On a company hub: branch hubs connected on ``/branch``, by sid.
         self.branch_hubs: dict[str, Principal] = {}
+        #: The hub is shutting down: the connections it closes are not agents or
+        #: printers going away (no offline marks, no alerts).
+        self.stopping = False
 
     async def load(self, db: Database, *, branch_name: str | None) -> None:
         """At start: the tenant (renamed if told), and the printers, all unreachable

@@ -589,7 +589,8 @@ class BranchOperations:
                 limit=1000,
             )
         )
-        return await self.health.summary(agents, open_alerts)
+        held = {a["id"]: self.jobs.held_by(set(a["printers"])) for a in agents}
+        return await self.health.summary(agents, open_alerts, held=held)
 
     async def whoami(self, principal: Principal, payload: Any) -> dict[str, Any]:
         branches = await self.db.read(lambda d: tenants.list_branches(d, principal.company_id))

@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from pm_core import __version__
+from pm_core.protocol import HubEvent, Namespace
+from pm_core.startup_checks import StartupError, listen_error_message
 from pm_core.tls import server_context
 from pm_hub.config import HubSettings
 from pm_hub.hub import Hub
@@ -36,15 +38,35 @@ def create_app(settings: HubSettings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
         yield
+        hub.state.stopping = True
         try:
             await sio.shutdown()
         except Exception:
             log.debug("socket.io shutdown", exc_info=True)
         await hub.stop()
 
+    async def announce_stop(app: web.Application) -> None:
+        # A planned stop: agents and dashboards hear it before their link closes, and
+        # the agents' disconnects that follow raise no alerts.
+        hub.state.stopping = True
+        payload = {"planned": True, "reason": "shutdown"}
+        for namespace in (Namespace.AGENT, Namespace.OPS):
+            try:
+                # This process's own clients only (another company-hub process goes on).
+                await asyncio.wait_for(
+                    sio.emit(
+                        HubEvent.HUB_STOPPING, payload, namespace=namespace, ignore_queue=True
+                    ),
+                    1.0,
+                )
+            except Exception:
+                log.debug("announcing the stop on %s", namespace, exc_info=True)
+        log.info("hub stopping (planned): agents and dashboards told")
+
     async def drop_connections(app: web.Application) -> None:
         # Close every Engine.IO connection so the web server does not wait on them;
         # clients see a dropped transport and reconnect to the next hub process.
+        hub.state.stopping = True
         for socket in list(sio.eio.sockets.values()):
             try:
                 await asyncio.wait_for(socket.close(wait=False), 1.0)
@@ -52,6 +74,7 @@ def create_app(settings: HubSettings) -> web.Application:
                 log.debug("closing a connection at shutdown", exc_info=True)
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(announce_stop)
     app.on_shutdown.append(drop_connections)
     return app
 
@@ -122,9 +145,7 @@ async def start_hub(settings: HubSettings) -> RunningHub:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise OSError(
-            exc.errno, f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
-        ) from exc
+        raise StartupError(listen_error_message(settings.host, settings.port, exc)) from exc
     port = settings.port
     sockets = getattr(site._server, "sockets", None)  # the bound port when 0 was asked for
     if sockets:
@@ -132,6 +153,7 @@ async def start_hub(settings: HubSettings) -> RunningHub:
     running = RunningHub(
         app=app, runner=runner, host=settings.host, port=port, tls=ssl_context is not None
     )
+    log.info("hub ready: listening on %s", running.url)
     if settings.mdns:
         await running.start_mdns()
     return running

@@ -141,6 +141,9 @@ class UpstreamLink:
             reconnection=False,
             logger=False,
             engineio_logger=False,
+            # The process stops on SIGINT/SIGTERM itself (pm_core.event_loop); the
+            # client's own SIGINT handler would stop the event loop under it.
+            handle_sigint=False,
             **socketio_options(self.url, self.tls),
         )
 

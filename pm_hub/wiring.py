@@ -80,6 +80,7 @@ def build_hub(settings: HubSettings) -> Hub:
     broadcaster = Broadcaster(
         settings, state=state, db=db, metrics=metrics, views=views, admission=admission
     )
+    jobs.on_depth_change = broadcaster.queue_changed  # every queue figure follows at once
     changes = PrinterChanges(state, broadcaster)
     webhooks = WebhookNotifier(
         [u.strip() for u in settings.webhook_urls.split(",") if u.strip()],

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from pm_core.protocol import CANCELLABLE_JOB_STATUSES, OpsEvent
-from pm_core.protocol.records import PrinterRecord
+from pm_core.protocol.records import JobRecord, PrinterRecord
 from pm_tui.dashboard import Dashboard
 from pm_tui.data.source import error_message
-from pm_tui.data.state import Wire, job_record
+from pm_tui.data.state import FleetState, Wire, job_record
+from pm_tui.data.waiting import waiting_jobs
 
 
 def test_receipt(printer: PrinterRecord, *, who: str, when: str) -> dict[str, Any]:
@@ -29,6 +30,10 @@ def test_receipt(printer: PrinterRecord, *, who: str, when: str) -> dict[str, An
             {"type": "cut"},
         ]
     }
+
+
+def cancellable_waiting(state: FleetState, printer_id: int) -> list[JobRecord]:
+    return [j for j in waiting_jobs(state, printer_id) if j["status"] in CANCELLABLE_JOB_STATUSES]
 
 
 class HubActions:
@@ -84,15 +89,34 @@ class HubActions:
             self.dashboard.notify("Select a printer first", severity="warning")
             return
         paused = not printer.get("paused")
-        ack = await self._call(
-            OpsEvent.PRINTER_CONFIGURE,
-            {"printer_id": printer["id"], "paused": paused},
-            f"Could not {'pause' if paused else 'resume'} {printer['name']}",
+
+        async def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            ack = await self._call(
+                OpsEvent.PRINTER_CONFIGURE,
+                {"printer_id": printer["id"], "paused": paused},
+                f"Could not {'pause' if paused else 'resume'} {printer['name']}",
+            )
+            if ack.get("ok"):
+                self.dashboard.publish(
+                    self.dashboard.state.put_printer(
+                        self._merged(ack["printer"]), now=self.dashboard.clock.now()
+                    )
+                )
+                verb = "paused: jobs wait (station jobs move to a backup)" if paused else "resumed"
+                self.dashboard.notify(f"{printer['name']} {verb}", markup=False)
+
+        if not paused:
+            await confirmed(True)  # resuming only lets waiting tickets print: no question
+            return
+        waiting = int(printer.get("queue") or 0)
+        self.dashboard.confirm(
+            f"Pause {printer['name']}? New tickets wait"
+            f"{' or go to a backup' if printer.get('station') else ''}"
+            f" ({waiting} waiting now).",
+            confirmed,
         )
-        if ack.get("ok"):
-            self.dashboard.publish(self.dashboard.state.put_printer(self._merged(ack["printer"])))
-            verb = "paused: jobs wait (station jobs move to a backup)" if paused else "resumed"
-            self.dashboard.notify(f"{printer['name']} {verb}", markup=False)
 
     async def move_printer(self, printer_id: int | None) -> None:
         printer = self.dashboard.state.printers.get(printer_id) if printer_id is not None else None
@@ -189,6 +213,78 @@ class HubActions:
 
         target = job.get("station") or self.dashboard.state.printer_name(job.get("printer_id"))
         self.dashboard.confirm(f"Print job #{job['id']} again on {target}?", confirmed)
+
+    async def cancel_waiting(self, printer_id: int) -> None:
+        """Cancel every ticket waiting on a printer (after asking)."""
+        state = self.dashboard.state
+        jobs = cancellable_waiting(state, printer_id)
+        name = state.printer_name(printer_id)
+        if not jobs:
+            self.dashboard.notify(f"No tickets wait on {name}", markup=False)
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            done = 0
+            for job in jobs:
+                ack = await self._call(
+                    OpsEvent.JOB_CANCEL, {"job_id": job["id"]}, f"Job #{job['id']} not cancelled"
+                )
+                if ack.get("ok"):
+                    done += 1
+                    self.dashboard.publish(state.add_jobs([ack["job"]]))
+            self.dashboard.notify(
+                f"{done} of {len(jobs)} tickets on {name} cancelled", markup=False
+            )
+
+        self.dashboard.confirm(f"Cancel the {len(jobs)} tickets waiting on {name}?", confirmed)
+
+    async def move_waiting(self, printer_id: int, to_printer_id: int | None) -> None:
+        """Move every ticket waiting on a printer to another (a backup of its station):
+        each is cancelled here first, then printed again there, so a ticket that starts
+        printing meanwhile is not printed twice."""
+        state = self.dashboard.state
+        name = state.printer_name(printer_id)
+        if to_printer_id is None:
+            self.dashboard.notify(
+                f"No other working printer at {name}'s station to move to",
+                severity="warning",
+                markup=False,
+            )
+            return
+        jobs = cancellable_waiting(state, printer_id)
+        target = state.printer_name(to_printer_id)
+        if not jobs:
+            self.dashboard.notify(f"No tickets wait on {name}", markup=False)
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            moved = 0
+            for job in jobs:
+                ack = await self._call(
+                    OpsEvent.JOB_CANCEL, {"job_id": job["id"]}, f"Job #{job['id']} not moved"
+                )
+                if not ack.get("ok"):
+                    continue
+                self.dashboard.publish(state.add_jobs([ack["job"]]))
+                again = await self._call(
+                    OpsEvent.JOB_REPRINT,
+                    {"job_id": job["id"], "printer_id": to_printer_id},
+                    f"Job #{job['id']} was cancelled but not printed on {target}: reprint it",
+                )
+                if again.get("ok"):
+                    moved += 1
+                    self.dashboard.publish(state.add_jobs([again["job"]]))
+            self.dashboard.notify(
+                f"{moved} of {len(jobs)} tickets moved from {name} to {target}", markup=False
+            )
+
+        self.dashboard.confirm(
+            f"Move the {len(jobs)} tickets waiting on {name} to {target}?", confirmed
+        )
 
     # -- alerts ------------------------------------------------------------------------
 

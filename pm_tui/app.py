@@ -12,7 +12,9 @@ screen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import ssl
 import time
 from collections import deque
@@ -20,10 +22,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.notifications import SeverityLevel
+from textual.notifications import Notify, SeverityLevel
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import AlertRecord, PrinterRecord
@@ -56,6 +59,13 @@ CHROME_INTERVAL = 0.25
 TOAST_BURST = 3
 #: ... in this many seconds; the others become one "N more alerts" toast.
 TOAST_WINDOW = 5.0
+#: Toasts on screen at once: one line each over the header and the tab bar, never
+#: further down over the rows (a new one replaces the oldest).
+MAX_TOASTS = 2
+
+
+#: How long the first toast (``notice``) stays.
+NOTICE_SECONDS = 60.0
 
 
 class PrinterMasterApp(App[int]):
@@ -69,7 +79,7 @@ class PrinterMasterApp(App[int]):
         Binding("4", "show_tab('agents')", "agents", show=False),
         Binding("5", "show_tab('branches')", "branches", show=False),
         Binding("6", "show_tab('logs')", "logs", show=False),
-        Binding("question_mark", "help", "help"),
+        Binding("question_mark,f1", "help", "help"),
         Binding("ctrl+r", "reload", "reload", show=False),
         Binding("q", "quit", "quit"),
     ]
@@ -84,8 +94,14 @@ class PrinterMasterApp(App[int]):
         health_interval: float = 15.0,
         exit_on_refusal: bool = False,
         tls: ssl.SSLContext | None = None,
+        notice: str | None = None,
+        handle_signals: bool = False,
     ) -> None:
         super().__init__()
+        #: Quit on SIGTERM/SIGINT (``pm tui``; not inside tests).
+        self.handle_signals = handle_signals
+        #: Shown as a first toast (``pm demo``: its URL, token file, simctl and curl lines).
+        self.notice = notice
         self.link: HubSource = source if source is not None else HubLink(hub_url, token, tls=tls)
         self.hub_url = hub_url or self.link.url
         self.link.bind(on_event=self._hub_event, on_state=self._link_state)
@@ -132,6 +148,14 @@ class PrinterMasterApp(App[int]):
         return MainScreen()
 
     def on_mount(self) -> None:
+        # SIGTERM or SIGINT from outside (a service stop, kill): quit like `q`, exit 0.
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.exit)
+        if self.notice:
+            self.notify(self.notice, title="PrinterMaster", timeout=NOTICE_SECONDS)
         self.run_link()
         self.set_interval(1.0, self._tick)
         self.set_interval(CHROME_INTERVAL, self._chrome_tick)
@@ -170,7 +194,7 @@ class PrinterMasterApp(App[int]):
         batch = self.buffer.drain()
         if not batch:
             return Changes()
-        changes = self.state.apply(batch)
+        changes = self.state.apply(batch, now=self.clock.now())
         if changes.unknown_printers:
             self.fetch_missing_printers()
         for alert in changes.opened:
@@ -305,7 +329,7 @@ class PrinterMasterApp(App[int]):
     async def _fetch_health(self) -> bool:
         ack = await self.link.call(OpsEvent.HEALTH_SUMMARY, {})
         if ack.get("ok"):
-            self.state.set_health(ack)
+            self.state.set_health(ack, now=self.clock.now())
             return True
         if unknown_event(ack):
             if self.state.health_supported is not False:
@@ -379,6 +403,27 @@ class PrinterMasterApp(App[int]):
     async def _measure_latency(self) -> None:
         if self.link.connected:
             self.latency_ms = await self.link.ping()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A one-line toast (see app.tcss): the title leads the line."""
+        if title:
+            message = f"{escape(title) if markup else title}: {message}"
+        super().notify(message, severity=severity, timeout=timeout, markup=markup)
+
+    def on_notify(self, event: Notify) -> None:
+        """Before Textual takes a new toast (this handler runs before App's): make room,
+        the oldest go, so at most ``MAX_TOASTS`` show."""
+        while len(self._notifications) >= MAX_TOASTS:
+            # Textual has no public "dismiss the oldest"; its own _unnotify does it.
+            self._unnotify(next(iter(self._notifications)))
 
     # -- navigation ------------------------------------------------------------------------
 

@@ -96,6 +96,8 @@ class HubLink:
         self._sio: socketio.AsyncClient | None = None
         self._lost = asyncio.Event()
         self._refused: dict[str, Any] | None = None
+        #: The hub said it is stopping on purpose (``hub:stopping``).
+        self._hub_stopping = False
 
     def bind(
         self,
@@ -116,6 +118,9 @@ class HubLink:
             reconnection=False,
             logger=False,
             engineio_logger=False,
+            # The process stops on SIGINT/SIGTERM itself (pm_core.event_loop); the
+            # client's own SIGINT handler would stop the event loop under it.
+            handle_sigint=False,
             **socketio_options(self.url, self.tls),
         )
 
@@ -134,6 +139,11 @@ class HubLink:
         @sio.on("disconnect", namespace=NS)
         async def disconnect(reason: Any = None) -> None:
             self._lost.set()
+
+        @sio.on(HubEvent.HUB_STOPPING, namespace=NS)
+        async def hub_stopping(data: Any = None) -> None:
+            # A planned stop (a restart, an upgrade): the loss that follows is expected.
+            self._hub_stopping = True
 
         for event in FORWARDED_EVENTS:
             sio.on(event, self._forwarder(event), namespace=NS)
@@ -157,6 +167,7 @@ class HubLink:
         since: float | None = None  # wall clock, to show
         while True:
             self._refused = None
+            self._hub_stopping = False
             self._lost.clear()
             if failures == 0 and lost_at is None:
                 self._set(LinkState("connecting", f"connecting to {self.url}"))
@@ -209,7 +220,12 @@ class HubLink:
                 await _quietly_disconnect(sio)
             lost_at, since = time.monotonic(), time.time()
             retry_at = time.monotonic() + delay
-            self._set(LinkState("reconnecting", "lost the hub connection", retry_at, since=since))
+            why = (
+                "the hub is restarting (a planned stop)"
+                if self._hub_stopping
+                else "lost the hub connection"
+            )
+            self._set(LinkState("reconnecting", why, retry_at, since=since))
             await asyncio.sleep(delay)
 
     async def _keep_token_fresh(self) -> None:

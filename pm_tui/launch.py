@@ -52,6 +52,7 @@ def launch(
     web_host: str = "127.0.0.1",
     web_port: int = 8080,
     web_sessions: int = DEFAULT_WEB_SESSIONS,
+    notice: str | None = None,
 ) -> int:
     """``pm tui``: resolve where and how to connect, check the hub, run the dashboard."""
     try:
@@ -93,7 +94,12 @@ def launch(
     setup_logging(log_level)
     logging.getLogger(__name__).info("hub %s (%s)", settings.hub_url, health.get("branch"))
     app = PrinterMasterApp(
-        hub_url=settings.hub_url, token=settings.token, exit_on_refusal=True, tls=tls
+        hub_url=settings.hub_url,
+        token=settings.token,
+        exit_on_refusal=True,
+        tls=tls,
+        notice=notice,
+        handle_signals=True,
     )
     result = app.run()
     if app.link_state.state == "refused":

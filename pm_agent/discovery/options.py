@@ -138,7 +138,6 @@ def add_discovery_arguments(parser: argparse.ArgumentParser, *, periodic: bool =
         group.add_argument(
             "--discover-every",
             type=float,
-            default=0.0,
             metavar="MINUTES",
             help="run discovery again every MINUTES (default: only at start)",
         )

@@ -115,7 +115,10 @@ class SimulatedPrinter:
         self.name = name
         self.port = port
         self.host = host
-        self.serial = serial or f"SIM{zlib.crc32(name.encode()):08X}"
+        # A fixed port is part of the serial: two simulators on one box (each with a
+        # "Kitchen-1") are two printers, not one printer the hub would merge.
+        seed = f"{name}:{port}" if port else name
+        self.serial = serial or f"SIM{zlib.crc32(seed.encode()):08X}"
         self.model = model or DEFAULT_MODEL
         self.status_supported = status_supported
         self.print_delay = print_delay

@@ -69,6 +69,10 @@ class HubEvent:
     JOB_CANCEL = "job:cancel"
     JOB_RELEASE = "job:release"
     PRINTER_CONFIGURE = "printer:configure"
+    # hub -> /ops and /agent, just before a planned stop (shutdown or restart)
+    #: ``{"planned": true, "reason": "shutdown"}``: the disconnect that follows is
+    #: planned; clients reconnect when the hub is back, nobody is alerted.
+    HUB_STOPPING = "hub:stopping"
 
 
 class AgentEvent:
@@ -84,6 +88,9 @@ class AgentEvent:
     #: After (re)registering: every printer this agent drives now, by hub id; the hub
     #: retires the others it had for this agent (dropped from its configuration).
     PRINTERS_REGISTERED = "printers:registered"
+    #: ``{"reason": "shutdown"}``: the agent is stopping on purpose (a signal, a service
+    #: stop); its printers go offline without ``printer_offline`` alerts.
+    STOPPING = "agent:stopping"
 
 
 class BranchEvent:

@@ -189,6 +189,16 @@ class BranchMirror:
         )
         return view
 
+    def held_jobs(self, agents: list[Record]) -> dict[int, int]:
+        """Per agent (an ``agent_view``): the mirrored unfinished jobs its spool holds."""
+        owner = {pid: a["id"] for a in agents for pid in a.get("printers") or ()}
+        held = dict.fromkeys((a["id"] for a in agents), 0)
+        for job in self.active_jobs.values():
+            agent_id = owner.get(job.get("printer_id"))
+            if agent_id is not None and job.get("status") in ("dispatched", "printing"):
+                held[agent_id] += 1
+        return held
+
     def visible_links(self, principal: Principal) -> list[BranchLink]:
         return [
             link
@@ -264,11 +274,22 @@ class BranchMirror:
             for kind, record, _ in changes
             if kind == "printer" and record is not None and self._status_only(record)
         }
+        # Printers whose count of unfinished jobs may change with these job changes.
+        queues: set[int] = set()
+        for kind, record, previous in changes:
+            job_id = (record or previous or {}).get("id")
+            if kind == "job" and isinstance(job_id, int):
+                for job in (self.active_jobs.get(job_id), record):
+                    if job is not None and isinstance(job.get("printer_id"), int):
+                        queues.add(job["printer_id"])
         if self._held is not None:
             self._held.append(changes)
         else:
             self._remember(changes)
         broadcast = self.broadcaster.broadcast_local
+        for kind, record, _ in changes:
+            if kind == "printer" and record is not None:
+                queues.discard(record["id"])  # its whole view goes out below
         for kind, record, previous in changes:
             if record is None:
                 continue
@@ -283,6 +304,12 @@ class BranchMirror:
             elif kind == "alert":
                 opened = previous is None and record.get("state") == "open"
                 await broadcast(HubEvent.HEALTH_ALERT if opened else HubEvent.ALERT_UPDATE, record)
+        for printer_id in sorted(queues):
+            printer = self.printers.get(printer_id)
+            if printer is not None:  # its queue figure follows the jobs just applied
+                await self.broadcaster.printer_view_update(
+                    self.printer_view(printer), status_only=True
+                )
 
     def _status_only(self, record: Record) -> bool:
         """Whether only a printer's status fields differ from what is known of it."""

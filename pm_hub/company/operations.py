@@ -358,7 +358,7 @@ class CompanyOperations:
             for a in self.mirror.open_alerts.values()
             if principal.sees(a) and a["state"] != "cleared"
         ]
-        return await self.health.summary(agents, open_alerts)
+        return await self.health.summary(agents, open_alerts, held=self.mirror.held_jobs(agents))
 
     # -- who and where ------------------------------------------------------------------------
 

@@ -88,8 +88,11 @@ def enrolled(db: Session, mac: str) -> dict[str, Any] | None:
 
 
 def list_enrolled(db: Session) -> list[dict[str, Any]]:
+    """The enrolled printers; ``last_seen`` is their last poll since they were enrolled
+    (None before the first: enrolling stamps the printer record, not a poll)."""
     rows = db.execute(
-        "SELECT c.mac, c.printer_id, c.dots, c.created_at, p.name, p.status, p.last_seen "
+        "SELECT c.mac, c.printer_id, c.dots, c.created_at, p.name, p.status, "
+        "CASE WHEN p.last_seen > c.created_at THEN p.last_seen END AS last_seen "
         "FROM cloudprnt_printers c JOIN printers p ON p.id = c.printer_id ORDER BY c.mac"
     ).fetchall()
     return [dict(r) for r in rows]

@@ -166,9 +166,13 @@ def mark_seen(db: Session, seen: dict[int, float]) -> None:
     )
 
 
-def mark_agent_printers_offline(db: Session, agent_id: int) -> list[dict[str, Any]]:
-    """When an agent goes away its printers can no longer be reached: status offline."""
+def mark_agent_printers_offline(
+    db: Session, agent_id: int, *, planned: bool = False
+) -> list[dict[str, Any]]:
+    """When an agent goes away its printers can no longer be reached: status offline.
+    ``planned``: it stopped on purpose (flag ``agent_stopped``: no alert for it)."""
     now = time.time()
+    flags = {"agent_disconnected": True, **({"agent_stopped": True} if planned else {})}
     rows = db.execute(
         "SELECT id FROM printers WHERE agent_id = ? AND status != 'offline' AND retired_at IS NULL",
         (agent_id,),
@@ -178,12 +182,12 @@ def mark_agent_printers_offline(db: Session, agent_id: int) -> list[dict[str, An
         db.execute(
             "UPDATE printers SET status = 'offline', flags = ?, status_changed_at = ?, "
             "updated_at = ? WHERE id = ?",
-            (json.dumps({"agent_disconnected": True}), now, now, printer_id),
+            (json.dumps(flags), now, now, printer_id),
         )
         db.execute(
             "INSERT INTO printer_events (printer_id, at, status, flags) "
             "VALUES (?, ?, 'offline', ?)",
-            (printer_id, now, json.dumps({"agent_disconnected": True})),
+            (printer_id, now, json.dumps(flags)),
         )
         changed.append(
             dict(db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone())

@@ -22,22 +22,23 @@ HELP = """\
 
 [b]Anywhere[/b]
   1-6        Printers, Jobs, Alerts, Agents, Branches, Logs
-  ?          this help            ctrl+p  palette: printers, jobs, actions
+  ? or F1    this help            ctrl+p  palette: printers, jobs, actions
   ctrl+r     reload from the hub  q       quit
   esc        back / close / clear the filter
 
 [b]Printers[/b]  (problems sort first; the selected printer shows underneath)
   /          filter: name, station, status, address, [i]problem[/i], [i]paused[/i]
-  o          sort: problems, name, station, seen, queue
-  enter      printer detail: status history, recent jobs, agent latency
+  o          sort: problems, name, station, seen, queue (or click a header)
+  enter      printer detail: status history, waiting tickets and why,
+             recent jobs; c cancels every waiting ticket, b moves them to a backup
   t          test print          s       send a test receipt (a small job)
-  p          pause / resume      m       move to another station
+  p          pause (asks) / resume  m    move to another station
   n          print a typed ticket (a station or printer, lines, copies)
   e          rename the printer (managers and admins)
   detail:    a activity chart / status history · l the printer's log lines
 
-[b]Jobs[/b]  (newest first, live)
-  /          filter: status:failed printer:Kitchen-1 station:bar
+[b]Jobs[/b]  (stuck tickets first, each saying why it waits; then the newest)
+  /          filter as you type: status:failed printer:Kitchen-1 station:bar
              since:30m until:10:30 and any words
   s          status: all, active, failed, completed, cancelled
   enter      event trail and a text preview of the ticket

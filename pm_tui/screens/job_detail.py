@@ -9,15 +9,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import JobRecord
 from pm_tui.data.documents import PAPER_WIDTH, document_lines
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes, job_record
+from pm_tui.data.waiting import waiting_reason
 from pm_tui.formatting import job_status_text, plural
 from pm_tui.screens.base import FleetScreen
+from pm_tui.widgets.footer import DashboardFooter
 from pm_tui.widgets.header import HubHeader
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import ColumnSpec, LiveTable
@@ -72,7 +74,7 @@ class JobDetailScreen(FleetScreen):
                 yield Static("What it prints", classes="pane-title")
                 with VerticalScroll(id="jd-preview-scroll"):
                     yield Static(id="jd-preview", classes="paper")
-        yield Footer(compact=True)
+        yield DashboardFooter()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "-narrow")
@@ -132,6 +134,9 @@ class JobDetailScreen(FleetScreen):
             info.append(f"key {job['idempotency_key']}")
         error = job.get("error")
         text = Text(" · ".join(info))
+        waiting = waiting_reason(state.jobs.get(self.job_id) or job, state, clock)
+        if waiting:
+            text.append(f"\n{waiting}", style="bold yellow")
         if isinstance(error, dict):
             text.append(f"\nerror {error.get('code')}: {error.get('message')}", style="bold red")
         show(self.query_one("#jd-info", Static), text)
@@ -172,6 +177,10 @@ class JobDetailScreen(FleetScreen):
                 self.detail = {**self.detail, **new}
                 self.load()
             self.show()
+        elif changes.printers:
+            job = self.job
+            if job is not None and job.get("printer_id") in changes.printers:
+                self.show()  # its printer's state is why it waits
 
     async def action_cancel(self) -> None:
         await self.dashboard.actions.cancel_job(self.job_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer
+from textual.widgets import ContentSwitcher
 
 from pm_tui.dashboard import as_dashboard
 from pm_tui.views.agents import AgentsView
@@ -14,6 +14,7 @@ from pm_tui.views.branches import BranchesView
 from pm_tui.views.jobs import JobsView
 from pm_tui.views.logs import LogsView
 from pm_tui.views.printers import PrintersView
+from pm_tui.widgets.footer import DashboardFooter
 from pm_tui.widgets.header import TABS, HubHeader, TabBar
 
 
@@ -34,7 +35,7 @@ class MainScreen(Screen[None]):
             yield AgentsView(id="tab-agents")
             yield BranchesView(id="tab-branches")
             yield LogsView(id="tab-logs")
-        yield Footer(compact=True)
+        yield DashboardFooter()
 
     def on_mount(self) -> None:
         self.refresh_tabs()

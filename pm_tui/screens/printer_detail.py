@@ -1,5 +1,6 @@
-"""One printer: status and flags over time, its recent jobs, its agent's latency,
-and the actions (test print, test receipt, pause/resume, move to a station)."""
+"""One printer: status and flags over time, the tickets waiting on it (each with why)
+above its recent jobs, its agent's latency, and the actions (test print, test receipt,
+pause/resume, move to a station, cancel or move every waiting ticket)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import PrinterRecord
 from pm_tui.bulk import BulkActions
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes
+from pm_tui.data.waiting import WAITING_STATUSES, printer_problem, waiting_jobs
 from pm_tui.formatting import ago, duration, flags_text, status_text
 from pm_tui.screens.base import FleetScreen
 from pm_tui.views.jobs import job_cells
-from pm_tui.views.printers import printer_summary
+from pm_tui.views.printers import backup_for, printer_summary
 from pm_tui.widgets.charts import LatencyLine
+from pm_tui.widgets.footer import DashboardFooter
 from pm_tui.widgets.header import HubHeader
 from pm_tui.widgets.quiet import show
 from pm_tui.widgets.tables import ColumnSpec, LiveTable
@@ -52,6 +55,8 @@ class PrinterDetailScreen(FleetScreen):
         Binding("s", "test_receipt", "receipt"),
         Binding("p", "pause", "pause/resume"),
         Binding("m", "move", "move"),
+        Binding("c", "cancel_waiting", "cancel waiting"),
+        Binding("b", "move_waiting", "waiting to backup"),
         Binding("l", "logs", "logs", show=False),
         Binding("n", "new_ticket", "ticket", show=False),
         Binding("e", "rename", "rename", show=False),
@@ -80,14 +85,21 @@ class PrinterDetailScreen(FleetScreen):
                 yield LiveTable(id="pd-history", auto_specs=HISTORY_COLUMNS)
                 yield ActivityPlot(id="pd-activity")
             with Vertical(classes="pane jobs-pane"):
-                yield Static("Recent jobs (enter: details)", classes="pane-title")
+                yield Static(id="pd-jobs-title", classes="pane-title")
                 yield LiveTable(id="pd-jobs", auto_specs=JOB_COLUMNS)
-        yield Footer(compact=True)
+        yield DashboardFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
         jobs = self.query_one("#pd-jobs", LiveTable)
-        jobs.order_by(lambda job_id: job_id, reverse=True)
+        state = self.dashboard.state
+
+        def waiting_then_newest(job_id: int) -> tuple[int, int]:
+            job = state.jobs.get(job_id)
+            waits = job is not None and job.get("status") in WAITING_STATUSES
+            return (0 if waits else 1, -job_id)
+
+        jobs.order_by(waiting_then_newest)
         self.show()
         self._show_jobs()
         self.load()
@@ -171,8 +183,24 @@ class PrinterDetailScreen(FleetScreen):
     def _show_jobs(self) -> None:
         app = self.dashboard
         table = self.query_one("#pd-jobs", LiveTable)
-        jobs = app.state.jobs_for_printer(self.printer_id, RECENT_JOBS)
-        table.replace_rows((j["id"], job_cells(j, app.state, app.clock)) for j in jobs)
+        waiting = waiting_jobs(app.state, self.printer_id)
+        recent = app.state.jobs_for_printer(self.printer_id, RECENT_JOBS)
+        jobs = waiting + [j for j in recent if j not in waiting]
+        table.replace_rows((j["id"], job_cells(j, app.state, app.clock, named=False)) for j in jobs)
+        table.sort_now()
+        self._jobs_title()
+
+    def _jobs_title(self) -> None:
+        app = self.dashboard
+        count = len(waiting_jobs(app.state, self.printer_id))
+        p = self.printer
+        problem = printer_problem(p, app.state, app.clock) if p is not None else None
+        if count:
+            why = f": {problem}" if problem else ""
+            title = f"{count} waiting{why} · c cancel all · b to backup"
+        else:
+            title = "Nothing waiting · recent jobs (enter: details)"
+        show(self.query_one("#pd-jobs-title", Static), title)
 
     def fleet_changed(self, changes: Changes) -> None:
         app = self.dashboard
@@ -200,13 +228,24 @@ class PrinterDetailScreen(FleetScreen):
         elif changes.health or changes.agents:
             self.show()
         table = self.query_one("#pd-jobs", LiveTable)
-        new_rows = False
-        for job_id, (_old, job) in changes.jobs.items():
+        resort = False
+        for job_id, (old_job, job) in changes.jobs.items():
             if job.get("printer_id") == self.printer_id:
-                new_rows |= not table.has_row(job_id)
-                table.put_row(job_id, job_cells(job, app.state, app.clock))
-        if new_rows:
+                was = old_job.get("status") if old_job is not None else None
+                resort |= not table.has_row(job_id) or was != job.get("status")
+                table.put_row(job_id, job_cells(job, app.state, app.clock, named=False))
+            elif table.has_row(job_id):  # moved to another printer
+                table.drop_row(job_id)
+        if self.printer_id in changes.printers:
+            self._jobs_title()
+            for job_id in table.row_ids:  # the printer's state is why they wait
+                row_job = app.state.jobs.get(job_id)
+                if row_job is not None:
+                    table.put_row(job_id, job_cells(row_job, app.state, app.clock, named=False))
+        if resort:
             table.sort_now()
+        if changes.jobs:
+            self._jobs_title()
 
     def clock_tick(self) -> None:
         if self.printer is not None:
@@ -247,6 +286,16 @@ class PrinterDetailScreen(FleetScreen):
 
     async def action_move(self) -> None:
         await self.dashboard.actions.move_printer(self.printer_id)
+
+    async def action_cancel_waiting(self) -> None:
+        await self.dashboard.actions.cancel_waiting(self.printer_id)
+
+    async def action_move_waiting(self) -> None:
+        p = self.printer
+        backup = backup_for(p, self.dashboard.state) if p is not None else None
+        await self.dashboard.actions.move_waiting(
+            self.printer_id, backup["id"] if backup is not None else None
+        )
 
     def action_reload(self) -> None:
         self.load()

@@ -14,6 +14,7 @@ from textual.widgets import Static
 from pm_core.protocol.records import AgentRecord
 from pm_tui.data.clock import Clock
 from pm_tui.data.state import Changes, FleetState
+from pm_tui.data.waiting import HELD_STATUSES, held_by_agents
 from pm_tui.formatting import duration, ms, percent
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.charts import LatencyPlot
@@ -43,17 +44,34 @@ def agent_ids(state: FleetState, branch_id: int | None) -> list[int]:
     return sorted(ids)
 
 
-def agent_cells(agent_id: int, state: FleetState, clock: Clock) -> dict[str, Cell]:
+def agent_uptime(agent_id: int, state: FleetState, clock: Clock) -> float | None:
+    """The agent's uptime now: the hub's figure, counted on since the hub gave it."""
+    health = state.health.get(agent_id) or {}
+    agent: AgentRecord | dict[str, Any] = state.agents.get(agent_id) or {}
+    if not health.get("connected", agent.get("connected")):
+        return None
+    uptime = health.get("uptime_s")
+    if isinstance(uptime, int | float):
+        return uptime + max(0.0, clock.now() - (state.health_at or clock.now()))
+    since = health.get("connected_since")
+    return clock.now() - since if isinstance(since, int | float) else None
+
+
+def agent_cells(
+    agent_id: int, state: FleetState, clock: Clock, held: dict[int, int] | None = None
+) -> dict[str, Cell]:
+    """``held``: per agent, the jobs its spool holds (``held_by_agents``): live, where
+    the hub's ``spool_depth`` is as old as the last ``health:summary``."""
     # {}: an agent known only from health:summary.
     agent: AgentRecord | dict[str, Any] = state.agents.get(agent_id) or {}
     health = state.health.get(agent_id) or {}
     latency = health.get("latency_ms") or {}
     connected = health.get("connected", agent.get("connected"))
     printers = agent.get("printers")
-    uptime = health.get("uptime_s")
-    since = health.get("connected_since")
-    if not isinstance(uptime, int | float) and isinstance(since, int | float) and connected:
-        uptime = clock.now() - since
+    uptime = agent_uptime(agent_id, state, clock)
+    spool = health.get("spool_depth")
+    if held is not None and agent_id in state.agents:
+        spool = held.get(agent_id, 0)
     return {
         "state": Text("ONLINE", style="bold green")
         if connected
@@ -65,7 +83,7 @@ def agent_cells(agent_id: int, state: FleetState, clock: Clock) -> dict[str, Cel
         "loss": percent(health.get("packet_loss")),
         "uptime": duration(uptime) if isinstance(uptime, int | float) else "-",
         "reconnects": _count(health.get("reconnects")),
-        "spool": _count(health.get("spool_depth")),
+        "spool": _count(spool),
         "printers": str(len(printers)) if isinstance(printers, list) else "-",
         "branch": state.branch_name(agent.get("branch_id")),
         "host": str(agent.get("hostname") or "-"),
@@ -93,7 +111,8 @@ class AgentsView(TablePanel):
         app = self.dashboard
         self.table.set_columns(self._columns())
         ids = agent_ids(app.state, app.branch_filter)
-        self.table.replace_rows((i, agent_cells(i, app.state, app.clock)) for i in ids)
+        held = held_by_agents(app.state)
+        self.table.replace_rows((i, agent_cells(i, app.state, app.clock, held)) for i in ids)
         self._note()
         self.show_plot()
 
@@ -120,15 +139,32 @@ class AgentsView(TablePanel):
         if changes.reloaded or changes.health:
             self.rebuild()
             return
+        app = self.dashboard
         if changes.agents:
-            app = self.dashboard
+            held = held_by_agents(app.state)
             for agent_id in changes.agents:
                 agent = app.state.agents.get(agent_id)
                 if agent is None:  # retired
                     self.table.drop_row(agent_id)
                 elif app.state.in_branch(agent, app.branch_filter):
-                    self.table.put_row(agent_id, agent_cells(agent_id, app.state, app.clock))
+                    self.table.put_row(agent_id, agent_cells(agent_id, app.state, app.clock, held))
             self.mark_chrome()
+        if any(
+            (old is not None and old.get("status") in HELD_STATUSES)
+            or new.get("status") in HELD_STATUSES
+            for old, new in changes.jobs.values()
+        ):
+            held = held_by_agents(app.state)
+            for agent_id in self.table.row_ids:
+                self.table.put_row(agent_id, {"spool": _count(held.get(agent_id, 0))})
+
+    def clock_tick(self) -> None:
+        app = self.dashboard
+        if "uptime" not in self.table.column_keys:
+            return
+        for agent_id in self.table.row_ids:
+            uptime = agent_uptime(agent_id, app.state, app.clock)
+            self.table.put_row(agent_id, {"uptime": duration(uptime) if uptime else "-"})
 
     def update_chrome(self) -> None:
         self._note()

@@ -150,7 +150,7 @@ class AlertsView(TablePanel):
             severity_text(str(alert.get("severity"))),
             " ",
             (str(alert.get("message") or alert.get("kind")), "bold"),
-            f"\n{alert.get('kind')} · {alert.get('subject')}",
+            f"\n{alert.get('kind')} · {app.state.subject_name(alert.get('subject'))}",
             f" · opened {clock.short(alert.get('opened_at'))}",
         )
         if alert.get("acknowledged_at"):

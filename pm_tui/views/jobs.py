@@ -1,5 +1,6 @@
-"""Jobs: the queue and the history, newest first, live; filter with ``/`` (``status:``
-``printer:`` ``station:`` ``since:`` ``until:`` and words), ``s`` cycles the status."""
+"""Jobs: the queue and the history, live: stuck tickets first (each says why it waits),
+then the newest; filter with ``/`` as you type (``status:`` ``printer:`` ``station:``
+``since:`` ``until:`` and words), ``s`` cycles the status."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from pm_core.protocol import ACTIVE_JOB_STATUSES, OpsEvent
@@ -17,6 +19,7 @@ from pm_tui.data.clock import Clock
 from pm_tui.data.filters import JOB_STATUS_PRESETS, JobQuery, QueryError
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes, FleetState
+from pm_tui.data.waiting import is_stuck, waiting_reason
 from pm_tui.formatting import duration, job_status_text
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.quiet import show
@@ -26,30 +29,40 @@ JOB_COLUMNS = (
     ColumnSpec("id", "JOB", 6),
     ColumnSpec("status", "STATUS", 10),
     ColumnSpec("branch", "BRANCH", 10, priority=4),
-    ColumnSpec("printer", "PRINTER", 12),
-    ColumnSpec("station", "STATION", 8, priority=2),
-    ColumnSpec("created", "CREATED", 8, priority=1),
-    ColumnSpec("tries", "TRIES", 5, priority=3),
-    ColumnSpec("info", "INFO", 14, priority=1, grow=True),
+    ColumnSpec("printer", "PRINTER", 10, priority=1),
+    ColumnSpec("station", "STATION", 8, priority=3),
+    ColumnSpec("created", "CREATED", 8, priority=2),
+    ColumnSpec("tries", "TRIES", 5, priority=4),
+    # Room for why a ticket waits (``waiting: Bar paper out since 20:06``, which names
+    # the printer): at 80 columns the tries and station give way to it, at 60 the
+    # created time and the printer.
+    ColumnSpec("info", "INFO", 26, priority=1, grow=True),
     ColumnSpec("by", "BY", 10, priority=5),
     ColumnSpec("finished", "FINISHED", 8, priority=6),
 )
 #: Rows kept in the jobs table (the newest).
 MAX_ROWS = 500
+#: A filter typed is asked of the hub once typing pauses this long (seconds); the
+#: jobs the dashboard has are filtered at once.
+FETCH_DELAY = 0.3
 
 
-def job_info(job: JobRecord, state: FleetState, clock: Clock) -> str:
-    """The one thing worth knowing about a job, in a few words."""
+def job_info(job: JobRecord, state: FleetState, clock: Clock, *, named: bool = True) -> str:
+    """The one thing worth knowing about a job, in a few words (``named``: why it waits
+    names its printer; not where a printer column is beside it)."""
     error = job.get("error")
     status = job.get("status")
     parts: list[str] = []
+    waiting = waiting_reason(job, state, clock, named=named)
+    if waiting:
+        parts.append(waiting)
     if isinstance(error, dict) and (error.get("message") or error.get("code")):
         parts.append(str(error.get("message") or error.get("code")))
     if job.get("failover_from"):
         parts.append(f"backup from {state.printer_name(job['failover_from'])}")
     if job.get("reprint_of"):
         parts.append(f"reprint of #{job['reprint_of']}")
-    if not parts:
+    if not parts or waiting:
         expires_at = job.get("expires_at")
         finished_at, created_at = job.get("finished_at"), job.get("created_at")
         if status in ACTIVE_JOB_STATUSES and expires_at:
@@ -62,7 +75,9 @@ def job_info(job: JobRecord, state: FleetState, clock: Clock) -> str:
     return " · ".join(parts)
 
 
-def job_cells(job: JobRecord, state: FleetState, clock: Clock) -> dict[str, Cell]:
+def job_cells(
+    job: JobRecord, state: FleetState, clock: Clock, *, named: bool = True
+) -> dict[str, Cell]:
     return {
         "id": f"#{job['id']}",
         "status": job_status_text(str(job.get("status"))),
@@ -71,7 +86,7 @@ def job_cells(job: JobRecord, state: FleetState, clock: Clock) -> dict[str, Cell
         "station": str(job.get("station") or "-"),
         "created": clock.short(job.get("created_at")),
         "tries": str(job.get("attempts") or 0),
-        "info": job_info(job, state, clock),
+        "info": job_info(job, state, clock, named=named),
         "by": str(job.get("submitted_by") or "-"),
         "finished": clock.hms(job.get("finished_at")) if job.get("finished_at") else "-",
     }
@@ -95,6 +110,7 @@ class JobsView(TablePanel):
         super().__init__(**kwargs)
         self.query_spec = JobQuery()
         self.preset = 0
+        self._fetch_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -107,8 +123,19 @@ class JobsView(TablePanel):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.table.order_by(lambda job_id: job_id, reverse=True)
+        state = self.dashboard.state
+
+        def stuck_then_newest(job_id: int) -> tuple[int, int]:
+            job = state.jobs.get(job_id)
+            return (0 if job is not None and is_stuck(job, state) else 1, -job_id)
+
+        self.table.order_by(stuck_then_newest)
         self.table.markable = True
+
+    @property
+    def named(self) -> bool:
+        """Why a ticket waits names its printer unless the printer column shows."""
+        return "printer" not in self.table.column_keys
 
     def _visible(self, job: JobRecord) -> bool:
         app = self.dashboard
@@ -124,7 +151,10 @@ class JobsView(TablePanel):
             key=lambda j: j["id"],
             reverse=True,
         )[:MAX_ROWS]
-        self.table.replace_rows((j["id"], job_cells(j, app.state, app.clock)) for j in jobs)
+        self.table.replace_rows(
+            (j["id"], job_cells(j, app.state, app.clock, named=self.named)) for j in jobs
+        )
+        self.table.sort_now()
         self._describe(len(jobs))
 
     def _describe(self, count: int | None = None) -> None:
@@ -141,27 +171,37 @@ class JobsView(TablePanel):
         app = self.dashboard
         table = self.table
         added = False
-        for job_id, (_old, job) in changes.jobs.items():
+        reprint: int | None = None
+        selected = table.selected_id
+        for job_id, (old, job) in changes.jobs.items():
             if self._visible(job):
                 added |= not table.has_row(job_id)
-                table.put_row(job_id, job_cells(job, app.state, app.clock))
+                table.put_row(job_id, job_cells(job, app.state, app.clock, named=self.named))
+                if old is None and selected is not None and job.get("reprint_of") == selected:
+                    reprint = job_id
+                if old is None or old.get("status") != job.get("status"):
+                    table.want_sort()
             else:
                 table.drop_row(job_id)
         if changes.printers:
-            renamed = {
-                pid for pid, (old, new) in changes.printers.items()
-                if old is None or old.get("name") != new.get("name")
-            }  # fmt: skip
-            for row_id in table.row_ids if renamed else ():
+            # A printer's status, pause or agent link says why its tickets wait.
+            for row_id in table.row_ids:
                 row_job = app.state.jobs.get(row_id)
-                if row_job is not None and row_job.get("printer_id") in renamed:
-                    table.put_row(row_id, job_cells(row_job, app.state, app.clock))
-        if added:
+                if row_job is not None and row_job.get("printer_id") in changes.printers:
+                    table.put_row(
+                        row_id, job_cells(row_job, app.state, app.clock, named=self.named)
+                    )
             table.want_sort()
+        if added:
             ids = table.row_ids
             for job_id in sorted(ids)[: max(0, len(ids) - MAX_ROWS)]:
                 table.drop_row(job_id)
+            table.want_sort()
             self.mark_chrome()
+        if reprint is not None:
+            # The new ticket is what the operator looks for next: show it.
+            table.sort_now()
+            table.select(reprint)
 
     def update_chrome(self) -> None:
         self._describe()
@@ -171,7 +211,9 @@ class JobsView(TablePanel):
         for job_id in self.table.row_ids:
             job = app.state.jobs.get(job_id)
             if job is not None and job.get("status") in ACTIVE_JOB_STATUSES:
-                self.table.put_row(job_id, {"info": job_info(job, app.state, app.clock)})
+                self.table.put_row(
+                    job_id, {"info": job_info(job, app.state, app.clock, named=self.named)}
+                )
 
     # -- filters -----------------------------------------------------------------------
 
@@ -190,16 +232,39 @@ class JobsView(TablePanel):
             self.apply_query(JobQuery())
         self.table.focus()
 
+    def _parse(self, text: str) -> JobQuery:
+        app = self.dashboard
+        query = JobQuery.parse(text, now=app.clock.now(), struct=app.clock.struct)
+        query.payload(app.state)
+        return query
+
+    @on(Input.Changed, "#jobs-filter")
+    def _typed(self, event: Input.Changed) -> None:
+        """Filter as you type: the rows the dashboard has at once, the hub's answer
+        when typing pauses. A filter not understood yet (half typed) says why below."""
+        if event.value == self.query_spec.text:
+            return
+        try:
+            query = self._parse(event.value)
+        except QueryError as exc:
+            show(self.query_one("#jobs-filterline", Static), f"… {exc}")
+            return
+        self.query_spec = query
+        self.rebuild()
+        if self._fetch_timer is not None:
+            self._fetch_timer.stop()
+        self._fetch_timer = self.set_timer(FETCH_DELAY, lambda: self.fetch(query))
+
     @on(Input.Submitted, "#jobs-filter")
     def _submitted(self, event: Input.Submitted) -> None:
-        app = self.dashboard
         try:
-            query = JobQuery.parse(event.value, now=app.clock.now(), struct=app.clock.struct)
-            query.payload(app.state)
+            query = self._parse(event.value)
         except QueryError as exc:
-            app.notify(f"Filter not understood: {exc}", severity="error", markup=False)
+            self.dashboard.notify(f"Filter not understood: {exc}", severity="error", markup=False)
             return
         event.input.remove_class("visible")
+        if self._fetch_timer is not None:
+            self._fetch_timer.stop()
         self.apply_query(query)
         self.table.focus()
 

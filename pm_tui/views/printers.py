@@ -18,6 +18,7 @@ from pm_tui.bulk import BulkActions
 from pm_tui.data.clock import Clock
 from pm_tui.data.filters import PRINTER_SORTS, next_sort, printer_matches
 from pm_tui.data.state import Changes, FleetState, printer_record
+from pm_tui.data.waiting import agent_missing
 from pm_tui.formatting import ago, flags_text, paper_text, plural, status_text
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.charts import LatencyLine
@@ -38,6 +39,8 @@ PRINTER_COLUMNS = (
     ColumnSpec("last_job", "LAST JOB", 8, priority=5),
 )
 SORT_COLUMN = {"problems": "status", "name": "name", "station": "station", "seen": "seen"}
+#: The sort a click on a column's header picks.
+COLUMN_SORT = {column: mode for mode, column in SORT_COLUMN.items()} | {"queue": "queue"}
 
 
 def printer_cells(p: PrinterRecord, state: FleetState, clock: Clock) -> dict[str, Cell]:
@@ -73,6 +76,7 @@ def backup_for(printer: PrinterRecord, state: FleetState) -> PrinterRecord | Non
             and p.get("branch_id") == printer.get("branch_id")
             and p.get("status") not in PROBLEM_PRINTER_STATUSES
             and not p.get("paused")
+            and not agent_missing(p)
         ),
         key=lambda p: (p.get("station_priority") or 0, p["id"]),
     )
@@ -83,15 +87,20 @@ def printer_summary(p: PrinterRecord, state: FleetState, clock: Clock) -> Text:
     """Two lines about one printer: what is wrong since when, and where it is."""
     status = str(p.get("status"))
     since = clock.hms(p.get("status_changed_at"))
-    line = Text.assemble(
-        (str(p.get("name")), "bold"),
-        "  ",
-        status_text(status, paused=bool(p.get("paused"))),
-        f" since {since}",
-        f" · {plural(int(p.get('queue') or 0), 'job')} waiting",
-    )
-    if p.get("paused") and status not in ("online", "paper_low", "unknown"):
-        line.append(" · paused", style="bold magenta")
+    paused = bool(p.get("paused"))
+    paused_at = state.paused_since.get(p["id"]) if paused else None
+    line = Text.assemble((str(p.get("name")), "bold"), "  ")
+    if paused:
+        # The pause has its own time (when this dashboard saw it); the status keeps its.
+        line.append("PAUSED", style="bold magenta")
+        if paused_at:
+            line.append(f" since {clock.hms(paused_at)}")
+        line.append(" · ")
+        line.append(status_text(status))
+    else:
+        line.append(status_text(status))
+    line.append(f" since {since}")
+    line.append(f" · {plural(int(p.get('queue') or 0), 'job')} waiting")
     if status in PROBLEM_PRINTER_STATUSES or p.get("paused"):
         backup = backup_for(p, state)
         line.append(f" · backup: {backup['name']}" if backup else " · no backup printer")
@@ -277,19 +286,22 @@ class PrintersView(TablePanel):
         self.table.focus()
 
     def action_sort(self) -> None:
-        self.sort_mode = next_sort(self.sort_mode)
+        self.sort_by(next_sort(self.sort_mode))
+
+    @on(LiveTable.HeaderClicked, "#printers")
+    def _header_clicked(self, event: LiveTable.HeaderClicked) -> None:
+        mode = COLUMN_SORT.get(event.key)
+        if mode is not None and mode != self.sort_mode:
+            self.sort_by(mode)
+
+    def sort_by(self, mode: str) -> None:
+        self.sort_mode = mode
         self._label_sort()
         self.table.sort_now()
         self.app.notify(f"Sorted by {self.sort_mode}")
 
     def _label_sort(self) -> None:
-        table = self.table
-        marked = SORT_COLUMN.get(self.sort_mode, self.sort_mode)
-        for spec in table.specs:
-            label = spec.label
-            if spec.key == marked:
-                label = (label if len(label) < spec.width else label[: spec.width - 1]) + "▾"
-            table.set_label(spec.key, label)
+        self.table.mark_sorted(SORT_COLUMN.get(self.sort_mode, self.sort_mode))
 
     # -- actions -------------------------------------------------------------------------
 

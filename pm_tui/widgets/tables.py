@@ -146,6 +146,18 @@ class LiveTable(ScrollView, can_focus=True):
 
         row_id: int
 
+    class HeaderClicked(Message):
+        """A click on a column's header (``key``: the column)."""
+
+        def __init__(self, table: LiveTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> LiveTable:
+            return self.table
+
     class Marked(Message):
         """A row was marked or unmarked."""
 
@@ -187,6 +199,8 @@ class LiveTable(ScrollView, can_focus=True):
         self._bulk = False
         self._highlighted: int | None = None
         self.pinned_top = True
+        #: The column whose header carries the sort marker.
+        self.sorted_column: str | None = None
         self.sort_key: Callable[[int], Any] | None = None
         self.sort_reverse = False
         self.sort_wanted = False
@@ -221,6 +235,14 @@ class LiveTable(ScrollView, can_focus=True):
     @property
     def labels(self) -> list[str]:
         return [self._labels.get(s.key, s.label) for s in self.specs]
+
+    def mark_sorted(self, key: str | None) -> None:
+        """Show ``▾`` after the header of column ``key`` (in its padding: the label keeps
+        every letter)."""
+        if key != self.sorted_column:
+            self.sorted_column = key
+            self._header = None
+            self.refresh(Region(0, 0, self.size.width, 1))
 
     def set_label(self, key: str, label: str) -> None:
         if self._labels.get(key) != label:
@@ -375,7 +397,22 @@ class LiveTable(ScrollView, can_focus=True):
         if row_id is not None:
             self.post_message(self.Selected(self, row_id))
 
+    def column_at(self, x: int) -> str | None:
+        """The key of the column under screen column ``x`` of the table."""
+        left = 0
+        for spec in self.specs:
+            right = left + spec.width + 2 * PADDING
+            if left <= x < right:
+                return spec.key
+            left = right
+        return None
+
     def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            key = self.column_at(event.x)
+            if key is not None:
+                self.post_message(self.HeaderClicked(self, key))
+            return
         index = int(self.scroll_offset.y) + event.y - 1
         if event.y < 1 or not 0 <= index < len(self._order):
             return
@@ -515,11 +552,20 @@ class LiveTable(ScrollView, can_focus=True):
         if index is not None:
             self._refresh_index(index)
 
-    def _cells(self, values: Sequence[tuple[Cell, int]], style: Style) -> Strip:
+    def _column_index(self, key: str | None) -> int | None:
+        keys = self.column_keys
+        return keys.index(key) if key in keys else None
+
+    def _cells(
+        self, values: Sequence[tuple[Cell, int]], style: Style, marked: int | None = None
+    ) -> Strip:
         segments: list[Segment] = []
         console = self.app.console
         pad = Segment(" " * PADDING, style)
-        for value, width in values:
+        for index, (value, width) in enumerate(values):
+            mark = index == marked
+            if mark and isinstance(value, str) and len(value) < width:
+                value, mark = value + "▾", False  # room inside the column: right after it
             segments.append(pad)
             if isinstance(value, Text):
                 text = value.copy()
@@ -529,7 +575,7 @@ class LiveTable(ScrollView, can_focus=True):
                 segments.extend(Segment.apply_style(text.render(console, end=""), cell_style))
             else:
                 segments.append(Segment(clip(str(value), width).ljust(width), style))
-            segments.append(pad)
+            segments.append(Segment("▾" + " " * (PADDING - 1), style) if mark else pad)
         return Strip(segments).simplify()
 
     def _row_strip(self, row_id: int, base: Style) -> Strip:
@@ -552,9 +598,9 @@ class LiveTable(ScrollView, can_focus=True):
             if self._header is None:
                 header_style = base + self.get_component_rich_style("live-table--header")
                 labels = [(self._labels.get(s.key, s.label), s.width) for s in self.specs]
-                self._header = self._cells(labels, header_style).extend_cell_length(
-                    width, header_style
-                )
+                self._header = self._cells(
+                    labels, header_style, marked=self._column_index(self.sorted_column)
+                ).extend_cell_length(width, header_style)
             return self._header.crop(0, width)
         index = int(self.scroll_offset.y) + y - 1
         if index >= len(self._order):

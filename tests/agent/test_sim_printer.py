@@ -163,6 +163,34 @@ async def test_identity_answers(printer: SimulatedPrinter) -> None:
     await client.close()
 
 
+async def _serial(port: int) -> bytes:
+    client = await Client.connect(port)
+    await client.send(b"\x1dID")
+    answer = await asyncio.wait_for(client.reader.readuntil(b"\x00"), 2)
+    await client.close()
+    return answer
+
+
+async def test_two_simulators_with_the_same_names_are_two_printers() -> None:
+    """Two `pm sim` on one box each had a "Kitchen-1" with the same serial, so the hub
+    took them for one printer. A fixed port is part of the serial now."""
+    base = free_port(run=2)
+    first = await SimulatorFleet.start(count=1, base_port=base, control_port=None)
+    second = await SimulatorFleet.start(count=1, base_port=base + 1, control_port=None)
+    try:
+        assert first.printers[0].name == second.printers[0].name
+        a, b = await _serial(base), await _serial(base + 1)
+        assert a.startswith(b"_SIM") and b.startswith(b"_SIM") and a != b
+    finally:
+        await first.stop()
+        await second.stop()
+    again = await SimulatorFleet.start(count=1, base_port=base, control_port=None)
+    try:
+        assert await _serial(base) == a  # the same printer when it comes back
+    finally:
+        await again.stop()
+
+
 async def test_clear_forgets_receipts(printer: SimulatedPrinter) -> None:
     client = await Client.connect(printer.port)
     await client.send(job("x"))

@@ -23,7 +23,10 @@ from pm_agent.star_status import decode_asb, decode_asb_hex, encode_asb
 from pm_agent.star_stream import RasterImage, decode_star
 from pm_agent.tcp_port import TcpPrinterPort
 from pm_core.protocol.documents import validate_document
+from pm_core.ticket_image import is_rtl, visual_order
+from tests.agent.test_text_scripts import SCRIPTS
 from tests.conftest import AgentFactory
+from tests.support.fonts import need_fonts
 from tests.support.helpers import OpsClient, eventually
 
 
@@ -100,6 +103,45 @@ def test_star_line_text_in_star_code_pages_and_raster_for_the_rest() -> None:
     rasters = [e for e in events if isinstance(e, RasterImage)]
     assert len(rasters) == 1 and rasters[0].width == 576  # the Japanese line, drawn
     assert data.endswith(b"\x07\x1bd\x02")  # the drawer, then the full cut
+
+
+def test_star_line_sends_hebrew_in_visual_order() -> None:
+    """Tried and failed: Star Line mode sent Hebrew in CP862 in logical order, so it
+    printed backwards. Now it is wrapped at the columns and sent in visual order, as
+    on an ESC/POS printer."""
+    text = "שקשוקה חריפה"
+    doc = validate_document({"blocks": [{"type": "text", "text": text}]})
+    events = decode_star(star_line_ticket(doc["blocks"], columns=48, dots=576))
+    texts = [e.text for e in events if type(e).__name__ == "Text"]
+    assert texts == [text[::-1]]
+    long = validate_document({"blocks": [{"type": "text", "text": " ".join([text] * 6)}]})
+    events = decode_star(star_line_ticket(long["blocks"], columns=48, dots=576))
+    lines = [e.text for e in events if type(e).__name__ == "Text"]
+    assert len(lines) > 1 and all(len(line) <= 48 for line in lines)
+    assert lines[0].endswith(text[::-1])  # the first words on the right of the first line
+
+
+@pytest.mark.parametrize("language", ["star_line", "starprnt", "star_raster"])
+def test_eight_scripts_on_a_star_printer_arrive_as_text_in_visual_order_or_drawn(
+    language: str,
+) -> None:
+    """The issue's ticket on a Star printer in its own mode: each line arrives as text
+    in a Star code page (right-to-left ones in visual order), or drawn as wide as the
+    paper; never as ``?``."""
+    need_fonts("arabic", "hebrew", "thai", "chinese", "japanese")
+    for script, text in SCRIPTS.items():
+        data = render_for_language(
+            {"blocks": [{"type": "text", "text": text}]}, language=language, dots=576
+        )
+        events = decode_star(data)
+        texts = [e.text for e in events if type(e).__name__ == "Text"]
+        rasters = [e for e in events if isinstance(e, RasterImage)]
+        if texts:
+            assert texts == [visual_order(text) if is_rtl(text) else text], (script, texts)
+            assert not rasters
+        else:
+            assert len(rasters) == 1 and rasters[0].width == 576, script
+        assert "?" not in "".join(texts), script
 
 
 def test_a_drawer_only_star_raster_ticket_is_not_fed_or_cut() -> None:

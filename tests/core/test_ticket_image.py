@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import base64
 import io
+from base64 import b64decode
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from pm_core.fonts import FONT_PATH_ENV, default_fonts, find_fonts, use_fonts
-from pm_core.protocol.documents import MAX_PDF_PAGES, validate_document
+from pm_core.protocol import documents
+from pm_core.protocol.documents import MAX_PDF_PAGES, PDFIUM_LOCK, validate_document
 from pm_core.protocol.errors import ProtocolError
-from pm_core.ticket_image import UnprintableText, text_block_image, ticket_image
+from pm_core.ticket_image import (
+    UnprintableText,
+    pdf_page_images,
+    text_block_image,
+    ticket_image,
+)
 from pm_core.ticket_text import BASELINE, TEXT_SIZE, visual_order
 from tests.support.fonts import need_fonts
 
@@ -129,6 +137,44 @@ def test_pdf_pages_are_rasterized_one_after_the_other() -> None:
     assert img.width == 384 and 1500 <= img.height <= 1560  # two pages of 384 x 768
     top_of_second = img.crop((0, img.height // 2 + 10, 384, img.height // 2 + 200))
     assert ink_columns(top_of_second)[0] < 4
+
+
+def test_pdfium_is_used_by_one_thread_at_a_time() -> None:
+    """pdfium is not thread-safe (a hub checks PDFs off its event loop while a
+    CloudPRNT ticket is drawn; each printer of an agent draws on its own thread):
+    checking and drawing PDFs wait for each other instead of crashing the process."""
+    pdf = picture(300, 600, "PDF", pages=2)
+    doc = {"blocks": [{"type": "pdf", "pdf_base64": b64(pdf)}]}
+    with ThreadPoolExecutor(4) as pool:
+        with PDFIUM_LOCK:
+            drawing = pool.submit(ticket_image, doc, dots=384)
+            checking = pool.submit(validate_document, doc)
+            done, _ = wait([drawing, checking], timeout=0.3)
+            assert not done  # both wait for the lock
+        assert drawing.result(timeout=10).width == 384
+        assert checking.result(timeout=10)["blocks"][0]["type"] == "pdf"
+    with ThreadPoolExecutor(4) as pool:  # many at once: all drawn, none crashed
+        images = list(pool.map(lambda _: ticket_image(doc, dots=384), range(8)))
+    assert {img.size for img in images} == {images[0].size}
+
+
+def test_a_pdf_that_keeps_pdfium_busy_makes_the_next_fail_not_hang(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PDF that pdfium takes forever over (a hostile one) holds the lock: the next
+    PDFs fail after a bounded wait, saying why (unavailable when submitted,
+    an error when drawn), instead of waiting with it for ever."""
+    monkeypatch.setattr(documents, "PDFIUM_WAIT_S", 0.2)
+    doc = {"blocks": [{"type": "pdf", "pdf_base64": b64(picture(100, 100, "PDF"))}]}
+    checked = validate_document(doc)
+    with PDFIUM_LOCK:
+        with pytest.raises(ProtocolError) as caught:
+            validate_document(doc)
+        assert caught.value.code == "unavailable" and "busy" in caught.value.message
+        with pytest.raises(ProtocolError, match="busy"):
+            ticket_image(checked, dots=384)
+        with pytest.raises(TimeoutError, match="busy"):
+            pdf_page_images(b64decode(checked["blocks"][0]["pdf_base64"]), 384)
 
 
 def test_pdf_and_ticket_image_blocks_are_checked() -> None:

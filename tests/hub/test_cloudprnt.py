@@ -16,9 +16,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from PIL import Image
 
 from pm_agent.sim.cloudprnt_client import SimulatedCloudPrntPrinter, basic_auth
+from pm_core.protocol.star_asb import status_of_code
+from pm_hub.cloudprnt import normalise_mac, status_code_text
 from pm_hub.server import RunningHub, start_hub
 from pm_hub.store import cloudprnt as cloudprnt_store
 from tests.conftest import hub_settings
@@ -109,6 +112,8 @@ def test_pm_printer_cloudprnt_add_prints_a_secret_and_lists_the_printer(tmp_path
     assert "/cloudprnt" in made.stderr
     listed = pm("list")
     assert "00:11:62:aa:bb:cc" in listed.stdout and "Pass" in listed.stdout
+    row = listed.stdout.splitlines()[1].split()
+    assert row[-1] == "-", listed.stdout  # never polled: no last poll shown
     bad = pm("add", "--mac", "not-a-mac", "--name", "X")
     assert bad.returncode == 2 and "MAC" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -399,3 +404,76 @@ async def test_a_drawer_only_job_fails_on_a_cloudprnt_printer_instead_of_blank_p
         assert job["status"] == "failed" and job["error"]["code"] == "render_error", job
         assert "drawer" in job["error"]["message"]
         assert printer.receipts == []
+
+
+@pytest.mark.parametrize(
+    "form", ["00:11:62:0A:0B:0C", "00-11-62-0a-0b-0c", "0011.620a.0b0c", "0011620a0b0c"]
+)
+def test_a_mac_in_any_usual_form_is_the_same_printer(form: str) -> None:
+    assert normalise_mac(form) == MAC
+
+
+def test_status_codes_as_star_printers_send_them() -> None:
+    """Star printers URL-encode their status codes (``200%20OK`` in a poll's JSON,
+    sometimes encoded twice in a DELETE's query)."""
+    assert status_code_text("200%20OK") == "200 OK"
+    assert status_code_text("520%2520Job%2520download%2520failed") == "520 Job download failed"
+    assert status_code_text("410+Out+of+paper") == "410 Out of paper"
+    assert status_of_code(status_code_text("410%20Out%20of%20paper"))[0] == "paper_out"
+
+
+async def test_requests_without_credentials_do_not_lock_a_printer_out(
+    cloud_hub: RunningHub,
+) -> None:
+    """A printer polling before its secret is set (or a client that waits for HTTP's
+    401 challenge) sends no credentials: that guesses nothing and is not a failed
+    login. Before, the sixth such poll in a minute locked the address out (429, for
+    longer and longer), so the printer stayed refused after its secret was set."""
+    await enroll(cloud_hub)
+    url = f"{cloud_hub.url}/cloudprnt"
+    body = {"printerMAC": MAC, "statusCode": "200%20OK"}
+    async with aiohttp.ClientSession() as http:
+        for _ in range(10):
+            async with http.post(url, json=body) as r:
+                assert r.status == 401 and "Basic" in r.headers["WWW-Authenticate"]
+        async with http.post(
+            url, json=body, headers={"Authorization": basic_auth("pass", SECRET)}
+        ) as r:
+            assert r.status == 200, await r.text()
+        for _ in range(7):  # a wrong secret still counts
+            async with http.post(
+                url, json=body, headers={"Authorization": basic_auth("pass", "guess")}
+            ) as r:
+                last = r.status
+        assert last == 429
+
+
+async def test_a_failure_code_in_the_delete_is_shown_decoded(
+    cloud_hub: RunningHub, cloud_ops: OpsClient
+) -> None:
+    """The printer's result code reaches the job's error readable, whichever way the
+    printer encoded it."""
+    row = await enroll(cloud_hub)
+    job_id = await submit(cloud_ops, row["id"], "CODE")
+    url = f"{cloud_hub.url}/cloudprnt"
+    auth = {"Authorization": basic_auth("pass", SECRET)}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"printerMAC": MAC, "statusCode": "200%20OK"},
+                             headers=auth) as r:  # fmt: skip
+            answer = await r.json()
+        assert answer["jobReady"] is True and answer["mediaTypes"] == ["image/png"]
+        token = answer["jobToken"]
+        async with http.get(
+            url, params={"mac": MAC, "type": "image/png", "token": token}, headers=auth
+        ) as r:
+            assert r.status == 200 and r.content_type == "image/png"
+        encoded = yarl.URL(
+            f"{url}?mac=00%3A11%3A62%3A0a%3A0b%3A0c&code=520%2520Job%2520download%2520failed"
+            f"&token={token}",
+            encoded=True,
+        )
+        async with http.delete(encoded, headers=auth) as r:
+            assert r.status == 200
+    job = await final(cloud_ops, job_id)
+    assert job["status"] == "failed" and job["error"]["code"] == "printer_error"
+    assert "520 Job download failed" in job["error"]["message"], job["error"]

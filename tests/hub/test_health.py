@@ -557,3 +557,35 @@ async def test_a_new_agent_has_latency_figures_from_its_first_report(
 
     latency = await eventually(figures, timeout=5, what="latency in the summary")
     assert latency["last"] is not None and latency["avg"] > 0
+
+
+async def test_summary_figures_are_live_and_consistent(
+    hub: RunningHub, make_agent: AgentFactory, fleet: SimulatorFleet, ops: OpsClient
+) -> None:
+    """p95 and average come from the same pings (p95 is never under the average);
+    uptime counts on between reports; spool_depth is the jobs the agent holds now."""
+    specs = [f"{p.name}=tcp://127.0.0.1:{p.port}" for p in fleet.printers]
+    await make_agent(specs, ping_interval=0.05, report_interval=300.0)
+    await eventually(lambda: len(hub.hub.printers) == 2, what="printers")
+    agent_id = next(iter(hub.hub.state.agents))
+    await eventually(lambda: len(hub.hub.health.agents[agent_id].recent) >= 20, what="pings")
+    first = (await ops.call("health:summary", {}))["agents"][0]
+    latency = first["latency_ms"]
+    assert latency["p95"] >= latency["avg"] > 0
+    await asyncio.sleep(1.2)
+    second = (await ops.call("health:summary", {}))["agents"][0]
+    assert second["uptime_s"] >= first["uptime_s"] + 1.0  # not frozen at the last report
+
+    bar = next(p for p in fleet.printers if p.name == "Bar")
+    bar_id = next(p["id"] for p in hub.hub.printers.values() if p["name"] == "Bar")
+    await bar.set_state("paper_out")
+    await eventually(lambda: hub.hub.printers[bar_id]["status"] == "paper_out")
+    for n in range(3):
+        doc = {"blocks": [{"type": "text", "text": f"held {n}"}]}
+        await ops.call("job:submit", {"printer_id": bar_id, "document": doc})
+
+    async def held() -> bool:
+        row = (await ops.call("health:summary", {}))["agents"][0]
+        return bool(row["spool_depth"] == 3)
+
+    await eventually(held, what="three jobs in the agent's spool")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from pm_agent.agent import Agent
 from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
-from pm_tui.screens.dialogs import StationDialog
+from pm_tui.screens.dialogs import ConfirmDialog, StationDialog
 from pm_tui.screens.printer_detail import PrinterDetailScreen
 from pm_tui.views.printers import PrintersView
+from pm_tui.widgets.tables import LiveTable
 from tests.support.helpers import OpsClient
 from tests.support.tui_support import (
     column,
@@ -48,6 +51,10 @@ async def test_slash_filters_and_escape_clears(
         await shows(pilot, "#detail", "No printer matches")
 
 
+def header_text(table: LiveTable) -> str:
+    return "".join(segment.text for segment in table.render_line(0))
+
+
 async def test_o_cycles_the_sort_order(
     hub: RunningHub, admin_token: str, agent: Agent, fleet: SimulatorFleet
 ) -> None:
@@ -59,10 +66,32 @@ async def test_o_cycles_the_sort_order(
         await pilot.press("o")
         assert view.sort_mode == "name"
         assert column(app, "#printers", "name") == ["Bar", "Kitchen-1"]
-        labels = view.table.labels
-        assert "NAME▾" in labels
-        await pilot.press("o", "o", "o", "o")
+        assert "NAME▾" in header_text(view.table)
+        await pilot.press("o", "o", "o")
+        assert view.sort_mode == "queue"
+        # The marker sits after the label: every letter stays (it read QUEU▾).
+        assert "QUEUE▾" in header_text(view.table)
+        await pilot.press("o")
         assert view.sort_mode == "problems"
+        assert "STATUS▾" in header_text(view.table)
+
+
+async def test_a_click_on_a_column_header_sorts_by_it(
+    hub: RunningHub, admin_token: str, agent: Agent, fleet: SimulatorFleet
+) -> None:
+    async with dashboard(hub.url, admin_token) as (app, pilot):
+        await ready(pilot)
+        view = app.screen.query_one(PrintersView)
+        table = view.table
+        keys = table.column_keys
+        x = sum(spec.width + 2 for spec in table.specs[: keys.index("name")]) + 2
+        await pilot.click("#printers", offset=(x, 0))
+        await wait_until(pilot, lambda: view.sort_mode == "name")
+        assert column(app, "#printers", "name") == ["Bar", "Kitchen-1"]
+        assert "NAME▾" in header_text(table)
+        x = sum(spec.width + 2 for spec in table.specs[: keys.index("status")]) + 2
+        await pilot.click("#printers", offset=(x, 0))
+        await wait_until(pilot, lambda: view.sort_mode == "problems")
 
 
 async def test_enter_opens_the_detail_with_history_and_live_status(
@@ -105,12 +134,17 @@ async def test_detail_keys_test_receipt_pause_and_move(
         assert "station  kitchen" in receipts[0].text
         await wait_until(pilot, lambda: column(app, "#pd-jobs", "status")[:1] == ["COMPLETED"])
 
-        await pilot.press("p")
+        await pilot.press("p")  # pause asks first, like cancel
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
         await wait_until(pilot, lambda: app.state.printers[bar]["paused"] is True)
         listed = await ops.call("printers:list", {})
         assert next(p for p in listed["printers"] if p["id"] == bar)["paused"] is True
-        await shows(pilot, "#pd-title", "PAUSED")
-        await pilot.press("p")
+        # "since" is the pause's time, not the time the printer's status last changed.
+        paused_at = app.clock.hms(app.state.paused_since[bar])
+        assert abs(app.state.paused_since[bar] - time.time()) < 5
+        await shows(pilot, "#pd-title", f"PAUSED since {paused_at}")
+        await pilot.press("p")  # resuming needs no question
         await wait_until(pilot, lambda: app.state.printers[bar]["paused"] is False)
 
         await pilot.press("m")
@@ -131,6 +165,13 @@ async def test_list_keys_act_on_the_highlighted_printer(
         kitchen = printer_id(app, "Kitchen-1")
         await select_row(pilot, "#printers", kitchen)
         await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n")  # a "no" leaves it printing
+        await pilot.pause(0.3)
+        assert app.state.printers[kitchen]["paused"] is False
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
         await wait_until(
             pilot, lambda: ["PAUSED", "Kitchen-1"] in [r[:2] for r in rows(app, "#printers")]
         )

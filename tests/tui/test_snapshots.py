@@ -18,7 +18,7 @@ from tests.support.screenshots import SCENES, play, sample_app
 pytest.importorskip("pytest_textual_snapshot", reason="pip install pytest-textual-snapshot")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)], ids=["60x20", "80x24", "120x40"])
 @pytest.mark.parametrize("name", list(SCENES))
 def test_screen(snap_compare: Any, name: str, size: tuple[int, int]) -> None:
     scene = SCENES[name]
