@@ -206,7 +206,9 @@ async def test_health_reports_are_kept_across_a_restart(tmp_path: Path) -> None:
             return agents[0] if agents and agents[0]["last_report_at"] else None
 
         agent_health = await eventually(summary, what="health summary with the report")
-        assert agent_health["uptime_s"] == 1234 and agent_health["spool_depth"] == 3
+        # Until the agent pings again, its figures are the report's (uptime only while
+        # it is connected; the spool depth is the hub's own count).
+        assert agent_health["latency_ms"]["avg"] == 2.5
         rows = await hub.hub.db.read(
             lambda d: [json.loads(r[0]) for r in d.execute("SELECT report FROM health_reports")]
         )
