@@ -13,7 +13,9 @@ into the spool, prints them, and reports back through the spool's outbox.
 - :mod:`pm_agent.outbox_sender`: what the agent owes the hub, in order, once;
 - :mod:`pm_agent.hub_health`: ``health:ping`` and ``desktop:health:report``;
 - :mod:`pm_agent.spool_upkeep`: job expiry and pruning of finished jobs;
-- :mod:`pm_agent.discovery_adoption`: printers discovery finds while it runs.
+- :mod:`pm_agent.discovery_adoption`: printers discovery finds while it runs;
+- :mod:`pm_agent.added_printers`: printers an operator added through the hub
+  (``printer:add``), kept in the data dir.
 
 It reconnects with backoff whenever the hub goes away and then registers its
 printers again; the hub answers by redelivering whatever is unfinished. A restarted
@@ -29,6 +31,8 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from pm_agent.added_printers import FILE_NAME as ADDED_FILE
+from pm_agent.added_printers import AddedPrinters
 from pm_agent.agent_namespace import AgentNamespace
 from pm_agent.device_id import load_device_id
 from pm_agent.discovery import Discovery, DiscoveryConfig, FoundPrinter
@@ -111,6 +115,8 @@ class Agent:
             # until discovery finds the others again: it cannot say which were dropped.
             knows_all_printers=not (discovery is not None and discovery.enabled),
         )
+        #: Printers an operator added through the hub (``printer:add``), kept here.
+        self.added = AddedPrinters(data_dir / ADDED_FILE, self.printers)
         self.intake = JobIntake(
             spool=self.spool,
             printers=self.printers,
@@ -140,6 +146,7 @@ class Agent:
                 printers=self.printers,
                 intake=self.intake,
                 tasks=self.tasks,
+                added=self.added,
             )
         )
         self._specs = printers
@@ -199,6 +206,10 @@ class Agent:
         await self.printers.load()
         for spec in self._specs:
             self.printers.add_worker(spec, self._ports.get(spec.uri))
+        configured = {spec.uri for spec in self._specs}
+        for spec in await asyncio.to_thread(self.added.load):
+            if spec.uri not in configured:  # configured since: the configuration wins
+                self.printers.add_worker(spec, self._ports.get(spec.uri))
         self._loops = [
             asyncio.create_task(self.outbox.run(), name="agent:outbox"),
             asyncio.create_task(self.hub_health.ping_loop(), name="agent:ping"),

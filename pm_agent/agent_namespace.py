@@ -10,6 +10,7 @@ from typing import Any
 
 import socketio
 
+from pm_agent.added_printers import AddedPrinters
 from pm_agent.hub_connection import NS, HubConnection
 from pm_agent.job_intake import JobIntake
 from pm_agent.link_health import LinkHealth
@@ -17,6 +18,7 @@ from pm_agent.outbox_sender import OutboxSender
 from pm_agent.printer_registry import PrinterRegistry
 from pm_agent.task_control import BackgroundTasks
 from pm_core.logs import correlation, wire_correlation_id
+from pm_core.protocol import ErrorCode, error_ack, ok_ack
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class AgentNamespace(socketio.AsyncClientNamespace):
         printers: PrinterRegistry,
         intake: JobIntake,
         tasks: BackgroundTasks,
+        added: AddedPrinters | None = None,
     ) -> None:
         super().__init__(NS)
         self.connection = connection
@@ -39,6 +42,7 @@ class AgentNamespace(socketio.AsyncClientNamespace):
         self.printers = printers
         self.intake = intake
         self.tasks = tasks
+        self.added = added
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         # The hub's event names have colons ("print:job"); their handlers are
@@ -96,3 +100,13 @@ class AgentNamespace(socketio.AsyncClientNamespace):
 
     async def on_printer_configure(self, data: Any = None) -> dict[str, Any]:
         return await self.intake.configure_printer(data)
+
+    async def on_printer_add(self, data: Any = None) -> dict[str, Any]:
+        if self.added is None:
+            return error_ack(ErrorCode.UNAVAILABLE, "this agent does not take printers at run time")
+        return await self.added.add(data)
+
+    async def on_printer_forget(self, data: Any = None) -> dict[str, Any]:
+        if self.added is None:
+            return ok_ack(forgotten=False)
+        return await self.added.forget(data)

@@ -125,6 +125,14 @@ class PrinterRegistry:
             await self.register(worker)
         return worker
 
+    async def drop_worker(self, worker: PrinterWorker) -> None:
+        """Stop driving a printer (an operator removed one added at run time)."""
+        if worker in self.workers:
+            self.workers.remove(worker)
+        if worker.printer_id is not None and self.by_printer_id.get(worker.printer_id) is worker:
+            del self.by_printer_id[worker.printer_id]
+        await worker.stop()
+
     def serial_paths(self) -> list[str]:
         """The serial ports printers are driven on (serial discovery leaves them alone)."""
         return [str(w.spec.path) for w in self.workers if w.spec.scheme == "serial"]

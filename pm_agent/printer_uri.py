@@ -13,8 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 from pm_agent.capabilities import check_profile
 from pm_agent.printer_language import check_language
 from pm_core.protocol.languages import TEXT_MODES
+from pm_core.protocol.printer_addresses import PRINTER_SCHEMES
 
-SCHEMES = ("tcp", "usb", "serial", "file")
+SCHEMES = PRINTER_SCHEMES
 
 
 @dataclass(frozen=True)

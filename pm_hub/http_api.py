@@ -32,6 +32,7 @@ from pm_hub.credentials import Credentials
 from pm_hub.live_state import LiveState
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import OperatorActions, hub_version
+from pm_hub.printer_addition import PrinterAddition
 from pm_hub.printer_retirement import PrinterRetirement
 from pm_hub.upstream import UpstreamStatus
 
@@ -58,6 +59,8 @@ class HttpSide:
     peers: CompanyPeers | None = None
     #: Printer removal and agent retirement.
     retirement: PrinterRetirement | None = None
+    #: Printers added at run time.
+    addition: PrinterAddition | None = None
 
 
 HTTP_SIDE = web.AppKey("pm_hub.http_api", HttpSide)
@@ -209,6 +212,13 @@ def _retirement(request: web.Request) -> PrinterRetirement:
     return retirement
 
 
+async def add_printer(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
+    addition = request.app[HTTP_SIDE].addition
+    if addition is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "not served by this hub")
+    return await addition.add_printer(p, await _object_body(request))
+
+
 async def delete_printer(request: web.Request, ops: OperatorActions, p: Principal) -> Ack:
     printer_id = _int_param(request, "printer_id")
     return await _retirement(request).remove_printer(p, {"printer_id": printer_id})
@@ -330,6 +340,7 @@ def setup_http_api(app: web.Application, side: HttpSide) -> None:
     app.router.add_get("/metrics", scrape)
     app.router.add_get("/api/v1/health", authed(health_summary))
     app.router.add_get("/api/v1/printers", authed(list_printers))
+    app.router.add_post("/api/v1/printers", authed(add_printer, status=201))
     app.router.add_get("/api/v1/printers/{printer_id}", authed(get_printer))
     app.router.add_patch("/api/v1/printers/{printer_id}", authed(patch_printer))
     app.router.add_delete("/api/v1/printers/{printer_id}", authed(delete_printer))

@@ -38,6 +38,7 @@ from pm_hub.live_state import AgentLink, LiveState, PrinterRow
 from pm_hub.log_ring import LogRing, PrinterNames
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import OperatorActions
+from pm_hub.printer_addition import PrinterAddition
 from pm_hub.printer_changes import PrinterChanges
 from pm_hub.printer_retirement import PrinterRetirement
 from pm_hub.printer_views import PrinterViews
@@ -86,6 +87,8 @@ class Hub:
     retention: RetentionKeeper | None = None
     #: Printers removed and agents retired on purpose.
     retirement: PrinterRetirement | None = None
+    #: Printers added at run time through their agent (``printer:add``).
+    addition: PrinterAddition | None = None
     #: On a branch hub: the Star CloudPRNT server (printers that poll ``/cloudprnt``).
     cloudprnt: CloudPrntServer | None = None
     #: The recent log lines the dashboard's Logs tab reads (kept while the hub runs).

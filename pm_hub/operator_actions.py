@@ -87,6 +87,7 @@ REQUIRED_ROLE: dict[str, str] = {
     "configure_printer": "manager",
     "configure_station": "manager",
     "remove_printer": "manager",
+    "add_printer": "manager",
     "retire_agent": "admin",
 }
 #: A document of raw bytes can drive the printer in any way (drawer, settings, cutter).
@@ -101,6 +102,7 @@ _DOING = {
     "configure_printer": "configure printers",
     "configure_station": "configure stations",
     "remove_printer": "remove printers",
+    "add_printer": "add printers",
     "retire_agent": "retire agents",
 }
 

@@ -26,6 +26,7 @@ from pm_hub.live_state import LiveState
 from pm_hub.log_ring import LEVELS, LogFilter, LogRing, filter_from
 from pm_hub.metrics import HubMetrics
 from pm_hub.operator_actions import Ack, OperatorActions
+from pm_hub.printer_addition import PrinterAddition
 from pm_hub.printer_retirement import PrinterRetirement
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class OpsSide:
     admission: Admission
     #: Printer removal and agent retirement (``pm_hub.printer_retirement``).
     retirement: PrinterRetirement | None = None
+    #: Printers added at run time (``printer:add``).
+    addition: PrinterAddition | None = None
     #: The hub's recent log lines (``logs:list``, ``logs:follow``).
     logs: LogRing | None = None
 
@@ -249,6 +252,10 @@ def setup_ops_namespace(sio: socketio.AsyncServer, side: OpsSide, metrics: HubMe
         )
         handlers[OpsEvent.AGENT_RETIRE] = functools.partial(
             run_operation, side, retirement.retire_agent
+        )
+    if side.addition is not None:
+        handlers[OpsEvent.PRINTER_ADD] = functools.partial(
+            run_operation, side, side.addition.add_printer
         )
     handlers[OpsEvent.LOGS_LIST] = functools.partial(logs_list, side)
     handlers[OpsEvent.LOGS_FOLLOW] = functools.partial(logs_follow, side)

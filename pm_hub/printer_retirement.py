@@ -3,7 +3,8 @@ them, clears their alerts and raises no new ones, across restarts.
 
 - An operator removes a printer (``printer:remove``, ``DELETE /api/v1/printers/{id}``,
   ``pm printer remove``; manager or admin). If its agent registers it again (it is
-  still in that box's ``--printer`` list), the registration is refused.
+  still in that box's ``--printer`` list), the registration is refused. One added at
+  run time (``printer:add``) its connected agent forgets (``printer:forget``).
 - An agent drops a printer from its configuration: after registering, the agent says
   which printers it drives now (``printers:registered``); the hub retires the others it
   had for that agent. One the agent registers again later comes back.
@@ -87,7 +88,15 @@ class PrinterRetirement:
                 "finish, then remove it",
             )
         by = f"{printer_store.REMOVED_BY_OPERATOR}:{principal.sub}"
+        link = self.state.agent_for_printer(row)
         removed = await self._retire([row["id"]], by=by)
+        if link is not None:  # one it added at run time (printer:add) it forgets
+            ack = await self.dispatcher.ask_agent(
+                link, HubEvent.PRINTER_FORGET, {"printer_id": row["id"]}
+            )
+            if not ack.get("ok"):
+                log.warning("agent %s did not forget printer %s: %s", link.agent_id, row["id"],
+                            ack.get("error"))  # fmt: skip
         log.info("printer %s (%s) removed by %s", row["id"], row["name"], principal.sub)
         return ok_ack(printer=removed[0] if removed else {"id": row["id"]})
 

@@ -43,6 +43,7 @@ from pm_hub.metrics import HubMetrics
 from pm_hub.operations import BranchOperations
 from pm_hub.operator_actions import OperatorActions
 from pm_hub.ops_namespace import OpsSide, refuse_branch_hubs, setup_ops_namespace
+from pm_hub.printer_addition import PrinterAddition
 from pm_hub.printer_changes import PrinterChanges
 from pm_hub.printer_reactions import redelivery_after_pause, station_failover, status_alerts
 from pm_hub.printer_retirement import PrinterRetirement
@@ -180,6 +181,12 @@ def build_hub(settings: HubSettings) -> Hub:
         )
         broadcaster.after_change = upstream.poke  # changes are in its outbox too
     watch = CredentialWatch(credentials=credentials, state=state, sio=broadcaster.sio)
+    addition = PrinterAddition(
+        state=state,
+        dispatcher=dispatcher,
+        operations=operations,
+        company_mode=settings.company_mode,
+    )
     return Hub(
         settings=settings,
         db=db,
@@ -212,6 +219,7 @@ def build_hub(settings: HubSettings) -> Hub:
         upstream=upstream,
         retention=RetentionKeeper(settings, db=db),
         retirement=retirement,
+        addition=addition,
         cloudprnt=cloudprnt,
         logs=LogRing(settings.log_lines),
     )
@@ -244,6 +252,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         operations=hub.operations,
         admission=hub.admission,
         retirement=hub.retirement,
+        addition=hub.addition,
         logs=hub.logs,
     )
     setup_ops_namespace(sio, ops_side, hub.metrics)
@@ -270,6 +279,7 @@ def mount(app: web.Application, hub: Hub) -> None:
         admission=hub.admission,
         peers=hub.peers,
         retirement=hub.retirement,
+        addition=hub.addition,
     )
     setup_http_api(app, http_side)
     if hub.cloudprnt is not None:

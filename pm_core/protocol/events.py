@@ -32,6 +32,9 @@ class OpsEvent:
     #: Forget a printer (manager): gone from lists, its alerts cleared, refused if its
     #: agent registers it again.
     PRINTER_REMOVE = "printer:remove"
+    #: Drive one more printer (manager): ``{agent_id, uri, name?, station?, profile?,
+    #: language?}``; the agent keeps it across restarts.
+    PRINTER_ADD = "printer:add"
     #: Forget an agent (admin): its license revoked, its printers retired, no alerts.
     AGENT_RETIRE = "agent:retire"
     #: A new token for the same session before this one runs out (a long shift).
@@ -69,6 +72,10 @@ class HubEvent:
     JOB_CANCEL = "job:cancel"
     JOB_RELEASE = "job:release"
     PRINTER_CONFIGURE = "printer:configure"
+    #: Drive the printer at ``uri`` from now on, and after restarts (``printer:add``).
+    PRINTER_ADD = "printer:add"
+    #: A printer an operator removed: an agent that added it at run time forgets it.
+    PRINTER_FORGET = "printer:forget"
     # hub -> /ops and /agent, just before a planned stop (shutdown or restart)
     #: ``{"planned": true, "reason": "shutdown"}``: the disconnect that follows is
     #: planned; clients reconnect when the hub is back, nobody is alerted.

@@ -78,6 +78,8 @@ def ops_calls(b: Branch) -> dict[str, tuple[str, dict[str, Any]]]:
         # Last: its job waits, so the printer stays (conflict) for those allowed.
         "remove_printer": (OpsEvent.PRINTER_REMOVE, {"printer_id": b.printer_id}),
         "retire_agent": (OpsEvent.AGENT_RETIRE, {"agent_id": 999}),
+        # No such agent connected: refused as offline for those allowed, nothing contacted.
+        "add_printer": (OpsEvent.PRINTER_ADD, {"agent_id": 999, "uri": "tcp://127.0.0.1:9"}),
     }
 
 
@@ -104,6 +106,7 @@ def http_calls(b: Branch) -> dict[str, tuple[str, str, dict[str, Any] | None]]:
         "submit_raw_job": ("POST", "/api/v1/jobs", {"printer_id": p, "document": RAW}),
         "remove_printer": ("DELETE", f"/api/v1/printers/{p}", None),
         "retire_agent": ("POST", "/api/v1/agents/999/retire", {}),
+        "add_printer": ("POST", "/api/v1/printers", {"agent_id": 999, "uri": "tcp://127.0.0.1:9"}),
     }
 
 
