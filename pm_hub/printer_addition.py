@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from pm_core.protocol import ErrorCode, HubEvent, ProtocolError, ok_ack
+from pm_core.protocol.errors import error_of
 from pm_core.protocol.languages import check_language_field
 from pm_core.protocol.printer_addresses import check_printer_uri
 from pm_core.protocol.profiles import check_profile_field
@@ -81,9 +82,10 @@ class PrinterAddition:
             link, HubEvent.PRINTER_ADD, request, timeout=ADD_TIMEOUT_S
         )
         if not ack.get("ok"):
-            error = ack.get("error") if isinstance(ack.get("error"), dict) else {}
-            code = error.get("code") if error.get("code") in set(ErrorCode) else ErrorCode.OFFLINE
-            raise ProtocolError(ErrorCode(code), f"agent {agent_id}: {error.get('message')}")
+            error = error_of(ack)
+            code = str(error.get("code"))
+            known = ErrorCode(code) if code in set(ErrorCode) else ErrorCode.OFFLINE
+            raise ProtocolError(known, f"agent {agent_id}: {error.get('message')}")
         printer_id = ack.get("printer_id")
         if not isinstance(printer_id, int) or printer_id not in self.state.printers:
             raise ProtocolError(

@@ -86,6 +86,7 @@ class PrinterRetirement:
                 ErrorCode.CONFLICT,
                 f"{row['name']} has {waiting} unfinished job(s): cancel them or let them "
                 "finish, then remove it",
+                waiting=waiting,
             )
         by = f"{printer_store.REMOVED_BY_OPERATOR}:{principal.sub}"
         link = self.state.agent_for_printer(row)

@@ -40,11 +40,13 @@ from pm_tui.formatting import plural
 from pm_tui.hub_link import HubLink, LinkState
 from pm_tui.messages import HubPulse, LinkChanged
 from pm_tui.palette import DashboardCommands
+from pm_tui.printer_admin import connected_agents
 from pm_tui.screens.ask_text import AskText
 from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, StationDialog
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.main import MainScreen
 from pm_tui.screens.printer_detail import PrinterDetailScreen
+from pm_tui.screens.printer_form import AddPrinterForm
 from pm_tui.screens.ticket_form import TicketForm, form_names
 from pm_tui.views.logs import LogQuery, LogsView
 from pm_tui.widgets.header import HubHeader
@@ -459,6 +461,9 @@ class PrinterMasterApp(App[int]):
         target = str(printer["name"]) if printer is not None else ""
         names = form_names(self.state, self.branch_filter)
         self.push_screen(TicketForm(target=target, names=names))
+
+    def add_printer(self) -> None:
+        self.push_screen(AddPrinterForm(connected_agents(self.state, self.branch_filter)))
 
     async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
         await self.action_show_tab("logs")

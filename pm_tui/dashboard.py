@@ -138,6 +138,10 @@ class Dashboard(Protocol):
         """The form that prints a typed ticket (on this printer, if given)."""
         ...
 
+    def add_printer(self) -> None:
+        """The form that adds a printer through a connected agent (``printer:add``)."""
+        ...
+
     async def show_logs(self, *, job_id: int | None = None, printer_id: int | None = None) -> None:
         """The Logs tab, showing only this job's (or printer's) lines."""
         ...

@@ -11,6 +11,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from pm_core.protocol import CANCELLABLE_JOB_STATUSES
 from pm_tui.bulk import BulkActions
 from pm_tui.dashboard import Dashboard, as_dashboard
+from pm_tui.printer_admin import PrinterAdmin
 
 Command = Callable[[], Any] | Callable[[], Awaitable[Any]]
 
@@ -34,6 +35,7 @@ class DashboardCommands(Provider):
             ("Go to Agents", partial(app.action_show_tab, "agents"), "agents and link health"),
             ("Go to Logs", partial(app.action_show_tab, "logs"), "the hub's recent log lines"),
             ("Print a ticket…", app.new_ticket, "type lines, choose a station or printer"),
+            ("Add a printer…", app.add_printer, "by its address, through a connected agent"),
             (
                 "Acknowledge every open alert",
                 BulkActions(app).ack_alerts,
@@ -62,6 +64,7 @@ class DashboardCommands(Provider):
     def _printer_commands(self) -> list[tuple[str, Command, str]]:
         app = self.dashboard
         actions = app.actions
+        admin = PrinterAdmin(app)
         commands: list[tuple[str, Command, str]] = []
         for printer in sorted(app.state.printers.values(), key=lambda p: str(p.get("name"))):
             pid = printer["id"]
@@ -75,6 +78,7 @@ class DashboardCommands(Provider):
                 (f"Send a test receipt to {name}", partial(actions.send_test_receipt, pid), where),
                 (f"{pause} {name}", partial(actions.toggle_pause, pid), where),
                 (f"Move {name} to another station", partial(actions.move_printer, pid), where),
+                (f"Remove printer {name}…", partial(admin.remove, pid), "asks first; managers"),
             ]
         return commands
 

@@ -35,6 +35,9 @@ HELP = """\
   p          pause (asks) / resume  m    move to another station
   n          print a typed ticket (a station or printer, lines, copies)
   e          rename the printer (managers and admins)
+  A          add a printer by its address, through a connected agent (managers)
+  D or del   remove the printer (asks; refused while tickets wait: cancel or
+             move them first) · also in the detail
   detail:    a activity chart / status history · l the printer's log lines
 
 [b]Jobs[/b]  (stuck tickets first, each saying why it waits; then the newest)

@@ -20,6 +20,7 @@ from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes
 from pm_tui.data.waiting import WAITING_STATUSES, printer_problem, waiting_jobs
 from pm_tui.formatting import ago, duration, flags_text, status_text
+from pm_tui.printer_admin import PrinterAdmin
 from pm_tui.screens.base import FleetScreen
 from pm_tui.views.jobs import job_cells
 from pm_tui.views.printers import backup_for, printer_summary
@@ -60,6 +61,7 @@ class PrinterDetailScreen(FleetScreen):
         Binding("l", "logs", "logs", show=False),
         Binding("n", "new_ticket", "ticket", show=False),
         Binding("e", "rename", "rename", show=False),
+        Binding("D,delete", "remove_printer", "remove", show=False),
         Binding("a", "activity", "activity/history", show=False),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
@@ -308,3 +310,10 @@ class PrinterDetailScreen(FleetScreen):
 
     async def action_rename(self) -> None:
         await BulkActions(self.dashboard).rename_printer(self.printer_id)
+
+    async def action_remove_printer(self) -> None:
+        def gone() -> None:
+            if self.app.screen is self:
+                self.action_back()
+
+        await PrinterAdmin(self.dashboard).remove(self.printer_id, then=gone)

@@ -20,6 +20,7 @@ from pm_tui.data.filters import PRINTER_SORTS, next_sort, printer_matches
 from pm_tui.data.state import Changes, FleetState, printer_record
 from pm_tui.data.waiting import agent_missing
 from pm_tui.formatting import ago, flags_text, paper_text, plural, status_text
+from pm_tui.printer_admin import PrinterAdmin
 from pm_tui.views.base import TablePanel
 from pm_tui.widgets.charts import LatencyLine
 from pm_tui.widgets.quiet import show
@@ -129,6 +130,8 @@ class PrintersView(TablePanel):
         Binding("m", "move", "move"),
         Binding("n", "new_ticket", "ticket", show=False),
         Binding("e", "rename", "rename", show=False),
+        Binding("A", "add_printer", "add printer", show=False),
+        Binding("D,delete", "remove_printer", "remove", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
 
@@ -322,3 +325,9 @@ class PrintersView(TablePanel):
 
     async def action_rename(self) -> None:
         await BulkActions(self.dashboard).rename_printer(self.table.selected_id)
+
+    def action_add_printer(self) -> None:
+        self.dashboard.add_printer()
+
+    async def action_remove_printer(self) -> None:
+        await PrinterAdmin(self.dashboard).remove(self.table.selected_id)

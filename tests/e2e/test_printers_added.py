@@ -113,8 +113,10 @@ async def test_an_added_printer_prints_stays_after_a_restart_and_is_forgotten_wh
         assert {w.spec.name for w in agent.workers} == {"Kitchen-1", "Bar"}
         removed = await ops.call(OpsEvent.PRINTER_REMOVE, {"printer_id": printer_id})
         assert removed["ok"], removed
-        await eventually(lambda: [w.spec.name for w in agent.workers] == ["Kitchen-1"],
-                         what="the agent forgets Bar")  # fmt: skip
+        await eventually(
+            lambda: [w.spec.name for w in agent.workers] == ["Kitchen-1"],
+            what="the agent forgets Bar",
+        )
         assert json.loads((data_dir / ADDED_FILE).read_text()) == []
         assert await printer_named(ops, "Bar") is None
 
@@ -165,9 +167,12 @@ async def test_only_managers_add_printers_and_bad_addresses_are_refused(
             answer = await ops.call(OpsEvent.PRINTER_ADD, {"agent_id": agent_ident, "uri": uri})
             assert answer["error"]["code"] == "invalid_payload", (uri, answer)
         status, body = await request(
-            hub, "POST", "/api/v1/printers", role_token(hub, "manager"),
+            hub,
+            "POST",
+            "/api/v1/printers",
+            role_token(hub, "manager"),
             {"agent_id": agent_ident, "uri": "http://127.0.0.1:9100"},
-        )  # fmt: skip
+        )
         assert status == 400 and body["error"]["code"] == "invalid_payload"
         unknown = await ops.call(OpsEvent.PRINTER_ADD, {**good, "agent_id": 999})
         assert unknown["error"]["code"] == "offline"
