@@ -331,7 +331,7 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
 
     add_backup_commands(sub)
     p = sub.add_parser(
-        "printer", help="printers of a running hub (list, rename, move, remove); CloudPRNT"
+        "printer", help="printers of a running hub (list, add, rename, move, remove); CloudPRNT"
     )
     psub = p.add_subparsers(dest="printer_command", metavar="ACTION")
     psub.required = True

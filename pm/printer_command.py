@@ -1,7 +1,8 @@
-"""``pm printer list|rename|move|remove`` and ``pm agent list|retire``: printers and
+"""``pm printer list|add|rename|move|remove`` and ``pm agent list|retire``: printers and
 agents that come and go, on a running hub (its HTTP API, :mod:`pm.hub_client`).
 
-Renaming and moving take a manager's token, removing too; retiring an agent an
+Adding (through a connected agent, which keeps the printer across its restarts),
+renaming and moving take a manager's token, removing too; retiring an agent an
 admin's. What each does at the hub: docs/operations.md, "Printers and agents that
 come and go".
 """
@@ -15,8 +16,17 @@ from pm.hub_client import add_hub_client_arguments, call_hub
 
 
 def add_printer_actions(psub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``list``, ``rename``, ``move``, ``remove`` under ``pm printer``."""
+    """``list``, ``add``, ``rename``, ``move``, ``remove`` under ``pm printer``."""
     c = psub.add_parser("list", help="every printer the hub serves")
+    add_hub_client_arguments(c)
+    c = psub.add_parser(
+        "add",
+        help="drive one more printer through a connected agent (kept across its restarts)",
+    )
+    c.add_argument("--agent", type=int, required=True, metavar="ID", help="pm agent list shows it")
+    c.add_argument("uri", metavar="URI", help="tcp://HOST:PORT, usb://VID:PID, serial:///dev/...")
+    c.add_argument("--name", help="what operators see (default: from the address)")
+    c.add_argument("--station", help="the station it prints for, e.g. kitchen")
     add_hub_client_arguments(c)
     c = psub.add_parser("rename", help="give a printer a new name")
     c.add_argument("printer_id", type=int, metavar="ID")
@@ -66,6 +76,21 @@ def run_printer_command(args: argparse.Namespace) -> int:
             for p in answer.get("printers", [])
         ]  # fmt: skip
         _table(["ID", "NAME", "STATION", "STATUS", "AGENT", "ADDRESS"], rows)
+        return 0
+    if action == "add":
+        body = {"agent_id": args.agent, "uri": args.uri, "name": args.name, "station": args.station}
+        answer = call_hub(
+            args,
+            "POST",
+            "/api/v1/printers",
+            {k: v for k, v in body.items() if v is not None},
+            command=command,
+        )
+        printer = answer["printer"]
+        print(
+            f"printer {printer['id']}: {printer['name']} (station {printer.get('station')}, "
+            f"{printer['status']}) added on agent {args.agent}"
+        )
         return 0
     printer_id = args.printer_id
     if action in ("rename", "move"):

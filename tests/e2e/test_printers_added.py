@@ -20,6 +20,7 @@ from pm_agent.sim.fleet import SimulatorFleet
 from pm_core.protocol import OpsEvent, ProtocolError
 from pm_core.protocol.printer_addresses import MAX_PRINTER_URI, check_printer_uri
 from pm_hub.server import RunningHub
+from tests.e2e.test_printers_come_and_go import pm
 from tests.hub.test_http_api import request
 from tests.support.helpers import OpsClient, eventually
 
@@ -179,12 +180,38 @@ async def test_only_managers_add_printers_and_bad_addresses_are_refused(
         assert agent.workers == []  # nothing was added by any of them
         assert not (tmp_path / "box" / ADDED_FILE).exists()
 
-        # Over HTTP, a manager adds one (201) and gets the printer back.
-        status, body = await request(
-            hub, "POST", "/api/v1/printers", role_token(hub, "manager"), {**good, "name": "Bar"}
+        # From the shell (pm printer add, over HTTP with the hub's admin token).
+        data = str(hub.hub.settings.data_dir)
+        code, out, err = await pm(
+            "printer",
+            "add",
+            "--agent",
+            str(agent_ident),
+            good["uri"],
+            "--name",
+            "Bar",
+            "--station",
+            "bar",
+            "--hub",
+            hub.url,
+            "--data-dir",
+            data,
         )
-        assert status == 201, body
-        assert body["printer"]["name"] == "Bar"
+        assert code == 0, err
+        assert "Bar (station bar," in out and f"added on agent {agent_ident}" in out
+        code, out, err = await pm(
+            "printer",
+            "add",
+            "--agent",
+            str(agent_ident),
+            "http://127.0.0.1:1",
+            "--hub",
+            hub.url,
+            "--data-dir",
+            data,
+        )
+        assert code != 0 and "use tcp://HOST:PORT" in err and "Traceback" not in err
+        assert [w.spec.name for w in agent.workers] == ["Bar"]
 
 
 @pytest.mark.parametrize(
