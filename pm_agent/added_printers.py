@@ -94,7 +94,7 @@ class AddedPrinters:
         except OSError as exc:
             self.entries.pop()
             return error_ack(ErrorCode.UNAVAILABLE, f"could not keep the printer: {exc}")
-        worker = await self.registry.add_printer(spec)
+        worker = await self.registry.add_printer(spec, operator_added=True)
         return ok_ack(printer_id=worker.printer_id, name=spec.name, uri=spec.uri)
 
     async def forget(self, payload: Any) -> dict[str, Any]:

@@ -209,7 +209,7 @@ class Agent:
         configured = {spec.uri for spec in self._specs}
         for spec in await asyncio.to_thread(self.added.load):
             if spec.uri not in configured:  # configured since: the configuration wins
-                self.printers.add_worker(spec, self._ports.get(spec.uri))
+                self.printers.add_worker(spec, self._ports.get(spec.uri), operator_added=True)
         self._loops = [
             asyncio.create_task(self.outbox.run(), name="agent:outbox"),
             asyncio.create_task(self.hub_health.ping_loop(), name="agent:ping"),

@@ -84,8 +84,10 @@ class PrinterRegistry:
         *,
         mac: str | None = None,
         model: str | None = None,
+        operator_added: bool = False,
     ) -> PrinterWorker:
-        """Start driving ``spec`` (registered with the hub by the caller)."""
+        """Start driving ``spec`` (registered with the hub by the caller);
+        ``operator_added``: an operator added it through the hub (``printer:add``)."""
         worker = PrinterWorker(
             spec,
             port or open_port(spec, usb_backend=self.usb_backend),
@@ -102,6 +104,7 @@ class PrinterRegistry:
             language=self.identities.language(spec.uri),
             text_mode=self.identities.text_mode(spec.uri),
         )
+        worker.operator_added = operator_added
         self.workers.append(worker)
         self._resume_known_id(worker)
         worker.start()
@@ -115,10 +118,13 @@ class PrinterRegistry:
         *,
         mac: str | None = None,
         model: str | None = None,
+        operator_added: bool = False,
     ) -> PrinterWorker:
         """Drive one more printer (found by discovery, or added at run time); ``model``
         is what discovery learned of it (USB IEEE 1284 id, mDNS TXT record)."""
-        worker = self.add_worker(spec, port, identity, mac=mac, model=model)
+        worker = self.add_worker(
+            spec, port, identity, mac=mac, model=model, operator_added=operator_added
+        )
         log.info("added printer %s (%s)", spec.name, spec.uri)
         if self.connection.connected:
             await self._wait_first_contact([worker])

@@ -116,6 +116,8 @@ class PrinterWorker:
         #: else its MAC (ARP), else the configured address.
         self.identity = identity or spec.uri
         self.previous_identity: str | None = None
+        #: Added by an operator through the hub (``printer:add``), not configured here.
+        self.operator_added = False
         #: A network printer's MAC (ARP table): its identity when it tells no serial.
         self.mac = mac
         self.arp_table = arp_table
@@ -192,6 +194,8 @@ class PrinterWorker:
         }
         if self.previous_identity and self.previous_identity != self.identity:
             described["previous_identity"] = self.previous_identity
+        if self.operator_added:
+            described["operator_added"] = True
         return described
 
     # -- identity and capabilities --------------------------------------------------------

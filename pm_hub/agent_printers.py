@@ -105,7 +105,10 @@ class AgentPrinters:
                 d, link.branch_id, [identity, previous_identity or ""]
             )
         )
-        if removed is not None:
+        added_again = data.get("operator_added") is True and bool(
+            self.state.adding_through.get(link.agent_id)
+        )
+        if removed is not None and not added_again:
             raise ProtocolError(
                 ErrorCode.CONFLICT,
                 f"printer {removed['name']} was removed by an operator "

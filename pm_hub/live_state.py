@@ -57,6 +57,10 @@ class LiveState:
         self.agent_by_sid: dict[str, AgentLink] = {}
         #: Operators connected on ``/ops``, by socket id.
         self.operators: dict[str, Principal] = {}
+        #: Agents an operator is adding a printer through right now (``printer:add``):
+        #: agent id -> adds under way. A printer an operator removed earlier that such
+        #: an agent registers as ``operator_added`` is taken back instead of refused.
+        self.adding_through: dict[int, int] = {}
         #: On a company hub: branch hubs connected on ``/branch``, by sid.
         self.branch_hubs: dict[str, Principal] = {}
         #: The hub is shutting down: the connections it closes are not agents or

@@ -78,9 +78,16 @@ class PrinterAddition:
             request["name"] = name.strip()
         if station and station.strip():
             request["station"] = station.strip().lower()
-        ack = await self.dispatcher.ask_agent(
-            link, HubEvent.PRINTER_ADD, request, timeout=ADD_TIMEOUT_S
-        )
+        adding = self.state.adding_through
+        adding[link.agent_id] = adding.get(link.agent_id, 0) + 1
+        try:
+            ack = await self.dispatcher.ask_agent(
+                link, HubEvent.PRINTER_ADD, request, timeout=ADD_TIMEOUT_S
+            )
+        finally:
+            adding[link.agent_id] -= 1
+            if not adding[link.agent_id]:
+                del adding[link.agent_id]
         if not ack.get("ok"):
             error = error_of(ack)
             code = str(error.get("code"))
@@ -95,6 +102,12 @@ class PrinterAddition:
             )
         log.info("printer %s (%s) added on agent %s by %s", printer_id, uri, agent_id,
                  principal.sub)  # fmt: skip
+        row = self.state.printers[printer_id]
+        # A printer known before (removed, then added again) keeps its old name and
+        # station at registration: the ones given now win.
+        for key in ("name", "station"):
+            if key in request and row.get(key) != request[key]:
+                settings[key] = request[key]
         if settings:
             return await self.operations.configure_printer(
                 principal, {"printer_id": printer_id, **settings}

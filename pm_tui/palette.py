@@ -35,7 +35,7 @@ class DashboardCommands(Provider):
             ("Go to Agents", partial(app.action_show_tab, "agents"), "agents and link health"),
             ("Go to Logs", partial(app.action_show_tab, "logs"), "the hub's recent log lines"),
             ("Print a ticket…", app.new_ticket, "type lines, choose a station or printer"),
-            ("Add a printer…", app.add_printer, "by its address, through a connected agent"),
+            ("Add a printer…", app.add_printer, "its URI, through a connected agent"),
             (
                 "Acknowledge every open alert",
                 BulkActions(app).ack_alerts,
@@ -78,7 +78,11 @@ class DashboardCommands(Provider):
                 (f"Send a test receipt to {name}", partial(actions.send_test_receipt, pid), where),
                 (f"{pause} {name}", partial(actions.toggle_pause, pid), where),
                 (f"Move {name} to another station", partial(actions.move_printer, pid), where),
-                (f"Remove printer {name}…", partial(admin.remove, pid), "asks first; managers"),
+                (
+                    f"Remove {name} from the hub…",
+                    partial(admin.remove, pid),
+                    "asks first; managers",
+                ),
             ]
         return commands
 

@@ -67,12 +67,14 @@ class AddPrinterForm(ModalScreen[bool]):
             yield Static(Text("Add a printer", style="bold"))
             with Horizontal(classes="row"):
                 yield Static("Agent", classes="label")
-                yield Select(
+                chosen = Select(
                     self.agents,
                     prompt="no agent connected" if not self.agents else "choose the agent",
-                    value=self.agents[0][1] if len(self.agents) == 1 else Select.BLANK,
                     id="printer-agent",
                 )
+                if len(self.agents) == 1:  # the only one: chosen
+                    chosen.value = self.agents[0][1]
+                yield chosen
             with Horizontal(classes="row"):
                 yield Static("Address", classes="label")
                 yield Input(

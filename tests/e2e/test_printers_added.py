@@ -121,6 +121,17 @@ async def test_an_added_printer_prints_stays_after_a_restart_and_is_forgotten_wh
         assert json.loads((data_dir / ADDED_FILE).read_text()) == []
         assert await printer_named(ops, "Bar") is None
 
+        # Added again by an operator: the same printer comes back (its id and history),
+        # under the name given now; an agent alone could not bring it back.
+        back = await ops.call(
+            OpsEvent.PRINTER_ADD,
+            {"agent_id": await agent_id(ops), "uri": f"tcp://127.0.0.1:{bar.port}",
+             "name": "Bar-2"},
+        )  # fmt: skip
+        assert back["ok"], back
+        assert back["printer"]["id"] == printer_id and back["printer"]["name"] == "Bar-2"
+        await online(ops, "Bar-2")
+
 
 async def test_only_managers_add_printers_and_bad_addresses_are_refused(
     hub: RunningHub, ops: OpsClient, fleet: SimulatorFleet, tmp_path: Path

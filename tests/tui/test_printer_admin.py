@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from textual.widgets import Input, OptionList
+
 from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim.fleet import SimulatorFleet
@@ -135,3 +137,23 @@ async def test_add_a_printer_from_the_form_then_remove_it(
                 lambda: [w.spec.name for w in agent.workers] == ["Kitchen-1"],
                 what="the agent forgets Bar",
             )
+
+
+async def test_the_palette_opens_the_form_which_says_when_no_agent_is_connected(
+    hub: RunningHub, admin_token: str
+) -> None:
+    async with dashboard(hub.url, admin_token) as (app, pilot):
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.focused, Input))
+        await type_text(pilot, "Add a printer", submit=False)
+        options = app.screen.query_one(OptionList)
+        await wait_until(pilot, lambda: options.option_count > 0, what="the palette's hits")
+        assert str(options.get_option_at_index(0).prompt).startswith("Add a printer")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, AddPrinterForm))
+        said = app.screen.query_one("#printer-error")
+        assert "No agent is connected" in str(said.render())
+        await pilot.press("ctrl+s")  # nothing to send through: says so, stays open
+        await wait_until(pilot, lambda: "choose the agent" in str(said.render()))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AddPrinterForm))
