@@ -13,6 +13,8 @@ service takes or imports the :class:`~pm_hub.hub.Hub` container):
   ``operations.BranchOperations`` and ``company.operations.CompanyOperations``.
 - ``agent_sessions`` (agents coming and going), ``agent_printers`` (registrations
   and status reports), ``upstream`` (a branch's link to its company hub).
+- ``printer_retirement`` (printers removed or dropped, agents retired) and
+  ``printer_addition`` (a printer added at run time through its agent).
 - ``printer_changes`` (a printer's new state: fan-out, then the reactions of
   ``printer_reactions``), ``stations`` (routing, failover), ``job_expiry``,
   ``dispatch`` (jobs to agents and their outcomes), ``health``, ``alerts``.
