@@ -18,6 +18,7 @@ from typing import Any
 
 from pm_agent.printer_registry import PrinterRegistry
 from pm_agent.printer_uri import PrinterSpec, parse_printer_uri
+from pm_agent.printer_worker import PrinterWorker
 from pm_core.private_files import write_private
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, ok_ack
 from pm_core.protocol.printer_addresses import check_printer_uri
@@ -34,6 +35,7 @@ class AddedPrinters:
     def __init__(self, path: Path, registry: PrinterRegistry) -> None:
         self.path = path
         self.registry = registry
+        registry.on_removed_at_hub = self.removed_at_hub
         #: ``{"uri", "name", "station"}`` per printer, in the order they were added.
         self.entries: list[dict[str, Any]] = []
 
@@ -97,6 +99,14 @@ class AddedPrinters:
         worker = await self.registry.add_printer(spec, operator_added=True)
         return ok_ack(printer_id=worker.printer_id, name=spec.name, uri=spec.uri)
 
+    async def removed_at_hub(self, worker: PrinterWorker) -> None:
+        """An operator removed this added printer while the agent was away (the hub
+        refuses its registration): forget it, as ``printer:forget`` would have."""
+        if worker.printer_id is not None:
+            await self.forget({"printer_id": worker.printer_id})
+        else:
+            await self._drop(worker)
+
     async def forget(self, payload: Any) -> dict[str, Any]:
         """``printer:forget {printer_id}``: an operator removed the printer. One added at
         run time is dropped (no longer driven, not after a restart either); one from the
@@ -109,17 +119,25 @@ class AddedPrinters:
         worker = self.registry.by_printer_id.get(printer_id or 0)
         if worker is None:
             return ok_ack(forgotten=False)
-        kept = [e for e in self.entries if _uri_of(e) != worker.spec.uri]
-        if len(kept) == len(self.entries):
+        if not await self._drop(worker):
             log.info("printer %s was removed at the hub; it stays in this box's configuration",
                      worker.spec.name)  # fmt: skip
             return ok_ack(forgotten=False)
+        return ok_ack(forgotten=True)
+
+    async def _drop(self, worker: PrinterWorker) -> bool:
+        kept = [e for e in self.entries if _uri_of(e) != worker.spec.uri]
+        if len(kept) == len(self.entries):
+            return False
         self.entries = kept
-        await asyncio.to_thread(self.save)
+        try:
+            await asyncio.to_thread(self.save)
+        except OSError as exc:
+            log.warning("could not update %s: %s", self.path, exc)
         await self.registry.drop_worker(worker)
         log.info("printer %s (%s) removed at the hub: no longer driven", worker.spec.name,
                  worker.spec.uri)  # fmt: skip
-        return ok_ack(forgotten=True)
+        return True
 
 
 def _spec(entry: Any) -> PrinterSpec:

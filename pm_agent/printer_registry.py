@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from pm_agent.printer_uri import PrinterSpec
 from pm_agent.printer_worker import PrinterWorker
 from pm_agent.spool import JobSpool
 from pm_core.protocol import AgentEvent
+from pm_core.protocol.errors import error_of
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class PrinterRegistry:
         #: Printer identity -> the hub printer id it had (from the spool, kept current).
         self._known_printer_ids: dict[str, int] = {}
         self._register_lock = asyncio.Lock()
+        #: Called with a printer an operator added whose registration the hub refuses
+        #: because an operator removed it meanwhile (``pm_agent.added_printers``).
+        self.on_removed_at_hub: Callable[[PrinterWorker], Awaitable[None]] | None = None
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
         """What the agent knew before it stopped: identities and the hub's ids."""
@@ -205,6 +210,14 @@ class PrinterRegistry:
             return False
         if not (isinstance(ack, dict) and ack.get("ok")):
             log.error("hub refused printer %s: %s", worker.spec.name, ack)
+            details = error_of(ack).get("details")
+            removed = isinstance(details, dict) and details.get("removed_by")
+            if removed and worker.operator_added and self.on_removed_at_hub is not None:
+                # Its own task: this may run on the worker's poll task, which dropping
+                # the worker cancels.
+                task = asyncio.create_task(self.on_removed_at_hub(worker))
+                self._forgetting.add(task)
+                task.add_done_callback(self._forgetting.discard)
             return False
         printer_id = int(ack["printer_id"])
         old_id = worker.printer_id

@@ -113,6 +113,7 @@ class AgentPrinters:
                 ErrorCode.CONFLICT,
                 f"printer {removed['name']} was removed by an operator "
                 f"({removed['retired_by']}); take it out of this agent's printers",
+                removed_by=removed["retired_by"],
             )
         mover = self._claimed_from(link, identity, previous_identity)
         previous_id = None

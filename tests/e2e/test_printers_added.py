@@ -225,6 +225,31 @@ async def test_only_managers_add_printers_and_bad_addresses_are_refused(
         assert [w.spec.name for w in agent.workers] == ["Bar"]
 
 
+async def test_an_added_printer_removed_while_its_agent_was_away_is_forgotten_at_restart(
+    hub: RunningHub, ops: OpsClient, fleet: SimulatorFleet, tmp_path: Path
+) -> None:
+    kitchen, bar = fleet.printers
+    key = await hub.hub.create_license()
+    configured = [f"Kitchen-1=tcp://127.0.0.1:{kitchen.port}#kitchen"]
+    async with running_agent(hub, key, tmp_path / "box", configured):
+        await online(ops, "Kitchen-1")
+        ack = await ops.call(
+            OpsEvent.PRINTER_ADD,
+            {"agent_id": await agent_id(ops), "uri": f"tcp://127.0.0.1:{bar.port}", "name": "Bar"},
+        )
+        assert ack["ok"], ack
+    removed = await ops.call(OpsEvent.PRINTER_REMOVE, {"printer_id": ack["printer"]["id"]})
+    assert removed["ok"], removed
+    async with running_agent(hub, key, tmp_path / "box", configured) as agent:
+        await eventually(
+            lambda: [w.spec.name for w in agent.workers] == ["Kitchen-1"],
+            what="the agent forgets Bar when the hub refuses it",
+        )
+        assert json.loads((tmp_path / "box" / ADDED_FILE).read_text()) == []
+        assert await printer_named(ops, "Bar") is None
+        await online(ops, "Kitchen-1")
+
+
 @pytest.mark.parametrize(
     "uri",
     [
