@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ class PrinterRegistry:
         self._register_lock = asyncio.Lock()
         #: Called with a printer an operator added whose registration the hub refuses
         #: because an operator removed it meanwhile (``pm_agent.added_printers``).
-        self.on_removed_at_hub: Callable[[PrinterWorker], Awaitable[None]] | None = None
+        self.on_removed_at_hub: Callable[[PrinterWorker], Coroutine[Any, Any, None]] | None = None
         self._forgetting: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
