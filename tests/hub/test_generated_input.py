@@ -96,6 +96,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     OpsEvent.ALERT_ACK: ("alert_id",),
     OpsEvent.STATIONS_LIST: ("branch_id",),
     OpsEvent.STATION_CONFIGURE: ("station", "branch_id", "printer_ids", "default_expiry_s"),
+    OpsEvent.PRINTER_ADD: ("agent_id", "uri", "name", "station", "profile"),
 }  # fmt: skip
 
 
