@@ -2,7 +2,8 @@
 agent and simulated printers: ``A`` opens a form that adds a printer by address
 through the connected agent (it comes online, prints a test page, and is still there
 after the agent restarts); ``D`` removes the selected printer after asking, and while
-tickets wait for it the hub refuses and the toast says to cancel or move them first."""
+tickets wait for it the hub refuses and the toast says to cancel or move them first;
+``delete`` in the printer's detail removes it too, and the detail closes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub
 from pm_tui.screens.dialogs import ConfirmDialog
+from pm_tui.screens.printer_detail import PrinterDetailScreen
 from pm_tui.screens.printer_form import AddPrinterForm
 from tests.support.helpers import OpsClient, receipt_doc
 from tests.support.tui_support import (
@@ -121,11 +123,15 @@ async def test_add_a_printer_from_the_form_then_remove_it(
             )
             assert "Bar" in column(app, "#printers", "name")
 
+            # Nothing waits any more: removed from its detail, which then closes.
             await ops.call("job:cancel", {"job_id": job["job"]["id"]})
             await select_row(pilot, "#printers", bar_id)
-            await pilot.press("D")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, PrinterDetailScreen))
+            await pilot.press("delete")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
             await pilot.press("y")
+            await wait_until(pilot, lambda: not isinstance(app.screen, PrinterDetailScreen))
             await wait_until(
                 pilot,
                 lambda: column(app, "#printers", "name") == ["Kitchen-1"],
