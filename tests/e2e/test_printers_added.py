@@ -11,14 +11,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pm_agent.added_printers import FILE_NAME as ADDED_FILE
 from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim.fleet import SimulatorFleet
-from pm_core.protocol import OpsEvent, ProtocolError
-from pm_core.protocol.printer_addresses import MAX_PRINTER_URI, check_printer_uri
+from pm_core.protocol import OpsEvent
+from pm_core.protocol.printer_addresses import MAX_PRINTER_URI
 from pm_hub.server import RunningHub
 from tests.e2e.test_printers_come_and_go import pm
 from tests.hub.test_http_api import request
@@ -248,26 +246,3 @@ async def test_an_added_printer_removed_while_its_agent_was_away_is_forgotten_at
         assert json.loads((tmp_path / "box" / ADDED_FILE).read_text()) == []
         assert await printer_named(ops, "Bar") is None
         await online(ops, "Kitchen-1")
-
-
-@pytest.mark.parametrize(
-    "uri",
-    [
-        "tcp://8.8.8.8:9100",  # checked only: nothing is contacted
-        "tcp://printer.local",
-        "tcp://[::1]:9100",
-        "usb://04b8:0202?serial=A1",
-        "serial:///dev/ttyUSB0?baudrate=19200",
-        "serial://socket://127.0.0.1:4001",
-        "file:///dev/usb/lp0",
-        "tcp://10.0.0.5:9100?profile=TM-T88V",
-    ],
-)
-def test_the_addresses_the_agent_drives_pass_the_check(uri: str) -> None:
-    assert check_printer_uri(f" {uri} ") == uri
-    parse_printer_spec(uri)  # and the agent parses what the hub let through
-
-
-def test_a_refused_address_says_what_to_use() -> None:
-    with pytest.raises(ProtocolError, match="use tcp://HOST:PORT"):
-        check_printer_uri("http://127.0.0.1:9100")
