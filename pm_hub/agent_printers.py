@@ -234,23 +234,8 @@ class AgentPrinters:
         assert status is not None
         now = time.time()
         flags_json = json.dumps(flags, sort_keys=True)
-        if row["status"] == status and row["flags"] == flags_json:
-            self.changes.seen({**row, "last_seen": now})
-            return ok_ack()
-        updated = {
-            **row,
-            "status": status,
-            "flags": flags_json,
-            "last_seen": now,
-            "status_changed_at": now,
-            "updated_at": now,
-        }
-        self.db.append_soon(
-            "printer status",
-            printer_store.record_status_changes,
-            (row["id"], status, flags_json, now),
-        )
-        if status != row["status"]:
-            log.info("printer %s is %s", updated["name"], status)
-        await self.changes.changed(updated, status_only=True)
+        was = row["status"]
+        await self.changes.status_reported(self.db, row, status, flags_json, now)
+        if status != was:
+            log.info("printer %s is %s", row["name"], status)
         return ok_ack()

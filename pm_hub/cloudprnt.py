@@ -378,26 +378,10 @@ class CloudPrntServer:
             return None
         now = time.time()
         flags_json = json.dumps({k: v for k, v in flags.items() if v}, sort_keys=True)
-        if row["status"] == status and row["flags"] == flags_json:
-            updated = {**row, "last_seen": now}
-            self.changes.seen(updated)  # last_seen reaches the file in the broadcaster's batch
-            return updated
-        updated = {
-            **row,
-            "status": status,
-            "flags": flags_json,
-            "last_seen": now,
-            "status_changed_at": now,
-            "updated_at": now,
-        }
-        self.db.append_soon(
-            "printer status",
-            printer_store.record_status_changes,
-            (row["id"], status, flags_json, now),
-        )
-        if status != row["status"]:
+        was = row["status"]
+        updated, _ = await self.changes.status_reported(self.db, row, status, flags_json, now)
+        if status != was:
             log.info("CloudPRNT printer %s is %s", row["name"], status)
-        await self.changes.changed(updated, status_only=True)
         return updated
 
     async def _sweep(self) -> None:
@@ -453,15 +437,8 @@ class CloudPrntServer:
     async def _silent(self, row: PrinterRow) -> None:
         now = time.time()
         flags_json = json.dumps({"not_polling": True}, sort_keys=True)
-        updated = {**row, "status": "offline", "flags": flags_json, "status_changed_at": now,
-                   "updated_at": now}  # fmt: skip
-        self.db.append_soon(
-            "printer status",
-            printer_store.record_status_changes,
-            (row["id"], "offline", flags_json, now),
-        )
         log.warning("CloudPRNT printer %s stopped polling: offline", row["name"])
-        await self.changes.changed(updated, status_only=True)
+        await self.changes.status_reported(self.db, row, "offline", flags_json, now, seen=False)
 
     async def _unknown_outcome(self, job_id: int, row: PrinterRow | None, what: str) -> None:
         name = row["name"] if row is not None else "the printer"

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from pm_core.database import Database
 from pm_hub.broadcast import Broadcaster
 from pm_hub.live_state import LiveState, PrinterRow
+from pm_hub.store import printers as printer_store
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +46,34 @@ class PrinterChanges:
         """A status report that changed nothing: the row's times only, no reactions."""
         self.state.printers[row["id"]] = row
         self.broadcaster.printer_seen(row)
+
+    async def status_reported(
+        self,
+        db: Database,
+        row: PrinterRow,
+        status: str,
+        flags_json: str,
+        now: float,
+        *,
+        seen: bool = True,
+    ) -> tuple[PrinterRow, bool]:
+        """A printer's status report (from its agent, or a printer that polls): when
+        nothing changed, only its times; else the new row, written to its history
+        (with the next batch of writes) and told like any change. ``seen`` False: the
+        report is the hub's own conclusion (a printer gone silent), not a sign of
+        life. Returns the row and whether its status or flags changed."""
+        if row["status"] == status and row["flags"] == flags_json:
+            updated = {**row, "last_seen": now} if seen else row
+            self.seen(updated)  # last_seen reaches the file in the broadcaster's batch
+            return updated, False
+        updated = {**row, "status": status, "flags": flags_json}
+        updated.update(status_changed_at=now, updated_at=now)
+        if seen:
+            updated["last_seen"] = now
+        db.append_soon(
+            "printer status",
+            printer_store.record_status_changes,
+            (row["id"], status, flags_json, now),
+        )
+        await self.changed(updated, status_only=True)
+        return updated, True
