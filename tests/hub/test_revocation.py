@@ -104,26 +104,30 @@ async def test_a_refreshed_token_keeps_the_shift_going_and_revokes_with_its_sess
     hub: RunningHub,
 ) -> None:
     assert hub.hub.tokens is not None
-    first = hub.hub.tokens.issue(role="operator", branch_ids=[1], ttl_seconds=4, sub="ana")
+    first = hub.hub.tokens.issue(role="operator", branch_ids=[1], ttl_seconds=6, sub="ana")
     await hub.hub.db.write(lambda d: credential_store.record_token(d, first.claims))
     client = await OpsClient(hub.url, first.token).connect()
     try:
-        await asyncio.sleep(2)  # half way through the first token's life
+        await asyncio.sleep(3)  # half way through the first token's life
         answer = await client.call(OpsEvent.TOKEN_REFRESH, {})
         assert answer["ok"], answer
         claims = jwt.decode(answer["token"], options={"verify_signature": False})
         assert (claims["sub"], claims["role"], claims["branch_ids"]) == ("ana", "operator", [1])
         assert claims["sess"] == first.token_id and claims["jti"] != first.token_id
-        await asyncio.sleep(2.5)  # the first token has run out; this connection goes on
+        await asyncio.sleep(3.5)  # the first token has run out; this connection goes on
         assert client.sio.connected and (await client.call(OpsEvent.WHOAMI))["ok"]
 
-        # Revoking the session's first token ends the refreshed one too.
+        # A token refreshed just now (so it cannot have run out by the time it is
+        # tried below, even on a slow machine); revoking the session's first token
+        # ends it too.
+        fresh = await client.call(OpsEvent.TOKEN_REFRESH, {})
+        assert fresh["ok"], fresh
         result = await asyncio.to_thread(
             pm, "token", "revoke", first.token_id, "--data-dir", str(data_dir(hub))
         )
         assert result.returncode == 0, result.stderr
         await eventually(lambda: not client.sio.connected, timeout=3, what="session revoked")
-        again = OpsClient(hub.url, answer["token"])
+        again = OpsClient(hub.url, fresh["token"])
         try:
             await again.connect()
             raise AssertionError("a token of a revoked session connected")
