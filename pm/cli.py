@@ -302,7 +302,11 @@ def build_parser(plugins: dict[str, Any] | None = None) -> argparse.ArgumentPars
     t.add_argument("--all", action="store_true", help="also expired and revoked tokens")
     _credential_options(t)
     t = tsub.add_parser("revoke", help="revoke a token by id (and the tokens refreshed from it)")
-    t.add_argument("token_id", metavar="ID", help="the id `pm token list` shows")
+    t.add_argument(
+        "token_id",
+        metavar="ID",
+        help="the id `pm token list` shows (an older id starting with '-': revoke -- ID)",
+    )
     _credential_options(t)
 
     p = sub.add_parser("license", help="agent license keys: create, list, revoke")

@@ -201,7 +201,9 @@ class TokenIssuer:
                 f"{setting} setting); make a new one when it runs out"
             )
         now = int(time.time())
-        jti = secrets.token_urlsafe(12)
+        # Hex, so an id never starts with '-' (`pm token revoke -Zm...` read it as an
+        # option).
+        jti = secrets.token_hex(12)
         claims: dict[str, Any] = {
             "sub": sub or f"{role}-{secrets.token_hex(3)}",
             "role": role,

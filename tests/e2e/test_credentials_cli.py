@@ -156,3 +156,12 @@ def test_the_dashboard_reads_its_token_from_a_file(tmp_path: Path) -> None:
         hub="http://127.0.0.1:3001", token_file=token_file, env={}, discover=lambda: None
     )
     assert (settings.token, settings.token_from) == ("eyJ.ops.token", str(token_file))
+
+
+def test_token_ids_never_look_like_an_option(tmp_path: Path) -> None:
+    """A token id that began with '-' (1 in 64 of them) could not be revoked:
+    `pm token revoke -ZmC9h3bcVVtCGaR` was read as an option. Ids are hex now."""
+    issuer = auth.TokenIssuer(auth.load_or_create_secret(tmp_path))
+    ids = [issuer.issue(role="viewer", branch_ids=[1]).token_id for _ in range(400)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids)
