@@ -35,31 +35,15 @@ def is_star(language: str | None) -> bool:
     return language in STAR_LANGUAGES
 
 
-def _header_block(header: str) -> dict[str, Any]:
-    return {
-        "type": "text",
-        "text": "".join(ch for ch in header if ch.isprintable()),
-        "bold": True,
-        "underline": 0,
-        "align": "center",
-        "width": 1,
-        "height": 1,
-    }
-
-
 def star_raster_document(doc: dict[str, Any], *, dots: int, header: str | None = None) -> bytes:
     """The whole ticket as one Star raster page: drawn, fed and cut (not cut when
     nothing in it prints: a drawer-only document just kicks the drawer)."""
     blocks: list[dict[str, Any]] = doc["blocks"]
     printing = [b for b in blocks if b["type"] not in _NOT_PRINTING]
     drawers = tuple(b["pin"] for b in blocks if b["type"] == "drawer")
-    if header and printing:
-        blocks = [_header_block(header), *blocks]
     if not printing:
         return b"".join(DRAWER_KICK[pin] for pin in drawers)
-    image = ticket_image(
-        {"blocks": [b for b in blocks if b["type"] not in _NOT_PRINTING]}, dots=dots
-    )
+    image = ticket_image({"blocks": printing}, dots=dots, header=header or None)
     return raster_ticket(image, cut=True, drawers=drawers)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from pm_agent.star_raster import DRAWER_KICK, raster_block
 from pm_agent.text_paths import printable_lines
-from pm_core.ticket_image import ticket_image
+from pm_core.ticket_image import header_block, ticket_image
 
 INIT = b"\x1b@"
 BOLD_ON = b"\x1bE"
@@ -168,16 +168,7 @@ def star_line_ticket(
     needs_cut = False
     if header:
         needs_cut = True
-        ticket.text(
-            {
-                "text": "".join(ch for ch in header if ch.isprintable()),
-                "bold": True,
-                "underline": 0,
-                "align": "center",
-                "width": 1,
-                "height": 1,
-            }
-        )
+        ticket.text(header_block(header))
     for block in blocks:
         kind = block["type"]
         if kind == "text":

@@ -188,6 +188,13 @@ def _b64(value: str) -> bytes:
     return base64.b64decode("".join(value.split()))
 
 
+def header_block(header: str) -> dict[str, Any]:
+    """The text block of a ticket's header line (bold, centred), in every renderer."""
+    shown = "".join(ch for ch in header if ch.isprintable())
+    title = {"type": "text", "text": shown, "bold": True, "align": "center"}
+    return {**title, "underline": 0, "width": 1, "height": 1}
+
+
 def ticket_image(
     document: dict[str, Any],
     *,
@@ -210,9 +217,7 @@ def ticket_image(
     fonts = fonts or default_fonts()
     blocks: list[dict[str, Any]] = list(doc["blocks"])
     if header:
-        shown = "".join(ch for ch in header if ch.isprintable())
-        title = {"type": "text", "text": shown, "bold": True, "align": "center"}
-        blocks.insert(0, {**title, "underline": 0, "width": 1, "height": 1})
+        blocks.insert(0, header_block(header))
     missing = [
         c
         for c in dict.fromkeys("".join(b.get("text", "") for b in blocks))

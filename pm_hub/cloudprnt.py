@@ -134,20 +134,7 @@ def render_png(document: dict[str, Any], *, dots: int, header: str | None) -> by
         raise ValueError(
             "nothing to print: a CloudPRNT printer takes an image, which cannot open a drawer"
         )
-    if header:
-        blocks.insert(
-            0,
-            {
-                "type": "text",
-                "text": "".join(ch for ch in header if ch.isprintable()),
-                "bold": True,
-                "underline": 0,
-                "align": "center",
-                "width": 1,
-                "height": 1,
-            },
-        )
-    image = ticket_image({"blocks": blocks}, dots=dots)
+    image = ticket_image({"blocks": blocks}, dots=dots, header=header)
     out = io.BytesIO()
     image.convert("1").save(out, format="PNG", optimize=True)
     return out.getvalue()
