@@ -168,12 +168,18 @@ class PrinterRegistry:
         had for this agent were dropped from the configuration, and the hub retires
         them instead of showing them offline for ever."""
         ids = sorted({w.printer_id for w in self.workers if w.printer_id is not None})
+        if self.connection.stopping or not self.connection.connected:
+            return  # the next connect tells it again
         try:
             ack = await self.connection.call(
                 AgentEvent.PRINTERS_REGISTERED, {"printer_ids": ids}, timeout=10
             )
         except Exception as exc:
-            log.warning("could not tell the hub which printers this agent drives: %s", exc)
+            # Stopping, or the link dropped mid-call: the next connect tells it again.
+            lost = self.connection.stopping or not self.connection.connected
+            (log.debug if lost else log.warning)(
+                "could not tell the hub which printers this agent drives: %s", exc
+            )
             return
         if isinstance(ack, dict) and ack.get("ok") and ack.get("retired"):
             log.info("the hub retired printers %s (no longer driven here)", ack["retired"])
