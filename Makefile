@@ -33,8 +33,12 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# Two test processes (pytest-xdist), a whole test file each: most tests wait on real
+# sockets, timeouts and process starts, so two halve the wall time even on 2 cores.
+# TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 2
 unit: $(STAMP) $(JS_STAMP) fonts browser systemd-analyze
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 # Fonts for the tests that print Arabic, Hebrew, Thai, Chinese and Japanese as images
 # (docs/printers.md says which package covers which script). Installed with apt-get when

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -29,17 +30,37 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.run([*PM, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
-def test_every_command_has_help() -> None:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    commands = sorted(sub.choices)  # type: ignore[union-attr]
-    assert {"up", "hub", "agent", "tui", "demo", "sim", "token", "license", "bench"} <= set(
-        commands
-    )
-    for command in commands:
-        result = run(command, "--help")
-        assert result.returncode == 0, (command, result.stderr)
-        assert "usage: pm" in result.stdout
+def _command_paths(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], str | None]]:
+    """Every command and subcommand (``printer add``, ...) with the help line its
+    parent lists for it."""
+    found: list[tuple[tuple[str, ...], str | None]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, child in action.choices.items():
+                found.append(((*prefix, name), helps.get(name)))
+                found.extend(_command_paths(child, (*prefix, name)))
+    return found
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """``pm --help`` from the installed entry point, then ``--help`` on every command
+    and subcommand (in this process: one interpreter start per command took 10 s)."""
+    result = run("--help")
+    assert result.returncode == 0 and "usage: pm" in result.stdout, result.stderr
+    paths = _command_paths(build_parser())
+    top = {path[0] for path, _ in paths}
+    assert {"up", "hub", "agent", "tui", "demo", "sim", "token", "license", "bench"} <= top
+    assert ("printer", "add") in {path for path, _ in paths}
+    for path, listed in paths:
+        assert listed, f"pm {' '.join(path)} has no help line in its parent's list"
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args([*path, "--help"])
+        assert exit_.value.code == 0, path
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: pm {' '.join(path)}"), (path, out[:200])
 
 
 def test_token_create_prints_a_token_the_hub_accepts(tmp_path: Path) -> None:
