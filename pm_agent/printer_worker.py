@@ -30,7 +30,12 @@ from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
 from pm_core.logs import correlation
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES
-from pm_core.protocol.languages import DEFAULT_TEXT_MODE, TEXT_MODES
+from pm_core.protocol.languages import (
+    DEFAULT_LANGUAGE,
+    DEFAULT_TEXT_MODE,
+    STATUS_DIALECTS,
+    TEXT_MODES,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -221,9 +226,10 @@ class PrinterWorker:
         return self.capabilities.language
 
     def _apply_language(self) -> None:
-        """The port asks the status the way the printer's language does."""
+        """The port asks the status the way the printer's language does (a ``raw``
+        printer is not asked at all)."""
         if hasattr(self.port, "status_dialect"):
-            self.port.status_dialect = "star" if is_star(self.language) else "escpos"
+            self.port.status_dialect = STATUS_DIALECTS[self.language]
 
     def _apply_capabilities(self) -> bool:
         """Recompute the capabilities; True when they changed."""
@@ -273,8 +279,9 @@ class PrinterWorker:
         """Ask ``GS I`` once the printer answers: identity, model, capabilities.
         True when the change was reported (the printer registered again)."""
         info = PrinterIdentity()
-        # GS I is an ESC/POS question: a Star printer would print it as text.
-        if hasattr(self.port, "query_identity") and not is_star(self.language):
+        # GS I is an ESC/POS question: a Star, label or raw printer could print it as
+        # text or take it for the start of a command.
+        if hasattr(self.port, "query_identity") and self.language == DEFAULT_LANGUAGE:
             try:
                 info = await self.io(read_identity, self.port)
             except PrinterUnreachable as exc:
@@ -310,6 +317,7 @@ class PrinterWorker:
         log.info("printer %s moved from %s to %s", self.spec.name, self.spec.uri, spec.uri)
         await self.io(old.close)
         self.spec, self.port = spec, port
+        self._apply_language()
         await self._changed()
 
     async def _changed(self) -> None:
@@ -336,9 +344,10 @@ class PrinterWorker:
     async def _apply_status(
         self, report: StatusReport | None, unreachable: PrinterUnreachable | None
     ) -> str:
-        """What the printer answered to DLE EOT (``report``; None: it does not answer
-        status queries) or that it could not be reached: the hub hears of a change (or
-        a heartbeat), a first answer asks who it is. Returns the status."""
+        """What the printer answered to its status query (``report``; None: it does
+        not answer status queries, or is never asked) or that it could not be
+        reached: the hub hears of a change (or a heartbeat), a first answer asks who
+        it is. Returns the status."""
         supported_before = self.status_supported
         reachable = False
         if unreachable is not None:
@@ -348,7 +357,8 @@ class PrinterWorker:
         else:
             reachable = True
             if report is None:
-                # Reachable but silent to DLE EOT: say so instead of pretending online.
+                # Reachable but silent to its status query (or never asked, a raw
+                # printer): say so instead of pretending online.
                 self.status_supported = False
                 status, flags = "unknown", {"status_unsupported": True}
             else:

@@ -27,6 +27,15 @@ a station's jobs fail over to a printer that can print, the dashboard and the
 alerts show it, and the message names the likely cause. The next poll asks
 again, so a printer whose answers were garbled once is back at once.
 
+**The status query follows the printer's language** (:attr:`status_dialect`, set
+from :data:`~pm_core.protocol.languages.STATUS_DIALECTS`): ``DLE EOT 1-4`` (four
+bytes back), Star's ``ESC ACK SOH`` (its ASB answer), a label printer's ``~HS``
+(three ``STX ... ETX`` strings, :mod:`pm_agent.zpl_status`), or nothing at all
+(``none``, a ``raw`` printer): then a status poll only checks that the link can be
+opened (a TCP connection the printer dropped is opened again), the printer shows as
+not answering status, and a job is reported printed once its bytes are sent. A
+printer silent to its query is treated the same way whatever the dialect.
+
 Everything blocks; it runs on the printer's worker thread.
 """
 
@@ -50,9 +59,21 @@ from pm_agent.printer_port import (
 )
 from pm_agent.star_status import STATUS_REQUEST as STAR_STATUS_REQUEST
 from pm_agent.star_status import asb_length, decode_asb
+from pm_agent.zpl_status import MAX_ANSWER as ZPL_MAX_ANSWER
+from pm_agent.zpl_status import STATUS_REQUEST as ZPL_STATUS_REQUEST
+from pm_agent.zpl_status import answer_complete, decode_host_status
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+#: The question each status dialect asks (``none``: nothing is sent).
+STATUS_REQUESTS: dict[str, bytes] = {
+    "escpos": ALL_STATUS_QUERIES,
+    "star": STAR_STATUS_REQUEST,
+    "zpl": ZPL_STATUS_REQUEST,
+    "none": b"",
+}
 
 
 class NothingSent(ConnectionError):
@@ -67,19 +88,33 @@ class StreamPrinterPort(ABC):
     #: How long a status answer may take (the printer answers DLE EOT at once).
     status_timeout: float = 1.0
     #: Said after "answered status with garbage" (serial: check the baud rate).
-    garbage_hint: str = "is it an ESC/POS printer?"
+    garbage_hint: str = "is its language (escpos, star_line, zpl, ...) set right?"
     #: How often a question is asked again on a newly opened link when the link broke
     #: under it (a kept-open TCP connection the printer closed while idle); a USB or
     #: serial device that fails is reported at once.
     link_retries: int = 0
-    #: How the printer is asked its status: ``escpos`` (DLE EOT 1-4, four bytes back)
-    #: or ``star`` (ESC ACK SOH, the ASB answer of :mod:`pm_agent.star_status`).
-    status_dialect: str = "escpos"
 
     def __init__(self) -> None:
         self._open_now = False
-        #: None: not asked yet; False: the printer stayed silent to DLE EOT.
+        #: None: not asked yet; False: the printer stayed silent to its status query.
         self.answers_status: bool | None = None
+        self._status_dialect = "escpos"
+
+    @property
+    def status_dialect(self) -> str:
+        """How the printer is asked its status: ``escpos`` (DLE EOT 1-4, four bytes
+        back), ``star`` (ESC ACK SOH, the ASB answer of :mod:`pm_agent.star_status`),
+        ``zpl`` (``~HS``, :mod:`pm_agent.zpl_status`) or ``none`` (never asked)."""
+        return self._status_dialect
+
+    @status_dialect.setter
+    def status_dialect(self, dialect: str) -> None:
+        if dialect not in STATUS_REQUESTS:
+            raise ValueError(f"unknown status dialect {dialect!r}")
+        if dialect != self._status_dialect:
+            # Another question: whether the printer answers the old one says nothing.
+            self._status_dialect = dialect
+            self.answers_status = None
 
     # -- what a subclass provides ----------------------------------------------------
 
@@ -169,10 +204,25 @@ class StreamPrinterPort(ABC):
 
     @property
     def status_request(self) -> bytes:
-        return STAR_STATUS_REQUEST if self.status_dialect == "star" else ALL_STATUS_QUERIES
+        return STATUS_REQUESTS[self.status_dialect]
+
+    def _read_host_status(self, timeout: float) -> bytes | None:
+        """A ``~HS`` answer: what came until its third string ended, the time ran
+        out or more came than an answer holds (None: nothing came)."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        while not answer_complete(data) and len(data) <= ZPL_MAX_ANSWER:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            data += self._recv(256, remaining)
+        return data or None
 
     def _read_status(self, timeout: float) -> tuple[bytes | None, Callable[[], StatusReport]]:
         """The raw answer (None: silence) and how to decode it (ValueError: garbage)."""
+        if self.status_dialect == "zpl":
+            text = self._read_host_status(timeout)
+            return text, lambda: decode_host_status(text or b"")
         if self.status_dialect != "star":
             answer = self._read_exact(4, timeout)
             return answer, lambda: decode_status(*(answer or b"\0\0\0\0"))
@@ -205,7 +255,21 @@ class StreamPrinterPort(ABC):
         self.answers_status = True
         return report
 
+    def _check_link(self) -> None:
+        """For a printer that is never asked its status: the link opens (a TCP
+        connection the printer dropped is opened again); PrinterUnreachable if not."""
+        try:
+            self._ensure_open()
+            self._drain()
+        except OSError as exc:
+            self.close()
+            raise PrinterUnreachable(f"{self.description}: {exc}") from exc
+        self.answers_status = False
+
     def query_status(self) -> StatusReport | None:
+        if self.status_dialect == "none":
+            self._check_link()
+            return None
         answered_before = self.answers_status
         report = self._exchange(
             self.status_request, lambda: self._status_answer(self.status_timeout)
@@ -229,7 +293,7 @@ class StreamPrinterPort(ABC):
         except OSError as exc:
             raise self._broken(exc, BROKE_DURING, sent_all=False) from exc
         answered_before = self.answers_status
-        if answered_before is False:
+        if answered_before is False or self.status_dialect == "none":
             return None  # it never answers: do not wait for an answer after each job
         try:
             request = self.status_request

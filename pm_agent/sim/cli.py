@@ -56,7 +56,8 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
         "--language",
         choices=SIM_LANGUAGES,
         default="escpos",
-        help="command language: escpos, or a Star printer (star_raster, star_line) [%(default)s]",
+        help="command language: escpos, a Star printer (star_raster, star_line), a Zebra "
+        "label printer (zpl: answers ~HS) or raw (answers nothing) [%(default)s]",
     )
     cloud = parser.add_argument_group("a Star CloudPRNT printer polling a hub instead")
     cloud.add_argument(

@@ -13,6 +13,14 @@ a raster page lands in :attr:`Receipt.images`), answers ``ESC ACK SOH`` with its
 status (:func:`~pm_agent.star_status.encode_asb`) and ignores ``DLE EOT`` and ``GS I``,
 as a Star printer in Star mode does.
 
+With ``language="zpl"`` it is a Zebra label printer: each ``^XA ... ^XZ`` label is
+a receipt (its ZPL as the text), ``~HS`` is answered at once with the host status of
+its state (:func:`~pm_agent.zpl_status.encode_host_status`: paper out, head up for
+cover open, ribbon out for error). With ``language="raw"`` it takes any bytes and
+answers nothing; what a connection sent is one receipt when it closes. In both it
+ignores ``DLE EOT`` and ``GS I``, and :attr:`SimulatedPrinter.received` keeps every
+byte it was sent (in every language), so a test can tell what it was asked.
+
 Status answers are sent in stream order: a query is answered only after every
 receipt that came before it on the same connection has been printed, so
 "send the job, then DLE EOT" works as a barrier. While the printer cannot
@@ -46,9 +54,11 @@ from pm_agent.escpos_status import STATUSES, encode_state
 from pm_agent.escpos_stream import (
     EscPosDecoder,
 )
+from pm_agent.sim.label_stream import Label, LabelStream, StatusQuery
 from pm_agent.sim.receipt import Receipt, ReceiptBuilder
 from pm_agent.star_status import encode_asb
 from pm_agent.star_stream import RasterImage, StarDecoder, StarStatusRequest
+from pm_agent.zpl_status import encode_host_status
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +78,10 @@ MAKER = "PRINTERMASTER"
 DEFAULT_MODEL = "PM-SIM80"
 READ_SIZE = 65536
 #: The command languages a simulated printer can speak.
-SIM_LANGUAGES = ("escpos", "star_raster", "star_line")
+SIM_LANGUAGES = ("escpos", "star_raster", "star_line", "zpl", "raw")
+#: Bytes :attr:`SimulatedPrinter.received` keeps (the newest), so a long demo does
+#: not grow without end.
+RECEIVED_LIMIT = 16 * 1024 * 1024
 
 
 @dataclass
@@ -81,10 +94,13 @@ class _PrintJob:
 
 
 class _Connection:
-    def __init__(self, writer: asyncio.StreamWriter, profile: str | None, star: bool) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, profile: str | None, language: str) -> None:
         self.writer = writer
+        self.language = language
         self.decoder = EscPosDecoder(profile)
-        self.star = StarDecoder() if star else None
+        self.star = StarDecoder() if language.startswith("star") else None
+        self.labels = LabelStream() if language == "zpl" else None
+        self.raw = bytearray()  # a raw printer's bytes on this connection
         self.builder = ReceiptBuilder()
         self.last_print: asyncio.Future[None] | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -127,6 +143,9 @@ class SimulatedPrinter:
         self.receipts: list[Receipt] = []
         self.status_queries = 0
         self.bytes_received = 0
+        #: Every byte received, on every connection, in the order it came (the newest
+        #: :data:`RECEIVED_LIMIT` bytes).
+        self.received = bytearray()
         #: Cash drawer kicks received (the pin of each) and cuts (with or without
         #: anything printed before them).
         self.drawer_kicks: list[int] = []
@@ -268,6 +287,7 @@ class SimulatedPrinter:
         self.receipts.clear()
         self.status_queries = 0
         self.bytes_received = 0
+        self.received.clear()
         self.drawer_kicks.clear()
         self.cuts = 0
 
@@ -326,12 +346,26 @@ class SimulatedPrinter:
         conn.builder = ReceiptBuilder()
         if not builder.has_content:
             return
+        await self._queue_paper(
+            conn, builder.text(), bytes(builder.raw), cut=cut, images=list(builder.images)
+        )
+
+    async def _queue_paper(
+        self,
+        conn: _Connection,
+        text: str,
+        raw: bytes,
+        *,
+        cut: bool = False,
+        images: list[Any] | None = None,
+    ) -> None:
+        """One receipt (or label) to the mechanism, printed when the state allows."""
         job = _PrintJob(
-            text=builder.text(),
-            raw=bytes(builder.raw),
+            text=text,
+            raw=raw,
             cut=cut,
             done=asyncio.get_running_loop().create_future(),
-            images=list(builder.images),
+            images=images or [],
         )
         conn.last_print = job.done
         assert self._cond is not None
@@ -351,7 +385,7 @@ class SimulatedPrinter:
     # ------------------------------------------------------------------ connections
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(writer, self.profile, self.language != "escpos")
+        conn = _Connection(writer, self.profile, self.language)
         conn.task = asyncio.current_task()
         if self.state == "offline" or not self._running:
             writer.transport.abort()
@@ -364,16 +398,24 @@ class SimulatedPrinter:
                 data = await reader.read(READ_SIZE)
                 if not data:
                     break
-                self.bytes_received += len(data)
-                if conn.star is not None:
+                self._record(data)
+                if conn.labels is not None:
+                    await self._process_labels(conn, conn.labels.feed(data))
+                elif conn.language == "raw":
+                    conn.raw += data
+                elif conn.star is not None:
                     await self._process_star(conn, conn.star.feed(data))
                 else:
                     await self._process(conn, conn.decoder.feed_raw(data))
-            if conn.star is not None:
+            if conn.labels is not None:
+                await self._process_labels(conn, conn.labels.flush())
+            elif conn.star is not None:
                 await self._process_star(conn, conn.star.flush())
-            else:
+            elif conn.language != "raw":
                 await self._process(conn, conn.decoder.flush_raw())
             if not conn.dropped:
+                if conn.raw:
+                    await self._queue_paper(conn, conn.raw.decode("latin-1"), bytes(conn.raw))
                 await self._finish_receipt(conn, cut=False)
         except (ConnectionError, OSError) as exc:
             logger.debug("simulated printer %s: connection lost: %s", self.name, exc)
@@ -385,6 +427,25 @@ class SimulatedPrinter:
             self._connections.discard(conn)
             if not writer.is_closing():
                 writer.close()
+
+    def _record(self, data: bytes) -> None:
+        self.bytes_received += len(data)
+        self.received += data
+        if len(self.received) > RECEIVED_LIMIT:
+            del self.received[: len(self.received) - RECEIVED_LIMIT]
+
+    async def _process_labels(self, conn: _Connection, events: Sequence[object]) -> None:
+        for event in events:
+            if conn.dropped:
+                return
+            if isinstance(event, StatusQuery):
+                # A tilde command: answered at once, not after the labels before it.
+                self.status_queries += 1
+                if self.status_supported:
+                    conn.writer.write(encode_host_status(self.state))
+                    await conn.writer.drain()
+            elif isinstance(event, Label):
+                await self._queue_paper(conn, event.text, event.zpl, cut=event.ended)
 
     async def _process(self, conn: _Connection, pairs: Sequence[tuple[Event, bytes]]) -> None:
         for event, raw in pairs:

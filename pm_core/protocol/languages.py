@@ -1,4 +1,5 @@
-"""A printer's command language and how its text is printed.
+"""A printer's command language, how its text is printed and how it is asked its
+status.
 
 ``language`` says which renderer makes the bytes for a printer:
 
@@ -8,6 +9,10 @@
 * ``star_raster``: Star raster only (the TSP100/143 family takes nothing else)
 * ``zpl``: a Zebra label printer; only ``raw_base64`` documents, sent as they are
 * ``raw``: anything else; only ``raw_base64`` documents, sent as they are
+
+The language also picks the status query (:data:`STATUS_DIALECTS`): ``DLE EOT 1-4``
+for ``escpos``, Star's ``ESC ACK SOH`` for the Star languages, ``~HS`` for ``zpl``,
+and nothing at all for ``raw`` (the agent only sees whether the connection works).
 
 ``text_mode`` says how text blocks go out on an ``escpos`` printer: ``auto`` (as
 text in the printer's code pages where they hold the characters, else as an image)
@@ -25,6 +30,17 @@ DEFAULT_LANGUAGE = "escpos"
 PASS_THROUGH_LANGUAGES = frozenset({"zpl", "raw"})
 #: Languages of Star printers (14b's renderers).
 STAR_LANGUAGES = frozenset({"star_line", "starprnt", "star_raster"})
+
+#: How a printer of each language is asked its status: ``escpos`` (DLE EOT 1-4),
+#: ``star`` (ESC ACK SOH, Star's ASB), ``zpl`` (``~HS``), ``none`` (never asked).
+STATUS_DIALECTS: dict[str, str] = {
+    "escpos": "escpos",
+    "star_line": "star",
+    "starprnt": "star",
+    "star_raster": "star",
+    "zpl": "zpl",
+    "raw": "none",
+}
 
 TEXT_MODES = ("auto", "raster")
 DEFAULT_TEXT_MODE = "auto"
