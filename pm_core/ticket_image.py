@@ -5,7 +5,7 @@ a white strip ``dots`` wide and returns a mode ``"1"`` Pillow image: what a
 raster-only printer (Star raster, CloudPRNT's PNG) prints. Text blocks are drawn by
 :mod:`pm_core.ticket_text` (any script; a character no font holds raises
 :class:`UnprintableText` naming it); barcodes from python-barcode's modules, QR codes
-from qrcode's matrix, PDF pages by pdfium.
+from qrcode's matrix, PDF pages by pdfium in a child process (:mod:`pm_core.pdf_raster`).
 
 Images, the whole-ticket ``ticket_image`` and the pages of a ``pdf`` are dithered;
 text is thresholded. ``cut`` and ``drawer`` blocks draw nothing (they are printer
@@ -21,7 +21,8 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from pm_core.fonts import FontSet, default_fonts, needs_glyph
-from pm_core.protocol.documents import barcode_payload, pdfium_turn, validate_document
+from pm_core.pdf_raster import render_pdf_pages
+from pm_core.protocol.documents import barcode_payload, validate_document
 from pm_core.ticket_text import (
     LINE_DOTS,
     UnprintableText,
@@ -138,26 +139,10 @@ def _barcode_block(block: dict[str, Any], dots: int, fonts: FontSet) -> Image.Im
 
 
 def pdf_page_images(data: bytes, dots: int) -> list[Image.Image]:
-    """Each page of a PDF rendered ``dots`` wide, in grey (pypdfium2; one thread at a
-    time, waiting at most
-    :data:`~pm_core.protocol.documents.PDFIUM_WAIT_S`)."""
-    import pypdfium2 as pdfium
-
-    with pdfium_turn():
-        pdf = pdfium.PdfDocument(data)
-        try:
-            pages = []
-            for index in range(len(pdf)):
-                page = pdf[index]
-                try:
-                    width, _ = page.get_size()
-                    bitmap = page.render(scale=dots / max(1.0, width), grayscale=True)
-                    pages.append(bitmap.to_pil().convert("L"))
-                finally:
-                    page.close()
-            return pages
-        finally:
-            pdf.close()
+    """Each page of a PDF rendered ``dots`` wide, in grey: by pdfium in a child
+    process with a time limit (:func:`pm_core.pdf_raster.render_pdf_pages`; one PDF
+    at a time, waiting at most :data:`~pm_core.protocol.documents.PDFIUM_WAIT_S`)."""
+    return render_pdf_pages(data, dots)
 
 
 def block_images(block: dict[str, Any], *, dots: int, fonts: FontSet) -> list[Image.Image]:

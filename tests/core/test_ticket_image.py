@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from pm_core import pdf_raster
 from pm_core.fonts import FONT_PATH_ENV, default_fonts, find_fonts, use_fonts
 from pm_core.protocol import documents
 from pm_core.protocol.documents import MAX_PDF_PAGES, PDFIUM_LOCK, validate_document
@@ -224,3 +225,22 @@ def test_user_fonts_come_before_the_system_ones(
     finally:
         use_fonts([])
     assert default_fonts().face_for("A") == dejavu
+
+
+def test_a_pdf_that_takes_too_long_is_stopped_and_the_next_one_draws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tried and failed: pdfium drew inside the hub's or agent's process, so a PDF that
+    kept it busy held it until a restart. Now the child drawing it is killed at the
+    time limit, the PDF fails saying so, and the next PDF is drawn by a new child."""
+    pdf = picture(300, 600, "PDF")
+    assert pdf_page_images(pdf, 384)[0].width == 384
+    child = pdf_raster._child
+    assert child is not None and child.alive()
+    monkeypatch.setattr(pdf_raster, "PDF_RENDER_LIMIT_S", 0.0)  # nothing draws in time
+    with pytest.raises(pdf_raster.PdfRenderTimeout, match="PDF took too long to render"):
+        pdf_page_images(pdf, 384)
+    assert not child.alive()
+    monkeypatch.undo()
+    assert pdf_page_images(pdf, 384)[0].width == 384
+    assert pdf_raster._child is not None and pdf_raster._child is not child
