@@ -26,6 +26,7 @@ from pm_agent.printer_language import check_language
 from pm_agent.printer_port import PrinterIOError, PrinterPort, PrinterUnreachable
 from pm_agent.printer_uri import PrinterSpec
 from pm_agent.render import render_test_page
+from pm_agent.sent_preview import try_sent_preview
 from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
 from pm_core.logs import correlation
@@ -491,7 +492,7 @@ class PrinterWorker:
         log.debug("job %s printing on %s", job_id, self.spec.name)
         loop.call_soon_threadsafe(self.on_outbox)  # the hub hears "printing" now
         try:
-            data = self._render(started.payload)
+            one_copy, copies = self._render(started.payload)
         except Exception as exc:
             run.outcome, run.error = "render_error", str(exc)
             self.spool.finish_now(
@@ -501,6 +502,7 @@ class PrinterWorker:
                 error_message=f"could not lay out the document: {exc}",
             )
             return run
+        data = one_copy * copies
         try:
             run.after = self.port.write(data, CONFIRM_TIMEOUT)
         except PrinterUnreachable as exc:
@@ -517,11 +519,14 @@ class PrinterWorker:
                 "failed",
                 error_code=OUTCOME_UNKNOWN,
                 error_message=outcome_unknown_message(self.spec.name, exc),
+                sent_preview=self._sent_preview(one_copy, copies),
             )
             return run
         # Not waited for: the next job's check and start go ahead, and its "printing"
         # commits with (or after) this one. The hub hears of it once it is committed.
-        done = self.spool.finish_later(job_id, "completed")
+        done = self.spool.finish_later(
+            job_id, "completed", sent_preview=self._sent_preview(one_copy, copies)
+        )
         done.add_done_callback(functools.partial(self._on_commit, loop, job_id))
         run.outcome = "completed"
         return run
@@ -579,7 +584,8 @@ class PrinterWorker:
                 await self.on_status(self)
         return False
 
-    def _render(self, payload: dict[str, Any]) -> bytes:
+    def _render(self, payload: dict[str, Any]) -> tuple[bytes, int]:
+        """One copy's bytes and how many copies to send."""
         document = payload.get("document") or {}
         data = render_for_language(
             document,
@@ -592,7 +598,13 @@ class PrinterWorker:
             text_mode=self.text_mode,
         )
         copies = int(payload.get("copies") or 1)
-        return data * max(1, min(copies, 10))
+        return data, max(1, min(copies, 10))
+
+    def _sent_preview(self, data: bytes, copies: int) -> dict[str, Any] | None:
+        """What the printer was sent, read back from the bytes (for the dashboard)."""
+        return try_sent_preview(
+            data, language=self.language, profile=self.capabilities.profile, copies=copies
+        )
 
     async def print_test_page(self) -> dict[str, Any]:
         """The test page for ``printer:test``: ok, or an error saying why not."""

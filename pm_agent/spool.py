@@ -236,10 +236,16 @@ class JobSpool:
         error_code: str | None = None,
         error_message: str | None = None,
         only_from: tuple[str, ...] = ("printing",),
+        sent_preview: dict[str, Any] | None = None,
     ) -> SpooledJob | None:
         """:meth:`finish` (of a job being printed) from a printer's I/O thread."""
         return self.finish_later(
-            job_id, state, error_code=error_code, error_message=error_message, only_from=only_from
+            job_id,
+            state,
+            error_code=error_code,
+            error_message=error_message,
+            only_from=only_from,
+            sent_preview=sent_preview,
         ).result()
 
     def finish_later(
@@ -250,10 +256,14 @@ class JobSpool:
         error_code: str | None = None,
         error_message: str | None = None,
         only_from: tuple[str, ...] = ("printing",),
+        sent_preview: dict[str, Any] | None = None,
     ) -> concurrent.futures.Future[SpooledJob | None]:
         """:meth:`finish_now` without waiting: settled once committed (a crash before
-        that leaves the job ``printing``, which a restart ends as outcome unknown)."""
-        return self.db.write_later(_finishing(job_id, state, error_code, error_message, only_from))
+        that leaves the job ``printing``, which a restart ends as outcome unknown).
+        ``sent_preview`` (what the printer was sent) goes to the hub with the result."""
+        return self.db.write_later(
+            _finishing(job_id, state, error_code, error_message, only_from, sent_preview)
+        )
 
     async def get(self, job_id: int) -> SpooledJob | None:
         return await self.db.read(lambda db: _get(db, job_id))
@@ -428,6 +438,7 @@ def _finishing(
     error_code: str | None,
     error_message: str | None,
     only_from: tuple[str, ...],
+    sent_preview: dict[str, Any] | None = None,
 ) -> Callable[[Session], SpooledJob | None]:
     """The write that ends a job (for the writer thread)."""
     assert state in FINAL_JOB_STATUSES
@@ -438,6 +449,7 @@ def _finishing(
         error_code=error_code,
         error_message=error_message,
         only_from=only_from,
+        sent_preview=sent_preview,
     )
 
 
@@ -449,6 +461,7 @@ def _finish(
     error_code: str | None,
     error_message: str | None,
     only_from: tuple[str, ...],
+    sent_preview: dict[str, Any] | None = None,
 ) -> SpooledJob | None:
     marks = ",".join("?" * len(only_from))
     cur = db.execute(
@@ -460,5 +473,8 @@ def _finish(
         return None
     job = _get(db, job_id)
     assert job is not None
-    _outbox(db, AgentEvent.PRINT_JOB_RESULT, job.result_payload())
+    result = job.result_payload()
+    if sent_preview is not None:
+        result["sent_preview"] = sent_preview  # in the outbox only: the hub stores it
+    _outbox(db, AgentEvent.PRINT_JOB_RESULT, result)
     return job

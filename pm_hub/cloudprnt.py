@@ -46,6 +46,7 @@ from pm_core.logs import correlation
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES, job_correlation_id
 from pm_core.protocol.documents import validate_document
 from pm_core.protocol.star_asb import decode_asb_hex, status_of_code
+from pm_core.sent_preview import bounded_preview, image_lines
 from pm_core.ticket_image import ticket_image
 from pm_hub.active_jobs import ActiveJobs
 from pm_hub.admission import Admission
@@ -124,8 +125,11 @@ class Poller:
     served: set[int] = field(default_factory=set)
 
 
-def render_png(document: dict[str, Any], *, dots: int, header: str | None) -> bytes:
-    """The ticket as a PNG as wide as the paper (blocking: run it off the loop)."""
+def render_png(
+    document: dict[str, Any], *, dots: int, header: str | None
+) -> tuple[bytes, dict[str, Any]]:
+    """The ticket as a PNG as wide as the paper, and its sent preview (the thumbnail
+    of that image, ``pm_core.sent_preview``); blocking: run it off the loop."""
     doc = validate_document(document)
     if "raw_base64" in doc:
         raise ValueError("a CloudPRNT printer takes drawn tickets; raw bytes cannot be sent")
@@ -134,10 +138,11 @@ def render_png(document: dict[str, Any], *, dots: int, header: str | None) -> by
         raise ValueError(
             "nothing to print: a CloudPRNT printer takes an image, which cannot open a drawer"
         )
-    image = ticket_image({"blocks": blocks}, dots=dots, header=header)
+    image = ticket_image({"blocks": blocks}, dots=dots, header=header).convert("1")
     out = io.BytesIO()
-    image.convert("1").save(out, format="PNG", optimize=True)
-    return out.getvalue()
+    image.save(out, format="PNG", optimize=True)
+    png = out.getvalue()
+    return png, bounded_preview(image_lines(image), sent_bytes=len(png), language="cloudprnt")
 
 
 class CloudPrntServer:
@@ -310,7 +315,7 @@ class CloudPrntServer:
         header = _failover_header(self.state, document)
         with correlation(job_correlation_id(job_id, document["created_at"])):
             try:
-                png = await asyncio.to_thread(
+                png, preview = await asyncio.to_thread(
                     render_png, json.loads(document["document"]), dots=poller.dots, header=header
                 )
             except Exception as exc:
@@ -325,7 +330,11 @@ class CloudPrntServer:
                 )
                 raise CloudPrntError(404, "no job for this printer") from None
             moved = await self.dispatcher.move(
-                job_id, "printing", actor=f"cloudprnt:{poller.mac}", reason="fetched by the printer"
+                job_id,
+                "printing",
+                actor=f"cloudprnt:{poller.mac}",
+                reason="fetched by the printer",
+                sent_preview=preview,
             )
             if moved is None:  # cancelled or moved meanwhile
                 poller.offer = None

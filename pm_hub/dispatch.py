@@ -34,6 +34,7 @@ from pm_core.protocol import (
 from pm_core.protocol.errors import error_of, known_code
 from pm_core.protocol.records import PrintJobMessage, print_job_message
 from pm_core.protocol.validation import get_int, get_str, require_object
+from pm_core.sent_preview import validate_sent_preview
 from pm_hub.active_jobs import ActiveJob, ActiveJobs
 from pm_hub.alerts import AlertBook
 from pm_hub.broadcast import Broadcaster
@@ -339,10 +340,18 @@ class JobDispatcher:
         error_code: str | None = None,
         error_message: str | None = None,
         attempts: int | None = None,
+        sent_preview: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """Write a status change (if it moves the job forward), then tell operators."""
-        row = await self.db.write(
-            lambda d: job_store.transition(
+        """Write a status change (if it moves the job forward), with what the printer
+        was sent (a checked ``sent_preview``) if given, then tell operators."""
+        preview_json = (
+            json.dumps(sent_preview, separators=(",", ":"), ensure_ascii=False)
+            if sent_preview is not None
+            else None
+        )
+
+        def write(d: Any) -> dict[str, Any] | None:
+            moved = job_store.transition(
                 d,
                 job_id,
                 status,
@@ -352,7 +361,11 @@ class JobDispatcher:
                 error_message=error_message,
                 attempts=attempts,
             )
-        )
+            if moved is not None and preview_json is not None:
+                job_store.store_sent_preview(d, job_id, preview_json)
+            return moved
+
+        row = await self.db.write(write)
         if row is not None:
             self.jobs.track(row)
             await self.broadcaster.job_changed(row)
@@ -486,15 +499,31 @@ class JobDispatcher:
             if row is None or row["branch_id"] != link.branch_id:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"job {job_id} not found")
             return ok_ack(duplicate=True)
-        await self._apply_result(link, job_id, data, actor=f"agent:{link.agent_id}")
-        return ok_ack()
+        preview, refused = _checked_preview(job_id, data.get("sent_preview"))
+        await self._apply_result(
+            link, job_id, data, actor=f"agent:{link.agent_id}", sent_preview=preview
+        )
+        return ok_ack(sent_preview_refused=refused) if refused else ok_ack()
 
     async def _apply_result(
-        self, link: AgentLink, job_id: int, data: dict[str, Any], *, actor: str
+        self,
+        link: AgentLink,
+        job_id: int,
+        data: dict[str, Any],
+        *,
+        actor: str,
+        sent_preview: dict[str, Any] | None = None,
     ) -> None:
         attempts = get_int(data, "attempts", minimum=0)
         if data.get("ok") and data.get("status", "completed") == "completed":
-            await self.move(job_id, "completed", actor=actor, reason="printed", attempts=attempts)
+            await self.move(
+                job_id,
+                "completed",
+                actor=actor,
+                reason="printed",
+                attempts=attempts,
+                sent_preview=sent_preview,
+            )
             return
         status = data.get("status")
         if status not in UNPRINTED_FINAL_STATUSES:
@@ -509,7 +538,21 @@ class JobDispatcher:
             error_code=code,
             error_message=message,
             attempts=attempts,
+            sent_preview=sent_preview,
         )
+
+
+def _checked_preview(job_id: int, value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """A result's ``sent_preview``: (the checked preview, None), or (None, why it was
+    refused). A bad preview never holds up the job's result: it is dropped, with a
+    line in the log."""
+    if value is None:
+        return None, None
+    try:
+        return validate_sent_preview(value), None
+    except ValueError as exc:
+        log.warning("job %s: sent preview dropped: %s", job_id, exc)
+        return None, str(exc)
 
 
 def _failover_header(state: LiveState, row: dict[str, Any]) -> str | None:

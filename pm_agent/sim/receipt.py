@@ -6,19 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pm_agent.escpos_events import (
-    Barcode,
-    Event,
-    IdentityRequest,
-    Image,
-    LineFeed,
-    QRCode,
-    StatusRequest,
-    Text,
-)
-from pm_agent.escpos_events import (
-    Feed as FeedEvent,
-)
+from pm_agent.escpos_events import Event, IdentityRequest, StatusRequest
+from pm_agent.paper_lines import PaperLines
 
 
 @dataclass
@@ -49,58 +38,22 @@ class Receipt:
         }
 
 
-class ReceiptBuilder:
+class ReceiptBuilder(PaperLines):
     """Collects the events of the receipt being printed on one connection."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.line: list[str] = []
+        super().__init__()
         self.raw = bytearray()
-        self.has_content = False
         self.images: list[Any] = []
 
     def add_raster(self, image: Any, raw: bytes) -> None:
         """A Star raster page or block (a Pillow image)."""
         self.raw += raw
         self.images.append(image)
-        self._block(f"[RASTER {image.width}x{image.height}]")
+        self.block(f"[RASTER {image.width}x{image.height}]")
 
     def add(self, event: Event, raw: bytes) -> None:
         if isinstance(event, StatusRequest | IdentityRequest):
             return  # queries are not part of the paper
         self.raw += raw
-        if isinstance(event, Text):
-            self.line.append(event.text)
-            self.has_content = True
-        elif isinstance(event, LineFeed):
-            self._newline()
-            self.has_content = True
-        elif isinstance(event, FeedEvent):
-            if event.lines == 0:
-                if self.line:
-                    self._newline()
-            else:
-                self._newline()
-                self.lines.extend([""] * (event.lines - 1))
-        elif isinstance(event, Barcode):
-            self._block(f"[BARCODE {event.kind} {event.data}]")
-        elif isinstance(event, QRCode):
-            self._block(f"[QR {event.data}]")
-        elif isinstance(event, Image):
-            self._block(f"[IMAGE {event.width}x{event.height}]")
-
-    def _newline(self) -> None:
-        self.lines.append("".join(self.line))
-        self.line = []
-
-    def _block(self, text: str) -> None:
-        if self.line:
-            self._newline()
-        self.lines.append(text)
-        self.has_content = True
-
-    def text(self) -> str:
-        lines = [*self.lines, "".join(self.line)] if self.line else list(self.lines)
-        while lines and not lines[-1].strip():
-            lines.pop()  # the feed before the cut
-        return "\n".join(lines)
+        self.add_event(event)

@@ -93,6 +93,9 @@ class JobRecord(TypedDict):
     correlation_id: str
     #: Only in ``job:get`` with ``document: true``.
     document: NotRequired[dict[str, Any]]
+    #: What the printer was sent (``pm_core.sent_preview``), when the agent or the
+    #: CloudPRNT server made one; with ``document`` only.
+    sent_preview: NotRequired[dict[str, Any]]
     #: When the hub dropped the job's document (``job_document_retention_s``), if it did.
     document_pruned_at: NotRequired[float]
     #: Only in ``job:get``: the job's trail.
@@ -250,6 +253,9 @@ class PrintJobResult(TypedDict):
     correlation_id: NotRequired[str]
     #: Present unless the job completed.
     error: NotRequired[JobError]
+    #: What the printer was sent, read back from the bytes (``pm_core.sent_preview``);
+    #: optional, a hub drops one that fails its check and still takes the result.
+    sent_preview: NotRequired[dict[str, Any]]
 
 
 def print_job_result(

@@ -22,7 +22,7 @@ _RANK = {"queued": 0, "dispatched": 1, "printing": 2}
 #: A job with its document, which lives in ``job_documents`` (pruned apart from the job,
 #: so the pages it held are freed whole and used again: ``pm_hub.retention``).
 WITH_DOCUMENT = (
-    "SELECT jobs.*, job_documents.document FROM jobs "
+    "SELECT jobs.*, job_documents.document, job_documents.sent_preview FROM jobs "
     "LEFT JOIN job_documents ON job_documents.job_id = jobs.id"
 )
 
@@ -192,6 +192,12 @@ def mark_offered(db: Session, job_ids: list[int]) -> None:
         "UPDATE jobs SET offered_at = ? WHERE id = ? AND offered_at IS NULL",
         [(now, job_id) for job_id in job_ids],
     )
+
+
+def store_sent_preview(db: Session, job_id: int, preview_json: str) -> None:
+    """What the job's printer was sent (``pm_core.sent_preview``, as JSON), beside its
+    document (nothing is kept once the document was pruned)."""
+    db.execute("UPDATE job_documents SET sent_preview = ? WHERE job_id = ?", (preview_json, job_id))
 
 
 def get_job(db: Session, job_id: int) -> dict[str, Any] | None:

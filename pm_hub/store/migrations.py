@@ -377,6 +377,12 @@ def _v11_retirement(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX health_reports_at ON health_reports (at)")
 
 
+def _v13_sent_previews(db: sqlite_utils.Database) -> None:
+    """What each job's printer was sent, read back from the bytes (the dashboard's
+    "Sent to printer"), beside the job's document and pruned with it."""
+    db.execute("ALTER TABLE job_documents ADD COLUMN sent_preview TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -391,6 +397,8 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
     (10, "printer languages and CloudPRNT printers", _v10_printer_languages),
     (11, "retired printers, job documents apart, health reports", _v11_retirement),
+    # 12 (printers.paused_at) comes from another branch; 13 applies after it.
+    (13, "what each job's printer was sent", _v13_sent_previews),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

@@ -87,6 +87,9 @@ def job_record(row: sqlite3.Row | dict[str, Any], *, with_document: bool = False
     }
     if with_document:
         record["document"] = _loads(r["document"], {})
+        preview = _loads(r.get("sent_preview"), None)
+        if isinstance(preview, dict):
+            record["sent_preview"] = preview
     if r.get("document_pruned_at"):
         record["document_pruned_at"] = r["document_pruned_at"]
     return record

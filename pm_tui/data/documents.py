@@ -1,4 +1,5 @@
-"""A job's document as plain text: what the ticket looks like, for the preview.
+"""A job's document as plain text: what the ticket looks like, for the preview; and
+what the printer was sent (the job's ``sent_preview``) as the same kind of lines.
 
 Blocks render onto a paper ``width`` characters wide (42 by default, an 80 mm
 roll in its normal font); barcodes, QR codes and images become labelled
@@ -120,6 +121,18 @@ def document_lines(
         return lines[1:] if header else lines  # a drawer kick alone: no header, feed, cut
     if kinds[-1] != "cut":
         lines.append(PreviewLine(" cut ".center(width, "-"), dim=True))
+    return lines
+
+
+def sent_lines(preview: Any) -> list[PreviewLine]:
+    """A job's ``sent_preview`` (read back from the bytes the printer got): its lines,
+    labels, thumbnails' frames and cut markers dimmed."""
+    if not isinstance(preview, dict) or not isinstance(preview.get("lines"), list):
+        return [PreviewLine("(nothing reported of what the printer was sent)", dim=True)]
+    lines = []
+    for value in preview["lines"]:
+        line = str(value)
+        lines.append(PreviewLine(line, dim=line.startswith(("[", "---"))))
     return lines
 
 

@@ -44,7 +44,8 @@ HELP = """\
   /          filter as you type: status:failed printer:Kitchen-1 station:bar
              since:30m until:10:30 and any words
   s          status: all, active, failed, completed, cancelled
-  enter      event trail and a text preview of the ticket
+  enter      event trail and the ticket: what the printer was sent, read
+             back from its bytes (else the document) · v switches the two
   c          cancel (asks first)  r       reprint (asks first)
   space      mark rows; c then cancels every marked job
   l          the job's log lines  n       print a typed ticket

@@ -1,4 +1,6 @@
-"""One job: what it is, its event trail, and a text preview of the ticket."""
+"""One job: what it is, its event trail, and a text preview of the ticket: what the
+printer was sent (read back from the bytes, when the agent or the CloudPRNT server
+reported it) or else the job's document; ``v`` switches between the two."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from textual.widgets import Static
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import JobRecord
-from pm_tui.data.documents import PAPER_WIDTH, document_lines
+from pm_tui.data.documents import PAPER_WIDTH, PreviewLine, document_lines, sent_lines
 from pm_tui.data.source import error_message
 from pm_tui.data.state import Changes, job_record
 from pm_tui.data.waiting import waiting_reason
@@ -33,8 +35,12 @@ TRAIL_COLUMNS = (
 
 def preview_text(job: JobRecord, printer_name: str | None = None) -> Text:
     header = f"BACKUP FROM {printer_name}" if job.get("failover_from") and printer_name else None
+    return paper_text(document_lines(job.get("document"), width=PAPER_WIDTH, header=header))
+
+
+def paper_text(lines: list[PreviewLine]) -> Text:
+    """Preview lines on the paper, as wide as it is."""
     text = Text()
-    lines = document_lines(job.get("document"), width=PAPER_WIDTH, header=header)
     for index, line in enumerate(lines):
         style = " ".join(
             s
@@ -52,6 +58,7 @@ class JobDetailScreen(FleetScreen):
         Binding("escape", "back", "back"),
         Binding("c", "cancel", "cancel"),
         Binding("r", "reprint", "reprint"),
+        Binding("v", "toggle_view", "sent/document"),
         Binding("l", "logs", "logs", show=False),
         Binding("ctrl+r", "reload", "reload", show=False),
     ]
@@ -61,6 +68,8 @@ class JobDetailScreen(FleetScreen):
         self.job_id = job_id
         #: The ``job:get`` answer: the job with its document and event trail.
         self.detail: JobRecord | None = None
+        #: Show what the printer was sent (when known) rather than the document.
+        self.show_sent = True
 
     def compose(self) -> ComposeResult:
         yield HubHeader()
@@ -71,7 +80,7 @@ class JobDetailScreen(FleetScreen):
                 yield Static("Event trail", classes="pane-title")
                 yield LiveTable(id="jd-trail", auto_specs=TRAIL_COLUMNS)
             with Vertical(classes="pane paper-pane"):
-                yield Static("What it prints", classes="pane-title")
+                yield Static("What it prints", classes="pane-title", id="jd-preview-title")
                 with VerticalScroll(id="jd-preview-scroll"):
                     yield Static(id="jd-preview", classes="paper")
         yield DashboardFooter()
@@ -141,12 +150,22 @@ class JobDetailScreen(FleetScreen):
             text.append(f"\nerror {error.get('code')}: {error.get('message')}", style="bold red")
         show(self.query_one("#jd-info", Static), text)
         self._show_trail(job.get("events") or [])
+        self._show_preview(job)
+
+    def _show_preview(self, job: JobRecord) -> None:
         preview = self.query_one("#jd-preview", Static)
-        if "document" in job:
-            failover = job.get("failover_from")
-            show(preview, preview_text(job, state.printer_name(failover) if failover else None))
-        else:
+        title = self.query_one("#jd-preview-title", Static)
+        sent = job.get("sent_preview")
+        if "document" not in job:
             show(preview, Text("loading…", style="dim"))
+        elif isinstance(sent, dict) and self.show_sent:
+            show(title, "Sent to printer  (v: the document)")
+            show(preview, paper_text(sent_lines(sent)))
+        else:
+            show(title, "Document  (v: sent to printer)" if sent else "What it prints")
+            failover = job.get("failover_from")
+            name = self.dashboard.state.printer_name(failover) if failover else None
+            show(preview, preview_text(job, name))
 
     def _show_trail(self, events: list[dict[str, Any]]) -> None:
         trail = self.query_one("#jd-trail", LiveTable)
@@ -187,6 +206,17 @@ class JobDetailScreen(FleetScreen):
 
     async def action_reprint(self) -> None:
         await self.dashboard.actions.reprint_job(self.job_id)
+
+    def action_toggle_view(self) -> None:
+        job = self.job
+        if job is None or not isinstance(job.get("sent_preview"), dict):
+            self.dashboard.notify(
+                f"Job #{self.job_id}: nothing reported yet of what the printer was sent",
+                markup=False,
+            )
+            return
+        self.show_sent = not self.show_sent
+        self._show_preview(job)
 
     def action_reload(self) -> None:
         self.load()

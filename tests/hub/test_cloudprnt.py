@@ -184,6 +184,13 @@ async def test_poll_fetch_confirm_completes_the_job(
         events = (await cloud_ops.call("job:get", {"job_id": job_id}))["job"]["events"]
         assert [e["status"] for e in events][-2:] == ["printing", "completed"]
         assert events[-1]["actor"] == f"cloudprnt:{MAC}"
+        # What it was sent, for the dashboard: the thumbnail of the PNG it fetched.
+        got = await cloud_ops.call("job:get", {"job_id": job_id, "document": True})
+        image = receipts[0].images[0]
+        lines = got["job"]["sent_preview"]["lines"]
+        assert lines[0] == f"[image {image.width}x{image.height} dots]"
+        assert 1 < len(lines) <= 13 and all(len(line) <= 40 for line in lines[1:])
+        assert got["job"]["sent_preview"]["language"] == "cloudprnt"
 
 
 async def test_two_jobs_one_confirmed_one_dropped_and_paper_out_shows(

@@ -170,3 +170,31 @@ async def test_job_detail_shows_trail_and_ticket_preview(
         await shows(pilot, "#jd-title", "COMPLETED")
         await pilot.press("escape")
         assert not isinstance(app.screen, JobDetailScreen)
+
+
+async def test_job_detail_shows_what_the_printer_was_sent_and_v_shows_the_document(
+    hub: RunningHub, admin_token: str, agent: Agent, fleet: SimulatorFleet, ops: OpsClient
+) -> None:
+    """The detail of a printed job shows what the printer was sent, read back from
+    the bytes (the simulated printer got the same lines); ``v`` switches to the
+    document and back."""
+    printers = await registered(ops)
+    job = await submit(ops, printer_named(printers, "Bar")["id"], "sent-view")
+    receipt = (await next(p for p in fleet.printers if p.name == "Bar").wait_for_receipts(1))[0]
+    async with dashboard(hub.url, admin_token) as (app, pilot):
+        await wait_until(pilot, lambda: len(app.state.printers) == 2)
+        await pilot.press("2")
+        await wait_until(pilot, lambda: column(app, "#jobs", "id") == [f"#{job['id']}"])
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        await shows(pilot, "#jd-preview-title", "Sent to printer")
+        sent = [line.rstrip() for line in text(app, "#jd-preview").splitlines()]
+        assert sent[: len(receipt.text.splitlines())] == receipt.text.splitlines()
+        assert sent[-1].strip("-") == " cut "
+        await pilot.press("v")
+        await shows(pilot, "#jd-preview-title", "Document")
+        document = text(app, "#jd-preview")
+        assert "TABLE 12" in document and "ticket sent-view" in document
+        assert document.splitlines()[0].strip() == "TABLE 12"  # centred, as the document says
+        await pilot.press("v")
+        await shows(pilot, "#jd-preview-title", "Sent to printer")
