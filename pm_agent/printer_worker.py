@@ -29,8 +29,10 @@ from pm_agent.render import render_test_page
 from pm_agent.sent_preview import try_sent_preview
 from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
+from pm_agent.zpl_label import zpl_test_label
 from pm_core.logs import correlation
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES
+from pm_core.protocol.errors import ErrorCode
 from pm_core.protocol.languages import (
     DEFAULT_LANGUAGE,
     DEFAULT_TEXT_MODE,
@@ -617,7 +619,23 @@ class PrinterWorker:
                     "ok": False,
                     "error": {"code": status, "message": f"printer is {status.replace('_', ' ')}"},
                 }
-            if is_star(self.language):
+            if self.language == "raw":
+                # Its command language is unknown here: any page would be a guess.
+                return {
+                    "ok": False,
+                    "error": {
+                        "code": ErrorCode.CONFLICT,
+                        "message": f"{self.spec.name} is a raw printer: it prints only "
+                        "raw_base64 jobs in its own language, so there is no test page",
+                    },
+                }
+            if self.language == "zpl":
+                data = zpl_test_label(
+                    printer_name=self.spec.name,
+                    address=self.spec.uri,
+                    dots=self.capabilities.paper_width_dots,
+                )
+            elif is_star(self.language):
                 data = star_test_page(
                     printer_name=self.spec.name,
                     address=self.spec.uri,

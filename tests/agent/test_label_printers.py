@@ -15,6 +15,7 @@ from pm_agent.sim.fleet import SimulatorFleet
 from pm_agent.sim.label_stream import Label, LabelStream, StatusQuery
 from pm_agent.sim.printer import SimulatedPrinter
 from pm_agent.tcp_port import TcpPrinterPort
+from pm_agent.zpl_label import zpl_test_label
 from pm_agent.zpl_status import decode_host_status, encode_host_status
 from tests.conftest import AgentFactory
 from tests.support.helpers import OpsClient, eventually
@@ -195,3 +196,45 @@ async def test_raw_printer_gets_no_queries_and_shows_whether_it_is_reachable(
         await printer_row(ops, "Tag", status="unknown")
         assert bytes(printer.received) == payload  # not one query byte, before or after
         assert printer.status_queries == 0
+
+
+def test_zpl_test_label_escapes_what_the_operator_typed() -> None:
+    """A printer name holding ``^`` or ``~`` (ZPL's command prefixes) stays text in the
+    label: it cannot end the field or start a command such as ``~JR`` (reset)."""
+    label = zpl_test_label(printer_name="Bar^XZ~JR_é", address="tcp://127.0.0.1:9100")
+    assert label.startswith(b"^XA") and label.endswith(b"^XZ")
+    assert label.count(b"^XZ") == 1 and b"~" not in label
+    assert b"Bar_5EXZ_7EJR_5F_C3_A9" in label
+
+
+async def test_test_page_on_a_label_printer_is_a_label_and_a_raw_printer_declines(
+    ops: OpsClient, make_agent: AgentFactory
+) -> None:
+    """``printer:test`` on a zpl printer prints a ZPL label (not an ESC/POS page it would
+    print as garbage); on a raw printer, whose language is unknown, it answers why
+    there is no test page and sends nothing."""
+    async with (
+        SimulatedPrinter("Zebra", language="zpl") as zebra,
+        SimulatedPrinter("Tag", language="raw") as tag,
+    ):
+        await make_agent(
+            [
+                f"Zebra=tcp://127.0.0.1:{zebra.port}?language=zpl",
+                f"Tag=tcp://127.0.0.1:{tag.port}?language=raw",
+            ]
+        )
+        row = await printer_row(ops, "Zebra", status="online")
+        test = await ops.call("printer:test", {"printer_id": row["id"]})
+        assert test["ok"], test
+        label = (await zebra.wait_for_receipts(1))[0]
+        assert label.raw.startswith(b"^XA") and b"PRINTERMASTER TEST PAGE" in label.raw
+        assert b"\x1b@" not in zebra.received and no_escpos_queries(bytes(zebra.received))
+
+        row = await printer_row(ops, "Tag", status="unknown")
+        test = await ops.call("printer:test", {"printer_id": row["id"]})
+        assert test["ok"], test  # sent to the agent; its answer follows
+        done = await ops.wait_for(
+            "printer:test:completed", lambda d: d["correlation_id"] == test["correlation_id"]
+        )
+        assert done["ok"] is False and "raw printer" in done["error"]["message"], done
+        assert bytes(tag.received) == b""
