@@ -99,8 +99,10 @@ async def test_a_few_changes_in_a_large_fleet_sort_only_those_rows() -> None:
         )
         await wait_until(
             pilot,
-            lambda: all(app.state.printers[pid]["status"] == "paper_out" for pid in out)
-            and not table.sort_wanted,
+            lambda: (
+                all(app.state.printers[pid]["status"] == "paper_out" for pid in out)
+                and not table.sort_wanted
+            ),
         )
         ranks = [STATUS_ORDER[app.state.printers[pid]["status"]] for pid in table.row_ids]
         assert ranks == sorted(ranks)
