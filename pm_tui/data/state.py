@@ -254,10 +254,10 @@ class FleetState:
             printers[p.get("branch_id")] += 1
             if p.get("status") in PROBLEM_PRINTER_STATUSES:
                 problems[p.get("branch_id")] += 1
-        alerts = Counter(
+        alerts: Counter[Any] = Counter(
             a.get("branch_id") for a in self.alerts.values() if a.get("state") == "open"
         )
-        active = Counter(
+        active: Counter[Any] = Counter(
             j.get("branch_id") for j in self.jobs.values() if j.get("status") in ACTIVE_JOB_STATUSES
         )
         agents: dict[Any, list[AgentRecord]] = defaultdict(list)
