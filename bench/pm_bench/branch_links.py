@@ -8,33 +8,46 @@ batches. Every change is a printer's status report carrying its sequence number 
 ``bench_seq_<n>`` flag, which the operators (``pm_bench.fanout.StatusListeners``)
 note on arrival; ``sends`` says when each was handed to the socket and when the
 company hub acknowledged it.
+
+With ``statuses`` (the dashboard scenario) each change also moves the printer to
+another status, stamped with ``status_changed_at`` (wall clock) as a branch hub
+stamps it, and the printers change in a shuffled order, so the rows that move are
+spread over a dashboard's table.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 from typing import Any
 
 from pm_bench.wire import SioClient, close_all, connect_all, new_session
 
 ID_SPAN = 1_000_000_000  # pm_hub.global_ids: a branch's printer 7 is branch * ID_SPAN + 7
+#: The statuses a printer goes through with ``statuses`` (each change picks the next).
+STATUS_CYCLE = ("online", "paper_low", "online", "paper_out", "cover_open", "offline", "error")
 
 
-def printer_record(local_id: int, seq: int) -> dict[str, Any]:
+def printer_record(
+    local_id: int, seq: int, *, statuses: bool = False, changed_at: float | None = None
+) -> dict[str, Any]:
     # ``id`` first and ``flags`` before any other object: the listeners find
     # (id, sequence) in a batch without decoding it (pm_bench.fanout.BATCH_ENTRY).
-    return {
+    record: dict[str, Any] = {
         "id": local_id,
         "name": f"Kitchen {local_id}",
-        "status": "online",
+        "status": STATUS_CYCLE[seq % len(STATUS_CYCLE)] if statuses else "online",
         "flags": {f"bench_seq_{seq}": True},
         "connection": "network",
         "address": f"10.0.0.{local_id}:9100",
         "station": "kitchen",
         "model": "TM-T88VI",
     }
+    if changed_at is not None:
+        record["status_changed_at"] = changed_at
+    return record
 
 
 class Link:
@@ -44,14 +57,20 @@ class Link:
         self.printers = printers
         self.seq = 0  # the outbox's sequence numbers
         self.status_seq = dict.fromkeys(range(1, printers + 1), 0)
-        #: Changes made but not sent yet: (gid, status seq, made at).
-        self.waiting: list[tuple[int, int, float]] = []
+        #: Changes made but not sent yet: (gid, status seq, made at, wall clock then).
+        self.waiting: list[tuple[int, int, float, float]] = []
         self.in_flight = False
 
 
 class BranchLinks:
     def __init__(
-        self, *, urls: list[str], tokens: dict[str, str], printers: int, tag: str = "bench"
+        self,
+        *,
+        urls: list[str],
+        tokens: dict[str, str],
+        printers: int,
+        tag: str = "bench",
+        statuses: bool = False,
     ) -> None:
         self.session = new_session()
         self.links = [
@@ -63,6 +82,7 @@ class BranchLinks:
             for n, (branch, token) in enumerate(sorted(tokens.items(), key=lambda kv: int(kv[0])))
         ]
         self.tag = tag
+        self.statuses = statuses
         #: [gid, status seq, made at, acked at | None, ok]
         self.sends: list[list[Any]] = []
         self.errors: list[str] = []
@@ -114,11 +134,14 @@ class BranchLinks:
         self.sends = []
         stop = t_start + duration
         interval = 1.0 / rate
-        printers = itertools.cycle(
+        order = (
             [(link, p) for p in range(1, self.links[0].printers + 1) for link in self.links]
             if self.links
             else []
         )
+        if self.statuses:
+            random.Random(7).shuffle(order)
+        printers = itertools.cycle(order)
         await asyncio.sleep(max(0.0, t_start - time.monotonic()))
         made = 0
         next_at = t_start
@@ -135,7 +158,12 @@ class BranchLinks:
                 link, local = next(printers)
                 link.status_seq[local] += 1
                 link.waiting.append(
-                    (link.branch_id * ID_SPAN + local, link.status_seq[local], time.monotonic())
+                    (
+                        link.branch_id * ID_SPAN + local,
+                        link.status_seq[local],
+                        time.monotonic(),
+                        time.time(),
+                    )
                 )
                 touched.add(link)
             made += due
@@ -156,7 +184,7 @@ class BranchLinks:
             return
         entries = []
         rows = []
-        for gid, status_seq, made_at in batch:
+        for gid, status_seq, made_at, wall in batch:
             link.seq += 1
             local = gid - link.branch_id * ID_SPAN
             entries.append(
@@ -164,7 +192,12 @@ class BranchLinks:
                     "seq": link.seq,
                     "kind": "printer",
                     "id": local,
-                    "record": printer_record(local, status_seq),
+                    "record": printer_record(
+                        local,
+                        status_seq,
+                        statuses=self.statuses,
+                        changed_at=wall if self.statuses else None,
+                    ),
                 }
             )
             row = [gid, status_seq, made_at, None, False]

@@ -36,6 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(comma-separated; default all three)",
     )
     parser.add_argument(
+        "--printers",
+        type=int,
+        metavar="N",
+        help="dashboard scenario: printers (default 500). From 1,000 on they sit behind a "
+        "company hub with 100 branches changing 200 times a second (issue 16's scale); "
+        "below, behind a branch hub at 100 changes/s",
+    )
+    parser.add_argument(
+        "--branches",
+        type=int,
+        metavar="B",
+        help="dashboard scenario: 0 = a branch hub; B = a company hub with B branch links "
+        "sharing the printers (default: see --printers)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        metavar="R",
+        help="dashboard scenario: status changes a second, spread over the printers "
+        "(default: see --printers)",
+    )
+    parser.add_argument(
         "--tls",
         action="store_true",
         help="serve the hub over TLS (https/wss, a CA made for the run); compare with a "
@@ -59,7 +81,22 @@ def _config(args: argparse.Namespace) -> BenchConfig:
                 f"choose from {', '.join(known)}"
             )
         config = replace(config, co_setups=chosen)
-    return config
+    return _dashboard_config(config, args)
+
+
+def _dashboard_config(config: BenchConfig, args: argparse.Namespace) -> BenchConfig:
+    from pm_bench.dashboard import setup
+    from pm_bench.procs import BenchError
+
+    printers = config.db_printers if args.printers is None else args.printers
+    if printers < 1:
+        raise BenchError("--printers must be 1 or more")
+    if args.branches is not None and not 0 <= args.branches <= printers:
+        raise BenchError("--branches must be between 0 and the number of printers")
+    if args.rate is not None and args.rate <= 0:
+        raise BenchError("--rate must be positive")
+    branches, rate = setup(printers, args.branches, args.rate, config.db_rate)
+    return replace(config, db_printers=printers, db_branches=branches, db_rate=rate)
 
 
 def run(args: argparse.Namespace) -> int:

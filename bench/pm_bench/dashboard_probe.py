@@ -1,16 +1,24 @@
-"""How fast a status change at the hub reaches the dashboard, under load.
+"""How fast a status change reaches the dashboard, and how long a key press waits,
+under load.
 
-``python -m pm_bench.dashboard_probe [--printers 500] [--rate 100] [--duration 10] [--json FILE]``
+``python -m pm_bench.dashboard_probe [--printers 500] [--branches 0] [--rate 100]
+[--duration 10] [--json FILE]``
 
-It starts a real hub (``pm hub``) and a stand-in agent (``--agent`` mode of this
-module) in their own processes, then runs the dashboard headless in this process.
-The agent registers N printers and, once the dashboard shows them, changes their
-status at RATE per second. For every change the dashboard puts on screen the
-benchmark takes ``time.time()`` minus the printer's ``status_changed_at`` (the hub
-recorded that when it wrote the change, on the same machine): once when the row's
-cells are updated, and once after the next screen refresh (painted). It also
-samples the dashboard's event-loop lag (how late a 50 ms timer fires: what a key
-press would wait) and its CPU time.
+With ``--branches 0`` it starts a real branch hub (``pm hub``) and a stand-in agent
+(``--agent`` mode of this module) in their own processes; with ``--branches B`` a
+company hub (``pm hub --company-mode``) and B branch links carrying the printers
+(``--links`` mode, :mod:`pm_bench.dashboard_branches`). The dashboard runs headless
+in this process, as an admin. Once it shows the N printers, RATE status changes a
+second are made, spread over them. For every change the dashboard puts on screen the
+benchmark takes ``time.time()`` minus the printer's ``status_changed_at`` (stamped
+where the change was made, on the same machine): once when the row's cells are
+updated, and once after the next screen refresh (painted).
+
+Key presses are real: every ``KEY_INTERVAL`` seconds a down (then an up) arrow goes
+to the printers table the way a terminal's keys arrive, and the wait is the time
+until the table's handler has moved the cursor and the screen has been refreshed.
+It also samples the event-loop lag (how late a 50 ms timer fires) and the
+dashboard's CPU time.
 
 ``run_bench()`` returns the figures as a dict, for ``pm bench`` to print.
 """
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -30,6 +39,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +49,8 @@ from pm_core.protocol import AgentEvent, Namespace
 from pm_core.protocol.records import PrinterRecord
 
 STATUSES = ("online", "paper_low", "paper_out", "cover_open", "offline", "error")
+#: Seconds between two key presses during the load.
+KEY_INTERVAL = 0.1
 
 
 class BenchError(Exception):
@@ -183,6 +195,8 @@ async def measure_dashboard(
     go: Callable[[], None],
     size: tuple[int, int],
 ) -> dict[str, Any]:
+    from textual import events
+
     from pm_tui.app import PrinterMasterApp
     from pm_tui.data.state import Changes
     from pm_tui.widgets.tables import LiveTable
@@ -246,17 +260,52 @@ async def measure_dashboard(
             await asyncio.sleep(0.05)
             lags.append(time.monotonic() - started - 0.05)
 
+    #: When each key press not handled yet was sent (perf_counter), oldest first.
+    key_sent: deque[float] = deque()
+    key_handled: list[float] = []
+    key_painted: list[float] = []
+    keys_pressed = 0
+
+    def key_painted_now(sent: float) -> None:
+        key_painted.append(time.perf_counter() - sent)
+
+    def watch_keys(table: LiveTable) -> None:
+        """Note when the table's cursor handler has run for each key sent."""
+        move = table._user_move
+
+        def moved(index: int) -> None:
+            move(index)
+            if key_sent:
+                sent = key_sent.popleft()
+                key_handled.append(time.perf_counter() - sent)
+                app.call_after_refresh(key_painted_now, sent)
+
+        setattr(table, "_user_move", moved)  # noqa: B010 (an instance's method, wrapped)
+
+    async def key_probe() -> None:
+        nonlocal keys_pressed
+        for key in itertools.cycle(("down", "up")):
+            await asyncio.sleep(KEY_INTERVAL)
+            key_sent.append(time.perf_counter())
+            keys_pressed += 1
+            # As a terminal's key arrives: a Key event in the app's queue, dispatched
+            # to the focused table's bindings.
+            app.post_message(events.Key(key, None))
+
     async with app.run_test(size=size) as pilot:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while len(app.state.printers) < printers:
             if time.monotonic() > deadline:
                 raise BenchError(f"the dashboard shows {len(app.state.printers)} printers")
             await pilot.pause(0.1)
         table = app.screen.query_one("#printers", LiveTable)
+        table.focus()
         await pilot.pause(0.5)
+        watch_keys(table)
         rebuilds_before, writes_before = table.rebuilds, table.cell_writes
         received_before = app.buffer.received
         probe = asyncio.create_task(lag_probe())
+        keys = asyncio.create_task(key_probe())
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         wall_before = time.monotonic()
         measuring = True
@@ -266,7 +315,8 @@ async def measure_dashboard(
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.monotonic() - wall_before
         probe.cancel()
-        await pilot.pause(0.2)
+        keys.cancel()
+        await pilot.pause(0.5)
         mismatched = [
             pid
             for pid in table.row_ids
@@ -288,6 +338,9 @@ async def measure_dashboard(
             "latency_updated_ms": _percentiles(updated),
             "latency_painted_ms": _percentiles(painted),
             "event_loop_lag_ms": _percentiles(lags),
+            "keys_pressed": keys_pressed,
+            "key_handled_ms": _percentiles(key_handled),
+            "key_painted_ms": _percentiles(key_painted),
             "dashboard_cpu_percent": round(100 * cpu / wall, 1),
         }
 
@@ -324,38 +377,60 @@ def run_bench(
     printers: int = 500,
     rate: float = 100.0,
     duration: float = 10.0,
+    branches: int = 0,
     size: tuple[int, int] = (120, 40),
 ) -> dict[str, Any]:
-    """Hub + stand-in agent in child processes, the dashboard here; returns the figures."""
+    """The hub and what feeds it in child processes, the dashboard here; returns the
+    figures. ``branches`` > 0: a company hub and that many branch links sharing the
+    printers (``printers // branches`` each)."""
     with tempfile.TemporaryDirectory(prefix="pm-tui-bench-") as tmp:
         data = Path(tmp)
-        key = _pm("license", "create", data_dir=data)
-        token = _pm("token", "create", "--role", "admin", data_dir=data)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         hub_cmd = [sys.executable, "-m", "pm", "hub", "--data-dir", str(data)]
         hub_cmd += ["--port", str(port), "--no-mdns", "--log-level", "WARNING"]
+        if branches > 0:
+            per_branch = max(1, printers // branches)
+            printers = per_branch * branches
+            hub_cmd.append("--company-mode")
+        else:
+            key = _pm("license", "create", data_dir=data)
+            token = _pm("token", "create", "--role", "admin", data_dir=data)
         with _process(hub_cmd, data / "hub.log") as hub:
             _wait_healthy(url, hub, data / "hub.log")
-            agent_cmd = [sys.executable, "-m", "pm_bench.dashboard_probe", "--agent", "--hub", url]
-            agent_cmd += ["--license", key, "--printers", str(printers), "--rate", str(rate)]
-            agent_cmd += ["--duration", str(duration)]
-            with _process(agent_cmd, data / "agent.log") as agent:
+            feeder_cmd = [sys.executable, "-m", "pm_bench.dashboard_probe", "--hub", url]
+            feeder_cmd += ["--printers", str(printers), "--rate", str(rate)]
+            feeder_cmd += ["--duration", str(duration)]
+            if branches > 0:
+                from pm_bench.dashboard_branches import admin_token, branch_tokens
+
+                tokens = data / "branch-tokens.json"
+                tokens.write_text(json.dumps(branch_tokens(data, branches)))
+                token = admin_token(data)
+                feeder_cmd += ["--links", "--tokens", str(tokens), "--branches", str(branches)]
+            else:
+                feeder_cmd += ["--agent", "--license", key]
+            with _process(feeder_cmd, data / "feeder.log") as feeder:
 
                 def go() -> None:
-                    assert agent.stdin is not None
-                    agent.stdin.write(b"go\n")
-                    agent.stdin.flush()
+                    assert feeder.stdin is not None
+                    feeder.stdin.write(b"go\n")
+                    feeder.stdin.flush()
 
                 figures = _run_measured(url, token, printers, duration, go, size)
                 try:
-                    agent.wait(timeout=duration + 30)
+                    feeder.wait(timeout=duration + 60)
                 except subprocess.TimeoutExpired:
-                    raise BenchError("the stand-in agent did not finish") from None
-                lines = (data / "agent.log").read_text().strip().splitlines()
+                    raise BenchError("the branch links or stand-in agent did not finish") from None
+                lines = (data / "feeder.log").read_text().strip().splitlines()
                 sent = json.loads(lines[-1]).get("sent") if lines else None
+            hub.poll()
+            if hub.returncode is not None:
+                raise BenchError(f"the hub stopped: {(data / 'hub.log').read_text()[-1000:]}")
     return {
         "printers": printers,
+        "branches": branches,
+        "hub": "company" if branches > 0 else "branch",
         "rate_per_s": rate,
         "duration_s": duration,
         "terminal": f"{size[0]}x{size[1]}",
@@ -372,10 +447,11 @@ def report(figures: dict[str, Any]) -> str:
         )
 
     lines = [
-        f"dashboard under load: {figures['printers']} printers, "
+        f"dashboard under load: {figures['hub']} hub, {figures['branches']} branches, "
+        f"{figures['printers']} printers, "
         f"{figures['rate_per_s']:g} status changes/s for {figures['duration_s']:g} s "
         f"(terminal {figures['terminal']})",
-        f"  changes sent by the agent          {figures['changes_sent']}",
+        f"  changes made                       {figures['changes_sent']}",
         f"  rows updated on screen             {figures['rows_updated']}",
         f"  UI batches (coalesced)             {figures['ui_batches']}",
         f"  table rebuilds during the load     {figures['table_rebuilds_during_load']}",
@@ -384,7 +460,10 @@ def report(figures: dict[str, Any]) -> str:
         row("event received -> row updated", figures["latency_inside_dashboard_ms"]),
         row("hub change -> row updated", figures["latency_updated_ms"]),
         row("hub change -> screen refreshed", figures["latency_painted_ms"]),
-        row("event-loop lag (key press wait)", figures["event_loop_lag_ms"]),
+        row("event-loop lag", figures["event_loop_lag_ms"]),
+        row("key press -> handled", figures["key_handled_ms"]),
+        row("key press -> screen refreshed", figures["key_painted_ms"]),
+        f"  keys pressed                       {figures['keys_pressed']}",
         f"  dashboard CPU                      {figures['dashboard_cpu_percent']}% of one core",
     ]
     return "\n".join(lines)
@@ -395,20 +474,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--printers", type=int, default=500)
     parser.add_argument("--rate", type=float, default=100.0, help="status changes per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
+    parser.add_argument(
+        "--branches",
+        type=int,
+        default=0,
+        help="0: a branch hub and one agent; B: a company hub and B branch links",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--agent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--links", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hub", help=argparse.SUPPRESS)
     parser.add_argument("--license", help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.agent:
-        result = asyncio.run(
-            fake_agent(args.hub, args.license, args.printers, args.rate, args.duration)
-        )
-        print(json.dumps(result), flush=True)
+    if args.agent or args.links:
+        if args.links:
+            from pm_bench.dashboard_branches import branch_links
+
+            per_branch = max(1, args.printers // max(1, args.branches))
+            tokens = json.loads(args.tokens.read_text())
+            run = branch_links(args.hub, tokens, per_branch, args.rate, args.duration)
+        else:
+            run = fake_agent(args.hub, args.license, args.printers, args.rate, args.duration)
+        print(json.dumps(asyncio.run(run)), flush=True)
         return 0
+    if args.printers < 1 or args.rate <= 0 or args.branches < 0:
+        parser.error("--printers and --rate must be positive, --branches 0 or more")
     os.environ.setdefault("PM_LOG_LEVEL", "WARNING")
     try:
-        figures = run_bench(printers=args.printers, rate=args.rate, duration=args.duration)
+        figures = run_bench(
+            printers=args.printers,
+            rate=args.rate,
+            duration=args.duration,
+            branches=args.branches,
+        )
     except BenchError as exc:
         print(f"pm_bench.dashboard_probe: {exc}", file=sys.stderr)
         return 2

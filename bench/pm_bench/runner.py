@@ -87,6 +87,8 @@ class BenchConfig:
     # dashboard (pm_bench.dashboard_probe in its own process: the hub never imports Textual)
     db_printers: int = 500
     db_rate: float = 100.0
+    db_branches: int = 0
+    """0: the printers behind a branch hub; B: behind a company hub and B branch links."""
     # connections
     cn_connections: int = 10_000
     cn_agent_share: float = 0.2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -245,23 +246,40 @@ class FleetState:
         return jobs[:limit]
 
     def branch_summaries(self) -> list[BranchSummary]:
+        """One row per branch. Each collection is counted in one pass, by branch: a
+        company hub's thousands of printers are not walked once per branch."""
+        printers: Counter[Any] = Counter()
+        problems: Counter[Any] = Counter()
+        for p in self.printers.values():
+            printers[p.get("branch_id")] += 1
+            if p.get("status") in PROBLEM_PRINTER_STATUSES:
+                problems[p.get("branch_id")] += 1
+        alerts: Counter[Any] = Counter(
+            a.get("branch_id") for a in self.alerts.values() if a.get("state") == "open"
+        )
+        active: Counter[Any] = Counter(
+            j.get("branch_id") for j in self.jobs.values() if j.get("status") in ACTIVE_JOB_STATUSES
+        )
+        agents: dict[Any, list[AgentRecord]] = defaultdict(list)
+        for agent in self.agents.values():
+            agents[agent.get("branch_id")].append(agent)
         rows = []
         for branch in self.branches:
             branch_id = branch.get("id")
-            agents = [a for a in self.agents.values() if a.get("branch_id") == branch_id]
             link = self.branch_link(branch_id)
             # A company hub cannot see the agents of a branch it has lost.
             reachable = link is None or link.get("state") != "offline"
+            mine = agents.get(branch_id, [])
             rows.append(
                 BranchSummary(
                     id=int(branch_id) if isinstance(branch_id, int) else 0,
                     name=str(branch.get("name") or f"branch {branch_id}"),
-                    printers=sum(1 for p in self.printers.values() if p["branch_id"] == branch_id),
-                    problems=len(self.problems(branch_id)),
-                    alerts=len(self.open_alerts(branch_id)),
-                    agents_connected=sum(1 for a in agents if a.get("connected") and reachable),
-                    agents=len(agents),
-                    active_jobs=self.active_jobs(branch_id),
+                    printers=printers[branch_id],
+                    problems=problems[branch_id],
+                    alerts=alerts[branch_id],
+                    agents_connected=sum(1 for a in mine if a.get("connected") and reachable),
+                    agents=len(mine),
+                    active_jobs=active[branch_id],
                     link=link,
                 )
             )

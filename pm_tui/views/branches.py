@@ -126,10 +126,13 @@ class BranchesView(FleetPanel):
         width = (self.size.width or 80) - 1
         return self.table.set_columns(fit_columns(COMPANY_COLUMNS, width))
 
-    def _rows(self) -> list[tuple[int, dict[str, Cell]]]:
+    def _rows(
+        self, summaries: list[BranchSummary] | None = None
+    ) -> list[tuple[int, dict[str, Cell]]]:
         app = self.dashboard
         state = app.state
-        summaries = state.branch_summaries()
+        if summaries is None:
+            summaries = state.branch_summaries()
         total = BranchSummary(
             id=ALL,
             name="All branches",
@@ -163,7 +166,8 @@ class BranchesView(FleetPanel):
             self.mark_chrome()  # lag and "synced 12s" age every second
 
     def update_chrome(self) -> None:
-        rows = self._rows()
+        summaries = self.dashboard.state.branch_summaries()
+        rows = self._rows(summaries)
         known = set(self.table.row_ids)
         for row_id, cells in rows:
             self.table.put_row(row_id, cells)
@@ -171,7 +175,7 @@ class BranchesView(FleetPanel):
             self.table.drop_row(row_id)
         state = self.dashboard.state
         if state.company_mode:
-            links = [s.link or {} for s in state.branch_summaries()]
+            links = [s.link or {} for s in summaries]
             offline = sum(1 for link in links if link.get("state") == "offline")
             count = len(links)
             note = f"{count} branch{'' if count == 1 else 'es'}"

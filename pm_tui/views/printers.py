@@ -153,6 +153,7 @@ class PrintersView(TablePanel):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.table.rows_shown = self._age_rows
         state = self.dashboard.state
         # A row whose printer is gone (a reload not drawn yet) sorts as a bare id.
         self.table.order_by(
@@ -188,6 +189,7 @@ class PrintersView(TablePanel):
         table = self.table
         key = PRINTER_SORTS[self.sort_mode]
         before = table.selected_id
+        resort: list[int] = []
         for printer_id in changes.removed_printers:
             table.drop_row(printer_id)
         for printer_id, (old, new) in changes.printers.items():
@@ -197,9 +199,11 @@ class PrintersView(TablePanel):
             added = not table.has_row(printer_id)
             table.put_row(printer_id, printer_cells(new, app.state, app.clock))
             if added or old is None or key(old) != key(new):
-                table.want_sort()
+                resort.append(printer_id)
         if changes.seen and self.sort_mode == "seen":
-            table.want_sort()
+            resort.extend(changes.seen)
+        if resort:
+            table.want_sort(resort)
         if changes.agents or changes.health:
             for printer_id in table.row_ids:
                 p = app.state.printers.get(printer_id)
@@ -210,12 +214,17 @@ class PrintersView(TablePanel):
             self.mark_chrome()
 
     def clock_tick(self) -> None:
+        self._age_rows(self.table.visible_row_ids)
+
+    def _age_rows(self, row_ids: list[int]) -> None:
+        """Bring the ages ("seen", "last job") of these rows up to the clock: the rows on
+        screen, each second and when others come into view."""
         app = self.dashboard
         now = app.clock.now()
         table = self.table
         if "seen" not in table.column_keys:
             return
-        for printer_id in table.row_ids:
+        for printer_id in row_ids:
             p = app.state.printers.get(printer_id)
             if p is not None:
                 cells: dict[str, Cell] = {"seen": ago(p.get("last_seen"), now)}

@@ -14,6 +14,7 @@ stays on the top row, where the worst problem is).
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -204,9 +205,18 @@ class LiveTable(ScrollView, can_focus=True):
         self.sort_key: Callable[[int], Any] | None = None
         self.sort_reverse = False
         self.sort_wanted = False
+        #: Every row's key may have changed (``want_sort()``) / these rows' keys did.
+        self._sort_all = False
+        self._sort_rows: set[int] = set()
+        #: Each row's sort key as of the last sort (for putting a changed row back).
+        self._keys: dict[int, Any] = {}
         self._sorted_at = 0.0
         self.cell_writes = 0
         self.rebuilds = 0
+        #: Called with the rows on screen when others may have come into view (a
+        #: scroll, a re-sort, a row gone): cells that age ("seen 5s") are kept
+        #: fresh on screen only, not in every one of thousands of rows.
+        self.rows_shown: Callable[[list[int]], None] | None = None
         self.auto_specs = list(auto_specs) if auto_specs else None
         #: Rows marked with space (bulk actions act on them); only where ``markable``.
         self.marked: set[int] = set()
@@ -223,6 +233,7 @@ class LiveTable(ScrollView, can_focus=True):
         self.specs = list(specs)
         self._labels = {s.key: s.label for s in specs}
         self._rows.clear()
+        self._keys.clear()
         self._order.clear()
         self._index.clear()
         self._forget()
@@ -286,6 +297,7 @@ class LiveTable(ScrollView, can_focus=True):
         if self._rows.pop(row_id, None) is None:
             return False
         self.marked.discard(row_id)
+        self._keys.pop(row_id, None)
         self._order.remove(row_id)
         self._reindex()
         self._strips.pop(row_id, None)
@@ -293,6 +305,7 @@ class LiveTable(ScrollView, can_focus=True):
         self._cursor = min(self._cursor, max(0, len(self._order) - 1))
         self.refresh()
         self._check_highlight()
+        self._shown()
         return True
 
     def has_row(self, row_id: int) -> bool:
@@ -306,6 +319,21 @@ class LiveTable(ScrollView, can_focus=True):
     def row_count(self) -> int:
         return len(self._order)
 
+    @property
+    def visible_row_ids(self) -> list[int]:
+        """The rows on screen now, top to bottom."""
+        top = int(self.scroll_offset.y)
+        return self._order[top : top + max(0, self.size.height - 1)]
+
+    def _shown(self) -> None:
+        if self.rows_shown is not None:
+            self.rows_shown(self.visible_row_ids)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value):
+            self._shown()
+
     def cell_text(self, row_id: int, key: str) -> str:
         return _plain(self._rows.get(row_id, {}).get(key))
 
@@ -315,6 +343,7 @@ class LiveTable(ScrollView, can_focus=True):
         at_top = self.pinned_top
         self.rebuilds += 1
         self._rows.clear()
+        self._keys.clear()
         self._order.clear()
         self._index.clear()
         self._strips.clear()
@@ -474,26 +503,60 @@ class LiveTable(ScrollView, can_focus=True):
         """How rows are ordered (a function of the row's object id)."""
         self.sort_key = key
         self.sort_reverse = reverse
+        self._keys.clear()
 
-    def want_sort(self) -> None:
-        """Re-sort now, or (if the last sort was under ``SORT_INTERVAL`` ago) soon."""
-        if time.monotonic() - self._sorted_at >= self.SORT_INTERVAL:
-            self.sort_now()
+    def want_sort(self, row_ids: Iterable[int] | None = None) -> None:
+        """Re-sort now, or (if the last sort was under ``SORT_INTERVAL`` ago) soon.
+
+        ``row_ids``: only these rows' keys changed. They are taken out and put back
+        in place (binary search over the others' remembered keys) instead of every
+        key being computed again: thousands of rows, a few of them changing."""
+        if row_ids is None:
+            self._sort_all = True
         else:
-            self.sort_wanted = True
+            self._sort_rows.update(row_ids)
+        self.sort_wanted = True
+        if time.monotonic() - self._sorted_at >= self.SORT_INTERVAL:
+            self._sort_pending()
 
     def _sort_tick(self) -> None:
         if self.sort_wanted:
-            self.sort_now()
+            self._sort_pending()
+
+    def _sort_pending(self) -> bool:
+        key = self.sort_key
+        keys = self._keys
+        moved = {r for r in self._sort_rows if r in self._rows}
+        moved.update(r for r in self._order if r not in keys)  # rows added since
+        if key is None or self._sort_all or self.sort_reverse or 8 * len(moved) > len(keys):
+            return self.sort_now()
+        self.sort_wanted = False
+        self._sorted_at = time.monotonic()
+        self._sort_rows.clear()
+        if not moved:
+            return False
+        wanted = [r for r in self._order if r not in moved]
+        for row_id in moved:
+            keys[row_id] = key(row_id)
+        for row_id in sorted(moved, key=keys.__getitem__):
+            bisect.insort(wanted, row_id, key=keys.__getitem__)
+        return self._reorder(wanted)
 
     def sort_now(self) -> bool:
-        """Put the rows in order (if they are not already)."""
+        """Put the rows in order (if they are not already), every key computed again."""
         self.sort_wanted = False
+        self._sort_all = False
+        self._sort_rows.clear()
         self._sorted_at = time.monotonic()
         key = self.sort_key
         if key is None or len(self._order) < 2:
             return False
-        wanted = sorted(self._order, key=key, reverse=self.sort_reverse)
+        keys = self._keys
+        keys.clear()
+        keys.update((row_id, key(row_id)) for row_id in self._order)
+        return self._reorder(sorted(self._order, key=keys.__getitem__, reverse=self.sort_reverse))
+
+    def _reorder(self, wanted: list[int]) -> bool:
         if wanted == self._order:
             return False
         selected = self.selected_id
@@ -505,6 +568,7 @@ class LiveTable(ScrollView, can_focus=True):
             self._move(self._index[selected])
         self.refresh()
         self._check_highlight()
+        self._shown()
         return True
 
     def _reindex(self) -> None:
@@ -522,6 +586,7 @@ class LiveTable(ScrollView, can_focus=True):
         self._header = None
         self._resized()
         self._scroll_to_cursor()
+        self._shown()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -299,3 +299,38 @@ def test_a_retired_agent_leaves_the_state() -> None:
     buffer.add(HubEvent.AGENT_UPDATE, {"id": 3, "connected": False, "retired_at": 5.0})
     changes = state.apply(buffer.drain())
     assert changes.agents == {3} and state.agents == {}
+
+
+def test_branch_summaries_count_each_branch_on_its_own() -> None:
+    """The Branches rows: printers, problems, open alerts, active jobs and agents of
+    each branch, none of another's."""
+    state = FleetState()
+    state.load(
+        who={"branches": [{"id": 1, "name": "Harbour"}, {"id": 2, "name": "Mill"}]},
+        printers=[
+            printer(1),
+            printer(2, "paper_out"),
+            printer(3, "offline", branch_id=2),
+            printer(4, branch_id=2),
+            printer(5, "cover_open", branch_id=2),
+        ],
+        alerts=[
+            {"id": 1, "state": "open", "severity": "critical", "branch_id": 2},
+            {"id": 2, "state": "resolved", "severity": "warning", "branch_id": 1},
+        ],
+        jobs=[
+            {"id": 1, "status": "queued", "branch_id": 1},
+            {"id": 2, "status": "completed", "branch_id": 1},
+            {"id": 3, "status": "printing", "branch_id": 2},
+        ],
+        agents=[
+            {"id": 1, "connected": True, "branch_id": 1},
+            {"id": 2, "connected": False, "branch_id": 2},
+        ],
+    )
+    rows = {s.name: s for s in state.branch_summaries()}
+    harbour, mill = rows["Harbour"], rows["Mill"]
+    assert (harbour.printers, harbour.problems, harbour.alerts) == (2, 1, 0)
+    assert (harbour.active_jobs, harbour.agents, harbour.agents_connected) == (1, 1, 1)
+    assert (mill.printers, mill.problems, mill.alerts) == (3, 2, 1)
+    assert (mill.active_jobs, mill.agents, mill.agents_connected) == (1, 1, 0)
