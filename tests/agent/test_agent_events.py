@@ -143,7 +143,10 @@ async def test_a_job_is_spooled_printed_once_and_a_redelivery_gets_its_result(
     async def result() -> Any:
         return next((d for e, d in hub.received if e == "print:job:result"), None)
 
-    outcome = await eventually(result, what="print:job:result")
+    outcome = dict(await eventually(result, what="print:job:result"))
+    # What the printer was sent, read back from the bytes (the dashboard shows it).
+    sent = outcome.pop("sent_preview")
+    assert sent["language"] == "escpos" and "TABLE 12" in sent["lines"], sent
     assert outcome == {
         "job_id": 3,
         "ok": True,
