@@ -165,6 +165,7 @@ class HubLink:
         failures = 0
         lost_at: float | None = None  # monotonic, for offline_after_s
         since: float | None = None  # wall clock, to show
+        planned = False  # the hub said it was stopping before the link went
         while True:
             self._refused = None
             self._hub_stopping = False
@@ -196,7 +197,12 @@ class HubLink:
                 log.info("cannot reach %s: %r", self.url, exc)
                 gone_long = time.monotonic() - lost_at >= self.offline_after_s
                 if failures >= self.offline_after or gone_long:
-                    message = f"the hub at {self.url} has not answered {failures} tries"
+                    message = (
+                        f"the hub at {self.url} stopped on purpose (a restart or an "
+                        f"upgrade) and is not back after {failures} tries"
+                        if planned
+                        else f"the hub at {self.url} has not answered {failures} tries"
+                    )
                     self._set(
                         LinkState("offline", message, retry_at, since=since, attempts=failures)
                     )
@@ -209,7 +215,7 @@ class HubLink:
                 delay = min(delay * 2, self.max_delay)
                 continue
             self._sio = sio
-            delay, failures, lost_at, since = 0.5, 0, None, None
+            delay, failures, lost_at, since, planned = 0.5, 0, None, None, False
             self._set(LinkState("connected", f"connected to {self.url}"))
             refresher = asyncio.create_task(self._keep_token_fresh())
             try:
@@ -220,11 +226,8 @@ class HubLink:
                 await _quietly_disconnect(sio)
             lost_at, since = time.monotonic(), time.time()
             retry_at = time.monotonic() + delay
-            why = (
-                "the hub is restarting (a planned stop)"
-                if self._hub_stopping
-                else "lost the hub connection"
-            )
+            planned = self._hub_stopping
+            why = "the hub is restarting (a planned stop)" if planned else "lost the hub connection"
             self._set(LinkState("reconnecting", why, retry_at, since=since))
             await asyncio.sleep(delay)
 

@@ -210,6 +210,14 @@ async def test_a_hub_that_stops_shows_one_banner_and_no_printer_toasts(tmp_path:
                 assert not [t for t in toasts(app) if "offline" in t], toasts(app)
                 assert column(app, "#printers", "status") == ["ONLINE", "ONLINE"]
                 assert "alert" not in text(app, "#topbar") or "no alerts" in text(app, "#topbar")
+                # Still away after the retries: the banner still says it was planned.
+                await wait_until(
+                    pilot,
+                    lambda: app.link_state.state == "offline",
+                    timeout=30,
+                    what=f"offline ({app.link_state})",
+                )
+                assert "stopped on purpose" in app.link_state.message, app.link_state
         finally:
             await agent.stop()
 
