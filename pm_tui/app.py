@@ -196,7 +196,7 @@ class PrinterMasterApp(App[int]):
         batch = self.buffer.drain()
         if not batch:
             return Changes()
-        changes = self.state.apply(batch, now=self.clock.now())
+        changes = self.state.apply(batch)
         if changes.unknown_printers:
             self.fetch_missing_printers()
         for alert in changes.opened:

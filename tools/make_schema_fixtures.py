@@ -36,6 +36,7 @@ SHIPPED = {
     8: "5a2192c",
     9: "95d03cc",
     10: "3d77c04",
+    11: "48b0d78",
 }
 
 #: A 1-bit PNG (8x8 black square), as documents with a logo carry one.
@@ -147,6 +148,8 @@ def fill(db: sqlite_utils.Database) -> None:
              "attempts": 1 if finished else 0, "error_code": error, "created_at": created,
              "updated_at": finished or created, "finished_at": finished},
         )  # fmt: skip
+        # From version 11 a job's document is a row of its own.
+        insert(db, "job_documents", {"job_id": jid, "document": json.dumps(logo)})
         insert(db, "job_events", {"job_id": jid, "at": created, "status": "queued",
                                   "actor": "test-admin"})  # fmt: skip
         if finished:

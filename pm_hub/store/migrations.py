@@ -377,6 +377,12 @@ def _v11_retirement(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX health_reports_at ON health_reports (at)")
 
 
+def _v12_pause_time(db: sqlite_utils.Database) -> None:
+    """When a printer was paused (NULL: not paused, or paused before the hub kept the
+    time), so every dashboard shows the same pause time, whenever it connected."""
+    db.execute("ALTER TABLE printers ADD COLUMN paused_at REAL")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -391,6 +397,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
     (10, "printer languages and CloudPRNT printers", _v10_printer_languages),
     (11, "retired printers, job documents apart, health reports", _v11_retirement),
+    (12, "when a printer was paused", _v12_pause_time),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
