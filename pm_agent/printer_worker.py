@@ -30,7 +30,7 @@ from pm_agent.sent_preview import try_sent_preview
 from pm_agent.spool import JobSpool, SpooledJob
 from pm_agent.task_control import cancel_tasks
 from pm_agent.zpl_label import zpl_test_label
-from pm_core.logs import correlation
+from pm_core.logs import correlation, start_background
 from pm_core.protocol import PROBLEM_PRINTER_STATUSES
 from pm_core.protocol.errors import ErrorCode
 from pm_core.protocol.languages import (
@@ -164,8 +164,9 @@ class PrinterWorker:
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._poll_loop(), name=f"poll:{self.spec.name}"),
-            asyncio.create_task(self._print_loop(), name=f"print:{self.spec.name}"),
+            # Each job's lines carry its own id (set per job); the loops carry none.
+            start_background(self._poll_loop(), name=f"poll:{self.spec.name}"),
+            start_background(self._print_loop(), name=f"print:{self.spec.name}"),
         ]
 
     async def stop(self) -> None:

@@ -4,17 +4,20 @@ line otherwise (docker, a file). ``PM_LOG_FORMAT=text|json|journal`` chooses."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from pm_core.protocol import parse_correlation_id
+
+T = TypeVar("T")
 
 #: The correlation id of the request being handled (set by the handler guard).
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -33,6 +36,21 @@ def correlation(cid: str | None) -> Iterator[None]:
         yield
     finally:
         correlation_id.reset(token)
+
+
+def uncorrelated() -> contextvars.Context:
+    """A copy of the current context without a correlation id, for work that outlives
+    the request that started it (a sender loop, a batching timer, a periodic task): a
+    task or timer copies the context it was made in, so without this every later line
+    of that work would carry the request's id (and show among a job's lines)."""
+    context = contextvars.copy_context()
+    context.run(correlation_id.set, None)
+    return context
+
+
+def start_background(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+    """``coro`` as a task that carries no correlation id (see :func:`uncorrelated`)."""
+    return asyncio.get_running_loop().create_task(coro, name=name, context=uncorrelated())
 
 
 def wire_correlation_id(payload: Any) -> str | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pm_core.database import Database
+from pm_core.logs import start_background, uncorrelated
 from pm_core.protocol import HubEvent, Namespace
 from pm_core.protocol.records import PrinterStatusEntry
 from pm_hub import engineio_socket
@@ -122,7 +123,7 @@ class Broadcaster:
         self._queue_tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._seen_flusher = asyncio.create_task(self._flush_seen())
+        self._seen_flusher = start_background(self._flush_seen())
         if self.peers is not None:
             self.peers.on("broadcast", self._heard_broadcast)
 
@@ -308,7 +309,9 @@ class Broadcaster:
         except RuntimeError:  # loading at start-up: the first printers:list tells it
             self._queues_due.clear()
             return
-        self._queues_timer = loop.call_later(self.coalescer.window, self._announce_queues)
+        self._queues_timer = loop.call_later(
+            self.coalescer.window, self._announce_queues, context=uncorrelated()
+        )
 
     def _announce_queues(self) -> None:
         self._queues_timer = None

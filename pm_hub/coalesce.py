@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from pm_core.logs import uncorrelated
 from pm_core.protocol import HubEvent
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ class UpdateCoalescer:
             if key in self._timers:
                 continue
             delay = max(0.0, self._last_sent.get(key, 0.0) + self.current_window() - loop.time())
-            self._timers[key] = loop.call_later(delay, self._flush, key)
+            # The batch is every change of the window, not the request that opened it.
+            self._timers[key] = loop.call_later(delay, self._flush, key, context=uncorrelated())
 
     def current_window(self) -> float:
         by_load = self._listeners() * SEND_COST_S / LOOP_BUDGET
@@ -106,6 +108,7 @@ class UpdateCoalescer:
             except Exception:  # one bad record must not lose the others' updates
                 log.exception("building a %s entry failed", batch_event)
         payload = {field: entries}
+        log.debug("%s to %s: %d changes", batch_event, room, len(entries))
         task = asyncio.ensure_future(self._send(batch_event, batched_rooms([room]), payload))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

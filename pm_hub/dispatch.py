@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from pm_core.database import Database
-from pm_core.logs import correlation
+from pm_core.logs import correlation, start_background
 from pm_core.protocol import (
     CANCELLABLE_JOB_STATUSES,
     FINAL_JOB_STATUSES,
@@ -129,7 +129,8 @@ class JobDispatcher:
         if queue is None:
             queue = asyncio.Queue()
             self._queues[link.sid] = queue
-            self._senders[link.sid] = asyncio.create_task(self._send_loop(link, queue))
+            # Lives as long as the agent's link: none of the request's id that made it.
+            self._senders[link.sid] = start_background(self._send_loop(link, queue))
         document = row["document"]
         job = self.jobs.active.get(row["id"])
         queue.put_nowait(

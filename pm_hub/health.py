@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pm_core.database import Database
+from pm_core.logs import uncorrelated
 from pm_core.protocol import ok_ack
 from pm_core.protocol.validation import get_bool, get_float, invalid, require_object
 from pm_core.sql import DatabaseUnavailable, Session
@@ -169,7 +170,7 @@ class HealthMonitor:
         if old is not None:
             old.cancel()
         self._disconnect_timers[health.agent_id] = loop.call_later(
-            delay, lambda: self._spawn(self._still_gone(health, delay))
+            delay, lambda: self._spawn(self._still_gone(health, delay)), context=uncorrelated()
         )
 
     async def _still_gone(self, health: AgentHealth, delay: float) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pm_core.logs import correlation_id
+from pm_core.logs import correlation_id, start_background
 from pm_core.protocol import parse_correlation_id
 
 #: Lines kept by default.
@@ -227,7 +227,7 @@ class LogRing(logging.Handler):
         self._send = send
         (logger or logging.getLogger()).addHandler(self)
         if self._pusher is None:
-            self._pusher = asyncio.create_task(self._push_loop())
+            self._pusher = start_background(self._push_loop())
 
     async def uninstall(self, logger: logging.Logger | None = None) -> None:
         (logger or logging.getLogger()).removeHandler(self)

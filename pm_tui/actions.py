@@ -100,9 +100,7 @@ class HubActions:
             )
             if ack.get("ok"):
                 self.dashboard.publish(
-                    self.dashboard.state.put_printer(
-                        self._merged(ack["printer"]), now=self.dashboard.clock.now()
-                    )
+                    self.dashboard.state.put_printer(self._merged(ack["printer"]))
                 )
                 verb = "paused: jobs wait (station jobs move to a backup)" if paused else "resumed"
                 self.dashboard.notify(f"{printer['name']} {verb}", markup=False)

@@ -26,7 +26,7 @@ from rich.markup import escape
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.notifications import Notify, SeverityLevel
+from textual.notifications import Notification, Notify, SeverityLevel
 
 from pm_core.protocol import OpsEvent
 from pm_core.protocol.records import AlertRecord, PrinterRecord
@@ -61,8 +61,7 @@ CHROME_INTERVAL = 0.25
 TOAST_BURST = 3
 #: ... in this many seconds; the others become one "N more alerts" toast.
 TOAST_WINDOW = 5.0
-#: Toasts on screen at once: one line each over the header and the tab bar, never
-#: further down over the rows (a new one replaces the oldest).
+#: Toasts on screen at once, on the header's line (a new one replaces the oldest).
 MAX_TOASTS = 2
 
 
@@ -196,7 +195,7 @@ class PrinterMasterApp(App[int]):
         batch = self.buffer.drain()
         if not batch:
             return Changes()
-        changes = self.state.apply(batch, now=self.clock.now())
+        changes = self.state.apply(batch)
         if changes.unknown_printers:
             self.fetch_missing_printers()
         for alert in changes.opened:
@@ -415,10 +414,20 @@ class PrinterMasterApp(App[int]):
         timeout: float | None = None,
         markup: bool = True,
     ) -> None:
-        """A one-line toast (see app.tcss): the title leads the line."""
+        """A one-line toast on the header's line (``pm_tui.widgets.toast_line``): the
+        title leads it."""
         if title:
             message = f"{escape(title) if markup else title}: {message}"
         super().notify(message, severity=severity, timeout=timeout, markup=markup)
+
+    @property
+    def toasts(self) -> list[Notification]:
+        return list(self._notifications)[::-1]  # expired ones are already left out
+
+    def _refresh_notifications(self) -> None:
+        """Textual's hook after a toast comes or goes: the toasts live on the header's
+        line (``pm_tui.widgets.toast_line``), not in Textual's rack over the screen."""
+        self.call_later(self.refresh_headers)
 
     def on_notify(self, event: Notify) -> None:
         """Before Textual takes a new toast (this handler runs before App's): make room,

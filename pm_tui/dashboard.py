@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast, runtime_checkable
 
 from textual.app import App
-from textual.notifications import SeverityLevel
+from textual.notifications import Notification, SeverityLevel
 
 from pm_core.protocol.records import PrinterRecord
 from pm_tui.data.clock import Clock
@@ -91,6 +91,11 @@ class Dashboard(Protocol):
 
     @property
     def actions(self) -> OperatorActions: ...
+
+    @property
+    def toasts(self) -> list[Notification]:
+        """The toasts showing now, newest first (the header shows them on its line)."""
+        ...
 
     # -- following it -------------------------------------------------------------------
 

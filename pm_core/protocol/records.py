@@ -33,6 +33,8 @@ class PrinterRecord(TypedDict):
     flags: dict[str, bool]
     status_supported: bool
     paused: bool
+    #: When it was paused (None: not paused; also from a hub that keeps no pause time).
+    paused_at: NotRequired[float | None]
     station: str | None
     station_priority: int | None
     identity: str | None

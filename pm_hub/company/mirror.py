@@ -21,6 +21,7 @@ from typing import Any
 import socketio
 
 from pm_core.database import Database
+from pm_core.logs import start_background, uncorrelated
 from pm_core.protocol import (
     ACTIVE_JOB_STATUSES,
     PRINTER_STATUS_FIELDS,
@@ -504,7 +505,9 @@ class BranchMirror:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-        self._update_due[link.branch_id] = loop.call_later(UPDATE_INTERVAL, due)
+        self._update_due[link.branch_id] = loop.call_later(
+            UPDATE_INTERVAL, due, context=uncorrelated()
+        )
 
     async def _share_link(self, link: BranchLink, event: str) -> None:
         if self.announce is not None and link.host == self.host_id and link.sid is not None:
@@ -527,7 +530,7 @@ class BranchMirror:
         await self._send_branch_update(link)
 
     def start(self) -> None:
-        self._pruner = asyncio.create_task(self._prune_loop())
+        self._pruner = start_background(self._prune_loop())
 
     async def _prune_loop(self, every: float = 300.0) -> None:
         while True:

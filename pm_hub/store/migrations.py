@@ -377,6 +377,12 @@ def _v11_retirement(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX health_reports_at ON health_reports (at)")
 
 
+def _v12_pause_time(db: sqlite_utils.Database) -> None:
+    """When a printer was paused (NULL: not paused, or paused before the hub kept the
+    time), so every dashboard shows the same pause time, whenever it connected."""
+    db.execute("ALTER TABLE printers ADD COLUMN paused_at REAL")
+
+
 def _v13_sent_previews(db: sqlite_utils.Database) -> None:
     """What each job's printer was sent, read back from the bytes (the dashboard's
     "Sent to printer"), beside the job's document and pruned with it."""
@@ -397,7 +403,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
     (10, "printer languages and CloudPRNT printers", _v10_printer_languages),
     (11, "retired printers, job documents apart, health reports", _v11_retirement),
-    # 12 (printers.paused_at) comes from another branch; 13 applies after it.
+    (12, "when a printer was paused", _v12_pause_time),
     (13, "what each job's printer was sent", _v13_sent_previews),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]

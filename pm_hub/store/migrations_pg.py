@@ -351,6 +351,11 @@ def _v11_retirement(db: Session) -> None:
         db.execute(statement)
 
 
+def _v12_pause_time(db: Session) -> None:
+    """SQLite's version 12: when a printer was paused."""
+    db.execute("ALTER TABLE printers ADD COLUMN paused_at DOUBLE PRECISION")
+
+
 def _v13_sent_previews(db: Session) -> None:
     """SQLite's version 13: what each job's printer was sent."""
     db.execute("ALTER TABLE job_documents ADD COLUMN sent_preview TEXT")
@@ -363,7 +368,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (9, "printer text mode chosen by an operator", _v9_printer_text_mode),
     (10, "printer languages and CloudPRNT printers", _v10_printer_languages),
     (11, "retired printers, job documents apart, health reports", _v11_retirement),
-    # 12 (printers.paused_at) comes from another branch; 13 applies after it.
+    (12, "when a printer was paused", _v12_pause_time),
     (13, "what each job's printer was sent", _v13_sent_previews),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]

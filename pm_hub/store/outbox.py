@@ -42,6 +42,7 @@ _PRINTER_COLUMNS = (
     "flags",
     "status_supported",
     "paused",
+    "paused_at",
     "station",
     "station_priority",
     "identity",

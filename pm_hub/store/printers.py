@@ -216,10 +216,20 @@ def update_printer_settings(
     }
     sets = {k: v for k, v in changes.items() if k in allowed}
     if sets:
+        now = time.time()
         assignments = ", ".join(f"{k} = ?" for k in sets)
+        params: list[Any] = [*sets.values()]
+        if "paused" in sets:
+            # When it was paused: kept while it stays paused (a second pause changes
+            # nothing), cleared on resume. The right side reads the row as it was.
+            assignments += (
+                ", paused_at = CASE WHEN ? = 0 THEN NULL "
+                "WHEN paused = 1 AND paused_at IS NOT NULL THEN paused_at ELSE ? END"
+            )
+            params += [int(bool(sets["paused"])), now]
         db.execute(
             f"UPDATE printers SET {assignments}, updated_at = ? WHERE id = ?",
-            (*sets.values(), time.time(), printer_id),
+            (*params, now, printer_id),
         )
     row = db.execute("SELECT * FROM printers WHERE id = ?", (printer_id,)).fetchone()
     return dict(row) if row else None

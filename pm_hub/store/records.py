@@ -40,6 +40,7 @@ def printer_record(row: sqlite3.Row | dict[str, Any]) -> PrinterRecord:
         "flags": _loads(r["flags"], {}),
         "status_supported": bool(r["status_supported"]),
         "paused": bool(r["paused"]),
+        "paused_at": r.get("paused_at"),
         "station": r["station"],
         "station_priority": r.get("station_priority"),
         "identity": r.get("identity"),

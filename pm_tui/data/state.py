@@ -138,9 +138,6 @@ class FleetState:
         self.last_job_at: dict[int, float] = {}
         #: Company hub: ``branches:list`` rows (with link state), by branch id.
         self.branch_links: dict[int, dict[str, Any]] = {}
-        #: When this dashboard saw each paused printer become paused (the hub keeps no
-        #: pause time; a printer paused before the dashboard connected has none).
-        self.paused_since: dict[int, float] = {}
 
     # -- identity ----------------------------------------------------------------------
 
@@ -329,11 +326,6 @@ class FleetState:
                 self.put_branch_link(row)
         if printers is not None:
             self.printers = {p["id"]: p for p in map(printer_record, printers)}
-            self.paused_since = {
-                pid: at
-                for pid, at in self.paused_since.items()
-                if pid in self.printers and self.printers[pid].get("paused")
-            }
         if jobs is not None:
             self.jobs = {j["id"]: j for j in map(job_record, jobs)}
             self.last_job_at = {}
@@ -374,18 +366,11 @@ class FleetState:
                 changes.jobs[job["id"]] = (old, job)
         return changes
 
-    def put_printer(self, wire: Wire, now: float | None = None) -> Changes:
+    def put_printer(self, wire: Wire) -> Changes:
         printer = printer_record(wire)
         old = self.printers.get(printer["id"])
         self.printers[printer["id"]] = printer
-        self._note_pause(old, printer, now)
         return Changes(printers={printer["id"]: (old, printer)})
-
-    def _note_pause(self, old: PrinterRecord | None, new: PrinterRecord, now: float | None) -> None:
-        if not new.get("paused"):
-            self.paused_since.pop(new["id"], None)
-        elif old is not None and not old.get("paused"):
-            self.paused_since[new["id"]] = time.time() if now is None else now
 
     def put_alert(self, wire: Wire) -> Changes:
         alert = alert_record(wire)
@@ -395,9 +380,8 @@ class FleetState:
 
     # -- live updates -----------------------------------------------------------------------
 
-    def apply(self, batch: Batch, now: float | None = None) -> Changes:
-        """Fold a batch of hub events in; say what changed (``now``: the dashboard's
-        clock, for the time a printer was seen paused)."""
+    def apply(self, batch: Batch) -> Changes:
+        """Fold a batch of hub events in; say what changed."""
         changes = Changes(test_results=list(batch.test_results), log_lines=batch.log_lines)
         for printer_id, entry in batch.printers.items():
             old = self.printers.get(printer_id)
@@ -409,7 +393,6 @@ class FleetState:
             else:
                 printer = printer_record(entry)
             self.printers[printer_id] = printer
-            self._note_pause(old, printer, now)
             changes.printers[printer_id] = (old, printer)
         for printer_id in batch.removed:
             if self.printers.pop(printer_id, None) is not None:

@@ -47,7 +47,7 @@ def printer_problem(
     with the printer's name (a table with a printer column leaves it out)."""
     name = (printer.get("name") or f"#{printer['id']}") if named else ""
     if printer.get("paused"):
-        since = state.paused_since.get(printer["id"])
+        since = printer.get("paused_at")
         return f"{name} paused".lstrip() + (f" since {hm(clock, since)}" if since else "")
     if agent_missing(printer):
         return "agent offline"

@@ -89,10 +89,10 @@ def printer_summary(p: PrinterRecord, state: FleetState, clock: Clock) -> Text:
     status = str(p.get("status"))
     since = clock.hms(p.get("status_changed_at"))
     paused = bool(p.get("paused"))
-    paused_at = state.paused_since.get(p["id"]) if paused else None
+    paused_at = p.get("paused_at") if paused else None
     line = Text.assemble((str(p.get("name")), "bold"), "  ")
     if paused:
-        # The pause has its own time (when this dashboard saw it); the status keeps its.
+        # The pause has its own time (the hub's); the status keeps its.
         line.append("PAUSED", style="bold magenta")
         if paused_at:
             line.append(f" since {clock.hms(paused_at)}")

@@ -1,5 +1,6 @@
-"""The always-visible top of every screen: hub link, branch, problems, clock; and
-the tab bar of the main screen."""
+"""The always-visible top of every screen: hub link, branch, problems, clock (or, for
+a few seconds, the toasts: ``pm_tui.widgets.toast_line``); and the tab bar of the main
+screen."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pm_tui.dashboard import Dashboard, as_dashboard
 from pm_tui.formatting import plural
 from pm_tui.hub_link import LinkState
 from pm_tui.widgets.quiet import show
+from pm_tui.widgets.toast_line import toast_line
 
 
 def link_text(state: LinkState, latency_ms: float | None) -> Text:
@@ -85,14 +87,19 @@ class HubHeader(Vertical):
             (f"PM · {place.split(' (')[0]}", [link, alert_part, problem_part, clock]),
             (f"PM · {place.split(' (')[0]}", [link, alert_part, problem_part]),
         ]
-        for title, parts in variants:
-            right = Text("   ").join(parts)
-            if len(title) + 2 + right.cell_len <= width:
-                break
-        line = Text.assemble((title, "bold"))
-        pad = max(2, width - len(title) - right.cell_len)
-        line.append(" " * pad)
-        line.append_text(right)
+        toasts = app.toasts
+        if toasts:
+            # Toasts take this line (never a row or a pane below) but for the counts.
+            counts_part = Text("  ").join([alert_part, problem_part])
+            line = toast_line(toasts, f"PM · {place.split(' (')[0]}", counts_part, width)
+        else:
+            for title, parts in variants:
+                right = Text("   ").join(parts)
+                if len(title) + 2 + right.cell_len <= width:
+                    break
+            line = Text.assemble((title, "bold"))
+            line.append(" " * max(2, width - len(title) - right.cell_len))
+            line.append_text(right)
         show(self.query_one("#topbar", Static), line)
         self._banner(app.link_state)
 

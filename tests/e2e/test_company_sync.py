@@ -110,6 +110,23 @@ async def test_paper_out_at_a_branch_reaches_the_company_operator(
     other = await wait_branch(company_ops, 1)
     assert other["problems"] == 0 and other["alerts"]["critical"] == 0
 
+    # A pause at a branch reaches the company with the branch's pause time.
+    harbour_bar = next(p for p in printers if p["branch_id"] == 1 and p["name"] == "Bar")
+    branch_ops = await OpsClient(
+        branches[0].running.url, operator_token(branches[0].running)
+    ).connect()
+    try:
+        ack = await branch_ops.call(
+            "printer:configure", {"printer_id": local(harbour_bar["id"]), "paused": True}
+        )
+        assert ack["ok"] and isinstance(ack["printer"]["paused_at"], float), ack
+    finally:
+        await branch_ops.close()
+    paused = await company_ops.wait_for(
+        "printer:update", lambda p: p["id"] == harbour_bar["id"] and p["paused"], timeout=10
+    )
+    assert paused["paused_at"] == ack["printer"]["paused_at"]
+
 
 # -- helpers for the longer scenarios ---------------------------------------------------------
 
@@ -131,7 +148,12 @@ async def mirror_differences(
     """What the company hub shows of a branch that differs from the branch itself."""
     problems = []
     for event, key, fields, extra in (
-        ("printers:list", "printers", ("name", "status", "flags", "station", "paused"), {}),
+        (
+            "printers:list",
+            "printers",
+            ("name", "status", "flags", "station", "paused", "paused_at"),
+            {},
+        ),
         ("jobs:list", "jobs", ("status", "attempts", "error"), {"limit": 1000}),
         ("alerts:list", "alerts", ("kind", "state", "severity"), {"limit": 1000}),
         ("agents:list", "agents", ("name", "connected"), {}),

@@ -6,6 +6,7 @@ never more than a bounded batch at a time."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from pm_core.protocol import AgentEvent, OpsEvent
 from pm_hub.auth import ROLE_ORDER
 from pm_hub.log_ring import LogFilter, LogRing, PrinterNames, job_of
 from pm_hub.server import RunningHub
+from tests.hub.test_coalesce import BatchedOps
 from tests.support.helpers import OpsClient, eventually, receipt_doc
 from tests.support.raw_agent import RawAgent
 
@@ -120,6 +122,46 @@ async def test_a_jobs_lines_are_listed_by_its_id(
         assert len(few["lines"]) == 2 and few["lines"][-1]["seq"] <= few["last_seq"]
     finally:
         await agent.close()
+
+
+async def test_a_jobs_lines_leave_out_the_background_work_it_started(
+    hub: RunningHub, ops: OpsClient, admin_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job's handler opens the batches a dashboard gets (``coalesce``) and the
+    announcement of its printer's queue; they go out later, for every change of their
+    window, so their lines carry no job's id: the job's lines are its own."""
+    caplog.set_level(logging.DEBUG)
+    dashboard = await BatchedOps(hub.url, admin_token).connect()
+    agent = await RawAgent(hub.url, await hub.hub.create_license(), "batch-box").connect()
+    try:
+        printer_id = (await agent.register("serial:LOG-2"))["printer_id"]
+        first_seq = hub.hub.logs.lines(LogFilter(), limit=1)[-1]["seq"]
+        ack = await ops.call(
+            OpsEvent.JOB_SUBMIT, {"printer_id": printer_id, "document": receipt_doc("A")}
+        )
+        job_id = ack["job"]["id"]
+
+        def batches() -> list[dict[str, Any]]:
+            lines = hub.hub.logs.lines(LogFilter(), after=first_seq, limit=500)
+            sent = [line for line in lines if line["logger"] == "pm_hub.coalesce"]
+            return (
+                sent
+                if {"jobs:update", "printers:update"}
+                <= {line["message"].split(" ")[0] for line in sent}
+                else []
+            )
+
+        background = await eventually(batches, what="the job's and its printer's batches")
+        assert all(line["correlation_id"] is None for line in background), background
+        answer = await ops.call(OpsEvent.LOGS_LIST, {"job_id": job_id, "limit": 500})
+        messages = [line["message"] for line in answer["lines"]]
+        assert any(f"job {job_id} accepted" in m for m in messages)
+        assert all(f"job {job_id}" in m or m.startswith("job:submit from") for m in messages), (
+            messages
+        )
+    finally:
+        await agent.close()
+        await dashboard.close()
 
 
 async def _with_lines(ops: OpsClient, payload: dict[str, object]) -> dict[str, object] | None:

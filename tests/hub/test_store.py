@@ -517,6 +517,16 @@ def test_printers_status_settings_and_history(session: Session) -> None:
         db, pid, {"paused": True, "name": "Hot line", "not_a_setting": 1}
     )
     assert paused is not None and paused["paused"] == 1 and paused["name"] == "Hot line"
+    # When it was paused: kept by a second pause and by other settings, cleared on resume.
+    assert isinstance(paused["paused_at"], float)
+    again = printer_store.update_printer_settings(db, pid, {"paused": True})
+    renamed_paused = printer_store.update_printer_settings(db, pid, {"name": "Hot line"})
+    assert again is not None and renamed_paused is not None
+    assert again["paused_at"] == renamed_paused["paused_at"] == paused["paused_at"]
+    resumed = printer_store.update_printer_settings(db, pid, {"paused": False})
+    assert resumed is not None and resumed["paused"] == 0 and resumed["paused_at"] is None
+    paused = printer_store.update_printer_settings(db, pid, {"paused": True})
+    assert paused is not None and isinstance(paused["paused_at"], float)
     caps = printer_store.set_printer_capabilities(db, pid, {"profile": "simple"})
     assert caps is not None and caps["profile"] == "simple"
     station, moved = station_store.configure_station(

@@ -106,7 +106,8 @@ async def test_branches_tab_follows_each_branch_live(
         await wait_until(pilot, lambda: app.branch_filter == 1)
         await pilot.press("1")
         await wait_until(pilot, lambda: len(column(app, "#printers", "name")) == 2)
-        await shows(pilot, "#topbar", "Harbour (branch 1)")
+        # The "Showing Harbour" toast holds the header's line for a few seconds first.
+        await shows(pilot, "#topbar", "Harbour (branch 1)", timeout=20)
 
 
 async def test_a_lost_hub_shows_offline_while_it_keeps_retrying(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from pm_agent.agent import Agent
 from pm_agent.printer_uri import parse_printer_spec
 from pm_agent.sim.fleet import SimulatorFleet
 from pm_hub.server import RunningHub, start_hub
-from pm_tui.app import PrinterMasterApp
 from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.printer_detail import PrinterDetailScreen
@@ -255,29 +254,3 @@ async def test_b_moves_every_waiting_ticket_to_the_station_backup(
         await shows(pilot, "#pd-jobs-title", "Nothing waiting")
         await wait_until(pilot, lambda: hub.hub.jobs.depth(bar) == 0)
         assert bar_sim.receipts == []
-
-
-async def test_toasts_stay_off_the_rows_and_the_detail(
-    hub: RunningHub, admin_token: str, agent: Agent, fleet: SimulatorFleet
-) -> None:
-    """At 80x24, however many toasts come, they sit over the header lines: never over
-    a printer row or the selected printer's detail underneath."""
-    from textual.widgets._toast import Toast
-
-    app = PrinterMasterApp(hub_url=hub.url, token=admin_token)
-    async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await ready(pilot)
-        for n in range(4):
-            app.notify(f"toast number {n} with a long message that would wrap", title="T")
-        shown = await wait_until(
-            pilot,
-            lambda: (t := list(app.screen.query(Toast))) and len(t) <= 2 and t,
-            what="two toasts at most",
-        )
-        table = app.screen.query_one("#printers").region
-        summary = app.screen.query_one("#printer-summary").region
-        first_row_y = table.y + 1  # under the column headers
-        for toast in shown:
-            assert toast.region.height == 1
-            assert toast.region.y < first_row_y, (toast.region, table)
-            assert not toast.region.overlaps(summary)

@@ -60,15 +60,14 @@ def test_agent_offline_paused_and_fine() -> None:
     assert waiting_reason(job(5, 1, "completed"), state, CLOCK) is None
 
 
-def test_a_pause_seen_live_has_its_own_time() -> None:
+def test_a_pause_has_the_hubs_time() -> None:
+    """``paused since`` is the hub's pause time, not when this dashboard saw the pause."""
     state = fleet(printer(1, "Bar"))
-    paused_at = NOW - 120
-    state.apply(Batch(printers={1: printer(1, "Bar", paused=True)}), now=paused_at)
-    assert state.paused_since[1] == paused_at
-    assert waiting_reason(job(9, 1), state, CLOCK) == "waiting: Bar paused since 20:28"
-    state.apply(Batch(printers={1: printer(1, "Bar")}), now=NOW)
-    assert 1 not in state.paused_since
-    # Paused before the dashboard connected: no time is made up.
+    state.apply(Batch(printers={1: printer(1, "Bar", paused=True, paused_at=NOW - 7200)}))
+    assert waiting_reason(job(9, 1), state, CLOCK) == "waiting: Bar paused since 18:30"
+    state.apply(Batch(printers={1: printer(1, "Bar", paused_at=None)}))
+    assert waiting_reason(job(9, 1), state, CLOCK) is None
+    # From a hub that keeps no pause time: no time is made up.
     state = fleet(printer(1, "Bar", paused=True))
     assert waiting_reason(job(9, 1), state, CLOCK) == "waiting: Bar paused"
 
