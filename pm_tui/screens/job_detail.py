@@ -38,8 +38,20 @@ def preview_text(job: JobRecord, printer_name: str | None = None) -> Text:
     return paper_text(document_lines(job.get("document"), width=PAPER_WIDTH, header=header))
 
 
+#: The widest paper shown: what a printer was sent may be wider than the document's
+#: preview (48 columns on 80 mm paper), and is shown as it is, not wrapped.
+MAX_PAPER_WIDTH = 64
+
+
+def paper_width(lines: list[PreviewLine]) -> int:
+    """As wide as the widest line: at least the document's preview width, at most
+    :data:`MAX_PAPER_WIDTH`."""
+    return min(MAX_PAPER_WIDTH, max([PAPER_WIDTH, *(len(line.text) for line in lines)]))
+
+
 def paper_text(lines: list[PreviewLine]) -> Text:
-    """Preview lines on the paper, as wide as it is."""
+    """Preview lines on the paper, as wide as :func:`paper_width`."""
+    width = paper_width(lines)
     text = Text()
     for index, line in enumerate(lines):
         style = " ".join(
@@ -47,7 +59,7 @@ def paper_text(lines: list[PreviewLine]) -> Text:
             for s, on in (("bold", line.bold), ("underline", line.underline), ("dim", line.dim))
             if on
         )
-        text.append(line.text.ljust(PAPER_WIDTH), style=style or None)
+        text.append(line.text[:width].ljust(width), style=style or None)
         if index < len(lines) - 1:
             text.append("\n")
     return text
@@ -160,12 +172,21 @@ class JobDetailScreen(FleetScreen):
             show(preview, Text("loading…", style="dim"))
         elif isinstance(sent, dict) and self.show_sent:
             show(title, "Sent to printer  (v: the document)")
-            show(preview, paper_text(sent_lines(sent)))
+            lines = sent_lines(sent)
+            self._paper_width(paper_width(lines))
+            show(preview, paper_text(lines))
         else:
             show(title, "Document  (v: sent to printer)" if sent else "What it prints")
+            self._paper_width(PAPER_WIDTH)
             failover = job.get("failover_from")
             name = self.dashboard.state.printer_name(failover) if failover else None
             show(preview, preview_text(job, name))
+
+    def _paper_width(self, width: int) -> None:
+        """The paper (and its pane) as wide as the ticket shown (app.tcss has the
+        document's width: 42 columns, plus padding and the pane's border)."""
+        self.query_one("#jd-preview", Static).styles.width = width + 2
+        self.query_one(".paper-pane", Vertical).styles.width = width + 4
 
     def _show_trail(self, events: list[dict[str, Any]]) -> None:
         trail = self.query_one("#jd-trail", LiveTable)

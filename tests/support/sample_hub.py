@@ -238,6 +238,8 @@ class SampleHub:
         record = {**job, "events": detail.get("events") or self._trail(job)}
         if data.get("document"):
             record["document"] = detail.get("document") or {"blocks": []}
+            if detail.get("sent_preview"):
+                record["sent_preview"] = detail["sent_preview"]
         return {"ok": True, "job": record}
 
     @staticmethod

@@ -56,6 +56,7 @@ SCENES: dict[str, Scene] = {
     "printer-detail": Scene("Printer detail", ("enter",), _detail_loaded),
     "jobs": Scene("Jobs", ("2",)),
     "job-detail": Scene("Job detail", ("2", *["down"] * 6, "enter"), _job_loaded),
+    "job-document": Scene("Job document", ("2", *["down"] * 6, "enter", "v"), _job_loaded),
     "alerts": Scene("Alerts", ("3",)),
     "agents": Scene("Agents and health", ("4",)),
     "branches": Scene("Branches", ("5",), company=True),
