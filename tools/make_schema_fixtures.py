@@ -37,6 +37,7 @@ SHIPPED = {
     9: "95d03cc",
     10: "3d77c04",
     11: "48b0d78",
+    12: "bb2e26d",  # printers.paused_at
 }
 
 #: A 1-bit PNG (8x8 black square), as documents with a logo carry one.
