@@ -41,14 +41,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import re
-import threading
-from collections.abc import Iterator
 from typing import Any
 
+from pm_core.pdf_raster import PdfReaderBusy, pdf_page_sizes
 from pm_core.protocol.errors import ErrorCode, ProtocolError
 from pm_core.protocol.validation import control_characters
 
@@ -406,52 +404,6 @@ def _pdf(where: str, block: dict[str, Any]) -> dict[str, Any]:
             raise _fail(field, "has a page with no size")
         pixels += round(PDF_REFERENCE_DOTS * PDF_REFERENCE_DOTS * height / width)
     return {"type": "pdf", "pdf_base64": value, "_pixels": pixels}
-
-
-#: Held around every use of pdfium: it is not thread-safe (not even with different
-#: documents), and a hub or an agent opens PDFs on several threads (validation off the
-#: event loop, each printer's own thread, CloudPRNT tickets).
-PDFIUM_LOCK = threading.Lock()
-#: The longest a thread waits for its turn with pdfium: a PDF that takes pdfium that
-#: long (a hostile one) makes the next PDFs fail with a reason instead of waiting
-#: with it forever.
-PDFIUM_WAIT_S = 30.0
-
-
-class PdfReaderBusy(TimeoutError):
-    """pdfium was busy with another PDF for :data:`PDFIUM_WAIT_S`."""
-
-
-@contextlib.contextmanager
-def pdfium_turn() -> Iterator[None]:
-    """Hold :data:`PDFIUM_LOCK`; :class:`PdfReaderBusy` after :data:`PDFIUM_WAIT_S`."""
-    if not PDFIUM_LOCK.acquire(timeout=PDFIUM_WAIT_S):
-        raise PdfReaderBusy(
-            f"the PDF reader was busy with another PDF for {PDFIUM_WAIT_S:.0f} s; "
-            "send the document again"
-        )
-    try:
-        yield
-    finally:
-        PDFIUM_LOCK.release()
-
-
-def pdf_page_sizes(data: bytes) -> list[tuple[float, float]] | None:
-    """The size in points of each page of a PDF, or None when pdfium cannot open it
-    (:class:`PdfReaderBusy` when it is kept busy by another PDF)."""
-    import pypdfium2 as pdfium
-
-    with pdfium_turn():
-        try:
-            pdf = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError:
-            return None
-        try:
-            if len(pdf) > MAX_PDF_PAGES:
-                return [(1.0, 1.0)] * len(pdf)  # too many: not worth measuring
-            return [pdf.get_page_size(i) for i in range(len(pdf))]
-        finally:
-            pdf.close()
 
 
 def _cut(where: str, block: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 from base64 import b64decode
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
@@ -15,8 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pm_core import pdf_raster
 from pm_core.fonts import FONT_PATH_ENV, default_fonts, find_fonts, use_fonts
-from pm_core.protocol import documents
-from pm_core.protocol.documents import MAX_PDF_PAGES, PDFIUM_LOCK, validate_document
+from pm_core.pdf_raster import PDFIUM_LOCK
+from pm_core.protocol.documents import MAX_PDF_PAGES, validate_document
 from pm_core.protocol.errors import ProtocolError
 from pm_core.ticket_image import (
     UnprintableText,
@@ -165,7 +167,7 @@ def test_a_pdf_that_keeps_pdfium_busy_makes_the_next_fail_not_hang(
     """A PDF that pdfium takes forever over (a hostile one) holds the lock: the next
     PDFs fail after a bounded wait, saying why (unavailable when submitted,
     an error when drawn), instead of waiting with it for ever."""
-    monkeypatch.setattr(documents, "PDFIUM_WAIT_S", 0.2)
+    monkeypatch.setattr(pdf_raster, "PDFIUM_WAIT_S", 0.2)
     doc = {"blocks": [{"type": "pdf", "pdf_base64": b64(picture(100, 100, "PDF"))}]}
     checked = validate_document(doc)
     with PDFIUM_LOCK:
@@ -244,3 +246,52 @@ def test_a_pdf_that_takes_too_long_is_stopped_and_the_next_one_draws(
     monkeypatch.undo()
     assert pdf_page_images(pdf, 384)[0].width == 384
     assert pdf_raster._child is not None and pdf_raster._child is not child
+
+
+def test_the_hubs_check_of_a_pdf_never_loads_pdfium_in_its_own_process() -> None:
+    """Tried and failed: the hub opened every submitted PDF with pdfium in its own
+    process to count and measure its pages, so a hostile PDF could hang or crash the
+    hub. The check now runs in the child, and the hub's process never loads pdfium."""
+    code = (
+        "import sys, base64\n"
+        "from pm_core.protocol.documents import validate_document\n"
+        "pdf = base64.b64decode(sys.stdin.read())\n"
+        "doc = validate_document({'blocks': [{'type': 'pdf', "
+        "'pdf_base64': base64.b64encode(pdf).decode()}]})\n"
+        "print(doc['blocks'][0]['type'], 'pypdfium2' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=b64(picture(300, 600, "PDF", pages=2)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["pdf", "False"]
+
+
+def test_a_pdf_too_slow_to_check_is_refused_and_the_next_one_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PDF the child cannot measure within the check's limit is refused as
+    unreadable (the child is killed), and the next PDF is checked by a new child."""
+    doc = {"blocks": [{"type": "pdf", "pdf_base64": b64(picture(100, 100, "PDF"))}]}
+    monkeypatch.setattr(pdf_raster, "PDF_CHECK_LIMIT_S", 0.0)
+    with pytest.raises(ProtocolError, match="not a readable PDF"):
+        validate_document(doc)
+    monkeypatch.undo()
+    assert validate_document(doc)["blocks"][0]["type"] == "pdf"
+
+
+def test_an_answer_from_the_reader_that_does_not_add_up_is_not_believed() -> None:
+    """What the child says is parsed as numbers and pixels, checked against its
+    length: a page that claims more pixels than were sent is refused."""
+    import struct
+
+    claim = struct.pack(">I", 1) + struct.pack(">II", 4096, 4096) + b"\x00" * 10
+    with pytest.raises(ValueError, match="cut short"):
+        pdf_raster._pages(claim)
+    extra = struct.pack(">I", 1) + struct.pack(">II", 1, 1) + b"\x00" + b"junk"
+    with pytest.raises(ValueError, match="after the last page"):
+        pdf_raster._pages(extra)
