@@ -194,7 +194,10 @@ async def measure_dashboard(
     duration: float,
     go: Callable[[], None],
     size: tuple[int, int],
+    watch: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
+    """``watch`` raises :class:`BenchError` when a process the run needs has stopped
+    (checked while the dashboard waits for the printers)."""
     from textual import events
 
     from pm_tui.app import PrinterMasterApp
@@ -295,8 +298,14 @@ async def measure_dashboard(
     async with app.run_test(size=size) as pilot:
         deadline = time.monotonic() + 120
         while len(app.state.printers) < printers:
+            watch()
+            if app.link_state.state == "refused":
+                raise BenchError(f"the hub refused the dashboard: {app.link_state.message}")
             if time.monotonic() > deadline:
-                raise BenchError(f"the dashboard shows {len(app.state.printers)} printers")
+                raise BenchError(
+                    f"the dashboard shows {len(app.state.printers)} printers of {printers} "
+                    f"after 120 s (its link: {app.link_state.state}, {app.link_state.message})"
+                )
             await pilot.pause(0.1)
         table = app.screen.query_one("#printers", LiveTable)
         table.focus()
@@ -358,9 +367,10 @@ def _run_measured(
     duration: float,
     go: Callable[[], None],
     size: tuple[int, int],
+    watch: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     profile = os.environ.get("PM_TUI_BENCH_PROFILE")
-    coro = measure_dashboard(url, token, printers, duration, go, size)
+    coro = measure_dashboard(url, token, printers, duration, go, size, watch)
     if not profile:
         return asyncio.run(coro)
     import cProfile
@@ -417,7 +427,19 @@ def run_bench(
                     feeder.stdin.write(b"go\n")
                     feeder.stdin.flush()
 
-                figures = _run_measured(url, token, printers, duration, go, size)
+                def watch() -> None:
+                    # A hub that lost its port to another process, links refused, a
+                    # crash: say which and why now, not after the 120 s wait.
+                    for name, proc, log in (
+                        ("the hub", hub, data / "hub.log"),
+                        ("the branch links" if branches else "the stand-in agent",
+                         feeder, data / "feeder.log"),
+                    ):  # fmt: skip
+                        if proc.poll() is not None:
+                            tail = log.read_text(errors="replace")[-1000:]
+                            raise BenchError(f"{name} stopped (exit {proc.returncode}): {tail}")
+
+                figures = _run_measured(url, token, printers, duration, go, size, watch)
                 try:
                     feeder.wait(timeout=duration + 60)
                 except subprocess.TimeoutExpired:
