@@ -74,6 +74,11 @@ def _math_functions(conn: sqlite3.Connection) -> None:
         )
 
 
+class DatabaseClosed(RuntimeError):
+    """The database was closed (the process is stopping): a request that arrives now
+    is answered ``unavailable``, not logged as a failure."""
+
+
 class _Item:
     __slots__ = ("fn", "future", "loop", "settle", "waiter", "what")
 
@@ -312,7 +317,7 @@ class Database:
             except queue.Empty:
                 break
             if item is not None and item.waiter is not None:
-                item.waiter.set_exception(RuntimeError("database is closed"))
+                item.waiter.set_exception(DatabaseClosed("database is closed"))
         self._readers.shutdown(wait=True)
         if self._pg is not None:
             self._pg.close()
@@ -322,7 +327,7 @@ class Database:
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in the writer thread inside a transaction; return after commit."""
         if self._closed or self._thread is None:
-            raise RuntimeError("database is closed")
+            raise DatabaseClosed("database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._enqueue(_Item(fn, future, loop))
@@ -339,7 +344,7 @@ class Database:
         """Queue ``fn`` from any thread; the future is settled after its commit (writes
         queued after it, from any thread, commit with it or after it)."""
         if self._closed or self._thread is None:
-            raise RuntimeError("database is closed")
+            raise DatabaseClosed("database is closed")
         waiter: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._enqueue(_Item(fn, None, None, getattr(fn, "__name__", "write"), waiter))
         return waiter
@@ -354,7 +359,7 @@ class Database:
         for state that is re-reported anyway, like printer status). Writes still commit in
         the order they were queued; a failure is logged with ``what``."""
         if self._closed or self._thread is None:
-            raise RuntimeError("database is closed")
+            raise DatabaseClosed("database is closed")
         # No future: the writer thread logs a failure itself, and a success costs the
         # event loop no wake-up at all.
         self._enqueue(_Item(fn, None, None, what))
@@ -365,7 +370,7 @@ class Database:
         Order is kept: any other write queued after this closes the batch, so rows
         appended later land after that write."""
         if self._closed or self._thread is None:
-            raise RuntimeError("database is closed")
+            raise DatabaseClosed("database is closed")
         with self._rows_lock:
             batch = self._open_rows.get(kind)
             if isinstance(batch, _Rows) and batch.append(row):
@@ -384,7 +389,7 @@ class Database:
         answered with its own result after the commit. Order is kept as with
         :meth:`append_soon`."""
         if self._closed or self._thread is None:
-            raise RuntimeError("database is closed")
+            raise DatabaseClosed("database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._rows_lock:
@@ -463,6 +468,11 @@ class Database:
         one (PostgreSQL)."""
         loop = asyncio.get_running_loop()
         pg = self._pg
-        if pg is not None:
-            return await loop.run_in_executor(self._readers, pg.read, fn)
-        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+        try:
+            if pg is not None:
+                return await loop.run_in_executor(self._readers, pg.read, fn)
+            return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+        except RuntimeError:
+            if self._closed:  # the readers were shut down under this request
+                raise DatabaseClosed("database is closed") from None
+            raise

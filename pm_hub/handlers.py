@@ -16,6 +16,7 @@ from typing import Any
 
 import socketio
 
+from pm_core.database import DatabaseClosed
 from pm_core.logs import correlation_id, wire_correlation_id
 from pm_core.protocol import ErrorCode, ProtocolError, error_ack, new_request_id
 from pm_core.protocol.validation import check_payload_shape
@@ -91,6 +92,10 @@ def guarded(
             return await fn(sid, payload)
         except ProtocolError as exc:
             return exc.to_ack()
+        except DatabaseClosed:
+            # The hub is stopping: a request that came in as it closed its store.
+            log.debug("%s answered unavailable: the hub is stopping", event)
+            return error_ack(ErrorCode.UNAVAILABLE, "the hub is stopping; try again shortly")
         except Exception:
             log.exception("handler for %s failed", event)
             return error_ack(ErrorCode.INTERNAL, "internal error; the hub logged it")

@@ -352,6 +352,9 @@ async def run_scenarios(
                     ctx.progress(f"{name}: done in {result.seconds:.0f}s")
         finally:
             await procs.close()
+            # The run's CA (a --tls run) went with its directory: a later run in this
+            # process must not be told to trust a file that is gone.
+            os.environ.pop(CA_ENV, None)
     return results
 
 

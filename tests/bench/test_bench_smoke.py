@@ -4,12 +4,14 @@ produces sane figures. Never a timing threshold: this pins that the tool works."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pm.cli import main
+from pm_bench.procs import CA_ENV
 from pm_bench.runner import SCENARIOS, BenchConfig, run_bench
 
 pytestmark = pytest.mark.timeout(300)
@@ -188,3 +190,6 @@ def test_the_round_trip_and_connections_run_over_tls(tmp_path: Path) -> None:
     values = {f["key"]: f["value"] for f in data["figures"]}
     assert values["roundtrip.failed"] == 0 and values["roundtrip_real.failed"] == 0
     assert values["connections.answered"] == 40
+    # The run's CA is gone with the run: a later run in this process (another test,
+    # pm bench dashboard) is not told to trust a file that no longer exists.
+    assert CA_ENV not in os.environ
