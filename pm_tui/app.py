@@ -42,7 +42,7 @@ from pm_tui.messages import HubPulse, LinkChanged
 from pm_tui.palette import DashboardCommands
 from pm_tui.printer_admin import connected_agents
 from pm_tui.screens.ask_text import AskText
-from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, StationDialog
+from pm_tui.screens.dialogs import ConfirmDialog, HelpScreen, NoticeDialog, StationDialog
 from pm_tui.screens.job_detail import JobDetailScreen
 from pm_tui.screens.main import MainScreen
 from pm_tui.screens.printer_detail import PrinterDetailScreen
@@ -63,10 +63,6 @@ TOAST_BURST = 3
 TOAST_WINDOW = 5.0
 #: Toasts on screen at once, on the header's line (a new one replaces the oldest).
 MAX_TOASTS = 2
-
-
-#: How long the first toast (``notice``) stays.
-NOTICE_SECONDS = 60.0
 
 
 class PrinterMasterApp(App[int]):
@@ -156,7 +152,7 @@ class PrinterMasterApp(App[int]):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, self.exit)
         if self.notice:
-            self.notify(self.notice, title="PrinterMaster", timeout=NOTICE_SECONDS)
+            self.push_screen(NoticeDialog(self.notice))
         self.run_link()
         self.set_interval(1.0, self._tick)
         self.set_interval(CHROME_INTERVAL, self._chrome_tick)
@@ -452,7 +448,7 @@ class PrinterMasterApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.notice))
 
     def open_printer(self, printer_id: int) -> None:
         self.push_screen(PrinterDetailScreen(printer_id))

@@ -1,11 +1,12 @@
-"""Small modal screens: help, yes/no, and choosing a printer's station."""
+"""Small modal screens: help, a start-up notice, yes/no, and choosing a printer's
+station."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -67,12 +68,41 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "close", "close"),
     ]
 
+    def __init__(self, notice: str | None = None) -> None:
+        super().__init__()
+        #: What the dashboard was started with to say (the demo's URLs and commands).
+        self.notice = notice
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help", classes="dialog"):
+            if self.notice:
+                yield Static(Text(self.notice), id="help-notice")
             yield Static(HELP)
             yield Static(legend_text(), id="legend")
 
     def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class NoticeDialog(ModalScreen[None]):
+    """What the dashboard was started with to say, whole (the demo: its URL, token file
+    and the exact ``pm simctl`` and ``curl`` lines): too long for a one-line toast. Any
+    key closes it; the help (``?``) shows it again."""
+
+    def __init__(self, notice: str) -> None:
+        super().__init__()
+        self.notice = notice
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="notice", classes="dialog"):
+            yield Static(Text(self.notice), id="notice-text")
+            yield Static("any key: close · ? help shows this again", classes="dim")
+
+    def on_key(self, event: events.Key) -> None:
+        event.stop()
+        self.dismiss(None)
+
+    def on_click(self, event: events.Click) -> None:
         self.dismiss(None)
 
 

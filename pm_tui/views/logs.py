@@ -243,7 +243,17 @@ class LogsView(TablePanel):
             return
         line = self._selected()
         if line is None:
-            show(detail, "No log lines match." if self.active else "")
+            job = self.query_spec.job_id
+            if self.active and job is not None:
+                # A job that went as planned logs nothing: say so, and where its steps are.
+                show(
+                    detail,
+                    f"No log lines for job #{job}: the hub logs a job's problems (a failure, "
+                    "a retry, a redelivery), not each step. Its event trail is in its "
+                    "detail (Jobs, enter).",
+                )
+            else:
+                show(detail, "No log lines match." if self.active else "")
             return
         text = Text.assemble(
             level_text(str(line.get("level"))),
