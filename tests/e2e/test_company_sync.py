@@ -256,6 +256,10 @@ async def test_actions_from_the_company_hub_are_done_at_the_branch(
     detail = await company_ops.call("job:get", {"job_id": job["id"], "document": True})
     assert detail["ok"] and detail["job"]["document"]["blocks"]
     assert [e["status"] for e in detail["job"]["events"]][-1] == "completed"
+    # What the printer was sent, asked of the branch that holds it: the company
+    # operator's job detail shows it too.
+    sent = detail["job"]["sent_preview"]
+    assert any("ticket HQ-1" in line for line in sent["lines"]), sent
 
     await sim.set_state("paper_out")
     alert = await company_ops.wait_for(
