@@ -55,6 +55,11 @@ def checked_record(value: Any, where: str, kind: str) -> dict[str, Any]:
         if not ok:
             raise invalid(f"{where}.{key} is missing or not valid for a {kind}")
     record = {k: v for k, v in value.items() if k in FIELDS[kind]}
+    for key, stamp in record.items():
+        # Every ``..._at`` field is a time: seconds since the epoch, or null. A branch
+        # that sends a word or a year 10,000 there must not reach an operator's screen.
+        if key.endswith("_at") and stamp is not None and not _timestamp(stamp):
+            raise invalid(f"{where}.{key} must be a time in seconds since 1970, or null")
     for key in NAMES[kind]:
         name = record.get(key)
         if isinstance(name, str) and control_characters(name):
@@ -63,6 +68,18 @@ def checked_record(value: Any, where: str, kind: str) -> dict[str, Any]:
     if size > MAX_RECORD_BYTES:
         raise invalid(f"{where} is {size} bytes, more than {MAX_RECORD_BYTES} for a record")
     return record
+
+
+#: The latest time a record may carry (year 9999): later ones cannot be shown as dates.
+MAX_TIMESTAMP = 253_402_300_799
+
+
+def _timestamp(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_TIMESTAMP  # NaN fails both comparisons
+    )
 
 
 def checked_entries(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -111,6 +111,21 @@ async def test_a_branch_cannot_push_extra_fields_to_every_company_operator(
             BranchEvent.SNAPSHOT, {"seq": 3, "kind": "printer", "records": [hostile], "last": True}
         )
         assert answer["ok"] is False and "control characters" in str(answer["error"])
+        # Times are numbers (or null): a word, a bool or year 10,000 in a time field would
+        # break every operator's dashboard that shows it (NaN is refused for any field).
+        for seq, stamp in enumerate(("yesterday", True, 1e12, -5), start=4):
+            bad = {**printer, "paused": True, "paused_at": stamp}
+            answer = await say(
+                BranchEvent.SNAPSHOT,
+                {"seq": seq, "kind": "printer", "records": [bad], "last": True},
+            )
+            assert answer["ok"] is False, (stamp, answer)
+            assert "paused_at must be a time" in str(answer["error"]), answer
+        fine = {**printer, "paused": True, "paused_at": 1_765_000_000.5, "status_changed_at": None}
+        answer = await say(
+            BranchEvent.SNAPSHOT, {"seq": 10, "kind": "printer", "records": [fine], "last": True}
+        )
+        assert answer["ok"], answer
     finally:
         await branch.disconnect()
         await ops.close()
