@@ -5,6 +5,7 @@ agent's link, and a load of kitchen tickets whose fate is checked at the end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -97,13 +98,17 @@ class LinkProxy:
 
     async def cut(self) -> None:
         """Close the listener and every open connection (the peers see a dropped link)."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for writer in list(self._pipes):
             writer.transport.abort()
         self._pipes.clear()
+        if server is not None:
+            # Connections are gone first: a loop whose wait_closed waits for them (newer
+            # asyncio, uvloop) must not wait for ever; and never longer than a few seconds.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 5)
 
     async def restore(self) -> None:
         await self.start(self.port)
