@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from pm_core.protocol.statuses import printer_status
+
 logger = logging.getLogger(__name__)
 
 DLE_EOT = b"\x10\x04"
@@ -125,18 +127,13 @@ def decode_status(printer: int, offline_cause: int, error_cause: int, paper: int
         or flags["recoverable_error"]
         or bool(offline_cause & OFFLINE_ERROR)
     )
-    if any_error:
-        status = "error"
-    elif flags["cover_open"]:
-        status = "cover_open"
-    elif flags["paper_end"]:
-        status = "paper_out"
-    elif flags["paper_near_end"]:
-        status = "paper_low"
-    elif flags["offline"]:
-        status = "offline"
-    else:
-        status = "online"
+    status = printer_status(
+        error=any_error,
+        cover_open=flags["cover_open"],
+        paper_out=flags["paper_end"],
+        paper_low=flags["paper_near_end"],
+        offline=flags["offline"],
+    )
     return StatusReport(status=status, flags=flags)
 
 

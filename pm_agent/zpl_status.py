@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 
 from pm_agent.escpos_status import StatusReport
+from pm_core.protocol.statuses import printer_status
 
 #: ``~HS``: "send the host status now" (a tilde command: answered at once, even
 #: between the commands of a label).
@@ -95,16 +96,12 @@ def decode_host_status(answer: bytes) -> StatusReport:
         # be missing on older firmware.
         required = index <= 3
         flags[name] = _flag(strings[string], index, name, required=required)
-    if any(flags[name] for name in _ERRORS):
-        status = "error"
-    elif flags["head_open"]:
-        status = "cover_open"
-    elif flags["paper_end"]:
-        status = "paper_out"
-    elif flags["paused"]:
-        status = "offline"
-    else:
-        status = "online"
+    status = printer_status(
+        error=any(flags[name] for name in _ERRORS),
+        cover_open=flags["head_open"],
+        paper_out=flags["paper_end"],
+        offline=flags["paused"],
+    )
     return StatusReport(status=status, flags=flags)
 
 

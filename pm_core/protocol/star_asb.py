@@ -19,6 +19,8 @@ CloudPRNT server.
 
 from __future__ import annotations
 
+from pm_core.protocol.statuses import printer_status
+
 ASB_LENGTH = 9
 #: status, flags
 StarStatus = tuple[str, dict[str, bool]]
@@ -64,18 +66,13 @@ def decode_asb(answer: bytes) -> StarStatus:
         "recoverable_error": bool(status2 & HEAD_OVERHEAT),
         "drawer_open": bool(status1 & DRAWER),
     }
-    if flags["cutter_error"] or flags["unrecoverable_error"] or flags["recoverable_error"]:
-        status = "error"
-    elif flags["cover_open"]:
-        status = "cover_open"
-    elif flags["paper_end"]:
-        status = "paper_out"
-    elif flags["paper_near_end"]:
-        status = "paper_low"
-    elif flags["offline"]:
-        status = "offline"
-    else:
-        status = "online"
+    status = printer_status(
+        error=flags["cutter_error"] or flags["unrecoverable_error"] or flags["recoverable_error"],
+        cover_open=flags["cover_open"],
+        paper_out=flags["paper_end"],
+        paper_low=flags["paper_near_end"],
+        offline=flags["offline"],
+    )
     return status, flags
 
 
